@@ -1,0 +1,1 @@
+"""The ``shomei`` command: thin click commands over the service functions."""

@@ -1,0 +1,1 @@
+"""The registration authority: the lifecycle of applications and certificates (issue #3)."""

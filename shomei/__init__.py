@@ -1,0 +1,9 @@
+"""Shomei (証明): the common base shared by every part of the product.
+
+Only what every package needs lives here: the root of the error hierarchy
+(:mod:`shomei.errors`), the strict typed loader for TOML configuration
+(:mod:`shomei.config`) and the clock (:mod:`shomei.clock`).  It imports nothing from
+``ca``, ``ra``, ``crl``, ``signer`` or ``cli``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,84 @@
+"""The one error hierarchy of Shomei.
+
+Every error a public function raises derives from :class:`ShomeiError`.  An error carries a
+stable ``code`` (for logs, tests and CSV reports), structured ``fields`` and two messages for
+people: English (``message``) and Japanese (``message_ja``).  The web layer and the CLI each
+map errors to responses in one place (``cli.errors``); built-in exceptions such as
+``KeyError`` or ``ValueError`` are caught at the package boundary and re-raised as one of
+these, with the original as ``__cause__`` for the log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ShomeiError(Exception):
+    """Root of all Shomei errors.
+
+    ``exit_code`` follows the CLI convention of the product: 1 means "checked and found bad"
+    (an invalid signature, a revoked certificate), 2 means "could not decide or could not do"
+    (bad input, missing data, a refused operation).
+    """
+
+    code: ClassVar[str] = "error"
+    exit_code: ClassVar[int] = 2
+
+    def __init__(self, message: str, *, message_ja: str | None = None, **fields: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.message_ja = message_ja or message
+        self.fields: dict[str, Any] = fields
+
+    def __str__(self) -> str:
+        return self.message
+
+    def localized(self, lang: str) -> str:
+        """The message in ``lang`` ("ja" or anything else for English)."""
+        return self.message_ja if lang == "ja" else self.message
+
+
+class ConfigError(ShomeiError):
+    """A configuration or ceremony file is wrong (unknown key, wrong type, missing value)."""
+
+    code = "config"
+
+
+class MalformedInput(ShomeiError):
+    """Input could not be parsed: a truncated CMS, a garbage CRL, a bad CSV row, ..."""
+
+    code = "malformed"
+
+
+class VerificationFailed(ShomeiError):
+    """A cryptographic check ran and the object is not valid (bad signature, tampered data)."""
+
+    code = "invalid"
+    exit_code = 1
+
+
+class CustodyError(ShomeiError):
+    """A CA key could not be opened: too few shares, a repeated share, a wrong PIN, ..."""
+
+    code = "custody"
+
+
+class Refused(ShomeiError):
+    """An operation was refused and nothing was changed (replayed batch, existing output, ...)."""
+
+    code = "refused"
+
+
+class NotFound(ShomeiError):
+    """A named object (file, serial, batch, key label) does not exist."""
+
+    code = "not_found"
+
+
+class Undecided(ShomeiError):
+    """A check could not be decided: no current CRL, revocation status unknown, ...
+
+    Never to be mistaken for success; the CLI exits 2.
+    """
+
+    code = "undecided"

@@ -1,0 +1,66 @@
+"""The CMS SignedData core (signer.cms): round trips and outside judgement by openssl."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from shomei.errors import MalformedInput, VerificationFailed
+from signer import cms
+from signer.keys import SoftwareKey
+from tests.pki import NOW, Pki
+
+
+@pytest.mark.parametrize("name", ["office", "office_ec"])
+def test_detached_round_trip_and_openssl(pki: Pki, pki_dir: Path, tmp_path: Path,
+                                         name: str) -> None:
+    content = "請求データ\n".encode() * 100
+    sig = cms.sign(content, key=SoftwareKey(pki.keys[name]), certificate=pki.certs[name],
+                   chain=[pki.certs["issuing"]], signing_time=NOW)
+    result = cms.verify(sig, content=content)
+    assert result.signer == pki.certs[name]
+    assert result.signing_time == NOW
+    assert len(result.certificates) == 2
+    (tmp_path / "c").write_bytes(content)
+    (tmp_path / "c.p7s").write_bytes(sig)
+    proc = subprocess.run(
+        ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", tmp_path / "c.p7s",
+         "-content", tmp_path / "c", "-CAfile", pki_dir / "root.pem", "-purpose", "any",
+         "-out", "/dev/null"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_attached_round_trip(pki: Pki) -> None:
+    sig = cms.sign(b"batch", key=SoftwareKey(pki.keys["office"]), certificate=pki.certs["office"],
+                   detached=False, signing_time=NOW)
+    assert cms.verify(sig).content == b"batch"
+
+
+def test_tampered_content_is_invalid(pki: Pki) -> None:
+    sig = cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]), certificate=pki.certs["office"],
+                   signing_time=NOW)
+    with pytest.raises(VerificationFailed):
+        cms.verify(sig, content=b"abd")
+
+
+def test_tampered_signature_is_invalid(pki: Pki) -> None:
+    sig = bytearray(cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]),
+                             certificate=pki.certs["office"], signing_time=NOW))
+    sig[-5] ^= 1
+    with pytest.raises(VerificationFailed):
+        cms.verify(bytes(sig), content=b"abc")
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\x30\x03abc", b"not a signature", b"\x30" * 50])
+def test_garbage_is_malformed(garbage: bytes) -> None:
+    with pytest.raises(MalformedInput):
+        cms.verify(garbage, content=b"x")
+
+
+def test_truncated_is_malformed(pki: Pki) -> None:
+    sig = cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]), certificate=pki.certs["office"],
+                   signing_time=NOW)
+    with pytest.raises(MalformedInput):
+        cms.verify(sig[: len(sig) // 2], content=b"abc")
