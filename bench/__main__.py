@@ -23,8 +23,9 @@ HERE = Path(__file__).parent
 
 
 def main(argv: list[str]) -> int:
-    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__)
-                   if m.name.startswith("bench_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if m.name.startswith("bench_")
+    )
     wanted = [a if a.startswith("bench_") else f"bench_{a}" for a in argv]
     unknown = [w for w in wanted if w not in names]
     if unknown:
@@ -38,14 +39,23 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix=f"shomei-{name}-") as work:
             figures.extend(module.run(Path(work)))
     out = HERE / "results.json"
-    out.write_text(json.dumps([f.as_dict() for f in figures], indent=2, ensure_ascii=False)
-                   + "\n", encoding="utf-8")
+    out.write_text(
+        json.dumps([f.as_dict() for f in figures], indent=2, ensure_ascii=False) + "\n",
+        encoding="utf-8",
+    )
     table = Table(title="Shomei benchmarks")
     for col in ("name", "value", "unit", "reference", "ratio", "target", "ok"):
         table.add_column(col)
     for f in figures:
-        table.add_row(f.name, f"{f.value:g}", f.unit, f.reference, f"{f.ratio:g}", f.target,
-                      "[green]yes[/green]" if f.ok else "[red]NO[/red]")
+        table.add_row(
+            f.name,
+            f"{f.value:g}",
+            f.unit,
+            f.reference,
+            f"{f.ratio:g}",
+            f.target,
+            "[green]yes[/green]" if f.ok else "[red]NO[/red]",
+        )
     console.print(table)
     console.print(f"written: {out}")
     return 0 if all(f.ok for f in figures) else 1

@@ -27,16 +27,28 @@ class Figure:
         return asdict(self)
 
 
-def judged(name: str, value: float, unit: str, reference_name: str, reference_value: float,
-           *, target_op: Literal[">=", "<="], target: float,
-           ratio: float | None = None) -> Figure:
+def judged(
+    name: str,
+    value: float,
+    unit: str,
+    reference_name: str,
+    reference_value: float,
+    *,
+    target_op: Literal[">=", "<="],
+    target: float,
+    ratio: float | None = None,
+) -> Figure:
     """A :class:`Figure` whose ``ratio`` (default value/reference) is held to ``target``."""
     r = ratio if ratio is not None else (value / reference_value if reference_value else 0.0)
     ok = r >= target if target_op == ">=" else r <= target
     return Figure(
-        name=name, value=round(value, 4), unit=unit,
+        name=name,
+        value=round(value, 4),
+        unit=unit,
         reference=f"{reference_name}: {reference_value:.4g} {unit}",
-        ratio=round(r, 4), target=f"ratio {target_op} {target}", ok=ok,
+        ratio=round(r, 4),
+        target=f"ratio {target_op} {target}",
+        ok=ok,
     )
 
 

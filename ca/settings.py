@@ -43,10 +43,11 @@ class KeyRef:
 
     def __post_init__(self) -> None:
         if self.backend == "file" and self.path is None:
-            raise ValueError("key.path is required with backend = \"file\"")
+            raise ValueError('key.path is required with backend = "file"')
         if self.backend == "pkcs11" and not (self.module and self.token_label and self.key_label):
-            raise ValueError("key.module, key.token_label and key.key_label are required "
-                             "with backend = \"pkcs11\"")
+            raise ValueError(
+                'key.module, key.token_label and key.key_label are required with backend = "pkcs11"'
+            )
 
 
 @dataclass(frozen=True)

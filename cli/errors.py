@@ -22,7 +22,7 @@ log = logging.getLogger("shomei.cli")
 
 
 def language() -> str:
-    """"ja" when the user's locale is Japanese, else "en" (messages are bilingual)."""
+    """ "ja" when the user's locale is Japanese, else "en" (messages are bilingual)."""
     for var in ("SHOMEI_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
         value = os.environ.get(var)
         if value:

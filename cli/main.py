@@ -1,7 +1,7 @@
 """Entry point of the ``shomei`` command and its sub-groups.
 
-Sub-groups live in their own modules and are registered here: ``shomei ca …`` (CA operator,
-:mod:`cli.ca_commands`), ``shomei demo`` (:mod:`cli.demo`); the signer and the RA add theirs.
+Command modules attach their commands to the groups of :mod:`cli.groups` (``shomei ca …``) or
+export top-level commands in a ``COMMANDS`` tuple (``shomei demo``, ``shomei sign``, ...).
 """
 
 from __future__ import annotations
@@ -18,14 +18,24 @@ from shomei import __version__
 @click.option("-v", "--verbose", is_flag=True, help="Log details (to stderr).")
 def main(verbose: bool) -> None:
     """Shomei (証明): the PKI of a welfare-claims federation."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
 
 
 def _register() -> None:
     import importlib
 
-    for module_name in ("cli.ca_commands", "cli.demo", "cli.sign_commands"):
+    from cli.groups import ca_group
+
+    main.add_command(ca_group)
+    for module_name in (
+        "cli.ca_commands",
+        "cli.ceremony_commands",
+        "cli.demo",
+        "cli.sign_commands",
+    ):
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:

@@ -87,8 +87,12 @@ def _convert(tp: Any, value: Any, where: str, key: str, base: Path) -> Any:
     if origin is typing.Literal:
         if value not in args:
             allowed = ", ".join(repr(a) for a in args)
-            raise _fail(where, key, f"must be one of {allowed}, not {value!r}",
-                        f"{allowed} のいずれかでなければなりません({value!r})")
+            raise _fail(
+                where,
+                key,
+                f"must be one of {allowed}, not {value!r}",
+                f"{allowed} のいずれかでなければなりません({value!r})",
+            )
         return value
     if origin in (list, tuple):
         if not isinstance(value, list):
@@ -131,10 +135,17 @@ def _duration(value: Any, where: str, key: str) -> dt.timedelta:
         m = _DURATION.match(value)
         if m:
             n, unit = int(m.group(1)), m.group(2)
-            return {"d": dt.timedelta(days=n), "h": dt.timedelta(hours=n),
-                    "m": dt.timedelta(minutes=n)}[unit]
-    raise _fail(where, key, "must be a duration such as 7 (days), \"7d\" or \"36h\"",
-                "期間(例: 7、\"7d\"、\"36h\")でなければなりません")
+            return {
+                "d": dt.timedelta(days=n),
+                "h": dt.timedelta(hours=n),
+                "m": dt.timedelta(minutes=n),
+            }[unit]
+    raise _fail(
+        where,
+        key,
+        'must be a duration such as 7 (days), "7d" or "36h"',
+        '期間(例: 7、"7d"、"36h")でなければなりません',
+    )
 
 
 def _convert_dataclass(cls: type, value: Any, where: str, key: str, base: Path) -> Any:
@@ -146,15 +157,18 @@ def _convert_dataclass(cls: type, value: Any, where: str, key: str, base: Path) 
         if name not in fields:
             full = f"{key}.{name}" if key else name
             known = ", ".join(sorted(fields))
-            raise _fail(where, full, f"unknown key (known keys: {known})",
-                        f"不明なキーです(使えるキー: {known})")
+            raise _fail(
+                where,
+                full,
+                f"unknown key (known keys: {known})",
+                f"不明なキーです(使えるキー: {known})",
+            )
     kwargs: dict[str, Any] = {}
     for name, field in fields.items():
         full = f"{key}.{name}" if key else name
         if name in value:
             kwargs[name] = _convert(hints[name], value[name], where, full, base)
-        elif (field.default is dataclasses.MISSING
-              and field.default_factory is dataclasses.MISSING):
+        elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise _fail(where, full, "required key is missing", "必須のキーがありません")
     try:
         return cls(**kwargs)

@@ -63,21 +63,36 @@ def sign(
     acert = ax509.Certificate.load(cert_der)
     digest = hashlib.sha256(content).digest()
     ess = tsp.SigningCertificateV2(
-        {"certs": [tsp.ESSCertIDv2({
-            # hashAlgorithm DEFAULT sha256 is omitted (RFC 5035 §5.4.1.1, DER).
-            "cert_hash": hashlib.sha256(cert_der).digest(),
-            "issuer_serial": {
-                "issuer": [ax509.GeneralName(name="directory_name", value=acert.issuer)],
-                "serial_number": acert.serial_number,
-            },
-        })]}
+        {
+            "certs": [
+                tsp.ESSCertIDv2(
+                    {
+                        # hashAlgorithm DEFAULT sha256 is omitted (RFC 5035 §5.4.1.1, DER).
+                        "cert_hash": hashlib.sha256(cert_der).digest(),
+                        "issuer_serial": {
+                            "issuer": [
+                                ax509.GeneralName(name="directory_name", value=acert.issuer)
+                            ],
+                            "serial_number": acert.serial_number,
+                        },
+                    }
+                )
+            ]
+        }
     )
     attrs = [
         cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
-        cms.CMSAttribute({"type": "signing_time", "values": [
-            cms.Time(name="utc_time" if 1950 <= signing_time.year < 2050 else "general_time",
-                     value=signing_time.astimezone(dt.UTC))
-        ]}),
+        cms.CMSAttribute(
+            {
+                "type": "signing_time",
+                "values": [
+                    cms.Time(
+                        name="utc_time" if 1950 <= signing_time.year < 2050 else "general_time",
+                        value=signing_time.astimezone(dt.UTC),
+                    )
+                ],
+            }
+        ),
         cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
         cms.CMSAttribute({"type": "signing_certificate_v2", "values": [ess]}),
     ]
@@ -86,33 +101,42 @@ def sign(
     signed_attrs = cms.CMSAttributes(attrs)
     signature = key.sign(signed_attrs.dump())
     sig_alg = "rsassa_pkcs1v15" if key.key_type == "rsa" else "sha256_ecdsa"
-    signer_info = cms.SignerInfo({
-        "version": "v1",
-        "sid": cms.SignerIdentifier(name="issuer_and_serial_number", value={
-            "issuer": acert.issuer, "serial_number": acert.serial_number,
-        }),
-        "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
-        "signed_attrs": signed_attrs,
-        "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
-        "signature": signature,
-    })
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                name="issuer_and_serial_number",
+                value={
+                    "issuer": acert.issuer,
+                    "serial_number": acert.serial_number,
+                },
+            ),
+            "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": sig_alg}),
+            "signature": signature,
+        }
+    )
     certs = [acert] + [ax509.Certificate.load(c.public_bytes(Encoding.DER)) for c in chain]
-    signed_data = cms.SignedData({
-        "version": "v1",
-        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
-        "encap_content_info": {
-            "content_type": "data",
-            "content": None if detached else content,
-        },
-        "certificates": [cms.CertificateChoices(name="certificate", value=c) for c in certs],
-        "signer_infos": [signer_info],
-    })
+    signed_data = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+            "encap_content_info": {
+                "content_type": "data",
+                "content": None if detached else content,
+            },
+            "certificates": [cms.CertificateChoices(name="certificate", value=c) for c in certs],
+            "signer_infos": [signer_info],
+        }
+    )
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
 
 
 def _malformed(what: str, what_ja: str, cause: Exception | None = None) -> MalformedInput:
-    err = MalformedInput(f"not a usable CMS signature: {what}",
-                         message_ja=f"CMS 署名として読めません: {what_ja}")
+    err = MalformedInput(
+        f"not a usable CMS signature: {what}", message_ja=f"CMS 署名として読めません: {what_ja}"
+    )
     if cause is not None:
         err.__cause__ = cause
     return err
@@ -160,18 +184,24 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
     attached = sd["encap_content_info"]["content"]
     if content is None:
         if attached.native is None:
-            raise _malformed("detached signature but no content given",
-                             "分離署名ですが対象ファイルが指定されていません")
+            raise _malformed(
+                "detached signature but no content given",
+                "分離署名ですが対象ファイルが指定されていません",
+            )
         content = attached.native
         if not isinstance(content, bytes):
             content = attached.contents
     elif attached.native is not None and attached.native != content:
-        raise VerificationFailed("attached content differs from the given file",
-                                 message_ja="署名に含まれる内容とファイルが一致しません")
+        raise VerificationFailed(
+            "attached content differs from the given file",
+            message_ja="署名に含まれる内容とファイルが一致しません",
+        )
     signer_infos = sd["signer_infos"]
     if len(signer_infos) != 1:
-        raise _malformed(f"{len(signer_infos)} signers (exactly one expected)",
-                         f"署名者が {len(signer_infos)} 人です(1 人のみ対応)")
+        raise _malformed(
+            f"{len(signer_infos)} signers (exactly one expected)",
+            f"署名者が {len(signer_infos)} 人です(1 人のみ対応)",
+        )
     si = signer_infos[0]
     certs: list[x509.Certificate] = []
     acerts: list[ax509.Certificate] = []
@@ -182,14 +212,16 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
         try:
             certs.append(x509.load_der_x509_certificate(choice.chosen.dump()))
         except ValueError as exc:
-            raise _malformed("an attached certificate is unreadable",
-                             "添付された証明書が読めません", exc) from exc
+            raise _malformed(
+                "an attached certificate is unreadable", "添付された証明書が読めません", exc
+            ) from exc
     signer_index = _find_signer(si["sid"], acerts)
     signer = certs[signer_index]
     digest_name = si["digest_algorithm"]["algorithm"].native
     if digest_name not in _HASHES:
-        raise _malformed(f"unsupported digest {digest_name}",
-                         f"対応していないハッシュ関数です({digest_name})")
+        raise _malformed(
+            f"unsupported digest {digest_name}", f"対応していないハッシュ関数です({digest_name})"
+        )
     digest = hashlib.new(digest_name, content).digest()
     signing_time = None
     signed_attrs = si["signed_attrs"]
@@ -199,15 +231,21 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
             by_type.setdefault(attr["type"].native, []).append(attr)
         for required in ("content_type", "message_digest"):
             if len(by_type.get(required, [])) != 1:
-                raise _malformed(f"signed attribute {required} missing or repeated",
-                                 f"署名属性 {required} がないか重複しています")
+                raise _malformed(
+                    f"signed attribute {required} missing or repeated",
+                    f"署名属性 {required} がないか重複しています",
+                )
         ctype = signed_attrs_value(si, "content_type")
         if ctype != sd["encap_content_info"]["content_type"].native:
-            raise VerificationFailed("content-type attribute does not match",
-                                     message_ja="content-type 属性が一致しません")
+            raise VerificationFailed(
+                "content-type attribute does not match",
+                message_ja="content-type 属性が一致しません",
+            )
         if signed_attrs_value(si, "message_digest") != digest:
-            raise VerificationFailed("the file does not match its signature (digest differs)",
-                                     message_ja="ファイルが署名と一致しません(ハッシュ値が異なります)")
+            raise VerificationFailed(
+                "the file does not match its signature (digest differs)",
+                message_ja="ファイルが署名と一致しません(ハッシュ値が異なります)",
+            )
         st = signed_attrs_value(si, "signing_time")
         if isinstance(st, dt.datetime):
             signing_time = st.astimezone(dt.UTC)
@@ -218,14 +256,20 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
             if hashlib.new(hash_alg, acerts[signer_index].dump()).digest() != cert_hash:
                 raise VerificationFailed(
                     "signing-certificate-v2 does not name the attached signer certificate",
-                    message_ja="signing-certificate-v2 属性が署名者証明書と一致しません")
+                    message_ja="signing-certificate-v2 属性が署名者証明書と一致しません",
+                )
         # The signature covers the DER SET OF, not the [0] IMPLICIT encoding (RFC 5652 §5.4).
         signed_bytes = b"\x31" + signed_attrs.dump()[1:]
     else:
         signed_bytes = content
     _check_signature(signer, si, signed_bytes, digest_name)
-    return CmsSignature(content=content, signer=signer, certificates=tuple(certs),
-                        signing_time=signing_time, digest_algorithm=digest_name)
+    return CmsSignature(
+        content=content,
+        signer=signer,
+        certificates=tuple(certs),
+        signing_time=signing_time,
+        digest_algorithm=digest_name,
+    )
 
 
 def signed_attrs_value(si: cms.SignerInfo, name: str) -> object:
@@ -240,18 +284,17 @@ def _find_signer(sid: cms.SignerIdentifier, certs: list[ax509.Certificate]) -> i
     for i, cert in enumerate(certs):
         if sid.name == "issuer_and_serial_number":
             ias = sid.chosen
-            if (cert.serial_number == ias["serial_number"].native
-                    and cert.issuer == ias["issuer"]):
+            if cert.serial_number == ias["serial_number"].native and cert.issuer == ias["issuer"]:
                 return i
         elif sid.name == "subject_key_identifier":
             if cert.key_identifier == sid.chosen.native:
                 return i
-    raise _malformed("the signer certificate is not attached",
-                     "署名者の証明書が添付されていません")
+    raise _malformed("the signer certificate is not attached", "署名者の証明書が添付されていません")
 
 
-def _check_signature(signer: x509.Certificate, si: cms.SignerInfo, data: bytes,
-                     digest_name: str) -> None:
+def _check_signature(
+    signer: x509.Certificate, si: cms.SignerInfo, data: bytes, digest_name: str
+) -> None:
     sig = si["signature"].native
     algo = si["signature_algorithm"]
     public_key = signer.public_key()
@@ -259,20 +302,26 @@ def _check_signature(signer: x509.Certificate, si: cms.SignerInfo, data: bytes,
     try:
         if isinstance(public_key, rsa.RSAPublicKey):
             if algo.signature_algo != "rsassa_pkcs1v15":
-                raise _malformed(f"unsupported RSA signature scheme {algo.signature_algo}",
-                                 "対応していない RSA 署名方式です")
+                raise _malformed(
+                    f"unsupported RSA signature scheme {algo.signature_algo}",
+                    "対応していない RSA 署名方式です",
+                )
             algo_hash = algo["algorithm"].native
             if algo_hash != "rsassa_pkcs1v15" and algo.hash_algo != digest_name:
-                raise _malformed("signature and digest algorithms disagree",
-                                 "署名アルゴリズムとハッシュ関数が一致しません")
+                raise _malformed(
+                    "signature and digest algorithms disagree",
+                    "署名アルゴリズムとハッシュ関数が一致しません",
+                )
             public_key.verify(sig, data, padding.PKCS1v15(), hash_cls())
         elif isinstance(public_key, ec.EllipticCurvePublicKey):
             public_key.verify(sig, data, ec.ECDSA(hash_cls()))
         else:
             raise _malformed("unsupported signer key type", "対応していない鍵の種類です")
     except InvalidSignature as exc:
-        raise VerificationFailed("the signature does not match the signer's key",
-                                 message_ja="署名が署名者の鍵と一致しません") from exc
+        raise VerificationFailed(
+            "the signature does not match the signer's key",
+            message_ja="署名が署名者の鍵と一致しません",
+        ) from exc
 
 
 __all__ = ["CmsSignature", "parse_signed_data", "sign", "verify"]

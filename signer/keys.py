@@ -32,7 +32,7 @@ class SigningKey(Protocol):
 
     @property
     def key_type(self) -> KeyType:
-        """"rsa" or "ec"."""
+        """ "rsa" or "ec"."""
         ...
 
     def sign(self, data: bytes) -> bytes:
@@ -70,7 +70,7 @@ class SoftwareKey:
 
 
 def key_type_of(public_key: object) -> KeyType:
-    """"rsa" or "ec" for a public key; anything else is refused."""
+    """ "rsa" or "ec" for a public key; anything else is refused."""
     if isinstance(public_key, rsa.RSAPublicKey):
         return "rsa"
     if isinstance(public_key, ec.EllipticCurvePublicKey):

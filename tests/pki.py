@@ -22,19 +22,50 @@ NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 # The declarative spec: name -> (issuer, kind, validity offsets in days from NOW).
 SPEC: dict[str, dict[str, object]] = {
     "root": {"issuer": None, "ca": True, "subject": "Shomei Test Root CA", "days": (-30, 3650)},
-    "issuing": {"issuer": "root", "ca": True, "subject": "Shomei Test Issuing CA",
-                "days": (-30, 1825)},
-    "office": {"issuer": "issuing", "ca": False, "subject": "テスト事業所", "office": "1310000001",
-               "days": (-1, 1095)},
-    "revoked": {"issuer": "issuing", "ca": False, "subject": "失効事業所", "office": "1310000002",
-                "days": (-1, 1095), "revoke": "keyCompromise"},
-    "expired": {"issuer": "issuing", "ca": False, "subject": "期限切れ事業所",
-                "office": "1310000003", "days": (-800, -10)},
-    "office_ec": {"issuer": "issuing", "ca": False, "subject": "楕円事業所",
-                  "office": "1310000004", "days": (-1, 1095), "key": "ec"},
+    "issuing": {
+        "issuer": "root",
+        "ca": True,
+        "subject": "Shomei Test Issuing CA",
+        "days": (-30, 1825),
+    },
+    "office": {
+        "issuer": "issuing",
+        "ca": False,
+        "subject": "テスト事業所",
+        "office": "1310000001",
+        "days": (-1, 1095),
+    },
+    "revoked": {
+        "issuer": "issuing",
+        "ca": False,
+        "subject": "失効事業所",
+        "office": "1310000002",
+        "days": (-1, 1095),
+        "revoke": "keyCompromise",
+    },
+    "expired": {
+        "issuer": "issuing",
+        "ca": False,
+        "subject": "期限切れ事業所",
+        "office": "1310000003",
+        "days": (-800, -10),
+    },
+    "office_ec": {
+        "issuer": "issuing",
+        "ca": False,
+        "subject": "楕円事業所",
+        "office": "1310000004",
+        "days": (-1, 1095),
+        "key": "ec",
+    },
     "stranger": {"issuer": None, "ca": True, "subject": "Stranger CA", "days": (-30, 3650)},
-    "stranger_office": {"issuer": "stranger", "ca": False, "subject": "偽事業所",
-                        "office": "1310000001", "days": (-1, 1095)},
+    "stranger_office": {
+        "issuer": "stranger",
+        "ca": False,
+        "subject": "偽事業所",
+        "office": "1310000001",
+        "days": (-1, 1095),
+    },
 }
 
 
@@ -65,8 +96,10 @@ class Pki:
 
 
 def _name(subject: str, office: str | None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shomei Test Federation")]
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Shomei Test Federation"),
+    ]
     if office:
         attrs.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, office))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, subject))
@@ -101,23 +134,47 @@ def build_pki() -> Pki:
             .not_valid_before(NOW + dt.timedelta(days=start))
             .not_valid_after(NOW + dt.timedelta(days=end))
             .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                issuer_key.public_key()), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+                critical=False,
+            )
         )
         if is_ca:
-            builder = builder.add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-        else:
-            builder = builder.add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=True, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
             builder = builder.add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+        else:
+            builder = builder.add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=True,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            builder = builder.add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+            )
         cert = builder.sign(issuer_key, hashes.SHA256())
         pki.certs[name] = cert
         if spec.get("revoke"):
@@ -129,8 +186,10 @@ def build_pki() -> Pki:
         .last_update(NOW - dt.timedelta(hours=1))
         .next_update(NOW + dt.timedelta(days=7))
         .add_extension(x509.CRLNumber(1), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            pki.keys["issuing"].public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(pki.keys["issuing"].public_key()),
+            critical=False,
+        )
     )
     for serial, reason in revoked:
         crl_builder = crl_builder.add_revoked_certificate(

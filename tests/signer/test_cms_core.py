@@ -14,11 +14,17 @@ from tests.pki import NOW, Pki
 
 
 @pytest.mark.parametrize("name", ["office", "office_ec"])
-def test_detached_round_trip_and_openssl(pki: Pki, pki_dir: Path, tmp_path: Path,
-                                         name: str) -> None:
+def test_detached_round_trip_and_openssl(
+    pki: Pki, pki_dir: Path, tmp_path: Path, name: str
+) -> None:
     content = "請求データ\n".encode() * 100
-    sig = cms.sign(content, key=SoftwareKey(pki.keys[name]), certificate=pki.certs[name],
-                   chain=[pki.certs["issuing"]], signing_time=NOW)
+    sig = cms.sign(
+        content,
+        key=SoftwareKey(pki.keys[name]),
+        certificate=pki.certs[name],
+        chain=[pki.certs["issuing"]],
+        signing_time=NOW,
+    )
     result = cms.verify(sig, content=content)
     assert result.signer == pki.certs[name]
     assert result.signing_time == NOW
@@ -26,28 +32,62 @@ def test_detached_round_trip_and_openssl(pki: Pki, pki_dir: Path, tmp_path: Path
     (tmp_path / "c").write_bytes(content)
     (tmp_path / "c.p7s").write_bytes(sig)
     proc = subprocess.run(
-        ["openssl", "cms", "-verify", "-binary", "-inform", "DER", "-in", tmp_path / "c.p7s",
-         "-content", tmp_path / "c", "-CAfile", pki_dir / "root.pem", "-purpose", "any",
-         "-out", "/dev/null"], capture_output=True, text=True, check=False)
+        [
+            "openssl",
+            "cms",
+            "-verify",
+            "-binary",
+            "-inform",
+            "DER",
+            "-in",
+            tmp_path / "c.p7s",
+            "-content",
+            tmp_path / "c",
+            "-CAfile",
+            pki_dir / "root.pem",
+            "-purpose",
+            "any",
+            "-out",
+            "/dev/null",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_attached_round_trip(pki: Pki) -> None:
-    sig = cms.sign(b"batch", key=SoftwareKey(pki.keys["office"]), certificate=pki.certs["office"],
-                   detached=False, signing_time=NOW)
+    sig = cms.sign(
+        b"batch",
+        key=SoftwareKey(pki.keys["office"]),
+        certificate=pki.certs["office"],
+        detached=False,
+        signing_time=NOW,
+    )
     assert cms.verify(sig).content == b"batch"
 
 
 def test_tampered_content_is_invalid(pki: Pki) -> None:
-    sig = cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]), certificate=pki.certs["office"],
-                   signing_time=NOW)
+    sig = cms.sign(
+        b"abc",
+        key=SoftwareKey(pki.keys["office"]),
+        certificate=pki.certs["office"],
+        signing_time=NOW,
+    )
     with pytest.raises(VerificationFailed):
         cms.verify(sig, content=b"abd")
 
 
 def test_tampered_signature_is_invalid(pki: Pki) -> None:
-    sig = bytearray(cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]),
-                             certificate=pki.certs["office"], signing_time=NOW))
+    sig = bytearray(
+        cms.sign(
+            b"abc",
+            key=SoftwareKey(pki.keys["office"]),
+            certificate=pki.certs["office"],
+            signing_time=NOW,
+        )
+    )
     sig[-5] ^= 1
     with pytest.raises(VerificationFailed):
         cms.verify(bytes(sig), content=b"abc")
@@ -60,7 +100,11 @@ def test_garbage_is_malformed(garbage: bytes) -> None:
 
 
 def test_truncated_is_malformed(pki: Pki) -> None:
-    sig = cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]), certificate=pki.certs["office"],
-                   signing_time=NOW)
+    sig = cms.sign(
+        b"abc",
+        key=SoftwareKey(pki.keys["office"]),
+        certificate=pki.certs["office"],
+        signing_time=NOW,
+    )
     with pytest.raises(MalformedInput):
         cms.verify(sig[: len(sig) // 2], content=b"abc")
