@@ -1,0 +1,604 @@
+"""The CA ledger: one SQLite file on the CA machine recording everything the CA did.
+
+It records every request batch (id, SHA-256, when received and finished, outcome), every
+serial number (reserved, then signed or refused; with request id, batch id, subject,
+notAfter, the certificate, and once revoked the revocation time, reason and the DER of its
+CRL entry, RFC 5280 §5.3) and every CRL (number, thisUpdate, nextUpdate, SHA-256, entry
+count).
+
+Why a ledger: RFC 5280 §4.1.2.2 requires serials unique per CA; the ``serials`` table's
+PRIMARY KEY enforces that, and a serial is committed *before* anything is signed with it, so
+a crash can leave a serial reserved-but-unsigned (shown by ``shomei ca status``) but never a
+certificate the ledger does not know.  A batch is committed as ``processing`` before its
+first signature, so a batch that crashed half-way is still "already received" and is never
+processed twice.
+
+The schema is versioned with ``PRAGMA user_version``; :data:`_MIGRATIONS` holds one step per
+version and opening an older file upgrades it in place.  The file runs in WAL mode with
+``synchronous=FULL`` so that a commit has reached the disk when it returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from shomei.clock import UTC, Clock, require_aware, utcnow
+from shomei.errors import ConfigError, NotFound, Refused
+
+BatchOutcome = Literal["processing", "done", "failed"]
+SerialState = Literal["reserved", "signed", "refused"]
+
+# Each step upgrades the schema from version i to i + 1 (the list index is the old version).
+_MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the core tables.
+    """
+    CREATE TABLE batches (
+        batch_id      TEXT PRIMARY KEY,
+        sha256        TEXT NOT NULL UNIQUE,
+        ra_name       TEXT NOT NULL,
+        request_count INTEGER NOT NULL,
+        received_at   TEXT NOT NULL,
+        finished_at   TEXT,
+        outcome       TEXT NOT NULL CHECK (outcome IN ('processing', 'done', 'failed'))
+    );
+    CREATE TABLE serials (
+        serial             TEXT PRIMARY KEY,
+        request_id         TEXT NOT NULL,
+        batch_id           TEXT REFERENCES batches (batch_id),
+        state              TEXT NOT NULL CHECK (state IN ('reserved', 'signed', 'refused')),
+        reserved_at        TEXT NOT NULL,
+        signed_at          TEXT,
+        subject            TEXT,
+        not_after          TEXT,
+        certificate        BLOB,
+        refusal_code       TEXT,
+        refusal_message    TEXT,
+        refusal_message_ja TEXT,
+        revoked_at         TEXT,
+        revocation_reason  TEXT,
+        revoke_request_id  TEXT,
+        crl_entry          BLOB
+    );
+    CREATE INDEX serials_request ON serials (request_id);
+    CREATE TABLE refusals (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id TEXT NOT NULL,
+        batch_id   TEXT,
+        code       TEXT NOT NULL,
+        message    TEXT NOT NULL,
+        message_ja TEXT NOT NULL,
+        at         TEXT NOT NULL
+    );
+    CREATE TABLE crls (
+        number      INTEGER PRIMARY KEY,
+        this_update TEXT NOT NULL,
+        next_update TEXT NOT NULL,
+        sha256      TEXT NOT NULL,
+        entry_count INTEGER NOT NULL
+    );
+    """,
+    # 1 -> 2: batches refused before processing (forged, altered, replayed) are kept for the
+    # operator, and revoked serials get an index because every CRL reads them all.
+    """
+    CREATE TABLE batch_refusals (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        sha256   TEXT NOT NULL,
+        batch_id TEXT,
+        code     TEXT NOT NULL,
+        message  TEXT NOT NULL,
+        at       TEXT NOT NULL
+    );
+    CREATE INDEX serials_revoked ON serials (revoked_at) WHERE revoked_at IS NOT NULL;
+    """,
+)
+SCHEMA_VERSION = len(_MIGRATIONS)
+_COLLISION_RETRIES = 8
+
+
+class RefusalLike(Protocol):
+    """What :meth:`Ledger.record_refused` needs from a refusal (``ca.issue.Refusal``)."""
+
+    @property
+    def code(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def message_ja(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    batch_id: str
+    sha256: str
+    ra_name: str
+    request_count: int
+    received_at: dt.datetime
+    finished_at: dt.datetime | None
+    outcome: BatchOutcome
+
+
+@dataclass(frozen=True)
+class SerialRecord:
+    serial: int
+    request_id: str
+    batch_id: str | None
+    state: SerialState
+    subject: str | None
+    not_after: dt.datetime | None
+    certificate_der: bytes | None
+    revoked_at: dt.datetime | None
+    revocation_reason: str | None
+    revoke_request_id: str | None
+
+
+@dataclass(frozen=True)
+class CrlRecord:
+    number: int
+    this_update: dt.datetime
+    next_update: dt.datetime
+    sha256: str
+    entry_count: int
+
+
+@dataclass(frozen=True)
+class LedgerStats:
+    """Counts for ``shomei ca status``."""
+
+    batches: dict[str, int]
+    batch_refusals: int
+    signed: int
+    refused: int
+    revoked: int
+    reserved_unsigned: tuple[SerialRecord, ...]
+    unfinished_batches: tuple[BatchRecord, ...]
+    last_crl: CrlRecord | None
+
+
+def serial_key(serial: int) -> str:
+    """The canonical text of a serial in the ledger: 40 hex digits (20 octets, §4.1.2.2)."""
+    return format(serial, "040x")
+
+
+def _ts(value: dt.datetime) -> str:
+    # A fixed-width UTC form, so that SQL string comparison orders times correctly.
+    return require_aware(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _from_ts(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def _default_new_serial() -> int:
+    from ca.serials import new_serial
+
+    return new_serial()
+
+
+class Ledger:
+    """The CA ledger in the SQLite file ``path`` (created and upgraded as needed).
+
+    Implements ``ca.issue.SerialStore``: :meth:`reserve`, :meth:`record_signed` and
+    :meth:`record_refused`.  Serials reserved while a batch is open (:meth:`begin_batch`)
+    are recorded against that batch.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock = utcnow,
+        new_serial: Callable[[], int] = _default_new_serial,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._new_serial = new_serial
+        self._lock = threading.RLock()
+        self._batch_id: str | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Autocommit mode: every transaction below is an explicit BEGIN IMMEDIATE.
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(
+                f"cannot open the CA ledger {self.path}: {exc}",
+                message_ja=f"CA 台帳 {self.path} を開けません: {exc}",
+                path=str(self.path),
+            ) from exc
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._migrate(SCHEMA_VERSION)
+        except ConfigError:
+            self._db.close()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ConfigError(
+                f"cannot open the CA ledger {self.path}: {exc}",
+                message_ja=f"CA 台帳 {self.path} を開けません: {exc}",
+                path=str(self.path),
+            ) from exc
+
+    # -- housekeeping -----------------------------------------------------------------------
+
+    def _migrate(self, target: int) -> None:
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the CA ledger {self.path} has schema version {version}, newer than this "
+                f"software ({SCHEMA_VERSION}); upgrade Shomei",
+                message_ja=f"CA 台帳 {self.path} のスキーマ版 {version} はこのソフトウェア"
+                f"({SCHEMA_VERSION})より新しいため使えません",
+                path=str(self.path),
+            )
+        while version < target:
+            # executescript commits first; the step and its version bump share one transaction.
+            self._db.executescript(
+                f"BEGIN IMMEDIATE; {_MIGRATIONS[version]} PRAGMA user_version = {version + 1};"
+                " COMMIT;"
+            )
+            version += 1
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _tx(self) -> _Transaction:
+        return _Transaction(self._db, self._lock)
+
+    # -- batches ----------------------------------------------------------------------------
+
+    def begin_batch(
+        self, *, batch_id: str, sha256: str, ra_name: str, request_count: int, now: dt.datetime
+    ) -> None:
+        """Record that batch ``batch_id`` is being processed; committed before returning.
+
+        Raises :class:`Refused` when the ledger already knows the batch id or its SHA-256
+        (a replay, also of a batch whose processing crashed half-way).
+        """
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT batch_id, received_at, outcome FROM batches"
+                " WHERE batch_id = ? OR sha256 = ?",
+                (batch_id, sha256),
+            ).fetchone()
+            if row is not None:
+                raise Refused(
+                    f"batch {batch_id} was already received on {row[1]} (outcome: {row[2]}); "
+                    "a batch is never processed twice, ask the RA for a new batch",
+                    message_ja=f"バッチ {batch_id} は {row[1]} に受付済みです(結果: {row[2]})。"
+                    "同じバッチは二度処理しません。RA に新しいバッチの作成を依頼してください",
+                    batch_id=batch_id,
+                    previous=row[0],
+                )
+            db.execute(
+                "INSERT INTO batches (batch_id, sha256, ra_name, request_count, received_at,"
+                " outcome) VALUES (?, ?, ?, ?, ?, 'processing')",
+                (batch_id, sha256, ra_name, request_count, _ts(now)),
+            )
+        self._batch_id = batch_id
+
+    def finish_batch(self, batch_id: str, *, outcome: BatchOutcome, now: dt.datetime) -> None:
+        """Mark batch ``batch_id`` finished with ``outcome``."""
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE batches SET outcome = ?, finished_at = ? WHERE batch_id = ?",
+                (outcome, _ts(now), batch_id),
+            ).rowcount
+        if self._batch_id == batch_id:
+            self._batch_id = None
+        if changed != 1:
+            raise NotFound(
+                f"no batch {batch_id} in the ledger",
+                message_ja=f"台帳にバッチ {batch_id} がありません",
+            )
+
+    def record_batch_refusal(
+        self, *, sha256: str, batch_id: str | None, code: str, message: str, now: dt.datetime
+    ) -> None:
+        """Keep a note of a batch refused before processing (forged, altered, replayed)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO batch_refusals (sha256, batch_id, code, message, at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (sha256, batch_id, code, message, _ts(now)),
+            )
+
+    def find_batch(self, batch_id: str) -> BatchRecord | None:
+        row = self._db.execute(
+            "SELECT batch_id, sha256, ra_name, request_count, received_at, finished_at, outcome"
+            " FROM batches WHERE batch_id = ?",
+            (batch_id,),
+        ).fetchone()
+        return None if row is None else _batch(row)
+
+    # -- serials (ca.issue.SerialStore) -----------------------------------------------------
+
+    def reserve(self, request_id: str) -> int:
+        """A new serial for ``request_id``, durably recorded before it is returned.
+
+        A collision with a serial already in the ledger (2^-127 odds) is caught by the
+        PRIMARY KEY and simply retried with a fresh serial.
+        """
+        for _ in range(_COLLISION_RETRIES):
+            serial = self._new_serial()
+            try:
+                with self._tx() as db:
+                    db.execute(
+                        "INSERT INTO serials (serial, request_id, batch_id, state, reserved_at)"
+                        " VALUES (?, ?, ?, 'reserved', ?)",
+                        (serial_key(serial), request_id, self._batch_id, _ts(self._clock())),
+                    )
+            except sqlite3.IntegrityError:
+                continue
+            return serial
+        raise Refused(
+            "could not reserve a unique serial number (the serial source repeats itself)",
+            message_ja="一意のシリアル番号を確保できません(乱数源が同じ値を返しています)",
+        )
+
+    def record_signed(self, serial: int, certificate: x509.Certificate) -> None:
+        """Record the certificate signed with reserved ``serial``."""
+        if certificate.serial_number != serial:
+            raise Refused(
+                f"certificate serial {certificate.serial_number:x} is not {serial:x}",
+                message_ja="証明書のシリアル番号が確保した番号と一致しません",
+            )
+        with self._tx() as db:
+            changed = db.execute(
+                "UPDATE serials SET state = 'signed', signed_at = ?, subject = ?, not_after = ?,"
+                " certificate = ? WHERE serial = ? AND state = 'reserved'",
+                (
+                    _ts(self._clock()),
+                    certificate.subject.rfc4514_string(),
+                    _ts(certificate.not_valid_after_utc),
+                    certificate.public_bytes(Encoding.DER),
+                    serial_key(serial),
+                ),
+            ).rowcount
+        if changed != 1:
+            raise NotFound(
+                f"serial {serial:x} is not reserved in the ledger",
+                message_ja=f"シリアル番号 {serial:x} は台帳で確保されていません",
+                serial=format(serial, "x"),
+            )
+
+    def record_refused(self, request_id: str, serial: int | None, refusal: RefusalLike) -> None:
+        """Record that ``request_id`` was refused (and its reserved serial, if any, unused)."""
+        with self._tx() as db:
+            if serial is not None:
+                db.execute(
+                    "UPDATE serials SET state = 'refused', refusal_code = ?, refusal_message = ?,"
+                    " refusal_message_ja = ? WHERE serial = ? AND state = 'reserved'",
+                    (refusal.code, refusal.message, refusal.message_ja, serial_key(serial)),
+                )
+            db.execute(
+                "INSERT INTO refusals (request_id, batch_id, code, message, message_ja, at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    request_id,
+                    self._batch_id,
+                    refusal.code,
+                    refusal.message,
+                    refusal.message_ja,
+                    _ts(self._clock()),
+                ),
+            )
+
+    def serial(self, serial: int) -> SerialRecord | None:
+        row = self._db.execute(_SERIAL_SELECT + " WHERE serial = ?", (serial_key(serial),))
+        found = row.fetchone()
+        return None if found is None else _serial(found)
+
+    def signed_for_request(self, request_id: str) -> SerialRecord | None:
+        """The certificate already signed for ``request_id``, if any (a re-sent request)."""
+        row = self._db.execute(
+            _SERIAL_SELECT + " WHERE request_id = ? AND state = 'signed' ORDER BY signed_at",
+            (request_id,),
+        ).fetchone()
+        return None if row is None else _serial(row)
+
+    # -- revocation -------------------------------------------------------------------------
+
+    def revoke(
+        self,
+        serial: int,
+        *,
+        revoked_at: dt.datetime,
+        reason: str | None,
+        request_id: str,
+        crl_entry: bytes,
+    ) -> SerialRecord:
+        """Mark ``serial`` revoked, keeping ``crl_entry`` (the DER revokedCertificates item).
+
+        Raises :class:`NotFound` for a serial this CA never signed and :class:`Refused` for
+        one that is already revoked.
+        """
+        with self._tx() as db:
+            row = db.execute(_SERIAL_SELECT + " WHERE serial = ?", (serial_key(serial),)).fetchone()
+            if row is None or row[3] != "signed":
+                raise NotFound(
+                    f"serial {serial:x} was not issued by this CA",
+                    message_ja=f"シリアル番号 {serial:x} はこの CA が発行したものではありません",
+                    serial=format(serial, "x"),
+                )
+            if row[7] is not None:
+                raise Refused(
+                    f"serial {serial:x} is already revoked (since {row[7]})",
+                    message_ja=f"シリアル番号 {serial:x} は失効済みです({row[7]})",
+                    serial=format(serial, "x"),
+                )
+            db.execute(
+                "UPDATE serials SET revoked_at = ?, revocation_reason = ?, revoke_request_id = ?,"
+                " crl_entry = ? WHERE serial = ?",
+                (_ts(revoked_at), reason, request_id, crl_entry, serial_key(serial)),
+            )
+        record = self.serial(serial)
+        assert record is not None
+        return record
+
+    def crl_entries(self, *, now: dt.datetime, keep_after_expiry: dt.timedelta) -> list[bytes]:
+        """The stored CRL entries still to be listed at ``now`` (RFC 5280 §3.3).
+
+        An entry is dropped once its certificate expired more than ``keep_after_expiry`` ago.
+        """
+        cutoff = _ts(require_aware(now) - keep_after_expiry)
+        rows = self._db.execute(
+            "SELECT crl_entry FROM serials WHERE revoked_at IS NOT NULL AND not_after >= ?"
+            " ORDER BY serial",
+            (cutoff,),
+        )
+        return [bytes(r[0]) for r in rows]
+
+    # -- CRLs -------------------------------------------------------------------------------
+
+    def record_crl(
+        self,
+        *,
+        number: int,
+        this_update: dt.datetime,
+        next_update: dt.datetime,
+        sha256: str,
+        entry_count: int,
+    ) -> None:
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO crls (number, this_update, next_update, sha256, entry_count)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (number, _ts(this_update), _ts(next_update), sha256, entry_count),
+                )
+        except sqlite3.IntegrityError as exc:
+            raise Refused(
+                f"CRL number {number} is already in the ledger",
+                message_ja=f"CRL 番号 {number} は台帳に記録済みです",
+            ) from exc
+
+    def last_crl(self) -> CrlRecord | None:
+        row = self._db.execute(
+            "SELECT number, this_update, next_update, sha256, entry_count FROM crls"
+            " ORDER BY number DESC LIMIT 1"
+        ).fetchone()
+        if row is None:
+            return None
+        this_update, next_update = _from_ts(row[1]), _from_ts(row[2])
+        assert this_update is not None and next_update is not None
+        return CrlRecord(row[0], this_update, next_update, row[3], row[4])
+
+    # -- status -----------------------------------------------------------------------------
+
+    def stats(self) -> LedgerStats:
+        db = self._db
+        batches = dict(db.execute("SELECT outcome, count(*) FROM batches GROUP BY outcome"))
+        states = dict(db.execute("SELECT state, count(*) FROM serials GROUP BY state"))
+        revoked = db.execute("SELECT count(*) FROM serials WHERE revoked_at IS NOT NULL")
+        refusals = db.execute("SELECT count(*) FROM batch_refusals").fetchone()[0]
+        reserved = db.execute(_SERIAL_SELECT + " WHERE state = 'reserved' ORDER BY reserved_at")
+        unfinished = db.execute(
+            "SELECT batch_id, sha256, ra_name, request_count, received_at, finished_at, outcome"
+            " FROM batches WHERE outcome = 'processing' ORDER BY received_at"
+        )
+        return LedgerStats(
+            batches={str(k): int(v) for k, v in batches.items()},
+            batch_refusals=int(refusals),
+            signed=int(states.get("signed", 0)),
+            # Every refused request, also those refused before a serial was reserved.
+            refused=int(db.execute("SELECT count(*) FROM refusals").fetchone()[0]),
+            revoked=int(revoked.fetchone()[0]),
+            reserved_unsigned=tuple(_serial(r) for r in reserved),
+            unfinished_batches=tuple(_batch(r) for r in unfinished),
+            last_crl=self.last_crl(),
+        )
+
+
+_SERIAL_SELECT = (
+    "SELECT serial, request_id, batch_id, state, subject, not_after, certificate, revoked_at,"
+    " revocation_reason, revoke_request_id FROM serials"
+)
+
+
+def _serial(row: Any) -> SerialRecord:
+    cert = row[6]
+    return SerialRecord(
+        serial=int(str(row[0]), 16),
+        request_id=str(row[1]),
+        batch_id=None if row[2] is None else str(row[2]),
+        state=row[3],
+        subject=None if row[4] is None else str(row[4]),
+        not_after=_from_ts(row[5]),
+        certificate_der=None if cert is None else bytes(cert),
+        revoked_at=_from_ts(row[7]),
+        revocation_reason=None if row[8] is None else str(row[8]),
+        revoke_request_id=None if row[9] is None else str(row[9]),
+    )
+
+
+def _batch(row: Any) -> BatchRecord:
+    received = _from_ts(row[4])
+    assert received is not None
+    return BatchRecord(
+        batch_id=str(row[0]),
+        sha256=str(row[1]),
+        ra_name=str(row[2]),
+        request_count=int(row[3]),
+        received_at=received,
+        finished_at=_from_ts(row[5]),
+        outcome=row[6],
+    )
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` on error), under the ledger lock."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._db = db
+        self._lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self._lock.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+        return self._db
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+        finally:
+            self._lock.release()
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BatchRecord",
+    "CrlRecord",
+    "Ledger",
+    "LedgerStats",
+    "SerialRecord",
+    "serial_key",
+]
