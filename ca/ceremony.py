@@ -1,0 +1,650 @@
+"""Key ceremonies: create the root and issuing CAs and issue their CRLs, scripted and logged.
+
+One reviewed ceremony file (:mod:`ca.ceremony_config`) drives one run.  :func:`plan` says
+what would happen and which files would be written (the dry run prints it); :func:`run`
+refuses to start if any output exists (nothing is ever overwritten), then performs the
+actions in order and records every step in a hash-chained transcript
+(:mod:`ca.transcript`) signed at the end with the last CA key used.
+
+CA certificates are issued in the same two steps as office certificates (STYLE.md): the
+certificate is built and signed with a throwaway key of the issuer's key type, linted with
+pkilint (RFC 5280 §4; warnings are failures), and only then is its TBS signed with the real
+key (:func:`ca.certasm.certificate_from_tbs`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from ca import lint
+from ca.ceremony_config import Action, CASpec, CeremonyConfig, KeySpec
+from ca.certasm import certificate_from_tbs
+from ca.custody import open_ca_key
+from ca.custody.keyfile import create_key_file
+from ca.custody.shares import Share
+from ca.serials import new_serial
+from ca.settings import KeyRef
+from ca.transcript import Transcript, file_digest
+from shomei import config
+from shomei.errors import Refused, ShomeiError
+from signer.keys import KeyType, SigningKey
+
+Echo = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Step:
+    action: Action
+    description: str
+    outputs: tuple[Path, ...]
+
+
+@dataclass
+class CeremonyResult:
+    steps: list[Step]
+    written: list[Path] = field(default_factory=list)
+    share_files: list[Path] = field(default_factory=list)
+    transcript: Path | None = None
+
+
+@dataclass(frozen=True)
+class HomePaths:
+    """Where the ceremony puts things inside a CA home (see :mod:`ca.settings`)."""
+
+    home: Path
+
+    def cert(self, which: str) -> Path:
+        return self.home / which / f"{which}.pem"
+
+    def cert_der(self, which: str) -> Path:
+        return self.home / which / f"{which}.crt"
+
+    def key_file(self, which: str) -> Path:
+        return self.home / which / f"{which}.key.p8"
+
+    def key_ref(self, which: str) -> Path:
+        return self.home / which / "key.toml"
+
+    def crl_dir(self, which: str) -> Path:
+        return self.home / "crl" / which
+
+    @property
+    def settings(self) -> Path:
+        return self.home / "ca.toml"
+
+    @property
+    def ledger(self) -> Path:
+        return self.home / "ledger.sqlite"
+
+    @property
+    def profiles(self) -> Path:
+        return self.home / "profiles"
+
+
+def plan(cfg: CeremonyConfig) -> list[Step]:
+    """The steps of the ceremony and the files each one writes (nothing is touched)."""
+    paths = HomePaths(cfg.ceremony.ca_home)
+    steps: list[Step] = []
+    for action in cfg.ceremony.actions:
+        if action in ("create-root", "create-issuing"):
+            which = "root" if action == "create-root" else "issuing"
+            spec = cfg.root if which == "root" else cfg.issuing
+            assert spec is not None  # checked by CeremonyConfig
+            outputs = [paths.cert(which), paths.cert_der(which), paths.key_ref(which)]
+            custody = f"PKCS#11 token {spec.key.token_label!r}, key {spec.key.key_label!r}"
+            if spec.key.backend == "file":
+                outputs += [paths.key_file(which), paths.key_file(which).with_suffix(".json")]
+                outputs += _share_files(cfg, which, spec.key)
+                custody = (
+                    f"encrypted PKCS#8, passphrase split {spec.key.m}-of-{spec.key.n} "
+                    "among custodians"
+                )
+            issuer = "self-signed" if which == "root" else "signed by the root"
+            steps.append(
+                Step(
+                    action,
+                    (
+                        f"generate a {spec.key.algorithm} key ({custody}); {issuer} CA certificate "
+                        f"CN={spec.common_name}, O={cfg.federation.name}, valid {spec.validity.days} "
+                        "days"
+                    ),
+                    tuple(outputs),
+                )
+            )
+        elif action == "root-crl":
+            steps.append(
+                Step(
+                    action,
+                    (f"issue the root's CRL (ARL), valid {cfg.crl.root_validity.days} days"),
+                    (paths.crl_dir("root"),),
+                )
+            )
+        else:
+            steps.append(
+                Step(
+                    action,
+                    (
+                        f"issue the issuing CA's CRL from the ledger, valid "
+                        f"{cfg.crl.issuing_validity.days} days"
+                    ),
+                    (paths.crl_dir("issuing"),),
+                )
+            )
+    if not paths.settings.exists() and _issuer_of_offices(cfg) is not None:
+        steps[-1] = Step(
+            steps[-1].action,
+            steps[-1].description,
+            (*steps[-1].outputs, paths.settings, paths.ledger, paths.profiles),
+        )
+    return steps
+
+
+def _share_files(cfg: CeremonyConfig, which: str, key: KeySpec) -> list[Path]:
+    folder = cfg.ceremony.shares_dir
+    if folder is None:
+        return []
+    return [folder / f"{which}-share-{i}-of-{key.n}.txt" for i in range(1, key.n + 1)]
+
+
+def _issuer_of_offices(cfg: CeremonyConfig) -> str | None:
+    """Which CA this ceremony makes the issuer of office certificates, if any."""
+    actions = cfg.ceremony.actions
+    if "create-issuing" in actions:
+        return "issuing"
+    if "create-root" in actions and cfg.issuing is None:
+        return "root"  # single tier
+    return None
+
+
+def _check_free(steps: Sequence[Step]) -> None:
+    for step in steps:
+        for out in step.outputs:
+            if out.suffix and out.exists():
+                raise Refused(
+                    f"{out} already exists; a ceremony never overwrites files",
+                    message_ja=f"{out} は既に存在します(儀式はファイルを上書きしません)",
+                    path=str(out),
+                )
+
+
+def run(
+    cfg: CeremonyConfig,
+    *,
+    config_path: Path,
+    now: dt.datetime,
+    shares: Sequence[Share] = (),
+    pin: str | None = None,
+    echo: Echo = print,
+) -> CeremonyResult:
+    """Perform the ceremony.  ``shares``/``pin`` open CA keys made by an earlier ceremony."""
+    steps = plan(cfg)
+    _check_free(steps)
+    paths = HomePaths(cfg.ceremony.ca_home)
+    result = CeremonyResult(steps=steps)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    transcript = Transcript(
+        paths.home / "transcripts" / f"{stamp}-{cfg.ceremony.name}.log",
+        ceremony=cfg.ceremony.name,
+        now=now,
+    )
+    result.transcript = transcript.path
+    transcript.append(
+        "present", now=now, operator=cfg.ceremony.operator, witnesses=cfg.ceremony.witnesses
+    )
+    transcript.append(
+        "config",
+        now=now,
+        file=str(config_path),
+        sha256=file_digest(config_path),
+        text=config_path.read_text(encoding="utf-8"),
+    )
+    keys: dict[str, SigningKey] = {}
+    certs: dict[str, x509.Certificate] = {}
+    try:
+        for step in steps:
+            echo(f"== {step.action}: {step.description}")
+            if step.action == "create-root":
+                assert cfg.root is not None
+                key = _new_key("root", cfg.root.key, cfg, paths, pin, transcript, result, now)
+                keys["root"] = key
+                certs["root"] = _write_ca_cert(
+                    "root",
+                    cfg,
+                    cfg.root,
+                    subject_key=key,
+                    issuer_key=key,
+                    issuer_cert=None,
+                    paths=paths,
+                    transcript=transcript,
+                    result=result,
+                    now=now,
+                )
+            elif step.action == "create-issuing":
+                assert cfg.issuing is not None
+                root_key = keys.get("root") or _open_existing("root", paths, shares, pin)
+                root_cert = certs.get("root") or _read_cert(paths.cert("root"))
+                key = _new_key("issuing", cfg.issuing.key, cfg, paths, pin, transcript, result, now)
+                keys["issuing"] = key
+                keys.setdefault("root", root_key)
+                certs.setdefault("root", root_cert)
+                certs["issuing"] = _write_ca_cert(
+                    "issuing",
+                    cfg,
+                    cfg.issuing,
+                    subject_key=key,
+                    issuer_key=root_key,
+                    issuer_cert=root_cert,
+                    paths=paths,
+                    transcript=transcript,
+                    result=result,
+                    now=now,
+                )
+            elif step.action == "root-crl":
+                key = keys.get("root") or _open_existing("root", paths, shares, pin)
+                keys.setdefault("root", key)
+                cert = certs.setdefault("root", _read_cert(paths.cert("root")))
+                _write_root_crl(cfg, cert, key, paths, transcript, result, now)
+        which = _issuer_of_offices(cfg)
+        if which is not None and not paths.settings.exists():
+            _write_settings(cfg, which, paths, transcript, result, now)
+        if "issuing-crl" in cfg.ceremony.actions:
+            which = "issuing" if paths.cert("issuing").exists() else "root"
+            key = keys.get(which) or _open_existing(which, paths, shares, pin)
+            keys.setdefault(which, key)
+            _write_issuing_crl(paths, key, transcript, result, now)
+    except BaseException as exc:
+        transcript.abandon(now=now, reason=str(exc) or type(exc).__name__)
+        raise
+    signer_name = "issuing" if "issuing" in keys else "root"
+    signer_cert = certs.get(signer_name) or _read_cert(paths.cert(signer_name))
+    transcript.sign_and_close(key=keys[signer_name], certificate=signer_cert, now=now)
+    echo(f"transcript: {transcript.path} (signed)")
+    return result
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+def _new_key(
+    which: str,
+    spec: KeySpec,
+    cfg: CeremonyConfig,
+    paths: HomePaths,
+    pin: str | None,
+    transcript: Transcript,
+    result: CeremonyResult,
+    now: dt.datetime,
+) -> SigningKey:
+    (paths.home / which).mkdir(parents=True, exist_ok=True)
+    ref_text: str
+    key: SigningKey
+    if spec.backend == "file":
+        key, shares = create_key_file(
+            paths.key_file(which), algorithm=spec.algorithm, m=spec.m, n=spec.n
+        )
+        result.written += [paths.key_file(which), paths.key_file(which).with_suffix(".json")]
+        share_paths = _share_files(cfg, which, spec)
+        for share, share_path in zip(shares, share_paths, strict=False):
+            share_path.parent.mkdir(parents=True, exist_ok=True)
+            with share_path.open("x", encoding="utf-8") as f:
+                f.write(share.encode() + "\n")
+            share_path.chmod(0o600)
+            result.share_files.append(share_path)
+        ref_text = f'[key]\nbackend = "file"\npath = "{paths.key_file(which).name}"\n'
+        transcript.append(
+            "key-generated",
+            now=now,
+            ca=which,
+            backend="file",
+            algorithm=spec.algorithm,
+            m=spec.m,
+            n=spec.n,
+            public_key_sha256=_spki_sha256(key),
+            share_fingerprints=[
+                hashlib.sha256(s.encode().encode()).hexdigest()[:16] for s in shares
+            ],
+            share_files=[str(p) for p in share_paths],
+        )
+    else:
+        from signer.pkcs11 import generate_pkcs11_key
+
+        if pin is None:
+            raise Refused(
+                "the token PIN is needed to generate a PKCS#11 key",
+                message_ja="PKCS#11 鍵の生成にはトークンの PIN が必要です",
+            )
+        assert spec.module and spec.token_label and spec.key_label
+        key = generate_pkcs11_key(
+            module=spec.module,
+            token_label=spec.token_label,
+            key_label=spec.key_label,
+            pin=pin,
+            algorithm=spec.algorithm,
+        )  # type: ignore[arg-type]
+        ref_text = (
+            f'[key]\nbackend = "pkcs11"\nmodule = "{spec.module}"\n'
+            f'token_label = "{spec.token_label}"\nkey_label = "{spec.key_label}"\n'
+        )
+        transcript.append(
+            "key-generated",
+            now=now,
+            ca=which,
+            backend="pkcs11",
+            algorithm=spec.algorithm,
+            token_label=spec.token_label,
+            key_label=spec.key_label,
+            public_key_sha256=_spki_sha256(key),
+        )
+    _write_new(paths.key_ref(which), ref_text.encode(), result)
+    return key
+
+
+def _open_existing(
+    which: str, paths: HomePaths, shares: Sequence[Share], pin: str | None
+) -> SigningKey:
+    ref = config.load(paths.key_ref(which), KeyRef, section="key")
+    return open_ca_key(ref, shares=shares, pin=pin)
+
+
+def _spki_sha256(key: SigningKey) -> str:
+    spki = key.public_key.public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return hashlib.sha256(spki).hexdigest()
+
+
+@functools.cache
+def _throwaway(key_type: KeyType) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    # Only makes the TBS carry the issuer's signature algorithm; never signs anything real.
+    if key_type == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+# -- certificates -------------------------------------------------------------------------
+
+
+def _write_ca_cert(
+    which: str,
+    cfg: CeremonyConfig,
+    spec: CASpec,
+    *,
+    subject_key: SigningKey,
+    issuer_key: SigningKey,
+    issuer_cert: x509.Certificate | None,
+    paths: HomePaths,
+    transcript: Transcript,
+    result: CeremonyResult,
+    now: dt.datetime,
+) -> x509.Certificate:
+    fed = cfg.federation
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, fed.name),
+            x509.NameAttribute(NameOID.COMMON_NAME, spec.common_name),
+        ]
+    )
+    not_after = now + spec.validity
+    if issuer_cert is not None:
+        not_after = min(not_after, issuer_cert.not_valid_after_utc)
+    ski = x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key)
+    issuer_ski = (
+        ski
+        if issuer_cert is None
+        else issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject if issuer_cert is None else issuer_cert.subject)
+        .public_key(subject_key.public_key)
+        .serial_number(new_serial())
+        .not_valid_before(now)
+        .not_valid_after(not_after)
+        .add_extension(
+            x509.BasicConstraints(ca=True, path_length=None if issuer_cert is None else 0),
+            critical=True,
+        )
+        .add_extension(
+            x509.KeyUsage(
+                # The issuing CA also signs result batches (CMS), hence digitalSignature.
+                digital_signature=issuer_cert is not None,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
+            critical=False,
+        )
+    )
+    if issuer_cert is not None:
+        base = fed.crl_base_url.rstrip("/")
+        builder = (
+            builder.add_extension(
+                x509.CRLDistributionPoints(
+                    [
+                        x509.DistributionPoint(
+                            full_name=[x509.UniformResourceIdentifier(f"{base}/root.crl")],
+                            relative_name=None,
+                            reasons=None,
+                            crl_issuer=None,
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityInformationAccess(
+                    [
+                        x509.AccessDescription(
+                            x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
+                            x509.UniformResourceIdentifier(
+                                f"{fed.ca_base_url.rstrip('/')}/root.crt"
+                            ),
+                        )
+                    ]
+                ),
+                critical=False,
+            )
+            .add_extension(
+                x509.CertificatePolicies(
+                    [x509.PolicyInformation(x509.ObjectIdentifier(fed.policy_oid), None)]
+                ),
+                critical=False,
+            )
+        )
+    # Step one: throwaway signature and lint; step two: the real key signs the same TBS.
+    draft = builder.sign(_throwaway(issuer_key.key_type), hashes.SHA256())
+    lint.require_clean(lint.lint_certificate(draft.public_bytes(serialization.Encoding.DER)))
+    cert = certificate_from_tbs(draft.tbs_certificate_bytes, issuer_key)
+    _write_new(paths.cert(which), cert.public_bytes(serialization.Encoding.PEM), result)
+    _write_new(paths.cert_der(which), cert.public_bytes(serialization.Encoding.DER), result)
+    transcript.append(
+        "certificate-signed",
+        now=now,
+        ca=which,
+        subject=cert.subject.rfc4514_string(),
+        serial=format(cert.serial_number, "x"),
+        not_after=cert.not_valid_after_utc.isoformat(),
+        sha256=file_digest(paths.cert_der(which)),
+        lint="clean",
+    )
+    return cert
+
+
+def _read_cert(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except FileNotFoundError as exc:
+        from shomei.errors import NotFound
+
+        raise NotFound(
+            f"{path} not found: create that CA first",
+            message_ja=f"{path} がありません(先にその認証局を作成してください)",
+        ) from exc
+
+
+def _write_new(path: Path, data: bytes, result: CeremonyResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with path.open("xb") as f:
+            f.write(data)
+    except FileExistsError as exc:
+        raise Refused(
+            f"{path} already exists; nothing is overwritten",
+            message_ja=f"{path} は既に存在します(上書きしません)",
+        ) from exc
+    result.written.append(path)
+
+
+# -- CRLs and settings --------------------------------------------------------------------
+
+
+def next_crl_number(folder: Path, this_update: dt.datetime) -> int:
+    """A CRLNumber greater than every CRL in ``folder`` and derived from the issue time.
+
+    Taking nanoseconds since the epoch (as Let's Encrypt does) keeps numbers increasing even
+    when the record of earlier CRLs is lost or restored from an old backup (RFC 5280 §5.2.3
+    requires monotonically increasing numbers; they fit well within 20 octets).
+    """
+    highest = 0
+    if folder.is_dir():
+        for f in folder.glob("*.crl"):
+            if f.stem.isdigit():
+                highest = max(highest, int(f.stem))
+    return max(highest + 1, int(this_update.timestamp()) * 1_000_000_000)
+
+
+def _write_root_crl(
+    cfg: CeremonyConfig,
+    cert: x509.Certificate,
+    key: SigningKey,
+    paths: HomePaths,
+    transcript: Transcript,
+    result: CeremonyResult,
+    now: dt.datetime,
+) -> None:
+    from crl.builder import build_crl
+
+    folder = paths.crl_dir("root")
+    number = next_crl_number(folder, now)
+    der = build_crl(
+        issuer=cert,
+        key=key,
+        number=number,
+        this_update=now,
+        next_update=now + cfg.crl.root_validity,
+    )
+    lint.require_clean(lint.lint_crl(der))
+    target = folder / f"{number}.crl"
+    _write_new(target, der, result)
+    transcript.append(
+        "crl-signed",
+        now=now,
+        ca="root",
+        number=number,
+        entries=0,
+        next_update=(now + cfg.crl.root_validity).isoformat(),
+        file=str(target),
+        sha256=file_digest(target),
+        lint="clean",
+    )
+
+
+def _write_issuing_crl(
+    paths: HomePaths,
+    key: SigningKey,
+    transcript: Transcript,
+    result: CeremonyResult,
+    now: dt.datetime,
+) -> None:
+    from ca.context import open_ca_with_key
+    from ca.crls import issue_crl
+    from ca.settings import load_ca_settings
+
+    ca = open_ca_with_key(load_ca_settings(paths.settings), key)
+    der = issue_crl(ca, now=now)
+    written = sorted(paths.crl_dir("issuing").glob("*.crl"))
+    if written:
+        result.written.append(written[-1])
+    transcript.append("crl-signed", now=now, ca="issuing", sha256=hashlib.sha256(der).hexdigest())
+
+
+def _write_settings(
+    cfg: CeremonyConfig,
+    which: str,
+    paths: HomePaths,
+    transcript: Transcript,
+    result: CeremonyResult,
+    now: dt.datetime,
+) -> None:
+    chain = '"root/root.pem"' if which == "issuing" else ""
+    key_ref = config.load(paths.key_ref(which), KeyRef, section="key")
+    if key_ref.backend == "file":
+        key_line = f'key = {{ backend = "file", path = "{which}/{which}.key.p8" }}'
+    else:
+        key_line = (
+            f'key = {{ backend = "pkcs11", module = "{key_ref.module}", '
+            f'token_label = "{key_ref.token_label}", key_label = "{key_ref.key_label}" }}'
+        )
+    text = (
+        "# Settings of this CA machine, written by the ceremony "
+        f"{cfg.ceremony.name!r} on {now.isoformat()}.\n"
+        "# Review, then keep under change control. Unknown keys are refused.\n"
+        "[ca]\n"
+        f'name = "{cfg.federation.name} {which} CA"\n'
+        f'certificate = "{which}/{which}.pem"\n'
+        f"chain = [{chain}]\n"
+        f"{key_line}\n"
+        'ledger = "ledger.sqlite"\n'
+        'profiles_dir = "profiles"\n'
+        'default_profile = "office"\n'
+        f'crl_dir = "crl/{which}"\n'
+        "# The RA link certificates (PEM) whose request batches this CA signs.\n"
+        "trusted_ra = []\n\n"
+        "[ca.crl]\n"
+        f'validity = "{cfg.crl.issuing_validity.days}d"\n'
+        'keep_after_expiry = "30d"\n'
+    )
+    _write_new(paths.settings, text.encode(), result)
+    _copy_profiles(cfg, paths, result)
+    transcript.append(
+        "settings-written", now=now, file=str(paths.settings), sha256=file_digest(paths.settings)
+    )
+
+
+def _copy_profiles(cfg: CeremonyConfig, paths: HomePaths, result: CeremonyResult) -> None:
+    source = cfg.ceremony.profiles
+    paths.profiles.mkdir(parents=True, exist_ok=True)
+    if source is None:
+        return
+    for profile in sorted(source.glob("*.toml")):
+        target = paths.profiles / profile.name
+        if target.exists():
+            raise Refused(f"{target} already exists", message_ja=f"{target} は既に存在します")
+        shutil.copyfile(profile, target)
+        result.written.append(target)
+
+
+__all__ = ["CeremonyResult", "ShomeiError", "Step", "next_crl_number", "plan", "run"]

@@ -1,0 +1,132 @@
+"""The reviewed config file that drives one key ceremony (strict TOML).
+
+A ceremony file names the CA home it works on, who is present, and an ordered list of
+actions: ``create-root``, ``create-issuing``, ``root-crl`` and ``issuing-crl``.  Each action
+reads its own table (``[root]``, ``[issuing]``, ``[crl]``).  A single-tier CA is a ceremony
+without ``create-issuing``: the root then issues office certificates itself.  See
+``conf/ceremonies/example.toml`` and docs/ca-operator-guide.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from shomei import config
+
+Action = Literal["create-root", "create-issuing", "root-crl", "issuing-crl"]
+Algorithm = Literal["rsa2048", "rsa3072", "rsa4096", "p256", "p384"]
+
+_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+
+
+@dataclass(frozen=True)
+class KeySpec:
+    """How a new CA key is made and kept (see docs/key-custody.md)."""
+
+    backend: Literal["file", "pkcs11"] = "file"
+    algorithm: Algorithm = "rsa3072"
+    m: int = 2
+    n: int = 3
+    module: Path | None = None
+    token_label: str | None = None
+    key_label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.backend == "file" and not 1 <= self.m <= self.n <= 16:
+            raise ValueError("key: need 1 <= m <= n <= 16 custodian shares")
+        if self.backend == "file" and self.m < 2 and self.n > 1:
+            raise ValueError("key: m = 1 with several custodians lets any one open the key")
+        if self.backend == "pkcs11":
+            if not (self.module and self.token_label and self.key_label):
+                raise ValueError(
+                    'key: module, token_label and key_label are required with backend = "pkcs11"'
+                )
+            if self.algorithm not in ("rsa2048", "rsa3072", "p256"):
+                raise ValueError("key: a PKCS#11 key must be rsa2048, rsa3072 or p256")
+
+
+@dataclass(frozen=True)
+class CASpec:
+    """One CA certificate to create."""
+
+    common_name: str
+    validity: dt.timedelta
+    key: KeySpec = field(default_factory=KeySpec)
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.common_name) <= 64:
+            raise ValueError("common_name must be 1 to 64 characters (RFC 5280 ub-common-name)")
+        if self.validity <= dt.timedelta(0):
+            raise ValueError("validity must be positive")
+
+
+@dataclass(frozen=True)
+class FederationSpec:
+    """Who runs the CA and where its certificates and CRLs are published."""
+
+    name: str
+    crl_base_url: str
+    ca_base_url: str
+    policy_oid: str
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.name) <= 64:
+            raise ValueError("federation name must be 1 to 64 characters")
+        for url in (self.crl_base_url, self.ca_base_url):
+            if not url.startswith("http://"):
+                # RFC 5280 §4.2.1.13 / §4.2.2.1: relying parties fetch these over plain HTTP.
+                raise ValueError(f"{url!r}: publication URLs must be http:// URLs")
+        if not _OID.match(self.policy_oid):
+            raise ValueError(f"policy_oid {self.policy_oid!r} is not a dotted OID")
+
+
+@dataclass(frozen=True)
+class CrlSpec:
+    """Validity of the CRLs a ceremony issues."""
+
+    root_validity: dt.timedelta = dt.timedelta(days=365)
+    issuing_validity: dt.timedelta = dt.timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class CeremonyInfo:
+    name: str
+    ca_home: Path
+    actions: list[Action]
+    operator: str
+    witnesses: list[str] = field(default_factory=list)
+    profiles: Path | None = None
+    shares_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not self.actions:
+            raise ValueError("actions: at least one action is needed")
+        if len(set(self.actions)) != len(self.actions):
+            raise ValueError("actions: an action is listed twice")
+        order = ["create-root", "create-issuing", "root-crl", "issuing-crl"]
+        if [a for a in order if a in self.actions] != list(self.actions):
+            raise ValueError(f"actions must keep this order: {', '.join(order)}")
+
+
+@dataclass(frozen=True)
+class CeremonyConfig:
+    ceremony: CeremonyInfo
+    federation: FederationSpec
+    root: CASpec | None = None
+    issuing: CASpec | None = None
+    crl: CrlSpec = field(default_factory=CrlSpec)
+
+    def __post_init__(self) -> None:
+        if "create-root" in self.ceremony.actions and self.root is None:
+            raise ValueError("create-root needs a [root] table")
+        if "create-issuing" in self.ceremony.actions and self.issuing is None:
+            raise ValueError("create-issuing needs an [issuing] table")
+
+
+def load_ceremony(path: str | Path) -> CeremonyConfig:
+    """Read and validate a ceremony file; unknown keys are errors naming the key."""
+    return config.load(path, CeremonyConfig)

@@ -1,0 +1,189 @@
+"""Ceremony transcripts: an append-only, hash-chained log, signed when the ceremony ends.
+
+Every step of a key ceremony (who was present, which key was made, which certificate or CRL
+was signed, with the SHA-256 of every file written) is one JSON line.  Each line carries the
+SHA-256 of the previous line's canonical form, so editing, deleting, reordering or truncating
+lines breaks the chain.  At the end the whole file is signed with a CA key of the ceremony as a
+detached CMS SignedData (RFC 5652, through :mod:`signer.cms`) next to it (``.p7s``), so a
+truncation at a line boundary is caught as well.  :func:`verify_transcript` checks both and
+names the first bad line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+
+from shomei.errors import MalformedInput, NotFound, Refused, VerificationFailed
+from signer import cms
+from signer.keys import SigningKey
+
+GENESIS = "0" * 64
+FORMAT = "shomei-ceremony-transcript/1"
+
+
+def _canonical(record: dict[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file, hex, for the transcript."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Transcript:
+    """An open transcript file to which ceremony steps are appended as they happen.
+
+    Lines are flushed and fsynced one by one: if the machine dies mid-ceremony the transcript
+    still shows how far it got (unsigned, which :func:`verify_transcript` reports).
+    """
+
+    def __init__(self, path: Path, *, ceremony: str, now: dt.datetime) -> None:
+        if path.exists():
+            raise Refused(
+                f"transcript already exists: {path}",
+                message_ja=f"記録ファイルが既に存在します: {path}",
+                path=str(path),
+            )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._prev = GENESIS
+        self._seq = 0
+        self._file = path.open("x", encoding="utf-8")
+        self.append("begin", now=now, format=FORMAT, ceremony=ceremony)
+
+    def append(self, event: str, *, now: dt.datetime, **details: Any) -> None:
+        """Add one step; ``details`` must be JSON-serialisable."""
+        record = {
+            "seq": self._seq,
+            "time": now.astimezone(dt.UTC).isoformat(),
+            "event": event,
+            "details": details,
+            "prev": self._prev,
+        }
+        line = _canonical(record)
+        self._file.write(line.decode() + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._prev = hashlib.sha256(line).hexdigest()
+        self._seq += 1
+
+    def sign_and_close(
+        self, *, key: SigningKey, certificate: x509.Certificate, now: dt.datetime
+    ) -> Path:
+        """Append the end line, close the file and write its detached signature (``.p7s``)."""
+        self.append("end", now=now, signer=certificate.subject.rfc4514_string(), head=self._prev)
+        self._file.close()
+        signature = cms.sign(
+            self.path.read_bytes(),
+            key=key,
+            certificate=certificate,
+            detached=True,
+            signing_time=now,
+        )
+        sig_path = self.path.with_name(self.path.name + ".p7s")
+        with sig_path.open("xb") as f:
+            f.write(signature)
+        return sig_path
+
+    def abandon(self, *, now: dt.datetime, reason: str) -> None:
+        """Record why the ceremony stopped and close the transcript unsigned."""
+        if not self._file.closed:
+            self.append("abandoned", now=now, reason=reason)
+            self._file.close()
+
+
+@dataclass(frozen=True)
+class TranscriptReport:
+    """What :func:`verify_transcript` established."""
+
+    path: Path
+    lines: int
+    ceremony: str
+    signer: x509.Certificate
+    started: dt.datetime
+    ended: dt.datetime
+
+
+def verify_transcript(
+    path: Path, *, trusted: list[x509.Certificate] | None = None
+) -> TranscriptReport:
+    """Check the hash chain and the signature of a transcript; raise on any problem.
+
+    ``trusted``: the CA certificates allowed to have signed it (the CA home's certificates);
+    ``None`` accepts any signer whose signature is valid (the chain is still checked).
+    """
+    if not path.is_file():
+        raise NotFound(f"no transcript at {path}", message_ja=f"記録ファイルがありません: {path}")
+    data = path.read_bytes()
+    prev = GENESIS
+    records: list[dict[str, Any]] = []
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise MalformedInput(
+                f"{path.name}: line {number} is not JSON",
+                message_ja=f"{path.name}: {number} 行目が JSON ではありません",
+                line=number,
+            ) from exc
+        if not isinstance(record, dict) or _canonical(record) != line:
+            raise VerificationFailed(
+                f"{path.name}: line {number} was altered",
+                message_ja=f"{path.name}: {number} 行目が改変されています",
+                line=number,
+            )
+        if record.get("prev") != prev or record.get("seq") != number - 1:
+            raise VerificationFailed(
+                f"{path.name}: the chain breaks at line {number} (a line was edited, removed "
+                "or moved)",
+                message_ja=f"{path.name}: {number} 行目で連鎖が途切れています(行の改変・削除・入替)",
+                line=number,
+            )
+        prev = hashlib.sha256(line).hexdigest()
+        records.append(record)
+    if not records or records[0].get("event") != "begin":
+        raise VerificationFailed(
+            f"{path.name}: does not start with a begin line",
+            message_ja=f"{path.name}: 開始行がありません",
+        )
+    if records[-1].get("event") != "end":
+        raise VerificationFailed(
+            f"{path.name}: the ceremony did not end (truncated or abandoned transcript)",
+            message_ja=f"{path.name}: 儀式が完了していません(切り詰め、または中断)",
+        )
+    sig_path = path.with_name(path.name + ".p7s")
+    if not sig_path.is_file():
+        raise VerificationFailed(
+            f"{path.name}: its signature {sig_path.name} is missing",
+            message_ja=f"{path.name}: 署名ファイル {sig_path.name} がありません",
+        )
+    result = cms.verify(sig_path.read_bytes(), content=data)
+    if trusted is not None and result.signer not in trusted:
+        raise VerificationFailed(
+            f"{path.name}: signed by {result.signer.subject.rfc4514_string()}, not by a CA of "
+            "this CA home",
+            message_ja=f"{path.name}: この認証局以外の鍵で署名されています",
+        )
+    return TranscriptReport(
+        path=path,
+        lines=len(records),
+        ceremony=str(records[0]["details"].get("ceremony")),
+        signer=result.signer,
+        started=dt.datetime.fromisoformat(records[0]["time"]),
+        ended=dt.datetime.fromisoformat(records[-1]["time"]),
+    )
