@@ -17,7 +17,8 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import shutil
+import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -628,23 +629,41 @@ def _write_settings(
         'keep_after_expiry = "30d"\n'
     )
     _write_new(paths.settings, text.encode(), result)
-    _copy_profiles(cfg, paths, result)
+    _copy_profiles(cfg, which, paths, result)
     transcript.append(
         "settings-written", now=now, file=str(paths.settings), sha256=file_digest(paths.settings)
     )
 
 
-def _copy_profiles(cfg: CeremonyConfig, paths: HomePaths, result: CeremonyResult) -> None:
+def _copy_profiles(cfg: CeremonyConfig, which: str, paths: HomePaths,
+                   result: CeremonyResult) -> None:
+    """Copy the profiles into the CA home, set to this federation's name, URLs and policy.
+
+    The lines ``federation``, ``crl_distribution_point``, ``ca_issuers`` and ``policies`` of
+    each profile are replaced; every other line (and comment) is kept as reviewed.  The result
+    is loaded strictly before the ceremony goes on.
+    """
+    from ca.profile import load_profile
+
     source = cfg.ceremony.profiles
     paths.profiles.mkdir(parents=True, exist_ok=True)
     if source is None:
         return
+    fed = cfg.federation
+    values = {
+        "federation": fed.name,
+        "crl_distribution_point": f"{fed.crl_base_url.rstrip('/')}/{which}.crl",
+        "ca_issuers": f"{fed.ca_base_url.rstrip('/')}/{which}.crt",
+    }
     for profile in sorted(source.glob("*.toml")):
+        text = profile.read_text(encoding="utf-8")
+        for key, value in values.items():
+            text = re.sub(rf"(?m)^{key}\s*=.*$", f"{key} = {json.dumps(value, ensure_ascii=False)}",
+                          text)
+        text = re.sub(r"(?m)^policies\s*=.*$", f"policies = [{json.dumps(fed.policy_oid)}]", text)
         target = paths.profiles / profile.name
-        if target.exists():
-            raise Refused(f"{target} already exists", message_ja=f"{target} は既に存在します")
-        shutil.copyfile(profile, target)
-        result.written.append(target)
+        _write_new(target, text.encode(), result)
+        load_profile(target)
 
 
 __all__ = ["CeremonyResult", "ShomeiError", "Step", "next_crl_number", "plan", "run"]

@@ -88,3 +88,16 @@ def verify_log_command(ca_home: Path, transcripts: tuple[Path, ...]) -> None:
         click.echo(f"OK {path.name}: {report.lines} lines, ceremony {report.ceremony!r}, "
                    f"signed by {report.signer.subject.rfc4514_string()}, "
                    f"{report.started.isoformat()} .. {report.ended.isoformat()}")
+
+
+@ca_group.command("trust-ra")
+@click.option("--ca-home", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("certificate", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@handle_errors
+def trust_ra_command(ca_home: Path, certificate: Path) -> None:
+    """Pin the RA link CERTIFICATE (PEM) so the CA accepts batches it signed."""
+    from ca.trust import pin_ra_certificate
+
+    stored = pin_ra_certificate(ca_home, certificate.read_bytes())
+    click.echo(f"pinned: {stored}")

@@ -122,7 +122,7 @@ def _convert(tp: Any, value: Any, where: str, key: str, base: Path) -> Any:
         if not isinstance(value, str) or not value:
             raise _fail(where, key, "must be a path", "パスでなければなりません")
         p = Path(value).expanduser()
-        return p if p.is_absolute() else (base / p)
+        return p if p.is_absolute() else (base / p).resolve()
     if tp is dt.timedelta:
         return _duration(value, where, key)
     raise _fail(where, key, f"unsupported field type {tp!r}", f"未対応の型 {tp!r}")
