@@ -57,6 +57,14 @@ def check_threshold(m: int, n: int) -> None:
             m=m,
             n=n,
         )
+    if m == 1 and n > 1:
+        # With M = 1 every share is the whole secret: N plain copies, not a split.
+        raise MalformedInput(
+            f"invalid threshold 1-of-{n}: any one custodian could open the key alone",
+            message_ja=f"1-of-{n} は指定できません(鍵管理者 1 人で鍵を開けてしまいます)",
+            m=m,
+            n=n,
+        )
 
 
 def _b32(data: bytes) -> str:
@@ -101,6 +109,15 @@ class Share:
     def __repr__(self) -> str:
         # The value is secret: keep it out of logs and tracebacks.
         return f"Share(key_id={self.key_id!r}, {self.m}-of-{self.n}, index={self.index})"
+
+
+def share_fingerprint(share: Share) -> str:
+    """16 hex digits naming a share without revealing it (recorded in ceremony transcripts).
+
+    SHA-256 over the printed form; the share value has 128 bits of entropy, so the digest
+    does not help anyone guess it.
+    """
+    return hashlib.sha256(share.encode().encode("ascii")).hexdigest()[:16]
 
 
 def _typo(**fields: object) -> CustodyError:
@@ -159,8 +176,8 @@ def parse_share(text: str) -> Share:
 def split_secret(secret: bytes, *, m: int, n: int, key_id: str) -> list[Share]:
     """Split a 16-byte ``secret`` into ``n`` shares of which any ``m`` rebuild it.
 
-    With ``m == 1`` every share *is* the secret (a degree-0 polynomial); that is meant for
-    tests and single-operator setups only.
+    1-of-1 (the share *is* the secret) is allowed for tests and single-operator setups only;
+    1-of-N with N > 1 is refused.
     """
     check_key_id(key_id)
     check_threshold(m, n)
@@ -235,4 +252,12 @@ def combine_shares(shares: Sequence[Share]) -> bytes:
     return bytes(Shamir.combine([(s.index, s.data) for s in chosen], ssss=False))
 
 
-__all__ = ["MAGIC", "SECRET_SIZE", "Share", "combine_shares", "parse_share", "split_secret"]
+__all__ = [
+    "MAGIC",
+    "SECRET_SIZE",
+    "Share",
+    "combine_shares",
+    "parse_share",
+    "share_fingerprint",
+    "split_secret",
+]

@@ -113,6 +113,27 @@ def test_split_refuses_bad_arguments() -> None:
         Share(key_id="k1", m=2, n=3, index=4, data=SECRET)
 
 
-def test_one_of_n_is_the_secret() -> None:
-    shares = split_secret(SECRET, m=1, n=2, key_id="dev")
-    assert combine_shares(shares[1:]) == SECRET
+def test_one_of_one_only() -> None:
+    (share,) = split_secret(SECRET, m=1, n=1, key_id="dev")
+    assert share.data == SECRET and combine_shares([share]) == SECRET
+    with pytest.raises(MalformedInput, match="any one custodian could open the key alone"):
+        split_secret(SECRET, m=1, n=3, key_id="dev")
+
+
+def test_fingerprint_and_typed_check() -> None:
+    import io
+
+    from ca.custody.__main__ import main
+    from ca.custody.shares import share_fingerprint
+
+    shares = split_secret(SECRET, m=2, n=3, key_id="k1")
+    prints = {share_fingerprint(s) for s in shares}
+    assert len(prints) == 3 and all(re.fullmatch(r"[0-9a-f]{16}", p) for p in prints)
+    out = io.StringIO()
+    assert main(io.StringIO(shares[1].encode().lower() + "\n"), out) == 0
+    assert f"share 2 (2-of-3), fingerprint {share_fingerprint(shares[1])}" in out.getvalue()
+    assert shares[1].encode() not in out.getvalue().upper()
+    out = io.StringIO()
+    typo = shares[1].encode()[:-1] + ("A" if shares[1].encode()[-1] != "A" else "B")
+    assert main(io.StringIO(typo), out) == 2
+    assert "typo" in out.getvalue() and "入力誤り" in out.getvalue()
