@@ -39,7 +39,7 @@ MODULE_CANDIDATES = (
 
 # Enough for every test that needs a token of its own; a test that exhausts the pool fails
 # with a message saying so rather than re-initialising the module under other tests' keys.
-POOL_SIZE = 32
+POOL_SIZE = 48
 SO_PIN = "87654321"
 USER_PIN = "1234-test-pin"
 
