@@ -22,6 +22,7 @@ import datetime as dt
 import multiprocessing
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -237,12 +238,18 @@ def office_subject(profile: Profile, office_number: str, office_name: str) -> x5
     attributes are DirectoryStrings, for which §4.1.2.4 wants UTF8String.
     """
     utf8 = x509.name._ASN1Type.UTF8String
+    with warnings.catch_warnings():
+        # ub-common-name (64) counts characters, as pkilint does; cryptography counts UTF-8
+        # bytes, which would cap a Japanese name at 21 kanji.  The character limit is checked
+        # by _check_subject and again by pkilint, so cryptography's byte check is relaxed.
+        warnings.simplefilter("ignore", UserWarning)
+        common_name = x509.NameAttribute(NameOID.COMMON_NAME, office_name, utf8, _validate=False)
     return x509.Name(
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "JP", x509.name._ASN1Type.PrintableString),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, profile.federation, utf8),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, office_number, utf8),
-            x509.NameAttribute(NameOID.COMMON_NAME, office_name, utf8),
+            common_name,
         ]
     )
 
@@ -294,7 +301,7 @@ def validity_window(
 
 
 def _build(
-    request: IssueRequest,
+    subject: x509.Name,
     csr: x509.CertificateSigningRequest,
     *,
     profile: Profile,
@@ -306,7 +313,7 @@ def _build(
     ext = profile.extensions
     builder = (
         x509.CertificateBuilder()
-        .subject_name(office_subject(profile, request.office_number, request.office_name))
+        .subject_name(subject)
         .issuer_name(issuer.subject)
         .public_key(public_key)
         .serial_number(serial)
@@ -383,8 +390,9 @@ def prepare(
     if refusal is not None:
         return refusal
     try:
+        draft_subject = office_subject(profile, request.office_number, request.office_name)
         draft = _build(
-            request, loaded, profile=profile, issuer=issuer, serial=serial, window=window
+            draft_subject, loaded, profile=profile, issuer=issuer, serial=serial, window=window
         )
     except (ValueError, TypeError) as exc:
         return _refuse(
@@ -408,7 +416,9 @@ def prepare(
         tbs_der=draft.tbs_certificate_bytes,
         not_before=window[0],
         not_after=window[1],
-        subject_text=draft.subject.rfc4514_string(),
+        # From the Name we built: re-parsing the certificate's subject would make
+        # cryptography warn about a CN longer than 64 UTF-8 bytes (see office_subject).
+        subject_text=draft_subject.rfc4514_string(),
     )
 
 
