@@ -1,0 +1,299 @@
+"""``shomei sign``, ``shomei verify`` and ``shomei notice``: the signer library on the command line.
+
+Thin commands: parse the options, call one function of :mod:`signer`, print one line.  Exit
+codes follow :mod:`cli.errors`: 0 valid, 1 invalid (tampered, revoked, untrusted, expired),
+2 could not decide (no current CRL, malformed input).  Library imports are deferred into the
+commands so that ``shomei --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from cli.errors import handle_errors, language
+from shomei.errors import MalformedInput, NotFound
+
+if TYPE_CHECKING:
+    from signer.credentials import Credentials
+
+FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+ANY_PATH = click.Path(exists=True, path_type=Path)
+OUT = click.Path(dir_okay=False, path_type=Path)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise NotFound(
+            f"cannot read {path}: {exc.strerror}", message_ja=f"{path} を読み取れません"
+        ) from exc
+
+
+def _secret(file: Path | None, prompt: str) -> str:
+    """A password or PIN from the first line of ``file``, else asked at the prompt."""
+    if file is not None:
+        lines = _read(file).decode("utf-8", errors="strict").splitlines()
+        return lines[0] if lines else ""
+    return str(click.prompt(prompt, hide_input=True, err=True))
+
+
+def _credentials(
+    *,
+    p12: Path | None,
+    key: Path | None,
+    cert: Path | None,
+    chain: tuple[Path, ...],
+    password_file: Path | None,
+    pkcs11_module: Path | None,
+    token_label: str | None,
+    key_label: str | None,
+    pin_file: Path | None,
+) -> Credentials:
+    from signer import credentials as creds
+
+    chosen = [p12 is not None, key is not None, pkcs11_module is not None]
+    if sum(chosen) != 1:
+        raise MalformedInput(
+            "give exactly one key source: --p12, --key with --cert, or --pkcs11-module",
+            message_ja="鍵の指定は --p12、--key と --cert、--pkcs11-module の"
+            "いずれか 1 つにしてください",
+        )
+    extra = [_read(p) for p in chain]
+    if p12 is not None:
+        return creds.load_pkcs12(_read(p12), _secret(password_file, "PKCS#12 password"))
+    if cert is None:
+        raise MalformedInput(
+            "--cert is required with --key and --pkcs11-module",
+            message_ja="--key と --pkcs11-module には --cert が必要です",
+        )
+    if key is not None:
+        key_data = _read(key)
+        password = None
+        if password_file is not None or b"ENCRYPTED" in key_data:
+            password = _secret(password_file, "Key password")
+        return creds.load_pem(key_data, _read(cert), password=password, chain=extra)
+    if not token_label or not key_label:
+        raise MalformedInput(
+            "--token-label and --key-label are required with --pkcs11-module",
+            message_ja="--pkcs11-module には --token-label と --key-label が必要です",
+        )
+    assert pkcs11_module is not None
+    return creds.load_pkcs11(
+        module=pkcs11_module,
+        token_label=token_label,
+        key_label=key_label,
+        pin=_secret(pin_file, "Token PIN"),
+        cert_data=_read(cert),
+        chain=extra,
+    )
+
+
+@click.command("sign")
+@click.argument("claim", type=FILE)
+@click.option("--p12", type=FILE, help="PKCS#12 file with the key and certificate.")
+@click.option("--key", type=FILE, help="PEM private key (with --cert).")
+@click.option("--cert", type=FILE, help="PEM certificate (with --key or --pkcs11-module).")
+@click.option("--chain", type=FILE, multiple=True, help="Extra CA certificates to attach.")
+@click.option("--password-file", type=FILE, help="File whose first line is the password.")
+@click.option("--pkcs11-module", type=FILE, help="PKCS#11 module (.so) of the token.")
+@click.option("--token-label", help="Label of the PKCS#11 token.")
+@click.option("--key-label", help="Label of the key on the token.")
+@click.option("--pin-file", type=FILE, help="File whose first line is the token PIN.")
+@click.option("--pades", is_flag=True, help="Sign a PDF claim inside the PDF (PAdES).")
+@click.option("-o", "--output", type=OUT, help="Output file (default CLAIM.p7s).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@handle_errors
+def sign_command(
+    claim: Path,
+    p12: Path | None,
+    key: Path | None,
+    cert: Path | None,
+    chain: tuple[Path, ...],
+    password_file: Path | None,
+    pkcs11_module: Path | None,
+    token_label: str | None,
+    key_label: str | None,
+    pin_file: Path | None,
+    pades: bool,
+    output: Path | None,
+    force: bool,
+) -> None:
+    """Sign CLAIM: a detached CMS signature CLAIM.p7s, or PAdES inside a PDF (--pades)."""
+    from shomei.errors import Refused
+    from signer.claims import sign_file
+
+    credentials = _credentials(
+        p12=p12,
+        key=key,
+        cert=cert,
+        chain=chain,
+        password_file=password_file,
+        pkcs11_module=pkcs11_module,
+        token_label=token_label,
+        key_label=key_label,
+        pin_file=pin_file,
+    )
+    if pades:
+        from signer.pades import sign_pdf
+
+        out = output or claim.with_name(claim.stem + "-signed.pdf")
+        if out.exists() and not force:
+            raise Refused(
+                f"{out} already exists (not overwritten)",
+                message_ja=f"{out} は既に存在します(上書きしません)",
+            )
+        out.write_bytes(sign_pdf(_read(claim), credentials=credentials))
+    else:
+        out = sign_file(claim, credentials=credentials, output=output, overwrite=force)
+    click.echo(f"signed: {out}" if language() != "ja" else f"署名しました: {out}")
+
+
+@click.command("verify")
+@click.argument("path", type=ANY_PATH)
+@click.option("--signature", type=FILE, help="Detached signature (default PATH.p7s).")
+@click.option("--trust", type=FILE, multiple=True, required=True, help="Trusted root (PEM).")
+@click.option("--crl", type=FILE, multiple=True, help="CRL (DER or PEM); repeatable.")
+@click.option("--untrusted", type=FILE, multiple=True, help="Extra intermediate certificates.")
+@click.option("--report", type=OUT, help="CSV report (folder mode).")
+@click.option("--workers", type=click.IntRange(1, 256), help="Processes (default: all cores).")
+@handle_errors
+def verify_command(
+    path: Path,
+    signature: Path | None,
+    trust: tuple[Path, ...],
+    crl: tuple[Path, ...],
+    untrusted: tuple[Path, ...],
+    report: Path | None,
+    workers: int | None,
+) -> None:
+    """Verify a claim (PATH with PATH.p7s, or a signed PDF) or every claim of a folder."""
+    from signer.verifier import load_verifier
+
+    verifier = load_verifier(
+        trust=[_read(p) for p in trust],
+        crls=[_read(p) for p in crl],
+        untrusted=[_read(p) for p in untrusted],
+    )
+    lang = language()
+    if path.is_dir():
+        sys.exit(_verify_folder(verifier, path, report, workers, lang))
+    data = _read(path)
+    from signer.pades import is_pdf
+
+    if signature is None and is_pdf(data) and not path.with_name(path.name + ".p7s").exists():
+        from signer.pades import verify_pdf
+
+        verdict = verify_pdf(data, verifier=verifier)
+    else:
+        sig_path = signature or path.with_name(path.name + ".p7s")
+        verdict = verifier.verify(data, _read(sig_path))
+    verdict.raise_for_status()
+    click.echo(f"{path}: {verdict.summary(lang)}")
+
+
+def _verify_folder(
+    verifier: object, folder: Path, report: Path | None, workers: int | None, lang: str
+) -> int:
+    from rich.progress import Progress
+
+    from signer import batch
+    from signer.verifier import Verifier
+
+    assert isinstance(verifier, Verifier)
+    items = batch.find_claims(folder)
+    if not items:
+        raise NotFound(f"no claims in {folder}", message_ja=f"{folder} に請求ファイルがありません")
+    with Progress(transient=True, console=None) as bar:
+        task = bar.add_task("verifying", total=len(items))
+        rows = batch.verify_items(
+            verifier, items, workers=workers, progress=lambda n: bar.advance(task, n)
+        )
+    if report is not None:
+        batch.write_report(rows, report)
+    counts = {
+        s: sum(1 for r in rows if r.verdict.status.value == s)
+        for s in ("valid", "invalid", "undecided")
+    }
+    line = f"{counts['valid']} valid, {counts['invalid']} invalid, {counts['undecided']} undecided"
+    if lang == "ja":
+        line = (
+            f"有効 {counts['valid']} 件、無効 {counts['invalid']} 件、"
+            f"判定不能 {counts['undecided']} 件"
+        )
+    click.echo(line + (f"; report: {report}" if report else ""))
+    for row in rows:
+        if not row.verdict.ok:
+            click.echo(f"{row.item.claim.name}: {row.verdict.summary(lang)}", err=True)
+    return batch.exit_code(rows)
+
+
+@click.group("notice")
+def notice_group() -> None:
+    """Sealed notices (暗号化されたお知らせ): seal a document to a certificate, open it."""
+
+
+@notice_group.command("seal")
+@click.argument("document", type=FILE)
+@click.option("--to", "to", type=FILE, required=True, help="Recipient certificate (PEM).")
+@click.option("-o", "--output", type=OUT, required=True, help="Sealed output (DER .p7m).")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@handle_errors
+def seal_command(document: Path, to: Path, output: Path, force: bool) -> None:
+    """Encrypt DOCUMENT to the holder of the certificate --to (CMS EnvelopedData)."""
+    from shomei.errors import Refused
+    from signer.credentials import load_certificates
+    from signer.notices import seal
+
+    if output.exists() and not force:
+        raise Refused(
+            f"{output} already exists (not overwritten)",
+            message_ja=f"{output} は既に存在します(上書きしません)",
+        )
+    output.write_bytes(seal(_read(document), recipient=load_certificates(_read(to))[0]))
+    click.echo(f"sealed: {output}" if language() != "ja" else f"暗号化しました: {output}")
+
+
+@notice_group.command("open")
+@click.argument("sealed", type=FILE)
+@click.option("--p12", type=FILE, help="PKCS#12 file with your key and certificate.")
+@click.option("--key", type=FILE, help="PEM private key (with --cert).")
+@click.option("--cert", type=FILE, help="PEM certificate (with --key).")
+@click.option("--password-file", type=FILE, help="File whose first line is the password.")
+@click.option("-o", "--output", type=OUT, help="Write the document here (default: stdout).")
+@handle_errors
+def open_command(
+    sealed: Path,
+    p12: Path | None,
+    key: Path | None,
+    cert: Path | None,
+    password_file: Path | None,
+    output: Path | None,
+) -> None:
+    """Decrypt a sealed notice with your key (e.g. the reissued issuance password)."""
+    from signer.notices import open_notice
+
+    credentials = _credentials(
+        p12=p12,
+        key=key,
+        cert=cert,
+        chain=(),
+        password_file=password_file,
+        pkcs11_module=None,
+        token_label=None,
+        key_label=None,
+        pin_file=None,
+    )
+    document = open_notice(_read(sealed), credentials=credentials)
+    if output is None:
+        click.echo(document, nl=False)
+    else:
+        output.write_bytes(document)
+        click.echo(f"opened: {output}" if language() != "ja" else f"復号しました: {output}")
+
+
+COMMANDS = (sign_command, verify_command, notice_group)

@@ -1,0 +1,404 @@
+"""Verify signed claims at month-end volume: one :class:`Verifier`, loaded once, many claims.
+
+A claim is VALID only when all of these hold (RFC 5652 §5.6 and RFC 5280 §6):
+
+1. the claim's SHA-256 digest matches the message-digest attribute and the signature over the
+   signed attributes matches the signer certificate's key (:mod:`signer.fastcms` for the
+   common shape, :func:`signer.cms.verify` for anything else);
+2. the signer certificate chains to one of the configured trust anchors (path validation by
+   pyhanko-certvalidator; intermediates come from the CMS and from ``untrusted``);
+3. every certificate of the path is valid at the signing time, and the signing time is not in
+   the future; the signer certificate has not expired since (a current CRL no longer lists
+   expired certificates, RFC 5280 §3.3, so its status could not be known);
+4. the signer certificate's key usage allows digitalSignature or nonRepudiation (§4.2.1.3);
+5. its serial is not on a current CRL, signature-checked, of its issuer (RFC 5280 §6.3).
+   CA certificates of the path are checked too when a CRL of their issuer is configured.
+
+A stale, missing or unreadable CRL makes the verdict UNDECIDED, never VALID.  Revocation is a
+set lookup in the CRL index of :mod:`crl.reader`, and everything about a signer certificate
+that does not depend on the claim (path, key usage, revocation) is computed once per
+certificate and cached for the lifetime of the verifier, that is, per set of CRL versions:
+:meth:`Verifier.add_crl` drops the cache.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import x509 as ax509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from shomei.clock import utcnow
+from shomei.errors import MalformedInput, ShomeiError
+from signer import cms, fastcms
+from signer.verdict import Status, Verdict, from_error, invalid, undecided
+
+SKEW = dt.timedelta(minutes=5)
+MAX_CLAIM_BYTES = 512 * 1024 * 1024
+EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _name(cert: x509.Certificate) -> str:
+    try:
+        return cert.subject.rfc4514_string()
+    except ValueError:
+        return repr(cert.subject)
+
+
+def _when(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+@dataclass
+class _Signer:
+    """Everything about one signer certificate that does not depend on the claim."""
+
+    failure: Verdict | None = None  # a claim-independent failure (untrusted, key usage, ...)
+    path: tuple[x509.Certificate, ...] = ()  # anchor first, signer last
+    not_before: dt.datetime = EARLIEST
+    not_after: dt.datetime = LATEST
+    crls: tuple[Any, ...] = ()  # the LoadedCrl objects the decision relied on
+    subject: str = ""
+    serial: int = 0
+
+
+@dataclass
+class _CrlSource:
+    data: bytes
+    issuer: x509.Name
+    loaded: dict[bytes, Any] = field(default_factory=dict)  # issuer cert DER -> LoadedCrl|error
+
+
+class Verifier:
+    """Trust anchors and CRLs loaded once; :meth:`verify` many claims against them."""
+
+    def __init__(
+        self,
+        *,
+        trust_anchors: Sequence[x509.Certificate],
+        crls: Sequence[bytes] = (),
+        untrusted: Sequence[x509.Certificate] = (),
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        if not trust_anchors:
+            raise MalformedInput(
+                "no trust anchor given", message_ja="信頼点(ルート証明書)が指定されていません"
+            )
+        self._anchors = tuple(trust_anchors)
+        self._anchor_ders = {c.public_bytes(Encoding.DER) for c in self._anchors}
+        self._untrusted = tuple(untrusted)
+        self._clock = clock
+        self._crls: list[_CrlSource] = []
+        self._signers: dict[bytes, _Signer] = {}
+        self._certs: dict[bytes, fastcms.CertInfo] = {}
+        for data in crls:
+            self.add_crl(data)
+
+    # -- CRLs -------------------------------------------------------------------------------
+
+    def add_crl(self, data: bytes) -> None:
+        """Add a CRL (DER or PEM); its signature is checked when its issuer is first needed."""
+        if data.lstrip().startswith(b"-----BEGIN"):
+            try:
+                crl = x509.load_pem_x509_crl(data)
+            except ValueError as exc:
+                raise _bad_crl() from exc
+            data = crl.public_bytes(Encoding.DER)
+        else:
+            try:
+                crl = x509.load_der_x509_crl(data)
+            except ValueError as exc:
+                raise _bad_crl() from exc
+        try:
+            issuer = crl.issuer
+        except ValueError as exc:
+            raise _bad_crl() from exc
+        self._crls.append(_CrlSource(data, issuer))
+        self._signers.clear()  # cached decisions were made against the previous CRL set
+
+    def _crl_for(self, issuer: x509.Certificate, now: dt.datetime) -> Any:
+        """The newest signature-checked CRL of ``issuer``, or the error that explains why not."""
+        key = issuer.public_bytes(Encoding.DER)
+        best: Any = None
+        error: ShomeiError | None = None
+        for source in self._crls:
+            if source.issuer != issuer.subject:
+                continue
+            if key not in source.loaded:
+                from crl.reader import load_crl
+
+                try:
+                    # Loaded without a time: a stale CRL still proves a revocation; whether
+                    # it is current is asked on every verification (is_current below).
+                    source.loaded[key] = load_crl(source.data, issuer=issuer)
+                except ShomeiError as exc:
+                    source.loaded[key] = exc
+            got = source.loaded[key]
+            if isinstance(got, ShomeiError):
+                error = error or got
+            elif best is None or (got.number or -1) > (best.number or -1):
+                best = got
+        if best is not None:
+            return best
+        if error is not None:
+            return error
+        given = ", ".join(sorted({s.issuer.rfc4514_string() for s in self._crls})) or "none"
+        return undecided(
+            "no_crl",
+            f"no CRL of {_name(issuer)} was given (CRLs given: {given}); "
+            "revocation cannot be checked",
+            f"{_name(issuer)} の失効リスト(CRL)が指定されていないため失効確認ができません"
+            f"(指定された CRL: {given})",
+        )
+
+    # -- claims -----------------------------------------------------------------------------
+
+    def verify_files(self, claim: Path, signature: Path | None = None) -> Verdict:
+        """Verify ``claim`` against ``signature`` (default: the claim's name + ``.p7s``)."""
+        signature = signature or claim.with_name(claim.name + ".p7s")
+        try:
+            content = _read(claim, "claim", "請求ファイル")
+            sig = _read(signature, "signature", "署名ファイル")
+        except ShomeiError as exc:
+            return from_error(exc)
+        return self.verify(content, sig)
+
+    def verify(self, content: bytes, signature: bytes) -> Verdict:
+        """Verify the detached CMS ``signature`` over ``content``; never raises ShomeiError."""
+        try:
+            return self._verify(content, signature)
+        except ShomeiError as exc:
+            return from_error(exc)
+
+    def _verify(self, content: bytes, signature: bytes) -> Verdict:
+        digest = hashlib.sha256(content).digest()
+        try:
+            fast = fastcms.check(signature, digest, self._certs)
+            signer_der, others, signing_time = fast.signer.der, fast.certificates, fast.signing_time
+            signer_cert = fast.signer.certificate
+        except fastcms.NotFast:
+            checked = cms.verify(signature, content=content)
+            signer_cert = checked.signer
+            signer_der = signer_cert.public_bytes(Encoding.DER)
+            others = tuple(c.public_bytes(Encoding.DER) for c in checked.certificates)
+            signing_time = checked.signing_time
+        return self.check_signer(signer_der, others, signing_time, _cert=signer_cert)
+
+    def check_signer(
+        self,
+        signer_der: bytes,
+        others: Sequence[bytes],
+        signing_time: dt.datetime | None,
+        *,
+        _cert: x509.Certificate | None = None,
+    ) -> Verdict:
+        """Trust decision for a signer certificate whose signature was already checked.
+
+        ``others`` are further certificates that came with the signature (intermediates);
+        ``signing_time`` is what the signature claims (the current time when absent).
+        PAdES verification uses this after pyhanko has checked the PDF's integrity.
+        """
+        now = self._clock()
+        entry = self._signers.get(signer_der)
+        if entry is None:
+            examined = self._examine(signer_der, others, signing_time or now, now, _cert)
+            if isinstance(examined, Verdict):
+                return examined  # a failure that depends on the signing time: not cached
+            entry = examined
+        info = {"signer_subject": entry.subject, "signer_serial": entry.serial}
+        if entry.failure is not None:
+            return entry.failure
+        when = signing_time or now
+        if when > now + SKEW:
+            return invalid(
+                "future",
+                f"the signing time {_when(when)} is in the future",
+                f"署名時刻 {_when(when)} が未来の日時です",
+                signing_time=signing_time,
+                **info,
+            )
+        if not entry.not_before <= when <= entry.not_after:
+            return invalid(
+                "expired",
+                f"a certificate of the chain was not valid at the signing time {_when(when)} "
+                f"(valid {_when(entry.not_before)} to {_when(entry.not_after)})",
+                f"署名時刻 {_when(when)} に証明書が有効期間外でした",
+                signing_time=signing_time,
+                **info,
+            )
+        signer_not_after = entry.path[-1].not_valid_after_utc
+        if now > signer_not_after:
+            return undecided(
+                "expired_since",
+                f"the signer certificate expired on {_when(signer_not_after)}; its revocation "
+                "status can no longer be checked",
+                f"署名者の証明書は {_when(signer_not_after)} に期限切れとなったため、"
+                "失効状態を確認できません",
+                signing_time=signing_time,
+                **info,
+            )
+        for loaded in entry.crls:
+            if not loaded.is_current(now):
+                nxt = _when(loaded.next_update) if loaded.next_update else "none"
+                return undecided(
+                    "stale_crl",
+                    f"the CRL of {loaded.issuer.rfc4514_string()} is not current (this update "
+                    f"{_when(loaded.this_update)}, next update {nxt}); get the latest CRL",
+                    f"{loaded.issuer.rfc4514_string()} の失効リスト(CRL)が最新ではありません"
+                    f"(次回更新 {nxt})。最新の CRL を取得してください",
+                    signing_time=signing_time,
+                    **info,
+                )
+        return Verdict(Status.VALID, signing_time=signing_time, **info)  # type: ignore[arg-type]
+
+    # -- per signer certificate, cached -----------------------------------------------------
+
+    def _examine(
+        self,
+        signer_der: bytes,
+        others: Sequence[bytes],
+        moment: dt.datetime,
+        now: dt.datetime,
+        cert: x509.Certificate | None,
+    ) -> _Signer | Verdict:
+        from signer import chain
+
+        try:
+            cert = cert or x509.load_der_x509_certificate(signer_der)
+        except ValueError as exc:
+            raise MalformedInput(
+                "the signer certificate is unreadable", message_ja="署名者の証明書が読めません"
+            ) from exc
+        subject, serial = _name(cert), cert.serial_number
+        info = {"signer_subject": subject, "signer_serial": serial}
+        intermediates = [o for o in others if o != signer_der and o not in self._anchor_ders]
+        result = chain.validate(
+            signer_der,
+            intermediates=[ax509.Certificate.load(d) for d in intermediates]
+            + [ax509.Certificate.load(c.public_bytes(Encoding.DER)) for c in self._untrusted],
+            anchors=self._anchors,
+            moment=moment,
+        )
+        if isinstance(result, Verdict):
+            failed = Verdict(result.status, result.reasons, **info)  # type: ignore[arg-type]
+            if result.reasons[0].code in ("expired", "not_yet_valid"):
+                return failed
+            self._signers[signer_der] = _Signer(failure=failed, subject=subject, serial=serial)
+            return self._signers[signer_der]
+        path = result
+        entry = _Signer(path=path, subject=subject, serial=serial)
+        entry.not_before = max(c.not_valid_before_utc for c in path)
+        entry.not_after = min(c.not_valid_after_utc for c in path)
+        entry.failure = _key_usage(cert, info) or self._revocation(entry, now, info)
+        self._signers[signer_der] = entry
+        return entry
+
+    def _revocation(self, entry: _Signer, now: dt.datetime, info: dict[str, Any]) -> Verdict | None:
+        loaded_crls = []
+        # path[0] is the anchor; every certificate after it is checked against its issuer's CRL.
+        for position in range(1, len(entry.path)):
+            subject_cert, issuer_cert = entry.path[position], entry.path[position - 1]
+            is_signer = position == len(entry.path) - 1
+            if not is_signer and not any(s.issuer == issuer_cert.subject for s in self._crls):
+                continue  # no CRL of this CA's issuer configured (documented policy)
+            loaded = self._crl_for(issuer_cert, now)
+            if isinstance(loaded, Verdict):
+                return Verdict(loaded.status, loaded.reasons, **info)
+            if isinstance(loaded, ShomeiError):
+                return undecided(
+                    "bad_crl",
+                    f"the CRL of {_name(issuer_cert)} cannot be used: {loaded.message}",
+                    f"{_name(issuer_cert)} の失効リスト(CRL)が使えません: {loaded.message_ja}",
+                    **info,
+                )
+            revocation = loaded.index.lookup(subject_cert.serial_number)
+            if revocation is not None:
+                whose = "the signer certificate" if is_signer else f"CA {_name(subject_cert)}"
+                whose_ja = "署名者の証明書" if is_signer else f"認証局 {_name(subject_cert)}"
+                reason = getattr(revocation.reason, "value", revocation.reason) or "unspecified"
+                return invalid(
+                    "revoked",
+                    f"{whose} was revoked on {_when(revocation.revoked_at)} (reason: {reason})",
+                    f"{whose_ja}は {_when(revocation.revoked_at)} に失効しています(理由: {reason})",
+                    **info,
+                )
+            loaded_crls.append(loaded)
+        entry.crls = tuple(loaded_crls)
+        return None
+
+
+def _key_usage(cert: x509.Certificate, info: dict[str, Any]) -> Verdict | None:
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        allowed = usage.digital_signature or usage.content_commitment
+    except x509.ExtensionNotFound:
+        allowed = False
+    except ValueError:
+        allowed = False
+    if allowed:
+        return None
+    return invalid(
+        "key_usage",
+        "the signer certificate is not for signing (key usage lacks digitalSignature and "
+        "nonRepudiation)",
+        "署名者の証明書は署名用ではありません(鍵用途に digitalSignature も nonRepudiation も"
+        "ありません)",
+        **info,
+    )
+
+
+def _bad_crl() -> MalformedInput:
+    return MalformedInput(
+        "the CRL file is not a readable CRL",
+        message_ja="失効リスト(CRL)ファイルを読み取れません",
+        reason="malformed",
+    )
+
+
+def _read(path: Path, what: str, what_ja: str) -> bytes:
+    try:
+        if path.stat().st_size > MAX_CLAIM_BYTES:
+            raise MalformedInput(
+                f"the {what} {path} is too large", message_ja=f"{what_ja} {path} が大きすぎます"
+            )
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise MalformedInput(
+            f"the {what} {path} does not exist",
+            message_ja=f"{what_ja} {path} がありません",
+            reason="malformed",
+        ) from exc
+    except OSError as exc:
+        raise MalformedInput(
+            f"the {what} {path} cannot be read ({exc.strerror})",
+            message_ja=f"{what_ja} {path} を読み取れません",
+            reason="malformed",
+        ) from exc
+
+
+def load_verifier(
+    *,
+    trust: Sequence[bytes],
+    crls: Sequence[bytes] = (),
+    untrusted: Sequence[bytes] = (),
+    clock: Callable[[], dt.datetime] = utcnow,
+) -> Verifier:
+    """A :class:`Verifier` from PEM/DER file contents (each may hold several certificates)."""
+    from signer.credentials import load_certificates
+
+    return Verifier(
+        trust_anchors=[c for data in trust for c in load_certificates(data)],
+        crls=crls,
+        untrusted=[c for data in untrusted for c in load_certificates(data)],
+        clock=clock,
+    )
+
+
+__all__ = ["SKEW", "Verifier", "load_verifier"]
