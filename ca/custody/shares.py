@@ -12,8 +12,9 @@ Fields are separated by ``:``: the format version, the key id, M-of-N, the share
 share value in RFC 4648 §6 base32 (no padding) in groups of four, and a checksum: the first
 40 bits of SHA-256 over the canonical text of the other fields, also in base32.  Reading
 ignores spaces, line breaks, case and the group hyphens, so a share can be typed the way it
-is printed; any single wrong, missing or extra character changes the canonical text and is
-caught by the checksum before the share is used.
+is printed (full-width characters from a Japanese input method are folded too); any single
+wrong, missing or extra character changes the canonical text and is caught by the checksum
+before the share is used.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import base64
 import hashlib
 import hmac
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -34,6 +36,7 @@ MAX_SHARES = 32
 MAGIC = "SHOMEI-SHARE-1"
 _CHECKSUM_CHARS = 8  # 40 bits: a random typo slips through with probability 2^-40
 _GROUP = 4
+_DASHES = str.maketrans(dict.fromkeys("‐‑‒–—―−ーｰ", "-"))
 KEY_ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,47}$")
 
 
@@ -137,7 +140,11 @@ def parse_share(text: str) -> Share:
     """
     if not isinstance(text, str):
         raise CustodyError("a share must be text", message_ja="分割鍵は文字列で入力してください")
-    canonical = "".join(text.split()).upper()
+    # A custodian typing with a Japanese input method may produce full-width letters, digits,
+    # colons and hyphens, or a long-vowel mark for a hyphen; NFKC and the table fold them to
+    # the ASCII that was printed.
+    folded = unicodedata.normalize("NFKC", text).translate(_DASHES)
+    canonical = "".join(folded.split()).upper()
     if not canonical.startswith("SHOMEI-") and ":" not in canonical:
         raise CustodyError(
             "this is not a Shomei custodian share (it should start with SHOMEI-SHARE-1:)",
@@ -149,7 +156,8 @@ def parse_share(text: str) -> Share:
         raise _typo()
     # The checksum is compared first, so that any damaged field is reported as a typo
     # rather than as a confusing complaint about that field.
-    if not hmac.compare_digest(checksum.replace("-", ""), _checksum(fields)):
+    typed = checksum.replace("-", "").encode("utf-8")
+    if not hmac.compare_digest(typed, _checksum(fields).encode("ascii")):
         raise _typo()
     if fields[0] != MAGIC:
         raise CustodyError(

@@ -137,3 +137,17 @@ def test_fingerprint_and_typed_check() -> None:
     typo = shares[1].encode()[:-1] + ("A" if shares[1].encode()[-1] != "A" else "B")
     assert main(io.StringIO(typo), out) == 2
     assert "typo" in out.getvalue() and "入力誤り" in out.getvalue()
+
+
+def test_full_width_input_is_folded() -> None:
+    share = split_secret(SECRET, m=2, n=3, key_id="issuing-2026")[2]
+    text = share.encode()
+    # As typed with a Japanese input method left in full-width mode, long-vowel marks for
+    # the hyphens between groups.
+    head, value, checksum = text.rsplit(":", 2)
+    full = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in head)
+    typed = f"{full}：{value.replace('-', 'ー')}：{checksum}"
+    assert parse_share(typed) == share
+    # A non-ASCII character that does not fold is a typo, not a crash.
+    with pytest.raises(CustodyError, match="typo"):
+        parse_share(text[:-1] + "あ")
