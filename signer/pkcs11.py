@@ -44,6 +44,8 @@ from signer.keys import PublicKey, verify_signature
 
 Pkcs11Algorithm = Literal["rsa2048", "rsa3072", "p256"]
 
+# DER prefix of DigestInfo { sha256, NULL } before the 32-byte hash (RFC 8017 §9.2 note 1).
+_SHA256_DIGEST_INFO = bytes.fromhex("3031300d060960864801650304020105000420")
 _RSA_BITS = {"rsa2048": 2048, "rsa3072": 3072}
 _CURVES: dict[str, ec.EllipticCurve] = {"secp256r1": ec.SECP256R1(), "secp384r1": ec.SECP384R1()}
 
@@ -182,6 +184,7 @@ class Pkcs11Key:
         self.token_label = token_label
         self.key_label = key_label
         self._lock = threading.Lock()
+        self._hash_on_token = True
         self._session: Any = _open_session(self.module, token_label, pin, rw=False)
         try:
             self._private = self._find(ObjectClass.PRIVATE_KEY)
@@ -249,6 +252,18 @@ class Pkcs11Key:
         """CKA_SENSITIVE of the private key, as the token reports it."""
         return bool(self._private[Attribute.SENSITIVE])
 
+    def _sign_rsa(self, data: bytes) -> bytes:
+        if self._hash_on_token:
+            try:
+                return bytes(self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+            except p11e.MechanismInvalid:
+                # Some tokens and HSMs only offer the raw CKM_RSA_PKCS; fall back for good.
+                self._hash_on_token = False
+        # CKM_RSA_PKCS pads what it is given, so we hand it the DER DigestInfo of the
+        # SHA-256 hash (RFC 8017 §9.2 step 2), which is what CKM_SHA256_RSA_PKCS builds.
+        digest_info = _SHA256_DIGEST_INFO + hashlib.sha256(data).digest()
+        return bytes(self._private.sign(digest_info, mechanism=Mechanism.RSA_PKCS))
+
     def sign(self, data: bytes) -> bytes:
         """Sign ``data`` with SHA-256: PKCS#1 v1.5 for RSA, DER ``Ecdsa-Sig-Value`` for EC."""
         with self._lock:
@@ -258,7 +273,7 @@ class Pkcs11Key:
                 )
             try:
                 if self._key_type == "rsa":
-                    signature = bytes(self._private.sign(data, mechanism=Mechanism.SHA256_RSA_PKCS))
+                    signature = self._sign_rsa(data)
                 else:
                     digest = hashlib.sha256(data).digest()
                     raw = bytes(self._private.sign(digest, mechanism=Mechanism.ECDSA))

@@ -240,3 +240,55 @@ def test_second_session_still_checks_the_pin(softhsm_token: SoftHsmToken) -> Non
             pin=softhsm_token.pin,
         ) as second:
             verify_signature(first.public_key, second.sign(b"y"), b"y")
+
+
+def test_rsa_fallback_to_raw_pkcs1_mechanism(softhsm_token: SoftHsmToken) -> None:
+    # A token without CKM_SHA256_RSA_PKCS (simulated) gets the DigestInfo signed with
+    # CKM_RSA_PKCS; the result is the very same deterministic PKCS#1 v1.5 signature.
+    class NoHashingToken:
+        def __init__(self, inner: object) -> None:
+            self.inner = inner
+            self.mechanisms: list[object] = []
+
+        def sign(self, data: bytes, *, mechanism: object) -> bytes:
+            self.mechanisms.append(mechanism)
+            if mechanism == pkcs11.Mechanism.SHA256_RSA_PKCS:
+                raise pkcs11.exceptions.MechanismInvalid()
+            return self.inner.sign(data, mechanism=mechanism)  # type: ignore[attr-defined, no-any-return]
+
+    with _generate(softhsm_token, "rsa2048") as key:
+        on_token = key.sign(b"claim")
+        fake = NoHashingToken(key._private)
+        key._private = fake
+        assert key.sign(b"claim") == on_token
+        assert key.sign(b"claim") == on_token
+        # Tried once, then the fallback is used for good.
+        assert fake.mechanisms == [
+            pkcs11.Mechanism.SHA256_RSA_PKCS,
+            pkcs11.Mechanism.RSA_PKCS,
+            pkcs11.Mechanism.RSA_PKCS,
+        ]
+
+
+def test_ec_key_without_public_object_is_refused(softhsm_token: SoftHsmToken) -> None:
+    _generate(softhsm_token, "p256", label="ec").close()
+    _generate(softhsm_token, "rsa2048", label="rsa").close()
+    lib = pkcs11.lib(str(softhsm_token.module.resolve()))
+    token = lib.get_token(token_label=softhsm_token.label)
+    with token.open(rw=True, user_pin=softhsm_token.pin) as session:
+        for label in ("ec", "rsa"):
+            session.get_key(object_class=pkcs11.ObjectClass.PUBLIC_KEY, label=label).destroy()
+
+    def open_key(label: str) -> Pkcs11Key:
+        return Pkcs11Key(
+            module=softhsm_token.module,
+            token_label=softhsm_token.label,
+            key_label=label,
+            pin=softhsm_token.pin,
+        )
+
+    # RSA: the modulus and exponent are read from the private key object instead.
+    with open_key("rsa") as rsa_key:
+        verify_signature(rsa_key.public_key, rsa_key.sign(b"z"), b"z")
+    with pytest.raises(CustodyError, match="no public key labelled 'ec'"):
+        open_key("ec")
