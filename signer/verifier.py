@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from shomei.clock import utcnow
-from shomei.errors import MalformedInput, ShomeiError
+from shomei.errors import MalformedInput, ShomeiError, VerificationFailed
 from signer import cms, fastcms
 from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
@@ -184,7 +184,20 @@ class Verifier:
             signer_der, others, signing_time = fast.signer.der, fast.certificates, fast.signing_time
             signer_cert = fast.signer.certificate
         except fastcms.NotFast:
-            checked = cms.verify(signature, content=content)
+            try:
+                checked = cms.verify(signature, content=content)
+            except VerificationFailed as exc:
+                # Give the generic path's findings the same reason codes as the fast path's.
+                text = exc.message
+                exc.fields.setdefault(
+                    "reason",
+                    "digest"
+                    if "digest" in text or "differs" in text
+                    else "signing_certificate"
+                    if "signing-certificate" in text
+                    else "signature",
+                )
+                raise
             signer_cert = checked.signer
             signer_der = signer_cert.public_bytes(Encoding.DER)
             others = tuple(c.public_bytes(Encoding.DER) for c in checked.certificates)
