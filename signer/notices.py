@@ -101,7 +101,7 @@ def open_notice(sealed: bytes, *, credentials: Credentials) -> bytes:
             message_ja="お知らせを開くには RSA 秘密鍵のファイル(PKCS#12 または PEM)が必要です",
         )
     try:
-        return pkcs7.pkcs7_decrypt_der(der, cert, key, [pkcs7.PKCS7Options.Binary])
+        return pkcs7.pkcs7_decrypt_der(der, cert, key, [])
     except ValueError as exc:
         raise VerificationFailed(
             "the sealed notice cannot be decrypted with your key (damaged or altered)",
