@@ -1,0 +1,270 @@
+"""``shomei sign``, ``shomei verify`` and ``shomei notice``: exit codes and one-line messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from cli.sign_commands import COMMANDS
+from tests.pki import NOW, Pki
+from tests.signer.conftest import CLAIM, make_crl
+from tests.signer.test_pades import small_pdf
+
+
+# The commands exactly as cli.main registers them (top level), without importing the other
+# command modules, which are not this test's business.
+main = click.Group("shomei", commands={c.name: c for c in COMMANDS if c.name})
+
+
+def run(*args: object, input: str | None = None) -> Result:
+    return CliRunner(env={"SHOMEI_LANG": "en"}).invoke(main, [str(a) for a in args], input=input)
+
+
+def one_line(result: Result) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@pytest.fixture
+def work(pki: Pki, pki_dir: Path, tmp_path: Path) -> Path:
+    (tmp_path / "claim.csv").write_bytes(CLAIM)
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"office",
+        pki.keys["office"],
+        pki.certs["office"],
+        [pki.certs["issuing"]],
+        serialization.BestAvailableEncryption(b"secret"),
+    )
+    (tmp_path / "office.p12").write_bytes(p12)
+    (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "bad-pw").write_text("wrong\n")
+    return tmp_path
+
+
+def verify(work: Path, pki_dir: Path, *extra: object, crl: Path | None = None) -> Result:
+    return run(
+        "verify",
+        work / "claim.csv",
+        "--trust",
+        pki_dir / "root.pem",
+        "--crl",
+        crl or pki_dir / "issuing.crl",
+        *extra,
+    )
+
+
+def test_sign_with_p12_prompt_and_verify(work: Path, pki_dir: Path) -> None:
+    result = run("sign", work / "claim.csv", "--p12", work / "office.p12", input="secret\n")
+    assert result.exit_code == 0, result.output
+    assert (work / "claim.csv.p7s").exists()
+    result = verify(work, pki_dir)
+    assert result.exit_code == 0, result.output
+    assert "signature valid" in result.stdout
+    again = run(
+        "sign", work / "claim.csv", "--p12", work / "office.p12", "--password-file", work / "pw"
+    )
+    assert again.exit_code == 2 and "already exists" in one_line(again)
+
+
+def test_sign_with_pem_key(work: Path, pki_dir: Path) -> None:
+    result = run(
+        "sign",
+        work / "claim.csv",
+        "--key",
+        pki_dir / "office_ec.key",
+        "--cert",
+        pki_dir / "office_ec.pem",
+        "--chain",
+        pki_dir / "issuing.pem",
+        "-o",
+        work / "claim.csv.p7s",
+    )
+    assert result.exit_code == 0, result.output
+    assert verify(work, pki_dir).exit_code == 0
+
+
+def test_wrong_p12_password(work: Path) -> None:
+    result = run(
+        "sign", work / "claim.csv", "--p12", work / "office.p12", "--password-file", work / "bad-pw"
+    )
+    assert result.exit_code == 2
+    assert "wrong password" in one_line(result)
+
+
+def test_no_key_source(work: Path) -> None:
+    result = run("sign", work / "claim.csv")
+    assert result.exit_code == 2 and "exactly one key source" in one_line(result)
+
+
+def _sign(work: Path, pki_dir: Path, name: str) -> None:
+    result = run(
+        "sign",
+        work / "claim.csv",
+        "--key",
+        pki_dir / f"{name}.key",
+        "--cert",
+        pki_dir / f"{name}.pem",
+        "--chain",
+        pki_dir / "issuing.pem",
+        "--force",
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_tampered_revoked_untrusted_expired_exit_1(work: Path, pki_dir: Path) -> None:
+    _sign(work, pki_dir, "office")
+    (work / "claim.csv").write_bytes(CLAIM + b"1")
+    result = verify(work, pki_dir)
+    assert result.exit_code == 1 and "does not match" in one_line(result)
+    (work / "claim.csv").write_bytes(CLAIM)
+    for name, words in (
+        ("revoked", "revoked"),
+        ("stranger_office", "trusted root"),
+        ("expired", "expired"),
+    ):
+        _sign(work, pki_dir, name)
+        result = verify(work, pki_dir)
+        assert result.exit_code == 1, (name, result.output)
+        assert words in one_line(result)
+
+
+def test_stale_crl_and_garbage_exit_2(pki: Pki, work: Path, pki_dir: Path) -> None:
+    _sign(work, pki_dir, "office")
+    stale = work / "stale.crl"
+    stale.write_bytes(
+        make_crl(
+            pki, this_update=NOW - dt.timedelta(days=9), next_update=NOW - dt.timedelta(days=2)
+        )
+    )
+    result = verify(work, pki_dir, crl=stale)
+    assert result.exit_code == 2 and "not current" in one_line(result)
+    other = work / "other.crl"
+    other.write_bytes(make_crl(pki, issuer="stranger"))
+    result = verify(work, pki_dir, crl=other)
+    assert result.exit_code == 2 and "no CRL of" in one_line(result)
+    (work / "junk.crl").write_bytes(b"junk")
+    result = verify(work, pki_dir, crl=work / "junk.crl")
+    assert result.exit_code == 2 and "not a readable CRL" in one_line(result)
+    (work / "claim.csv.p7s").write_bytes((work / "claim.csv.p7s").read_bytes()[:300])
+    result = verify(work, pki_dir)
+    assert result.exit_code == 2 and "not a usable CMS signature" in one_line(result)
+
+
+def test_japanese_messages(work: Path, pki_dir: Path) -> None:
+    _sign(work, pki_dir, "revoked")
+    result = CliRunner(env={"SHOMEI_LANG": "ja_JP.UTF-8"}).invoke(
+        main,
+        [
+            "verify",
+            str(work / "claim.csv"),
+            "--trust",
+            str(pki_dir / "root.pem"),
+            "--crl",
+            str(pki_dir / "issuing.crl"),
+        ],
+    )
+    assert result.exit_code == 1 and "失効しています" in one_line(result)
+
+
+def test_folder_mode_with_report(work: Path, pki_dir: Path) -> None:
+    _sign(work, pki_dir, "office")
+    (work / "unsigned.csv").write_bytes(b"x")
+    for p in ("office.p12", "pw", "bad-pw"):
+        (work / p).unlink()
+    report = work.parent / f"{work.name}-report.csv"
+    result = run(
+        "verify",
+        work,
+        "--trust",
+        pki_dir / "root.pem",
+        "--crl",
+        pki_dir / "issuing.crl",
+        "--report",
+        report,
+        "--workers",
+        "1",
+    )
+    assert result.exit_code == 1, result.output
+    assert "1 valid, 1 invalid, 0 undecided" in result.stdout
+    assert report.read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+def test_pades_sign_and_verify(work: Path, pki_dir: Path) -> None:
+    (work / "claim.pdf").write_bytes(small_pdf())
+    result = run(
+        "sign",
+        work / "claim.pdf",
+        "--pades",
+        "--p12",
+        work / "office.p12",
+        "--password-file",
+        work / "pw",
+        "-o",
+        work / "signed.pdf",
+    )
+    assert result.exit_code == 0, result.output
+    result = run(
+        "verify",
+        work / "signed.pdf",
+        "--trust",
+        pki_dir / "root.pem",
+        "--crl",
+        pki_dir / "issuing.crl",
+    )
+    assert result.exit_code == 0, result.output
+    result = run(
+        "verify",
+        work / "claim.pdf",
+        "--trust",
+        pki_dir / "root.pem",
+        "--crl",
+        pki_dir / "issuing.crl",
+    )
+    assert result.exit_code == 1 and "no signature" in one_line(result)
+
+
+def test_notice_seal_and_open(work: Path, pki_dir: Path) -> None:
+    (work / "pw.txt").write_text("新しいパスワード: Zq8-77\n", encoding="utf-8")
+    result = run(
+        "notice", "seal", work / "pw.txt", "--to", pki_dir / "office.pem", "-o", work / "pw.p7m"
+    )
+    assert result.exit_code == 0, result.output
+    result = run(
+        "notice",
+        "open",
+        work / "pw.p7m",
+        "--p12",
+        work / "office.p12",
+        "--password-file",
+        work / "pw",
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "新しいパスワード: Zq8-77\n"
+    result = run(
+        "notice",
+        "open",
+        work / "pw.p7m",
+        "--key",
+        pki_dir / "revoked.key",
+        "--cert",
+        pki_dir / "revoked.pem",
+    )
+    assert result.exit_code == 2 and "not sealed to your certificate" in one_line(result)
+    result = run(
+        "notice",
+        "open",
+        work / "pw.txt",
+        "--p12",
+        work / "office.p12",
+        "--password-file",
+        work / "pw",
+    )
+    assert result.exit_code == 2 and "not a sealed notice" in one_line(result)
