@@ -16,7 +16,6 @@ from tests.pki import NOW, Pki
 from tests.signer.conftest import CLAIM, make_crl
 from tests.signer.test_pades import small_pdf
 
-
 # The commands exactly as cli.main registers them (top level), without importing the other
 # command modules, which are not this test's business.
 main = click.Group("shomei", commands={c.name: c for c in COMMANDS if c.name})
