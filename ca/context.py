@@ -1,0 +1,158 @@
+"""An opened CA: its settings, certificates, signing key, ledger and profiles, in one object.
+
+:func:`open_ca` is the one way the CLI and the inline RA mode get a :class:`CA`: it reads the
+certificates named in ``ca.toml`` first (cheap, and a mistake there should not cost the
+custodians a round of typing shares), then opens the key with the custodians' shares or the
+token PIN, checks that the key belongs to the CA certificate (RFC 5280 §4.1.2.7: the subject
+public key is what relying parties verify against), and opens the ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ca.custody.shares import Share
+from ca.ledger import Ledger
+from ca.profile import Profile, load_profiles
+from ca.settings import CASettings
+from shomei.errors import ConfigError, CustodyError, NotFound
+from signer.keys import SigningKey
+
+
+class CA:
+    """One opened issuing CA (or single-tier root).  Close it to release the ledger."""
+
+    def __init__(
+        self,
+        *,
+        settings: CASettings,
+        certificate: x509.Certificate,
+        chain: Sequence[x509.Certificate],
+        key: SigningKey,
+        ledger: Ledger,
+        trusted_ra: Sequence[x509.Certificate] = (),
+        profiles: Mapping[str, Profile] | None = None,
+    ) -> None:
+        _check_key(certificate, key)
+        self.settings = settings
+        self.certificate = certificate
+        self.chain = tuple(chain)  # above the CA certificate, up to the root
+        self.key = key
+        self.ledger = ledger
+        self.trusted_ra = tuple(trusted_ra)
+        self._profiles = None if profiles is None else dict(profiles)
+
+    @property
+    def profiles(self) -> Mapping[str, Profile]:
+        """The certificate profiles in force, loaded on first use (a CRL needs none)."""
+        if self._profiles is None:
+            self._profiles = load_profiles(self.settings.profiles_dir)
+        return self._profiles
+
+    @property
+    def crl_dir(self) -> Path:
+        """Where every CRL is kept as ``NUMBER.crl`` (``crl/`` beside the ledger by default)."""
+        return self.settings.crl_dir or self.settings.ledger.parent / "crl"
+
+    @property
+    def full_chain(self) -> tuple[x509.Certificate, ...]:
+        """The CA certificate followed by its chain: what a result batch carries."""
+        return (self.certificate, *self.chain)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+    def __enter__(self) -> CA:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _spki(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+
+
+def _check_key(certificate: x509.Certificate, key: SigningKey) -> None:
+    if _spki(key.public_key) != _spki(certificate.public_key()):
+        raise CustodyError(
+            "the opened key does not belong to the CA certificate "
+            f"{certificate.subject.rfc4514_string()}",
+            message_ja="開いた鍵が CA 証明書の鍵と一致しません",
+        )
+
+
+def load_certificates(path: Path) -> list[x509.Certificate]:
+    """Every certificate in a PEM (one or more) or DER file, or in the *.pem of a folder."""
+    if path.is_dir():
+        return [c for p in sorted(path.glob("*.pem")) for c in load_certificates(p)]
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"certificate file not found: {path}",
+            message_ja=f"証明書ファイルが見つかりません: {path}",
+            path=str(path),
+        ) from exc
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificates(data)
+        return [x509.load_der_x509_certificate(data)]
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: not a certificate (PEM or DER)",
+            message_ja=f"{path}: 証明書(PEM または DER)として読めません",
+            path=str(path),
+        ) from exc
+
+
+def _one_certificate(path: Path) -> x509.Certificate:
+    certs = load_certificates(path)
+    if len(certs) != 1:
+        raise ConfigError(
+            f"{path}: expected exactly one certificate, found {len(certs)}",
+            message_ja=f"{path}: 証明書が 1 つではありません({len(certs)} 個)",
+            path=str(path),
+        )
+    return certs[0]
+
+
+def _load_parts(
+    settings: CASettings,
+) -> tuple[x509.Certificate, list[x509.Certificate], list[x509.Certificate]]:
+    certificate = _one_certificate(settings.certificate)
+    chain = [c for p in settings.chain for c in load_certificates(p)]
+    trusted = [c for p in settings.trusted_ra for c in load_certificates(p)]
+    return certificate, chain, trusted
+
+
+def open_ca_with_key(settings: CASettings, key: SigningKey) -> CA:
+    """A :class:`CA` around an already opened ``key`` (ceremonies, inline mode, tests)."""
+    certificate, chain, trusted = _load_parts(settings)
+    _check_key(certificate, key)
+    return CA(
+        settings=settings,
+        certificate=certificate,
+        chain=chain,
+        key=key,
+        ledger=Ledger(settings.ledger),
+        trusted_ra=trusted,
+    )
+
+
+def open_ca(settings: CASettings, *, shares: Sequence[Share] = (), pin: str | None = None) -> CA:
+    """Open the CA of ``settings``: certificates, then the key (shares or PIN), then ledger.
+
+    Raises :class:`NotFound`/:class:`ConfigError` for missing or unreadable certificates and
+    :class:`CustodyError` when the key cannot be opened or is not the CA certificate's.
+    """
+    from ca.custody import open_ca_key
+
+    _load_parts(settings)  # fail on a bad certificate before anyone types a share
+    key = open_ca_key(settings.key, shares=shares, pin=pin)
+    return open_ca_with_key(settings, key)
