@@ -32,13 +32,13 @@ from ca import lint
 from ca.ceremony_config import Action, CASpec, CeremonyConfig, KeySpec
 from ca.certasm import certificate_from_tbs
 from ca.custody import open_ca_key
-from ca.custody.keyfile import create_key_file
+from ca.custody.keyfile import create_key_file, key_file_info
 from ca.custody.shares import Share
 from ca.serials import new_serial
 from ca.settings import KeyRef
 from ca.transcript import Transcript, file_digest
 from shomei import config
-from shomei.errors import Refused, ShomeiError
+from shomei.errors import Refused
 from signer.keys import KeyType, SigningKey
 
 Echo = Callable[[str], None]
@@ -116,9 +116,9 @@ def plan(cfg: CeremonyConfig) -> list[Step]:
                 Step(
                     action,
                     (
-                        f"generate a {spec.key.algorithm} key ({custody}); {issuer} CA certificate "
-                        f"CN={spec.common_name}, O={cfg.federation.name}, valid {spec.validity.days} "
-                        "days"
+                        f"generate a {spec.key.algorithm} key ({custody}); {issuer} CA "
+                        f"certificate CN={spec.common_name}, O={cfg.federation.name}, "
+                        f"valid {spec.validity.days} days"
                     ),
                     tuple(outputs),
                 )
@@ -195,9 +195,7 @@ def run(
     result = CeremonyResult(steps=steps)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     transcript = Transcript(
-        paths.home / "transcripts" / f"{stamp}-{cfg.ceremony.name}.log",
-        ceremony=cfg.ceremony.name,
-        now=now,
+        _free_transcript_path(paths, cfg.ceremony.name, stamp), ceremony=cfg.ceremony.name, now=now
     )
     result.transcript = transcript.path
     transcript.append(
@@ -272,6 +270,17 @@ def run(
     transcript.sign_and_close(key=keys[signer_name], certificate=signer_cert, now=now)
     echo(f"transcript: {transcript.path} (signed)")
     return result
+
+
+def _free_transcript_path(paths: HomePaths, name: str, stamp: str) -> Path:
+    # An abandoned attempt in the same second keeps its transcript; the retry gets a new one.
+    folder = paths.home / "transcripts"
+    candidate = folder / f"{stamp}-{name}.log"
+    attempt = 1
+    while candidate.exists():
+        attempt += 1
+        candidate = folder / f"{stamp}-{name}-{attempt}.log"
+    return candidate
 
 
 # -- keys ---------------------------------------------------------------------------------
@@ -355,7 +364,12 @@ def _open_existing(
     which: str, paths: HomePaths, shares: Sequence[Share], pin: str | None
 ) -> SigningKey:
     ref = config.load(paths.key_ref(which), KeyRef, section="key")
-    return open_ca_key(ref, shares=shares, pin=pin)
+    if ref.backend == "file":
+        assert ref.path is not None
+        # Custodians of several keys may hand in their shares together: pass each key its own.
+        key_id = key_file_info(ref.path).key_id
+        return open_ca_key(ref, shares=[s for s in shares if s.key_id == key_id])
+    return open_ca_key(ref, pin=pin)
 
 
 def _spki_sha256(key: SigningKey) -> str:
@@ -522,21 +536,6 @@ def _write_new(path: Path, data: bytes, result: CeremonyResult) -> None:
 # -- CRLs and settings --------------------------------------------------------------------
 
 
-def next_crl_number(folder: Path, this_update: dt.datetime) -> int:
-    """A CRLNumber greater than every CRL in ``folder`` and derived from the issue time.
-
-    Taking nanoseconds since the epoch (as Let's Encrypt does) keeps numbers increasing even
-    when the record of earlier CRLs is lost or restored from an old backup (RFC 5280 §5.2.3
-    requires monotonically increasing numbers; they fit well within 20 octets).
-    """
-    highest = 0
-    if folder.is_dir():
-        for f in folder.glob("*.crl"):
-            if f.stem.isdigit():
-                highest = max(highest, int(f.stem))
-    return max(highest + 1, int(this_update.timestamp()) * 1_000_000_000)
-
-
 def _write_root_crl(
     cfg: CeremonyConfig,
     cert: x509.Certificate,
@@ -546,10 +545,12 @@ def _write_root_crl(
     result: CeremonyResult,
     now: dt.datetime,
 ) -> None:
+    from ca.crls import highest_on_disk, time_number
     from crl.builder import build_crl
 
     folder = paths.crl_dir("root")
-    number = next_crl_number(folder, now)
+    # Derived from the issue time, so numbers go up even after a restore (RFC 5280 §5.2.3).
+    number = max(highest_on_disk(folder) + 1, time_number(now))
     der = build_crl(
         issuer=cert,
         key=key,
@@ -635,8 +636,9 @@ def _write_settings(
     )
 
 
-def _copy_profiles(cfg: CeremonyConfig, which: str, paths: HomePaths,
-                   result: CeremonyResult) -> None:
+def _copy_profiles(
+    cfg: CeremonyConfig, which: str, paths: HomePaths, result: CeremonyResult
+) -> None:
     """Copy the profiles into the CA home, set to this federation's name, URLs and policy.
 
     The lines ``federation``, ``crl_distribution_point``, ``ca_issuers`` and ``policies`` of
@@ -658,12 +660,13 @@ def _copy_profiles(cfg: CeremonyConfig, which: str, paths: HomePaths,
     for profile in sorted(source.glob("*.toml")):
         text = profile.read_text(encoding="utf-8")
         for key, value in values.items():
-            text = re.sub(rf"(?m)^{key}\s*=.*$", f"{key} = {json.dumps(value, ensure_ascii=False)}",
-                          text)
+            text = re.sub(
+                rf"(?m)^{key}\s*=.*$", f"{key} = {json.dumps(value, ensure_ascii=False)}", text
+            )
         text = re.sub(r"(?m)^policies\s*=.*$", f"policies = [{json.dumps(fed.policy_oid)}]", text)
         target = paths.profiles / profile.name
         _write_new(target, text.encode(), result)
         load_profile(target)
 
 
-__all__ = ["CeremonyResult", "ShomeiError", "Step", "next_crl_number", "plan", "run"]
+__all__ = ["CeremonyResult", "Step", "plan", "run"]

@@ -65,18 +65,20 @@ class Transcript:
 
     def append(self, event: str, *, now: dt.datetime, **details: Any) -> None:
         """Add one step; ``details`` must be JSON-serialisable."""
-        record = {
+        record: dict[str, Any] = {
             "seq": self._seq,
             "time": now.astimezone(dt.UTC).isoformat(),
             "event": event,
             "details": details,
             "prev": self._prev,
         }
-        line = _canonical(record)
-        self._file.write(line.decode() + "\n")
+        # Each line carries its own hash (over the line without it) and the previous line's,
+        # so an edit is named at the edited line, a removal or a move where the chain breaks.
+        record["hash"] = hashlib.sha256(_canonical(record)).hexdigest()
+        self._file.write(_canonical(record).decode() + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
-        self._prev = hashlib.sha256(line).hexdigest()
+        self._prev = record["hash"]
         self._seq += 1
 
     def sign_and_close(
@@ -147,14 +149,21 @@ def verify_transcript(
                 message_ja=f"{path.name}: {number} 行目が改変されています",
                 line=number,
             )
-        if record.get("prev") != prev or record.get("seq") != number - 1:
+        body = {k: v for k, v in record.items() if k != "hash"}
+        if record.get("hash") != hashlib.sha256(_canonical(body)).hexdigest():
             raise VerificationFailed(
-                f"{path.name}: the chain breaks at line {number} (a line was edited, removed "
-                "or moved)",
-                message_ja=f"{path.name}: {number} 行目で連鎖が途切れています(行の改変・削除・入替)",
+                f"{path.name}: line {number} was altered",
+                message_ja=f"{path.name}: {number} 行目が改変されています",
                 line=number,
             )
-        prev = hashlib.sha256(line).hexdigest()
+        if record.get("prev") != prev or record.get("seq") != number - 1:
+            raise VerificationFailed(
+                f"{path.name}: the chain breaks at line {number} (a line before it was "
+                "removed, or lines were moved)",
+                message_ja=f"{path.name}: {number} 行目で連鎖が途切れています(行の削除・入替)",
+                line=number,
+            )
+        prev = record["hash"]
         records.append(record)
     if not records or records[0].get("event") != "begin":
         raise VerificationFailed(

@@ -27,8 +27,9 @@ def pin_ra_certificate(ca_home: Path, certificate_pem: bytes) -> Path:
     try:
         cert = x509.load_pem_x509_certificate(certificate_pem)
     except ValueError as exc:
-        raise MalformedInput("not a PEM certificate", message_ja="PEM 形式の証明書ではありません"
-                             ) from exc
+        raise MalformedInput(
+            "not a PEM certificate", message_ja="PEM 形式の証明書ではありません"
+        ) from exc
     digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()[:16]
     relative = f"trusted-ra/ra-link-{digest}.pem"
     target = ca_home / relative
@@ -38,7 +39,10 @@ def pin_ra_certificate(ca_home: Path, certificate_pem: bytes) -> Path:
     if match is None:
         raise ConfigError(
             f"{settings_path}: no one-line 'trusted_ra = [...]'; add {relative} by hand",
-            message_ja=f"{settings_path}: 'trusted_ra = [...]' の行がありません。手で追加してください")
+            message_ja=(
+                f"{settings_path}: 'trusted_ra = [...]' の行がありません。手で追加してください"
+            ),
+        )
     items = [i.strip() for i in match.group("items").split(",") if i.strip()]
     quoted = f'"{relative}"'
     if quoted not in items:
@@ -46,7 +50,7 @@ def pin_ra_certificate(ca_home: Path, certificate_pem: bytes) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not target.exists():
         target.write_bytes(cert.public_bytes(Encoding.PEM))
-    new_text = text[: match.start()] + f"trusted_ra = [{', '.join(items)}]" + text[match.end():]
+    new_text = text[: match.start()] + f"trusted_ra = [{', '.join(items)}]" + text[match.end() :]
     temp = settings_path.with_name(".ca.toml.new")
     temp.write_text(new_text, encoding="utf-8")
     try:

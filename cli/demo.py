@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from ca.signbatch import sign_batch
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -26,8 +27,8 @@ from cryptography.x509.oid import NameOID
 
 from ca import ceremony
 from ca.batch import (
-    IssueItem,
     Issued,
+    IssueItem,
     RevokeItem,
     make_link_identity,
     read_result_batch,
@@ -37,7 +38,6 @@ from ca.ceremony_config import load_ceremony
 from ca.context import open_ca
 from ca.custody.shares import parse_share
 from ca.settings import load_ca_settings
-from ca.signbatch import sign_batch
 from ca.trust import pin_ra_certificate
 from cli.errors import handle_errors
 from shomei.clock import utcnow
@@ -71,7 +71,8 @@ def _fresh_folder(folder: Path, fresh: bool) -> None:
         if not (fresh and (folder / MARKER).is_file()):
             raise Refused(
                 f"{folder} is not empty; use an empty folder (or --fresh on an earlier demo)",
-                message_ja=f"{folder} は空ではありません(空のフォルダを指定してください)")
+                message_ja=f"{folder} は空ではありません(空のフォルダを指定してください)",
+            )
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MARKER).write_text("made by `shomei demo`; --fresh may delete this folder\n")
@@ -97,9 +98,11 @@ def _ceremony_file(folder: Path) -> Path:
 def _office_key_and_csr(name: str) -> tuple[rsa.RSAPrivateKey, bytes]:
     # As the RA does for a web application: a fresh RSA-2048 key and a CSR for the CA.
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-           .sign(key, hashes.SHA256()))
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .sign(key, hashes.SHA256())
+    )
     return key, csr.public_bytes(serialization.Encoding.DER)
 
 
@@ -130,25 +133,47 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: ceremony.Echo = print
     items = []
     for label, (number, office_name) in OFFICES.items():
         keys[label], csr = _office_key_and_csr(office_name)
-        items.append(IssueItem(request_id=f"demo-{label}", csr_der=csr, office_number=number,
-                               office_name=office_name))
-    request = write_request_batch(items, ra_name="Shomei Demo RA", key=SoftwareKey(ra_key),
-                                  certificate=ra_cert, now=now)
+        items.append(
+            IssueItem(
+                request_id=f"demo-{label}",
+                csr_der=csr,
+                office_number=number,
+                office_name=office_name,
+            )
+        )
+    request = write_request_batch(
+        items, ra_name="Shomei Demo RA", key=SoftwareKey(ra_key), certificate=ra_cert, now=now
+    )
     (batches / "0001-issue.request.p7m").write_bytes(request)
     result_bytes = sign_batch(ca, request, now=now)
     (batches / "0001-issue.result.p7m").write_bytes(result_bytes)
     result = read_result_batch(result_bytes, ca_certificate=ca.certificate)
-    certs = {r.request_id.removeprefix("demo-"): r.certificate
-             for r in result.results if isinstance(r, Issued)}
+    certs = {
+        r.request_id.removeprefix("demo-"): r.certificate
+        for r in result.results
+        if isinstance(r, Issued)
+    }
 
     echo("4. revocation batch: one office closed (key compromise); the CA issues a fresh CRL")
     revoke = write_request_batch(
-        [RevokeItem(request_id="demo-revoke-1", serial=certs["revoked"].serial_number,
-                    reason="keyCompromise", revoked_at=now, requested_by="office")],
-        ra_name="Shomei Demo RA", key=SoftwareKey(ra_key), certificate=ra_cert, now=now)
+        [
+            RevokeItem(
+                request_id="demo-revoke-1",
+                serial=certs["revoked"].serial_number,
+                reason="keyCompromise",
+                revoked_at=now,
+                requested_by="office",
+            )
+        ],
+        ra_name="Shomei Demo RA",
+        key=SoftwareKey(ra_key),
+        certificate=ra_cert,
+        now=now,
+    )
     (batches / "0002-revoke.request.p7m").write_bytes(revoke)
-    revoke_result = read_result_batch(sign_batch(ca, revoke, now=now),
-                                      ca_certificate=ca.certificate)
+    revoke_result = read_result_batch(
+        sign_batch(ca, revoke, now=now), ca_certificate=ca.certificate
+    )
 
     echo("5. files for offices, verifiers and outside checks")
     pem = serialization.Encoding.PEM
@@ -159,19 +184,29 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: ceremony.Echo = print
     for label in OFFICES:
         (folder / f"{label}.pem").write_bytes(certs[label].public_bytes(pem))
         password = secrets.token_urlsafe(12)
-        encryption = (serialization.PrivateFormat.PKCS12.encryption_builder()
-                      .kdf_rounds(100_000)
-                      .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
-                      .hmac_hash(hashes.SHA256()).build(password.encode()))
+        encryption = (
+            serialization.PrivateFormat.PKCS12.encryption_builder()
+            .kdf_rounds(100_000)
+            .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+            .hmac_hash(hashes.SHA256())
+            .build(password.encode())
+        )
         p12 = pkcs12.serialize_key_and_certificates(
-            OFFICES[label][1].encode(), keys[label], certs[label], [issuing], encryption)
+            OFFICES[label][1].encode(), keys[label], certs[label], [issuing], encryption
+        )
         (folder / f"{label}.p12").write_bytes(p12)
         (folder / f"{label}.p12.password").write_text(password + "\n")
         claim_name = "claim.txt" if label == "office" else "revoked-claim.txt"
         claim = CLAIM.format(number=OFFICES[label][0]).encode()
         (folder / claim_name).write_bytes(claim)
-        signature = cms.sign(claim, key=SoftwareKey(keys[label]), certificate=certs[label],
-                             chain=[issuing], detached=True, signing_time=now)
+        signature = cms.sign(
+            claim,
+            key=SoftwareKey(keys[label]),
+            certificate=certs[label],
+            chain=[issuing],
+            detached=True,
+            signing_time=now,
+        )
         (folder / f"{claim_name}.p7s").write_bytes(signature)
     files = {
         "root.pem": "root CA certificate (trust anchor)",
@@ -199,11 +234,13 @@ def demo_command(folder: Path, fresh: bool) -> None:
     click.echo(f"\nMade in {result.folder}:")
     for name, what in result.files.items():
         click.echo(f"  {name:<26} {what}")
-    click.echo("\nTry:\n"
-               f"  shomei ca status --ca-home {folder}/ca-home\n"
-               f"  shomei ca verify-log --ca-home {folder}/ca-home\n"
-               f"  openssl verify -CAfile {folder}/root.pem -untrusted {folder}/issuing.pem "
-               f"-crl_check -CRLfile {folder}/issuing.crl {folder}/office.pem")
+    click.echo(
+        "\nTry:\n"
+        f"  shomei ca status --ca-home {folder}/ca-home\n"
+        f"  shomei ca verify-log --ca-home {folder}/ca-home\n"
+        f"  openssl verify -CAfile {folder}/root.pem -untrusted {folder}/issuing.pem "
+        f"-crl_check -CRLfile {folder}/issuing.crl {folder}/office.pem"
+    )
 
 
 COMMANDS = (demo_command,)

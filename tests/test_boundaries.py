@@ -42,9 +42,12 @@ def _violates(module: str, forbidden: set[str]) -> bool:
 def test_package_imports_stay_inside_its_boundary(package: str) -> None:
     files = sorted((ROOT / package).rglob("*.py"))
     assert files, f"{package}/ has no modules"
-    bad = [f"{path.relative_to(ROOT)} imports {module}"
-           for path in files for module in sorted(_imports(path))
-           if _violates(module, FORBIDDEN[package])]
+    bad = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in files
+        for module in sorted(_imports(path))
+        if _violates(module, FORBIDDEN[package])
+    ]
     assert not bad, "\n".join(bad)
 
 

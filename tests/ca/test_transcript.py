@@ -17,8 +17,11 @@ def _make(pki: Pki, path: Path, steps: int = 6) -> Path:
     t = Transcript(path, ceremony="test", now=NOW)
     for i in range(steps):
         t.append("step", now=NOW + dt.timedelta(seconds=i), n=i, note="鍵生成")
-    t.sign_and_close(key=SoftwareKey(pki.keys["issuing"]), certificate=pki.certs["issuing"],
-                     now=NOW + dt.timedelta(minutes=1))
+    t.sign_and_close(
+        key=SoftwareKey(pki.keys["issuing"]),
+        certificate=pki.certs["issuing"],
+        now=NOW + dt.timedelta(minutes=1),
+    )
     return path
 
 
@@ -59,7 +62,7 @@ def test_edit_with_recomputed_json_is_detected(pki: Pki, tmp_path: Path) -> None
     lines = _lines(path)
     lines[2] = lines[2].replace(b'"n":1', b'"n":7')
     _write(path, lines)
-    with pytest.raises(VerificationFailed, match="line 4"):
+    with pytest.raises(VerificationFailed, match="line 3 was altered"):
         verify_transcript(path)
 
 
