@@ -142,7 +142,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: ceremony.Echo = print
             )
         )
     request = write_request_batch(
-        items, ra_name="Shomei Demo RA", key=SoftwareKey(ra_key), certificate=ra_cert, now=now
+        items, ra_name="Shomei Demo RA", key=ra_key, certificate=ra_cert, now=now
     )
     (batches / "0001-issue.request.p7m").write_bytes(request)
     result_bytes = sign_batch(ca, request, now=now)
@@ -166,7 +166,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: ceremony.Echo = print
             )
         ],
         ra_name="Shomei Demo RA",
-        key=SoftwareKey(ra_key),
+        key=ra_key,
         certificate=ra_cert,
         now=now,
     )
