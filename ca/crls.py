@@ -1,0 +1,112 @@
+"""CRL issuance from the CA ledger (RFC 5280 §5): numbered, dated, kept, never overwritten.
+
+:func:`issue_crl` lists every serial the ledger has revoked, except those whose certificate
+expired more than ``crl.keep_after_expiry`` ago (RFC 5280 §3.3 lets a CA drop an entry once
+the certificate has expired), using the DER entries stored at revocation time so that a CRL
+with a million entries costs a join and one signature.  thisUpdate is ``now`` and nextUpdate
+``now + crl.validity`` (§5.1.2.4-5).
+
+The cRLNumber (§5.2.3) must increase strictly, also when the ledger is restored from an older
+backup, which would forget the last numbers.  Like Let's Encrypt's Boulder, the number is
+derived from the issue time: ``max(last + 1, nanoseconds of thisUpdate since the epoch)``,
+where "last" is the highest number in the ledger *or* in the CRL folder.  A CRL written
+later therefore always has a higher number as long as the clock does not go backwards, and
+even then the ledger and the folder carry the sequence on.  The CRL is written as
+``NUMBER.crl`` in the CA home's CRL folder, never over an existing file, before the ledger
+records it, so a crash in between still leaves the number taken.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from pathlib import Path
+
+from ca.context import CA
+from ca.lint import lint_crl, require_clean
+from crl.builder import build_crl
+from shomei.clock import UTC, require_aware
+from shomei.errors import ConfigError, Refused
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+# pkilint reads the whole CRL into Python objects; above this many entries the CRL is not
+# linted (every entry is the output of one encoder, linted at smaller sizes in the tests).
+LINT_LIMIT = 20_000
+
+
+def time_number(this_update: dt.datetime) -> int:
+    """Nanoseconds from the Unix epoch to ``this_update`` (fits 20 octets until far beyond)."""
+    delta = require_aware(this_update) - _EPOCH
+    return (delta // dt.timedelta(microseconds=1)) * 1000
+
+
+def highest_on_disk(folder: Path) -> int:
+    """The highest ``NUMBER`` of the ``NUMBER.crl`` files in ``folder`` (0 if none)."""
+    numbers = [int(p.stem) for p in folder.glob("*.crl") if p.stem.isdigit()]
+    return max(numbers, default=0)
+
+
+def next_crl_number(ca: CA, this_update: dt.datetime) -> int:
+    """The cRLNumber for a CRL issued at ``this_update`` (see the module docstring)."""
+    last = ca.ledger.last_crl()
+    previous = max(last.number if last else 0, highest_on_disk(ca.crl_dir))
+    return max(previous + 1, time_number(this_update))
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("xb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+    except FileExistsError as exc:
+        raise Refused(
+            f"{path} already exists; a CRL is never overwritten",
+            message_ja=f"{path} は既にあります。CRL は上書きしません",
+            path=str(path),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the CRL to {path}: {exc.strerror}",
+            message_ja=f"CRL を {path} に書き込めません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+
+
+def issue_crl(ca: CA, *, now: dt.datetime) -> bytes:
+    """Sign, lint, store and record a fresh CRL of ``ca`` at ``now``; return its DER."""
+    # RFC 5280 §4.1.2.5 (to which §5.1.2.4 refers) has no fractional seconds.
+    this_update = require_aware(now, "now").replace(microsecond=0)
+    next_update = this_update + ca.settings.crl.validity
+    number = next_crl_number(ca, this_update)
+    entries = ca.ledger.crl_entries(
+        now=this_update, keep_after_expiry=ca.settings.crl.keep_after_expiry
+    )
+    der = build_crl(
+        issuer=ca.certificate,
+        key=ca.key,
+        number=number,
+        this_update=this_update,
+        next_update=next_update,
+        encoded_entries=entries,
+    )
+    if len(entries) <= LINT_LIMIT:
+        # Signed but not yet published: a finding stops it before it is written anywhere.
+        require_clean(lint_crl(der))
+    _write_new(ca.crl_dir / f"{number}.crl", der)
+    ca.ledger.record_crl(
+        number=number,
+        this_update=this_update,
+        next_update=next_update,
+        sha256=hashlib.sha256(der).hexdigest(),
+        entry_count=len(entries),
+    )
+    return der
+
+
+def current_crl(ca: CA) -> bytes | None:
+    """The DER of the highest-numbered CRL in the CRL folder, or None before the first."""
+    number = highest_on_disk(ca.crl_dir)
+    return (ca.crl_dir / f"{number}.crl").read_bytes() if number else None

@@ -1,0 +1,195 @@
+"""CRL issuance from the ledger: entries, numbering (also after a restored ledger), files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from ca.context import CA
+from ca.crls import current_crl, issue_crl, next_crl_number, time_number
+from crl.builder import RevokedEntry, encode_entry
+from crl.reader import load_crl
+from shomei.errors import Refused
+from tests.ca.test_batch_home import CaHome, build_ca_home
+from tests.pki import Pki
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def home(tmp_path: Path, pki: Pki) -> CaHome:
+    return build_ca_home(tmp_path / "home", pki)
+
+
+def _signed(ca: CA, home: CaHome, *, not_after: dt.datetime) -> int:
+    """A certificate entered in the ledger as the CA would (reserve, sign, record)."""
+    serial = ca.ledger.reserve("direct")
+    subject_key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+        .issuer_name(ca.certificate.subject)
+        .public_key(subject_key.public_key())
+        .serial_number(serial)
+        .not_valid_before(not_after - dt.timedelta(days=365))
+        .not_valid_after(not_after)
+        .sign(home.key.private_key, hashes.SHA256())
+    )
+    ca.ledger.record_signed(serial, cert)
+    return serial
+
+
+def _revoke(ca: CA, serial: int, reason: x509.ReasonFlags | None) -> None:
+    at = NOW - dt.timedelta(hours=1)
+    ca.ledger.revoke(
+        serial,
+        revoked_at=at,
+        reason=None if reason is None else reason.value,
+        request_id=f"rv-{serial:x}",
+        crl_entry=encode_entry(RevokedEntry(serial, at, reason)),
+    )
+
+
+def test_empty_crl(home: CaHome) -> None:
+    with home.open() as ca:
+        der = issue_crl(ca, now=NOW)
+        crl = x509.load_der_x509_crl(der)
+        number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        assert number == time_number(NOW)
+        assert crl.last_update_utc == NOW and crl.next_update_utc == NOW + dt.timedelta(days=7)
+        assert crl.is_signature_valid(ca.certificate.public_key())  # type: ignore[arg-type]
+        aki = crl.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+        ski = ca.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        assert aki.key_identifier == ski.value.digest
+        assert (ca.crl_dir / f"{number}.crl").read_bytes() == der == current_crl(ca)
+        last = ca.ledger.last_crl()
+        assert last is not None and (last.number, last.entry_count) == (number, 0)
+
+
+def test_revocations_appear_with_reasons(home: CaHome) -> None:
+    with home.open() as ca:
+        compromised = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))
+        superseded = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))
+        plain = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))
+        recently_expired = _signed(ca, home, not_after=NOW - dt.timedelta(days=10))
+        long_expired = _signed(ca, home, not_after=NOW - dt.timedelta(days=31))
+        kept = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))  # not revoked
+        _revoke(ca, compromised, x509.ReasonFlags.key_compromise)
+        _revoke(ca, superseded, x509.ReasonFlags.superseded)
+        _revoke(ca, plain, None)
+        _revoke(ca, recently_expired, x509.ReasonFlags.cessation_of_operation)
+        _revoke(ca, long_expired, x509.ReasonFlags.key_compromise)
+        der = issue_crl(ca, now=NOW)
+        loaded = load_crl(der, issuer=ca.certificate, now=NOW)
+        for serial in (compromised, superseded, plain, recently_expired):
+            assert serial in loaded.index
+        # Expired more than keep_after_expiry (30 days) ago: dropped (RFC 5280 §3.3).
+        assert long_expired not in loaded.index and kept not in loaded.index
+        crl = x509.load_der_x509_crl(der)
+        entry = crl.get_revoked_certificate_by_serial_number(compromised)
+        assert entry is not None
+        reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+        assert reason == x509.ReasonFlags.key_compromise
+        entry = crl.get_revoked_certificate_by_serial_number(plain)
+        assert entry is not None and len(entry.extensions) == 0
+        text = subprocess.run(
+            ["openssl", "crl", "-inform", "DER", "-noout", "-text"],
+            input=der,
+            capture_output=True,
+            check=True,
+        ).stdout.decode()
+        assert f"{compromised:X}" in text.replace(":", "").upper()
+        assert "Key Compromise" in text and "Superseded" in text
+        assert ca.ledger.last_crl().entry_count == 4  # type: ignore[union-attr]
+
+
+def test_numbers_strictly_increase(home: CaHome) -> None:
+    with home.open() as ca:
+        first = load_crl(issue_crl(ca, now=NOW), issuer=ca.certificate).number
+        same_second = load_crl(issue_crl(ca, now=NOW), issuer=ca.certificate).number
+        clock_went_back = load_crl(
+            issue_crl(ca, now=NOW - dt.timedelta(days=1)), issuer=ca.certificate
+        ).number
+        assert first is not None and same_second is not None and clock_went_back is not None
+        assert first < same_second < clock_went_back
+        assert len(list(ca.crl_dir.glob("*.crl"))) == 3
+
+
+def _backup(ledger_path: Path, copy: Path) -> None:
+    source = sqlite3.connect(ledger_path)
+    target = sqlite3.connect(copy)
+    source.backup(target)
+    source.close()
+    target.close()
+
+
+def test_numbers_increase_after_an_older_ledger_is_restored(home: CaHome) -> None:
+    backup = home.folder / "ledger-backup.sqlite"
+    with home.open() as ca:
+        issue_crl(ca, now=NOW)
+        _backup(ca.settings.ledger, backup)
+        for minutes in (1, 2):
+            issue_crl(ca, now=NOW + dt.timedelta(minutes=minutes))
+        highest = ca.ledger.last_crl().number  # type: ignore[union-attr]
+    # The operator copies back yesterday's ledger; the CRL folder still has the later CRLs.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{home.settings.ledger}{suffix}").unlink(missing_ok=True)
+    shutil.copy(backup, home.settings.ledger)
+    with home.open() as ca:
+        assert ca.ledger.last_crl().number < highest  # type: ignore[union-attr]
+        # Even at the same instant as the last CRL, the number goes on from the folder.
+        number = load_crl(
+            issue_crl(ca, now=NOW + dt.timedelta(minutes=2)), issuer=ca.certificate
+        ).number
+        assert number is not None and number > highest
+    # The CRL folder lost as well: the time-derived number still increases.
+    shutil.rmtree(home.folder / "crl")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{home.settings.ledger}{suffix}").unlink(missing_ok=True)
+    shutil.copy(backup, home.settings.ledger)
+    with home.open() as ca:
+        later = issue_crl(ca, now=NOW + dt.timedelta(minutes=3))
+        assert load_crl(later, issuer=ca.certificate).number > number  # type: ignore[operator]
+
+
+def test_a_crl_file_is_never_overwritten(home: CaHome) -> None:
+    with home.open() as ca:
+        number = next_crl_number(ca, NOW)
+        ca.crl_dir.mkdir(parents=True, exist_ok=True)
+        planted = ca.crl_dir / f"{number}.crl"
+        planted.write_bytes(b"someone else's file")
+        # The folder now has a higher number than the ledger: the next CRL goes past it.
+        issue_crl(ca, now=NOW)
+        assert planted.read_bytes() == b"someone else's file"
+        numbers = sorted(int(p.stem) for p in ca.crl_dir.glob("*.crl"))
+        assert numbers == [number, number + 1]
+
+
+def test_refuses_to_overwrite_when_the_name_is_taken(
+    home: CaHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ca.crls as crls
+
+    with home.open() as ca:
+        number = next_crl_number(ca, NOW)
+        ca.crl_dir.mkdir(parents=True, exist_ok=True)
+        (ca.crl_dir / f"{number}.crl").write_bytes(b"x")
+        # Simulate a second writer that took the name between numbering and writing.
+        monkeypatch.setattr(crls, "next_crl_number", lambda _ca, _t: number)
+        with pytest.raises(Refused, match="never overwritten"):
+            issue_crl(ca, now=NOW)
+        assert ca.ledger.last_crl() is None  # nothing recorded
+
+
+def test_naive_time_is_a_programming_error(home: CaHome) -> None:
+    with home.open() as ca, pytest.raises(TypeError):
+        issue_crl(ca, now=dt.datetime(2026, 1, 1))
