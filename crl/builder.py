@@ -144,9 +144,10 @@ def _encode_entries(entries: Iterable[RevokedEntry]) -> list[bytes]:
     encode_time = der.encode_time
     entry_type = RevokedEntry
     datetime_type = dt.datetime
+    limit = 1 << 159  # 20 octets with the sign bit clear
     for entry in entries:
         serial = entry.serial if type(entry) is entry_type else None
-        if type(serial) is not int or not 0 < serial.bit_length() < 160:
+        if type(serial) is not int or not 0 < serial < limit:
             append(encode_entry(entry))  # raises the precise error (or encodes a subclass)
             continue
         when = entry.revoked_at

@@ -124,7 +124,7 @@ def entry_reason(blob: bytes) -> x509.ReasonFlags | None:
                 "未知の重要 (critical) なエントリ拡張があります",
                 oid=oid,
             )
-    return None if reason is x509.ReasonFlags.unspecified else reason
+    return reason
 
 
 def serial_key(serial: int) -> int:
