@@ -84,6 +84,14 @@ def _crl_loader() -> Any:
     return loader.RFC5280CertificateListDocumentLoader()
 
 
+def warm_up() -> None:
+    """Build the cached validators and loaders now (before forking workers, for example)."""
+    _certificate_validator()
+    _crl_validator()
+    _certificate_loader()
+    _crl_loader()
+
+
 def _findings(results: Any) -> list[Finding]:
     out: list[Finding] = []
     for result in results:

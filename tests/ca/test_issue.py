@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from ca import issue as issue_module
 from ca.issue import (
     IssueRequest,
     Prepared,
@@ -509,3 +511,33 @@ def test_issue_many_refuses_mismatched_key_before_reserving(
             now=now(),
             workers=-1,
         )
+
+
+def test_workers_start_cleanly_when_other_threads_run(
+    pki: Pki, profile: Profile, keys: dict[str, object]
+) -> None:
+    # With another thread alive, forking could copy a lock that thread holds, so the pool
+    # must use the forkserver; the batch still comes out complete and in order.
+    release = threading.Event()
+    neighbour = threading.Thread(target=release.wait, daemon=True)
+    neighbour.start()
+    try:
+        assert issue_module._start_method() == "forkserver"
+        store = RecordingStore()
+        requests = _requests(keys, 3)
+        results = issue_many(
+            requests,
+            profiles={"office": profile},
+            issuer=pki.certs["issuing"],
+            key=SoftwareKey(pki.keys["issuing"]),
+            serials=store,
+            now=now(),
+            workers=2,
+        )
+    finally:
+        release.set()
+        neighbour.join()
+    assert [r.serial_number for r in results if isinstance(r, x509.Certificate)] == sorted(
+        store.signed
+    )
+    assert len(store.signed) == 3
