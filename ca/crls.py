@@ -21,9 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from ca.context import CA
+from ca.ledger import CrlRecord
 from ca.lint import lint_crl, require_clean
 from crl.builder import build_crl
 from shomei.clock import UTC, require_aware
@@ -104,6 +107,29 @@ def issue_crl(ca: CA, *, now: dt.datetime) -> bytes:
         entry_count=len(entries),
     )
     return der
+
+
+@dataclass(frozen=True)
+class CrlStatus:
+    """How the CA's current CRL stands at ``now`` (for ``shomei ca status``)."""
+
+    last: CrlRecord | None
+    remaining: dt.timedelta | None  # until nextUpdate; negative once expired
+    state: Literal["none", "ok", "due", "expired"]
+
+
+def crl_status(last: CrlRecord | None, *, validity: dt.timedelta, now: dt.datetime) -> CrlStatus:
+    """``due`` once less than a quarter of ``validity`` is left, ``expired`` after nextUpdate.
+
+    Relying parties treat a CRL past its nextUpdate as unknown status (RFC 5280 §6.3.3), so
+    every claim verification fails from then on; the warning leaves time for a ceremony.
+    """
+    if last is None:
+        return CrlStatus(None, None, "none")
+    remaining = last.next_update - require_aware(now)
+    if remaining <= dt.timedelta(0):
+        return CrlStatus(last, remaining, "expired")
+    return CrlStatus(last, remaining, "due" if remaining <= validity / 4 else "ok")
 
 
 def current_crl(ca: CA) -> bytes | None:

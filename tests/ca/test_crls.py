@@ -193,3 +193,17 @@ def test_refuses_to_overwrite_when_the_name_is_taken(
 def test_naive_time_is_a_programming_error(home: CaHome) -> None:
     with home.open() as ca, pytest.raises(TypeError):
         issue_crl(ca, now=dt.datetime(2026, 1, 1))
+
+
+def test_crl_status() -> None:
+    from ca.crls import crl_status
+    from ca.ledger import CrlRecord
+
+    week = dt.timedelta(days=7)
+    record = CrlRecord(1, NOW, NOW + week, "ab", 0)
+    assert crl_status(None, validity=week, now=NOW).state == "none"
+    fresh = crl_status(record, validity=week, now=NOW + dt.timedelta(days=1))
+    assert fresh.state == "ok" and fresh.remaining == dt.timedelta(days=6)
+    assert crl_status(record, validity=week, now=NOW + dt.timedelta(days=6)).state == "due"
+    late = crl_status(record, validity=week, now=NOW + dt.timedelta(days=8))
+    assert late.state == "expired" and late.remaining == -dt.timedelta(days=1)

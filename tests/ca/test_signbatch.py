@@ -286,7 +286,6 @@ def test_revocation_resent_after_a_lost_result_is_answered_again(home: CaHome) -
         assert entry is not None and len(entry.extensions) == 0  # unspecified: no reasonCode
 
 
-@pytest.mark.slow
 def test_a_thousand_requests(home: CaHome) -> None:
     rng = random.Random(5)
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)  # noqa: S505 - the weak key to refuse
