@@ -15,6 +15,7 @@ apostrophe (CSV injection).
 from __future__ import annotations
 
 import csv
+import gc
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -141,8 +142,13 @@ def verify_items(
                 progress(1)
     else:
         indexed = list(enumerate(items))[start:]
-        chunks = [indexed[k : k + CHUNK] for k in range(0, len(indexed), CHUNK)]
+        # Chunks big enough that pickling stays cheap, small enough to balance the workers.
+        size = max(CHUNK, len(indexed) // (workers * 16))
+        chunks = [indexed[k : k + size] for k in range(0, len(indexed), size)]
         _WORKER = verifier
+        # Objects that exist now are shared copy-on-write with the workers; keep the cycle
+        # collector of each worker from walking (and so copying) them all.
+        gc.freeze()
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
                 for done in pool.imap_unordered(_work, chunks):
@@ -152,6 +158,7 @@ def verify_items(
                         progress(len(done))
         finally:
             _WORKER = None
+            gc.unfreeze()
     return [Row(item, v) for item, v in zip(items, verdicts, strict=True) if v is not None]
 
 
