@@ -19,6 +19,7 @@ import functools
 import hashlib
 import json
 import re
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -327,7 +328,7 @@ def _new_key(
             share_files=[str(p) for p in share_paths],
         )
     else:
-        from signer.pkcs11 import generate_pkcs11_key
+        from signer.pkcs11 import Pkcs11Algorithm, generate_pkcs11_key
 
         if pin is None:
             raise Refused(
@@ -340,8 +341,8 @@ def _new_key(
             token_label=spec.token_label,
             key_label=spec.key_label,
             pin=pin,
-            algorithm=spec.algorithm,
-        )  # type: ignore[arg-type]
+            algorithm=typing.cast(Pkcs11Algorithm, spec.algorithm),  # checked by KeySpec
+        )
         ref_text = (
             f'[key]\nbackend = "pkcs11"\nmodule = "{spec.module}"\n'
             f'token_label = "{spec.token_label}"\nkey_label = "{spec.key_label}"\n'

@@ -28,7 +28,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from shomei.errors import MalformedInput, VerificationFailed
 from signer.keys import SigningKey
 
-_HASHES = {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}
+_HASHES: dict[str, type[hashes.SHA256 | hashes.SHA384 | hashes.SHA512]] = {
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 
 
 @dataclass(frozen=True)
@@ -130,7 +134,7 @@ def sign(
             "signer_infos": [signer_info],
         }
     )
-    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+    return bytes(cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump())
 
 
 def _malformed(what: str, what_ja: str, cause: Exception | None = None) -> MalformedInput:
@@ -250,7 +254,7 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
         if isinstance(st, dt.datetime):
             signing_time = st.astimezone(dt.UTC)
         ess = signed_attrs_value(si, "signing_certificate_v2")
-        if ess is not None:
+        if isinstance(ess, dict):
             cert_hash = ess["certs"][0]["cert_hash"]
             hash_alg = ess["certs"][0]["hash_algorithm"]["algorithm"]
             if hashlib.new(hash_alg, acerts[signer_index].dump()).digest() != cert_hash:
