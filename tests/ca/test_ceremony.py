@@ -273,3 +273,79 @@ def test_pkcs11_ceremony(softhsm_token: _softhsm.SoftHsmToken, tmp_path: Path) -
     assert proc.returncode == 0, proc.stderr
     lint_ok("lint_pkix_cert", "-s", "WARNING", home / "issuing/issuing.pem")
     assert 'backend = "pkcs11"' in (home / "ca.toml").read_text()
+
+
+@pytest.mark.softhsm
+def test_pkcs11_ceremony_then_batch(softhsm_token: _softhsm.SoftHsmToken, tmp_path: Path) -> None:
+    """A CA whose keys live on a token signs a request batch (PIN, no shares)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ca.batch import (
+        Issued,
+        IssueItem,
+        make_link_identity,
+        read_result_batch,
+        write_request_batch,
+    )
+    from ca.context import open_ca
+    from ca.settings import load_ca_settings
+    from ca.signbatch import sign_batch
+    from ca.trust import pin_ra_certificate
+
+    path = write_ceremony(
+        tmp_path,
+        actions=["create-root", "create-issuing", "issuing-crl"],
+        root="pkcs11",
+        issuing="pkcs11",
+        token=softhsm_token,
+    )
+    run_file(path, pin=softhsm_token.pin)
+    home = tmp_path / "home"
+    ra_key, ra_cert = make_link_identity("test RA", now=NOW)
+    pin_ra_certificate(home, ra_cert.public_bytes(serialization.Encoding.PEM))
+    items = []
+    for i in range(3):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(x509.oid.NameOID.COMMON_NAME, "x")]))
+            .sign(key, hashes.SHA256())
+        )
+        items.append(
+            IssueItem(
+                request_id=f"r{i}",
+                csr_der=csr.public_bytes(serialization.Encoding.DER),
+                office_number=f"131000000{i}",
+                office_name=f"事業所{i}",
+            )
+        )
+    request = write_request_batch(
+        items, ra_name="test RA", key=ra_key, certificate=ra_cert, now=NOW
+    )
+    settings = load_ca_settings(home / "ca.toml")
+    with pytest.raises(CustodyError):
+        open_ca(settings, pin="wrong-pin")
+    ca = open_ca(settings, pin=softhsm_token.pin)
+    result = read_result_batch(
+        sign_batch(ca, request, now=NOW, workers=1), ca_certificate=ca.certificate
+    )
+    issued = [r.certificate for r in result.results if isinstance(r, Issued)]
+    assert len(issued) == 3
+    for cert in issued:
+        (tmp_path / "leaf.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        proc = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-CAfile",
+                home / "root/root.pem",
+                "-untrusted",
+                home / "issuing/issuing.pem",
+                tmp_path / "leaf.pem",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
