@@ -239,18 +239,19 @@ def office_subject(profile: Profile, office_number: str, office_name: str) -> x5
     RFC 5280 §4.1.2.6 and Appendix A.1: countryName is a PrintableString; the other
     attributes are DirectoryStrings, for which §4.1.2.4 wants UTF8String.
     """
-    utf8 = x509.name._ASN1Type.UTF8String
+    # cryptography's defaults are exactly these string types (PrintableString for C,
+    # UTF8String for the rest); the tests check the encoding.
     with warnings.catch_warnings():
         # ub-common-name (64) counts characters, as pkilint does; cryptography counts UTF-8
         # bytes, which would cap a Japanese name at 21 kanji.  The character limit is checked
         # by _check_subject and again by pkilint, so cryptography's byte check is relaxed.
         warnings.simplefilter("ignore", UserWarning)
-        common_name = x509.NameAttribute(NameOID.COMMON_NAME, office_name, utf8, _validate=False)
+        common_name = x509.NameAttribute(NameOID.COMMON_NAME, office_name, _validate=False)
     return x509.Name(
         [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP", x509.name._ASN1Type.PrintableString),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, profile.federation, utf8),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, office_number, utf8),
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, profile.federation),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, office_number),
             common_name,
         ]
     )

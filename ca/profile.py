@@ -56,10 +56,10 @@ EKU_NAMES: dict[str, str] = {
 
 # ub-organization-name and ub-common-name in RFC 5280 Appendix A.1.
 UB_NAME = 64
-# Many X.509 decoders (pkilint's among them, and Mozilla's convention) keep each OID arc in
-# 32 bits; RFC 5280 only asks implementations to handle arcs below 2^28.  A 2.25.<UUID> OID
-# (X.667) is therefore refused: certificates carrying it fail pkilint and other parsers.
-MAX_OID_ARC = (1 << 28) - 1
+# Many X.509 decoders keep each OID arc in 32 bits (pkilint's DER decoder, Mozilla's
+# convention, OpenSSL's text conversion after CVE-2023-2650).  A 2.25.<UUID> OID (X.667) has a
+# 128-bit arc: certificates carrying it fail pkilint and other parsers, so it is refused here.
+MAX_OID_ARC = (1 << 32) - 1
 
 _PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
@@ -80,9 +80,9 @@ def _check_oid(key: str, value: str) -> None:
     if any(a > MAX_OID_ARC for a in arcs):
         raise _bad(
             key,
-            f"{value!r} has an arc above 2^28-1, which many X.509 decoders (and pkilint) reject; "
+            f"{value!r} has an arc above 2^32-1, which many X.509 decoders (and pkilint) reject; "
             "use an OID under an arc registered for the federation",
-            f"{value!r} には 2^28-1 を超える数字があり、多くの X.509 実装(pkilint を含む)が"
+            f"{value!r} には 2^32-1 を超える数字があり、多くの X.509 実装(pkilint を含む)が"
             "読めません。連合会の登録済み OID を使ってください",
         )
 
