@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.errors import handle_errors, language
-from shomei.errors import MalformedInput, NotFound
+from shomei.errors import MalformedInput, NotFound, Refused
 
 if TYPE_CHECKING:
     from signer.credentials import Credentials
@@ -34,10 +34,29 @@ def _read(path: Path) -> bytes:
         ) from exc
 
 
+def _write(path: Path, data: bytes, *, force: bool) -> None:
+    if path.exists() and not force:
+        raise Refused(
+            f"{path} already exists (not overwritten)",
+            message_ja=f"{path} は既に存在します(上書きしません)",
+        )
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise Refused(
+            f"cannot write {path}: {exc.strerror}", message_ja=f"{path} に書き込めません"
+        ) from exc
+
+
 def _secret(file: Path | None, prompt: str) -> str:
     """A password or PIN from the first line of ``file``, else asked at the prompt."""
     if file is not None:
-        lines = _read(file).decode("utf-8", errors="strict").splitlines()
+        try:
+            lines = _read(file).decode("utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            raise MalformedInput(
+                f"{file} is not UTF-8 text", message_ja=f"{file} は UTF-8 のテキストではありません"
+            ) from exc
         return lines[0] if lines else ""
     return str(click.prompt(prompt, hide_input=True, err=True))
 
@@ -124,7 +143,6 @@ def sign_command(
     force: bool,
 ) -> None:
     """Sign CLAIM: a detached CMS signature CLAIM.p7s, or PAdES inside a PDF (--pades)."""
-    from shomei.errors import Refused
     from signer.claims import sign_file
 
     credentials = _credentials(
@@ -142,12 +160,7 @@ def sign_command(
         from signer.pades import sign_pdf
 
         out = output or claim.with_name(claim.stem + "-signed.pdf")
-        if out.exists() and not force:
-            raise Refused(
-                f"{out} already exists (not overwritten)",
-                message_ja=f"{out} は既に存在します(上書きしません)",
-            )
-        out.write_bytes(sign_pdf(_read(claim), credentials=credentials))
+        _write(out, sign_pdf(_read(claim), credentials=credentials), force=force)
     else:
         out = sign_file(claim, credentials=credentials, output=output, overwrite=force)
     click.echo(f"signed: {out}" if language() != "ja" else f"署名しました: {out}")
@@ -245,16 +258,11 @@ def notice_group() -> None:
 @handle_errors
 def seal_command(document: Path, to: Path, output: Path, force: bool) -> None:
     """Encrypt DOCUMENT to the holder of the certificate --to (CMS EnvelopedData)."""
-    from shomei.errors import Refused
     from signer.credentials import load_certificates
     from signer.notices import seal
 
-    if output.exists() and not force:
-        raise Refused(
-            f"{output} already exists (not overwritten)",
-            message_ja=f"{output} は既に存在します(上書きしません)",
-        )
-    output.write_bytes(seal(_read(document), recipient=load_certificates(_read(to))[0]))
+    sealed = seal(_read(document), recipient=load_certificates(_read(to))[0])
+    _write(output, sealed, force=force)
     click.echo(f"sealed: {output}" if language() != "ja" else f"暗号化しました: {output}")
 
 
@@ -292,7 +300,7 @@ def open_command(
     if output is None:
         click.echo(document, nl=False)
     else:
-        output.write_bytes(document)
+        _write(output, document, force=False)
         click.echo(f"opened: {output}" if language() != "ja" else f"復号しました: {output}")
 
 

@@ -267,3 +267,33 @@ def test_notice_seal_and_open(work: Path, pki_dir: Path) -> None:
         work / "pw",
     )
     assert result.exit_code == 2 and "not a sealed notice" in one_line(result)
+
+
+def test_garbage_signature_and_signature_of_another_file(work: Path, pki_dir: Path) -> None:
+    (work / "claim.csv.p7s").write_bytes(b"this is not CMS at all")
+    result = verify(work, pki_dir)
+    assert result.exit_code == 2 and "not a usable CMS signature" in one_line(result)
+    (work / "other.csv").write_bytes(b"another claim")
+    result = run(
+        "sign",
+        work / "other.csv",
+        "--key",
+        pki_dir / "office.key",
+        "--cert",
+        pki_dir / "office.pem",
+        "--chain",
+        pki_dir / "issuing.pem",
+    )
+    assert result.exit_code == 0, result.output
+    result = verify(work, pki_dir, "--signature", work / "other.csv.p7s")
+    assert result.exit_code == 1 and "does not match its signature" in one_line(result)
+
+
+def test_notice_refuses_to_overwrite(work: Path, pki_dir: Path) -> None:
+    (work / "doc").write_bytes(b"x")
+    (work / "doc.p7m").write_bytes(b"keep me")
+    result = run(
+        "notice", "seal", work / "doc", "--to", pki_dir / "office.pem", "-o", work / "doc.p7m"
+    )
+    assert result.exit_code == 2 and "already exists" in one_line(result)
+    assert (work / "doc.p7m").read_bytes() == b"keep me"
