@@ -327,11 +327,12 @@ class Ledger:
                 (sha256, batch_id, code, message, _ts(now)),
             )
 
-    def find_batch(self, batch_id: str) -> BatchRecord | None:
+    def find_batch(self, batch_id: str, *, sha256: str | None = None) -> BatchRecord | None:
+        """The batch with ``batch_id`` (or, when given, with file hash ``sha256``), if any."""
         row = self._db.execute(
             "SELECT batch_id, sha256, ra_name, request_count, received_at, finished_at, outcome"
-            " FROM batches WHERE batch_id = ?",
-            (batch_id,),
+            " FROM batches WHERE batch_id = ? OR sha256 = ?",
+            (batch_id, sha256),
         ).fetchone()
         return None if row is None else _batch(row)
 

@@ -40,9 +40,11 @@ from ca.batch import (
     read_request_batch,
     write_result_batch,
 )
-from ca.context import CA
+from ca.context import CA, load_certificates
 from ca.crls import issue_crl
 from ca.issue import IssueRequest, Refusal, issue_many
+from ca.ledger import Ledger
+from ca.settings import CASettings
 from crl.builder import RevokedEntry, encode_entry
 from shomei.clock import require_aware
 from shomei.errors import ConfigError, MalformedInput, Refused, VerificationFailed
@@ -50,9 +52,10 @@ from shomei.errors import ConfigError, MalformedInput, Refused, VerificationFail
 Progress = Callable[[int, int], None]  # (requests done, requests in the batch)
 
 
-def results_dir(ca: CA) -> Path:
+def results_dir(ca: CA | CASettings) -> Path:
     """Where a copy of every result batch is kept (``results/`` beside the ledger)."""
-    return ca.settings.ledger.parent / "results"
+    settings = ca.settings if isinstance(ca, CA) else ca
+    return settings.ledger.parent / "results"
 
 
 def sign_batch(
@@ -72,10 +75,7 @@ def sign_batch(
     now = require_aware(now, "now").replace(microsecond=0)
     digest = hashlib.sha256(request_bytes).hexdigest()
     if not ca.trusted_ra:
-        raise ConfigError(
-            "no RA link certificate is trusted (trusted_ra in ca.toml is empty)",
-            message_ja="信頼する RA 連携証明書がありません(ca.toml の trusted_ra が空です)",
-        )
+        raise _no_trusted_ra()
     try:
         request = read_request_batch(request_bytes, trusted=ca.trusted_ra)
         if ca.ledger.find_batch(request.batch_id) is None:
@@ -106,7 +106,50 @@ def sign_batch(
     return result
 
 
-def _check_no_result_yet(ca: CA, batch_id: str) -> None:
+def check_request(settings: CASettings, request_bytes: bytes, *, now: dt.datetime) -> RequestBatch:
+    """Verify a request batch and check it is new, without the CA key.
+
+    The CLI calls this before the custodians type their shares: a forged, altered or
+    replayed batch is refused (and noted in the ledger) before anyone opens the key.
+    :func:`sign_batch` makes the same checks again with the ledger entry that counts.
+    """
+    trusted = [c for p in settings.trusted_ra for c in load_certificates(p)]
+    if not trusted:
+        raise _no_trusted_ra()
+    with Ledger(settings.ledger) as ledger:
+        try:
+            request = read_request_batch(request_bytes, trusted=trusted)
+            known = ledger.find_batch(request.batch_id, sha256=request.sha256)
+            if known is not None:
+                raise Refused(
+                    f"batch {request.batch_id} was already received on "
+                    f"{known.received_at:%Y-%m-%d %H:%M:%S} UTC (outcome: {known.outcome}); "
+                    "a batch is never processed twice, ask the RA for a new batch",
+                    message_ja=f"バッチ {request.batch_id} は受付済みです(結果: {known.outcome})。"
+                    "同じバッチは二度処理しません。RA に新しいバッチの作成を依頼してください",
+                    batch_id=request.batch_id,
+                )
+            _check_no_result_yet(settings, request.batch_id)
+        except (VerificationFailed, MalformedInput, Refused) as exc:
+            ledger.record_batch_refusal(
+                sha256=hashlib.sha256(request_bytes).hexdigest(),
+                batch_id=exc.fields.get("batch_id"),
+                code=exc.code,
+                message=exc.message,
+                now=now,
+            )
+            raise
+    return request
+
+
+def _no_trusted_ra() -> ConfigError:
+    return ConfigError(
+        "no RA link certificate is trusted (trusted_ra in ca.toml is empty)",
+        message_ja="信頼する RA 連携証明書がありません(ca.toml の trusted_ra が空です)",
+    )
+
+
+def _check_no_result_yet(ca: CA | CASettings, batch_id: str) -> None:
     # A second memory besides the ledger: if the ledger was restored from an older backup,
     # the kept result copy still shows that this batch was done.
     copy = results_dir(ca) / f"{batch_id}.p7m"

@@ -345,3 +345,19 @@ def test_replay_after_an_older_ledger_was_restored(home: CaHome) -> None:
         with pytest.raises(Refused, match="already processed"):  # ... the kept result did not
             sign_batch(ca, data, now=NOW, workers=1)
         assert counter.count == 0
+
+
+def test_check_request_needs_no_key(home: CaHome) -> None:
+    from ca.signbatch import check_request
+
+    data = request_batch(home, [issue(1)])
+    assert check_request(home.settings, data, now=NOW).requests[0].request_id == "iss-1"
+    with home.open() as ca:
+        sign_batch(ca, data, now=NOW, workers=1)
+    with pytest.raises(Refused, match="already received"):
+        check_request(home.settings, data, now=NOW)
+    altered = data.replace(b"iss-1", b"iss-2")
+    with pytest.raises(VerificationFailed):
+        check_request(home.settings, altered, now=NOW)
+    with home.open() as ca:
+        assert ca.ledger.stats().batch_refusals == 2
