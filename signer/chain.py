@@ -20,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from pyhanko_certvalidator import CertificateValidator, ValidationContext, errors
 
+from shomei.errors import MalformedInput
 from signer.verdict import Verdict, invalid
 
 
@@ -72,6 +73,12 @@ def validate(
             f"the certificate chain is not valid: {detail}",
             f"証明書チェーンが正しくありません: {detail}",
         )
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        # asn1crypto parses lazily: a broken attached certificate surfaces only here.
+        raise MalformedInput(
+            f"an attached certificate is unreadable ({type(exc).__name__})",
+            message_ja="添付された証明書が読めません",
+        ) from exc
     ders = [c.dump() for c in path.iter_certs(include_root=True)]
     return tuple(x509.load_der_x509_certificate(d) for d in ders)
 

@@ -351,10 +351,8 @@ def _key_usage(cert: x509.Certificate, info: dict[str, Any]) -> Verdict | None:
     try:
         usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
         allowed = usage.digital_signature or usage.content_commitment
-    except x509.ExtensionNotFound:
-        allowed = False
-    except ValueError:
-        allowed = False
+    except (x509.ExtensionNotFound, ValueError):
+        allowed = False  # absent or unreadable: not a certificate for signing claims
     if allowed:
         return None
     return invalid(
