@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import datetime as dt
+import functools
 import gc
 import multiprocessing
 import os
@@ -437,17 +438,24 @@ def sign_prepared(prepared: Prepared, key: SigningKey) -> x509.Certificate:
 # ---------------------------------------------------------------------------------------
 # Batches
 
-# Worker-process state, set once by _init_worker so each task carries only its own data.
+# Worker-process state, set once by _init_pool_worker so each task carries only its own data.
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(profiles: Mapping[str, Profile], issuer_der: bytes) -> None:
-    _WORKER["profiles"] = dict(profiles)
-    _WORKER["issuer"] = x509.load_der_x509_certificate(issuer_der)
+def _prepare_all(
+    profiles: Mapping[str, Profile],
+    issuer: x509.Certificate,
+    chunk: list[tuple[IssueRequest, int]],
+    now: dt.datetime,
+) -> list[Prepared | Refusal]:
+    return [
+        prepare(r, profile=profiles[r.profile], issuer=issuer, serial=s, now=now) for r, s in chunk
+    ]
 
 
 def _init_pool_worker(profiles: Mapping[str, Profile], issuer_der: bytes) -> None:
-    _init_worker(profiles, issuer_der)
+    _WORKER["profiles"] = dict(profiles)
+    _WORKER["issuer"] = x509.load_der_x509_certificate(issuer_der)
     # pkilint builds thousands of short-lived, cyclic tree nodes per certificate.  In a
     # worker process (never in the caller's), freeze what the worker inherited so the
     # cyclic collector stops rescanning it, and collect young objects less often.
@@ -458,11 +466,7 @@ def _init_pool_worker(profiles: Mapping[str, Profile], issuer_der: bytes) -> Non
 def _prepare_chunk(
     chunk: list[tuple[IssueRequest, int]], now: dt.datetime
 ) -> list[Prepared | Refusal]:
-    profiles: Mapping[str, Profile] = _WORKER["profiles"]
-    issuer: x509.Certificate = _WORKER["issuer"]
-    return [
-        prepare(r, profile=profiles[r.profile], issuer=issuer, serial=s, now=now) for r, s in chunk
-    ]
+    return _prepare_all(_WORKER["profiles"], _WORKER["issuer"], chunk, now)
 
 
 class _InlineExecutor:
@@ -562,18 +566,19 @@ def issue_many(
         progress(done)
 
     count = workers or os.cpu_count() or 1
-    issuer_der = issuer.public_bytes(serialization.Encoding.DER)
     # Small chunks keep the pool busy while this process signs; large ones cut IPC overhead.
     chunk_size = max(1, min(16, len(todo) // (count * 4) or 1))
     chunks: Iterator[list[int]] = (
         todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)
     )
     executor: Any
+    task: Callable[..., list[Prepared | Refusal]]
     if count == 1 or len(todo) <= 1:
-        _init_worker(profiles, issuer_der)
         executor = _InlineExecutor()
+        task = functools.partial(_prepare_all, profiles, issuer)
     else:
         executor = _pool(min(count, len(todo)), profiles, issuer)
+        task = _prepare_chunk
     window: collections.deque[tuple[concurrent.futures.Future[Any], list[tuple[int, int]]]] = (
         collections.deque()
     )
@@ -585,15 +590,26 @@ def issue_many(
         # The serial is durably reserved before its TBS exists, let alone is signed.
         reserved = [(i, serials.reserve(requests[i].request_id)) for i in indices]
         chunk = [(requests[i], serial) for i, serial in reserved]
-        window.append((executor.submit(_prepare_chunk, chunk, now), reserved))
+        window.append((executor.submit(task, chunk, now), reserved))
 
     try:
         for _ in range(count * 2):
             submit_next()
         while window:
             future, reserved = window.popleft()
-            outcomes = future.result()
-            submit_next()
+            try:
+                outcomes = future.result()
+                submit_next()
+            except concurrent.futures.BrokenExecutor as exc:
+                # A worker died (killed, out of memory).  What was signed is recorded; the
+                # serials reserved for the rest stay "reserved" in the ledger, unused.
+                raise Refused(
+                    f"a preparation worker stopped unexpectedly after {done} of "
+                    f"{len(requests)} requests; the rest of the batch was not issued",
+                    message_ja=f"準備処理のプロセスが異常終了しました({len(requests)} 件中 "
+                    f"{done} 件で停止)。残りは発行されていません",
+                    done=done,
+                ) from exc
             for (index, serial), outcome in zip(reserved, outcomes, strict=True):
                 if isinstance(outcome, Refusal):
                     serials.record_refused(outcome.request_id, serial, outcome)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import multiprocessing
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -541,3 +544,35 @@ def test_workers_start_cleanly_when_other_threads_run(
         store.signed
     )
     assert len(store.signed) == 3
+
+
+def test_a_dead_worker_stops_the_batch_with_a_clear_error(
+    pki: Pki, profile: Profile, keys: dict[str, object]
+) -> None:
+    store = RecordingStore()
+    killed: list[int] = []
+
+    def kill_a_worker(done: int) -> None:
+        # After the first certificate, a worker is killed as the OOM killer would.
+        if not killed:
+            for child in multiprocessing.active_children():
+                if child.pid is not None:
+                    os.kill(child.pid, signal.SIGKILL)
+                    killed.append(child.pid)
+
+    with pytest.raises(Refused) as info:
+        issue_many(
+            _requests(keys, 200),
+            profiles={"office": profile},
+            issuer=pki.certs["issuing"],
+            key=SoftwareKey(pki.keys["issuing"]),
+            serials=store,
+            now=now(),
+            workers=2,
+            progress=kill_a_worker,
+        )
+    assert killed
+    assert "worker" in info.value.message and info.value.message_ja
+    # Everything signed before the failure was recorded against a reserved serial.
+    assert len(store.signed) == info.value.fields["done"] < 200
+    assert set(store.signed) <= set(store.reserved)
