@@ -217,3 +217,33 @@ def test_load_verifier_from_files(pki: Pki) -> None:
     assert verifier.verify(CLAIM, _sig(pki, "office")).ok
     with pytest.raises(MalformedInput, match="certificate"):
         load_verifier(trust=[b"junk"])
+
+
+def test_intermediate_from_untrusted_when_not_attached(pki: Pki) -> None:
+    bare = credentials(pki, "office")
+    bare = type(bare)(bare.key, bare.certificate, (), bare.private_key)  # no chain attached
+    sig = sign_claim(CLAIM, credentials=bare, signing_time=NOW)
+    without = Verifier(trust_anchors=[pki.certs["root"]], crls=[pki.crl_der], clock=lambda: NOW)
+    assert without.verify(CLAIM, sig).reasons[0].code == "untrusted"
+    with_files = load_verifier(
+        trust=[pki.cert_pem("root")],
+        crls=[pki.crl_der],
+        untrusted=[pki.cert_pem("issuing")],
+        clock=lambda: NOW,
+    )
+    assert with_files.verify(CLAIM, sig).ok
+
+
+def test_issuing_ca_as_the_trust_anchor(pki: Pki, make_verifier: MakeVerifier) -> None:
+    verdict = make_verifier(anchors=("issuing",)).verify(CLAIM, _sig(pki, "office"))
+    assert verdict.ok, verdict.reasons
+
+
+def test_add_crl_drops_cached_decisions(pki: Pki, make_verifier: MakeVerifier) -> None:
+    verifier = make_verifier()
+    sig = _sig(pki, "office")
+    assert verifier.verify(CLAIM, sig).ok
+    verifier.add_crl(make_crl(pki, number=9, revoked=["office"]))
+    assert verifier.verify(CLAIM, sig).reasons[0].code == "revoked"
+    with pytest.raises(MalformedInput):
+        verifier.add_crl(b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
