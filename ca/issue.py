@@ -46,9 +46,8 @@ from signer.keys import SigningKey
 
 RefusalCode = Literal["bad_csr", "weak_key", "lint", "subject", "profile"]
 
-_OFFICE_NUMBER = re.compile(r"^[0-9]{10}$")
+_OFFICE_NUMBER = re.compile(r"[0-9]{10}")  # ASCII digits only: \d would allow full-width
 UB_COMMON_NAME = 64  # RFC 5280 Appendix A.1, ub-common-name
-UB_ORGANIZATIONAL_UNIT = 64  # RFC 5280 Appendix A.1, ub-organizational-unit-name
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ def _refuse(request: IssueRequest, code: RefusalCode, message: str, message_ja: 
 
 
 def _check_subject(request: IssueRequest) -> Refusal | None:
-    if not isinstance(request.office_number, str) or not _OFFICE_NUMBER.match(
+    if not isinstance(request.office_number, str) or not _OFFICE_NUMBER.fullmatch(
         request.office_number
     ):
         return _refuse(

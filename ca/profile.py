@@ -61,8 +61,8 @@ UB_NAME = 64
 # 128-bit arc: certificates carrying it fail pkilint and other parsers, so it is refused here.
 MAX_OID_ARC = (1 << 32) - 1
 
-_PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-_OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+_PROFILE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+_OID = re.compile(r"[0-2](\.(0|[1-9][0-9]*))+")
 
 
 def _bad(key: str, problem: str, problem_ja: str) -> ConfigError:
@@ -72,7 +72,7 @@ def _bad(key: str, problem: str, problem_ja: str) -> ConfigError:
 
 
 def _check_oid(key: str, value: str) -> None:
-    if not _OID.match(value):
+    if not _OID.fullmatch(value):
         raise _bad(key, f"{value!r} is not a dotted OID", f"{value!r} は OID ではありません")
     arcs = [int(a) for a in value.split(".")]
     if arcs[0] < 2 and arcs[1] > 39:
@@ -153,7 +153,7 @@ class Profile:
     validity: dt.timedelta = field(default=dt.timedelta(days=1095))
 
     def __post_init__(self) -> None:
-        if not _PROFILE_NAME.match(self.name):
+        if not _PROFILE_NAME.fullmatch(self.name):
             raise _bad(
                 "name",
                 f"{self.name!r} must be 1-32 lower-case letters, digits, '-' or '_'",

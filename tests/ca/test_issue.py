@@ -319,6 +319,7 @@ def test_bad_csrs_refused(
         ("13100000990", NAME),  # 11 digits
         ("１３１０００００９９", NAME),  # full-width digits
         ("131000009a", NAME),
+        ("1310000099\n", NAME),  # a trailing newline must not slip past the pattern
         (NUMBER, "事" * 65),
         (NUMBER, ""),
         (NUMBER, " 前に空白"),

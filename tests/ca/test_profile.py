@@ -73,6 +73,7 @@ def test_unknown_extension_key_is_named(tmp_path: Path) -> None:
         ('signature_hash = "sha256"', 'signature_hash = "sha1"', "signature_hash"),
         ('validity = "1095d"', 'validity = "12h"', "validity"),
         ('name = "office"', 'name = "Office!"', "name"),
+        ('name = "office"', 'name = "office\\n"', "name"),
         (
             'policies = ["1.3.6.1.4.1.32473.1.1"]',
             'policies = ["2.25.329800735698586629295641978511506172918"]',
