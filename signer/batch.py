@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import gc
+import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from signer.verdict import Reason, Status, Verdict
 from signer.verifier import Verifier
 
 CHUNK = 32
+log = logging.getLogger("shomei.signer.batch")
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,24 @@ def find_claims(folder: Path) -> list[Item]:
 
 
 def check(verifier: Verifier, item: Item) -> Verdict:
-    """The verdict on one item (claim file missing or unsigned included)."""
+    """The verdict on one item (claim file missing or unsigned included).
+
+    One broken file must not stop a batch of a hundred thousand: an unexpected error becomes
+    an UNDECIDED row (and a log entry with the traceback) instead of ending the run.
+    """
+    try:
+        return _check(verifier, item)
+    except Exception as exc:
+        log.exception("unexpected error verifying %s", item.claim)
+        return _verdict(
+            Status.UNDECIDED,
+            "internal_error",
+            f"could not be checked (internal error {type(exc).__name__}); please report it",
+            f"内部エラー({type(exc).__name__})のため確認できませんでした。ご連絡ください",
+        )
+
+
+def _check(verifier: Verifier, item: Item) -> Verdict:
     if item.signature is None:
         from signer.pades import verify_pdf
 

@@ -36,6 +36,8 @@ from signer.verdict import Verdict, invalid, undecided
 from signer.verifier import Verifier
 
 PDF_MAGIC = b"%PDF-"
+# What pyHanko and asn1crypto raise on hostile or broken input (besides their own errors).
+_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, NotImplementedError)
 
 
 def is_pdf(data: bytes) -> bool:
@@ -99,7 +101,7 @@ def verify_pdf(pdf: bytes, *, verifier: Verifier) -> Verdict:
     try:
         reader = PdfFileReader(BytesIO(pdf), strict=False)
         embedded = list(reader.embedded_signatures)
-    except (PdfError, ValueError, TypeError, KeyError, IndexError):
+    except (PdfError, *_PARSE_ERRORS):
         return undecided("malformed", "not a readable PDF", "PDF として読み取れません")
     if not embedded:
         return invalid("unsigned", "the PDF carries no signature", "PDF に署名がありません")
@@ -114,7 +116,7 @@ def _verify_one(emb: Any, verifier: Verifier) -> Verdict:
     context = ValidationContext(trust_roots=[], revocation_mode="soft-fail", allow_fetching=False)
     try:
         status = asyncio.run(async_validate_pdf_signature(emb, signer_validation_context=context))
-    except (PdfError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except (PdfError, *_PARSE_ERRORS) as exc:  # pyHanko validation errors are ValueErrors
         return undecided(
             "malformed",
             f"the PDF signature cannot be read ({type(exc).__name__})",

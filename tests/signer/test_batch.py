@@ -89,3 +89,20 @@ def test_not_a_folder(tmp_path: Path, make_verifier: MakeVerifier) -> None:
         batch.verify_folder(make_verifier(), tmp_path / "missing")
     with pytest.raises(Refused, match="cannot write"):
         batch.write_report([], tmp_path / "missing" / "r.csv")
+
+
+def test_an_unexpected_error_is_one_undecided_row(
+    pki: Pki, make_verifier: MakeVerifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _folder(pki, tmp_path, good=1)
+    verifier = make_verifier()
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(verifier, "verify_files", broken)
+    rows = batch.verify_folder(verifier, tmp_path, workers=1)
+    row = next(r for r in rows if r.item.claim.name == "claim-000.csv")
+    assert row.verdict.status is Status.UNDECIDED
+    assert row.verdict.reasons[0].code == "internal_error"
+    assert "RuntimeError" in row.verdict.summary()
