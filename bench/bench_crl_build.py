@@ -232,7 +232,7 @@ def run(workdir: Path) -> list[Figure]:
     ours_entries = best(
         "ours, build_crl(entries=...): encoding included",
         lambda: build_crl(**args, entries=entries),
-        2,
+        3,
     )
     ours_ledger = best(
         "ours, build_crl(encoded_entries=...): the ledger's path",
@@ -243,7 +243,7 @@ def run(workdir: Path) -> list[Figure]:
     hand_s = best(
         "unchecked hand encoding + join + one signature",
         lambda: bound(hand_encode(entries), cert, key),
-        2,
+        3,
     )
     encoded.clear()
 

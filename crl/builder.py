@@ -130,39 +130,49 @@ def encode_entry(entry: RevokedEntry) -> bytes:
     return der.tlv(der.TAG_SEQUENCE, body)
 
 
+# The same reasonCode encodings keyed by the members' identity: id() and an int hash are the
+# cheapest lookup there is, and anything that is not a ReasonFlags member simply misses.
+_REASON_BY_ID: dict[int, bytes] = {
+    id(flag): _REASON_EXTENSIONS[flag.value]
+    for flag in REASON_CODES
+    if flag.value in _REASON_EXTENSIONS
+}
+_REASON_BY_ID[id(None)] = b""
+
+
 def _encode_entries(entries: Iterable[RevokedEntry]) -> list[bytes]:
     """:func:`encode_entry` for many entries, with the per-entry work cut to the bone.
 
     The checks are the same as :func:`encode_entry`'s (anything unusual is handed to it, and
-    it raises the precise error); what differs is that a revocation time shared by many
-    entries (a batch revoked together) is formatted once, and that the common case, an entry
-    shorter than 128 octets, is a single bytes formatting operation.
+    it raises the precise error); what differs is that a revocation time equal to the previous
+    entry's (a batch revoked together) is not formatted again, and that the common case, an
+    entry shorter than 128 octets, is a single bytes formatting operation.
     """
     out: list[bytes] = []
     append = out.append
-    times: dict[dt.datetime, bytes] = {}
     encode_time = der.encode_time
+    reasons = _REASON_BY_ID
     entry_type = RevokedEntry
     datetime_type = dt.datetime
     limit = 1 << 159  # 20 octets with the sign bit clear
+    last_when: object = None
+    stamp = b""
     for entry in entries:
         serial = entry.serial if type(entry) is entry_type else None
         if type(serial) is not int or not 0 < serial < limit:
             append(encode_entry(entry))  # raises the precise error (or encodes a subclass)
             continue
         when = entry.revoked_at
-        stamp = times.get(when) if type(when) is datetime_type else None
-        if stamp is None:
-            if not isinstance(when, dt.datetime):
-                raise _bad_entry(
-                    "revoked_at must be a datetime", "失効日時の型が不正です", serial=serial
-                )
+        if when != last_when:  # equal to the last one: a batch revoked together
+            if type(when) is not datetime_type:
+                append(encode_entry(entry))
+                continue
             stamp = encode_time(when)
-            if len(times) >= 4096:
-                times.clear()  # bounded: unique times must not cost a second copy of the list
-            times[when] = stamp
-        reason = entry.reason
-        ext = b"" if reason is None else _reason_extension(reason, serial)
+            last_when = when
+        ext = reasons.get(id(entry.reason))
+        if ext is None:
+            append(encode_entry(entry))
+            continue
         size = (serial.bit_length() + 8) >> 3
         length = 2 + size + len(stamp) + len(ext)
         if length < 0x80:
