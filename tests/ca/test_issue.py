@@ -25,8 +25,10 @@ from ca.issue import (
     Prepared,
     Refusal,
     issue_many,
+    office_subject,
     prepare,
     sign_prepared,
+    validity_window,
 )
 from ca.ledger import Ledger
 from ca.profile import Profile, load_profile
@@ -577,3 +579,17 @@ def test_a_dead_worker_stops_the_batch_with_a_clear_error(
     # Everything signed before the failure was recorded against a reserved serial.
     assert len(store.signed) == info.value.fields["done"] < 200
     assert set(store.signed) <= set(store.reserved)
+
+
+def test_office_subject_and_validity_window(pki: Pki, profile: Profile) -> None:
+    name = office_subject(profile, NUMBER, "さくら")
+    assert name.rfc4514_string() == f"CN=さくら,OU={NUMBER},O=証明連合会,C=JP"
+    issuing = pki.certs["issuing"]
+    at = issuing.not_valid_before_utc + dt.timedelta(days=1, microseconds=456789)
+    start, end = validity_window(profile, issuing, at)
+    assert start == at.replace(microsecond=0)
+    assert end == start + dt.timedelta(days=1095) < issuing.not_valid_after_utc
+    before = issuing.not_valid_before_utc - dt.timedelta(seconds=1)
+    with pytest.raises(Refused) as info:
+        validity_window(profile, issuing, before)
+    assert info.value.message_ja

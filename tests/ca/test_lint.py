@@ -9,7 +9,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
-from ca.lint import Finding, blocking_codes, lint_certificate, lint_crl, require_clean
+from ca.lint import (
+    Finding,
+    blocking_codes,
+    lint_certificate,
+    lint_crl,
+    require_clean,
+    warm_up,
+)
 from shomei.errors import MalformedInput, VerificationFailed
 from tests.pki import Pki
 
@@ -99,3 +106,16 @@ def test_informative_findings_do_not_block() -> None:
     assert blocking_codes([info, notice, warning, warning]) == ["x.warning"]
     with pytest.raises(VerificationFailed):
         require_clean([warning])
+
+
+def test_warm_up_builds_the_cached_validators(pki: Pki) -> None:
+    from ca import lint
+
+    warm_up()
+    built = lint._certificate_validator(), lint._crl_validator()
+    assert all(v is not None for v in built)
+    assert lint._certificate_validator.cache_info().currsize == 1
+    assert lint._crl_validator.cache_info().currsize == 1
+    # Linting afterwards uses the very same validator objects.
+    assert blocking_codes(lint_certificate(pki.certs["office"].public_bytes(DER))) == []
+    assert lint._certificate_validator() is built[0]
