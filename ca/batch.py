@@ -507,9 +507,11 @@ def _check_envelope(data: bytes) -> None:
     :func:`signer.cms.sign` alone, so anything else must be exactly what it writes (DER, one
     SHA-256 digest algorithm, one certificate, no CRLs, no unsigned attributes).
     """
-    sd = cms.parse_signed_data(data)
     envelope_ja = "CMS の構造が想定と異なります"
     try:
+        # asn1crypto can fail in odd ways on hostile DER (an AttributeError for a tag that
+        # turned into ObjectDescriptor); every such failure is "malformed", never a traceback.
+        sd = cms.parse_signed_data(data)
         si = sd["signer_infos"][0] if len(sd["signer_infos"]) == 1 else None
         sha256 = {"algorithm": "sha256", "parameters": None}
         ok = (
@@ -537,6 +539,9 @@ def _check_envelope(data: bytes) -> None:
         TypeError,
         KeyError,
         IndexError,
+        AttributeError,
+        OverflowError,
+        RecursionError,
         x509.InvalidVersion,
         CryptographyDeprecationWarning,
     ) as exc:

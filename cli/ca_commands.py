@@ -132,6 +132,10 @@ def _span(delta: dt.timedelta) -> str:
     return f"{days} d {rest // 3600} h {rest % 3600 // 60} min"
 
 
+def _entries(count: int) -> str:
+    return f"{count} entry" if count == 1 else f"{count} entries"
+
+
 def _when(value: dt.datetime) -> str:
     return f"{value:%Y-%m-%d %H:%M:%S} UTC ({to_japan(value):%Y-%m-%d %H:%M} JST)"
 
@@ -206,7 +210,7 @@ def issue_crl_command(ca_home: Path, share_files: tuple[Path, ...], pin_file: Pa
         last = ca.ledger.last_crl()
         assert last is not None
         click.echo(
-            f"CRL number {last.number} with {last.entry_count} entries written to "
+            f"CRL number {last.number} with {_entries(last.entry_count)} written to "
             f"{ca.crl_dir / f'{last.number}.crl'}; next update {_when(last.next_update)}"
         )
 
@@ -234,7 +238,7 @@ def status_command(ca_home: Path) -> None:
         click.echo("CRL: none issued yet (run shomei ca issue-crl)")
     else:
         click.echo(
-            f"CRL: number {crl.last.number}, {crl.last.entry_count} entries, "
+            f"CRL: number {crl.last.number}, {_entries(crl.last.entry_count)}, "
             f"issued {_when(crl.last.this_update)}"
         )
         if crl.state == "expired":
