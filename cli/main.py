@@ -35,6 +35,8 @@ def _register() -> None:
         "cli.ceremony_commands",
         "cli.demo",
         "cli.sign_commands",
+        "cli.ra_commands",
+        "cli.ra_jobs_commands",
     ):
         try:
             module = importlib.import_module(module_name)
@@ -44,6 +46,10 @@ def _register() -> None:
             raise
         for command in getattr(module, "COMMANDS", ()):
             main.add_command(command)
+        ra_group = main.commands.get("ra")
+        if isinstance(ra_group, click.Group):
+            for command in getattr(module, "RA_COMMANDS", ()):
+                ra_group.add_command(command)
 
 
 _register()
