@@ -4,17 +4,17 @@ RFC 5280 §5.1.2.6 lists revoked certificates as a SEQUENCE of ``(userCertificat
 revocationDate, crlEntryExtensions OPTIONAL)``.  A CRL of a federation that has run for years
 holds a million of them, and the reception side asks about hundreds of thousands of
 signatures a month, so this module walks the SEQUENCE once, by hand, and keeps only a dict
-from serial number to the entry's offset in the DER.  Revocation dates and reasons are decoded
-only when :meth:`RevocationIndex.lookup` finds a serial; the walk only checks that each entry
-is well-formed DER of the right shape, and validates each distinct ``crlEntryExtensions``
-encoding once (in a large CRL they repeat: a reason code is one of ten encodings).
+from serial number to the run of at most 256 entries that lists it.  Revocation dates and
+reasons are decoded only when :meth:`RevocationIndex.lookup` finds a serial; the walk only
+checks that each entry is well-formed DER of the right shape, and validates each distinct
+``crlEntryExtensions`` encoding once (in a large CRL they repeat: a reason code is one of ten
+encodings).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import itertools
-import operator
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -146,30 +146,38 @@ def key_serial(key: int) -> int:
     return value - (1 << width) if value >> (width - 1) else value
 
 
+# Entries per run: the index maps a serial to its run, and a lookup that finds a serial scans
+# that run (in C) for the entry; 256 keeps the scan at microseconds.
+RUN = 256
+# Serial lengths in the order the regex tries them: the CA's 17 octets (128-bit serials) and
+# other common lengths first.
+SIZES = (17, 9, 16, 8, 20, 19, 18, 15, 10, 11, 12, 13, 14, 7, 6, 5, 4, 3, 2, 1, 21)
+
+
 def _fast_pattern() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
     """Regexes for the common entry shapes, checked byte for byte in C.
 
     An entry of the common shape is ``30 L 02 s <serial> <time> [reasonCode]`` with a short
     serial (up to 21 octets), a UTCTime or GeneralizedTime, and either no extensions or only a
-    reasonCode.  ``CHUNK`` matches up to 4,096 such entries in a row, each alternative carrying
-    its exact length octet ``L`` (so a wrong length cannot pass), a minimal serial INTEGER and
-    digits in the time.  ``SERIAL`` then finds each entry of a checked chunk and captures the
-    serial's length octet and content (the index key), ``LENGTH`` the same entries' ``L``.
-    Anything else goes to the general decoder, one entry at a time.
+    reasonCode.  ``CHUNK`` matches up to :data:`RUN` such entries in a row, each alternative
+    carrying its exact length octet ``L`` (so a wrong length cannot pass), a minimal serial
+    INTEGER and digits in the time.  ``SERIAL`` then finds each entry of a checked run and
+    captures the serial's length octet and content (the index key), ``LENGTH`` the same
+    entries' ``L``.  Anything else goes to the general decoder, one entry at a time.
     """
     times = {15: rb"\x17\x0d[0-9]{12}Z", 17: rb"\x18\x0f[0-9]{14}Z"}
     reason = rb"\x30\x0c\x30\x0a\x06\x03\x55\x1d\x15\x04\x03\x0a\x01[\x00-\x06\x09\x0a]"
     # A minimal INTEGER: no 00 before a byte < 80, no FF before a byte >= 80 (X.690 §8.3.2).
     first_two = rb"(?:[\x01-\xfe].|\x00[\x80-\xff]|\xff[\x00-\x7f])"
     branches = []
-    for size in (9, 17, 16, 8, 20, 19, 18, 15, 10, 11, 12, 13, 14, 7, 6, 5, 4, 3, 2, 1, 21):
+    for size in SIZES:
         serial = b"." if size == 1 else first_two + (b".{%d}" % (size - 2) if size > 2 else b"")
         for time_length, time in times.items():
             for ext_length, ext in ((0, b""), (14, reason)):
                 length = 2 + size + time_length + ext_length
                 branches.append(re.escape(bytes((length, 2, size))) + serial + time + ext)
-    chunk = rb"(?:\x30(?:" + b"|".join(branches) + rb")){1,4096}+"
-    serials = b"|".join(re.escape(bytes((size,))) + b".{%d}" % size for size in range(1, 22))
+    chunk = rb"(?:\x30(?:" + b"|".join(branches) + rb")){1,%d}+" % RUN
+    serials = b"|".join(re.escape(bytes((size,))) + b".{%d}" % size for size in SIZES)
     return (
         re.compile(chunk, re.DOTALL),
         re.compile(rb"\x30[\x00-\x7f]\x02(" + serials + rb")", re.DOTALL),
@@ -180,31 +188,36 @@ def _fast_pattern() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[by
 CHUNK, SERIAL, LENGTH = _fast_pattern()
 
 
-def walk_entries(data: bytes, start: int, end: int) -> dict[int, int]:
-    """Map the key of each serial in revokedCertificates ``data[start:end]`` to its offset.
+Run = tuple[int, int, bool]  # (start, end, single): a checked run, or one general entry
 
-    This is the hot loop of CRL loading, so the per-entry work runs in C: ``CHUNK`` checks a
-    run of common-shape entries, ``SERIAL`` and ``LENGTH`` find them again (in a checked run
-    they can match only at entry starts: times are digits and ``Z``, the reasonCode encoding
-    holds no ``30 ?? 02``), and ``map``/``accumulate``/``zip``/``dict.update`` build the index
-    without Python code per entry.  Entries of another shape are decoded one by one by the
-    strict general reader.  A serial listed twice keeps its last entry.
+
+def walk_entries(data: bytes, start: int, end: int) -> tuple[dict[int, int], list[Run]]:
+    """Index the revokedCertificates content ``data[start:end]``.
+
+    Returns ``(keys, runs)``: ``keys`` maps the key (:func:`serial_key`) of every serial to the
+    number of the run that lists it, ``runs`` gives each run's bounds.  This is the hot loop of
+    CRL loading, so the per-entry work runs in C: ``CHUNK`` checks a run of common-shape
+    entries, ``SERIAL.findall`` finds them again (in a checked run it can match only at entry
+    starts: times are digits and ``Z``, the reasonCode encoding holds no ``30 ?? 02``), and
+    ``map``/``zip``/``dict.update`` fill the dict without Python code per entry.  Every value
+    of a run is the same int object, so the values cost no memory.  Entries of another shape
+    are decoded one by one by the strict general reader and get a run of their own.  A serial
+    listed twice keeps its last entry.
     """
-    offsets: dict[int, int] = {}
+    keys: dict[int, int] = {}
+    runs: list[Run] = []
     seen_extensions: dict[bytes, object] = {}
     from_bytes = int.from_bytes
     big: Iterator[Literal["big"]] = itertools.repeat("big")
-    add = operator.add
+    repeat = itertools.repeat
     pos = start
     while pos < end:
         checked = CHUNK.match(data, pos, end)
         if checked is not None:
             stop = checked.end()
-            keys = map(from_bytes, SERIAL.findall(data, pos, stop), big)
-            # Entry i starts at pos + sum(L_j + 2 for j < i): a running sum, also in C.
-            lengths = b"".join(LENGTH.findall(data, pos, stop))
-            starts = map(add, itertools.accumulate(lengths, initial=pos), itertools.count(0, 2))
-            offsets.update(zip(keys, starts, strict=False))  # starts is one longer
+            found = map(from_bytes, SERIAL.findall(data, pos, stop), big)
+            keys.update(zip(found, repeat(len(runs)), strict=False))  # repeat is endless
+            runs.append((pos, stop, False))
             pos = stop
             continue
         key, stop, blob = _slow_entry(data, pos, end)
@@ -213,9 +226,23 @@ def walk_entries(data: bytes, start: int, end: int) -> dict[int, int]:
             if len(seen_extensions) >= _EXT_CACHE_LIMIT:
                 seen_extensions.clear()
             seen_extensions[blob] = None
-        offsets[key] = pos
+        keys[key] = len(runs)
+        runs.append((pos, stop, True))
         pos = stop
-    return offsets
+    return keys, runs
+
+
+def offset_in_run(data: bytes, run: Run, key: int) -> int:
+    """Where the (last) entry of ``key`` starts inside a checked ``run``."""
+    start, stop, single = run
+    if single:
+        return start
+    needle = key.to_bytes((key.bit_length() + 7) >> 3, "big")
+    found = SERIAL.findall(data, start, stop)
+    i = len(found) - 1 - found[::-1].index(needle)
+    # Entry i starts after the i entries before it, each its length octet plus two.
+    before = b"".join(LENGTH.findall(data, start, stop)[:i])
+    return start + 2 * i + sum(before)
 
 
 def _slow_entry(data: bytes, pos: int, end: int) -> tuple[int, int, bytes]:
@@ -247,33 +274,42 @@ def decode_entry(data: bytes, pos: int) -> Revocation:
 class RevocationIndex:
     """Which serials a CRL revokes: O(1) membership, details decoded on demand.
 
-    Holds the CRL's DER (the details live there) and a dict from serial to entry offset;
-    for a million entries that is about 120 MB less than a list of parsed entries would take.
+    Holds the CRL's DER (the details live there), a dict from serial key to run, and the runs'
+    bounds.  For a million entries that is about 90 MB, where a set of cryptography's
+    RevokedCertificate objects or a list of parsed entries takes several times more.
     """
 
-    __slots__ = ("_der", "_offsets")
+    __slots__ = ("_der", "_keys", "_runs")
 
-    def __init__(self, der_bytes: bytes, offsets: dict[int, int]) -> None:
+    def __init__(self, der_bytes: bytes, keys: dict[int, int], runs: list[Run]) -> None:
         self._der = der_bytes
-        self._offsets = offsets
+        self._keys = keys
+        self._runs = runs
 
     def __contains__(self, serial: object) -> bool:
-        return type(serial) is int and serial_key(serial) in self._offsets
+        return type(serial) is int and serial_key(serial) in self._keys
 
     def __len__(self) -> int:
-        return len(self._offsets)
+        return len(self._keys)
 
     def __iter__(self) -> Iterator[int]:
         """The revoked serials, in the order the CRL lists them."""
-        return map(key_serial, self._offsets)
+        return map(key_serial, self._keys)
 
     def lookup(self, serial: int) -> Revocation | None:
-        """The revocation of ``serial``, or None when the CRL does not list it."""
-        offset = self._offsets.get(serial_key(serial)) if type(serial) is int else None
-        if offset is None:
+        """The revocation of ``serial``, or None when the CRL does not list it.
+
+        Finding the serial is one dict lookup; reading its details scans its run of at most
+        :data:`RUN` entries (in C) and decodes the one entry.
+        """
+        if type(serial) is not int:
+            return None
+        key = serial_key(serial)
+        run = self._keys.get(key)
+        if run is None:
             return None
         try:
-            return decode_entry(self._der, offset)
+            return decode_entry(self._der, offset_in_run(self._der, self._runs[run], key))
         except MalformedInput:
             raise
         except (ValueError, IndexError) as exc:  # cannot happen after the walk; never leak
