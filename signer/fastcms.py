@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from dataclasses import dataclass
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 
 from shomei.errors import VerificationFailed
 
@@ -42,6 +44,14 @@ OID_SIGNING_TIME = bytes.fromhex("06092a864886f70d010905")
 OID_SIGNING_CERT_V2 = bytes.fromhex("060b2a864886f70d010910022f")
 OID_SIGNING_CERT_V1 = bytes.fromhex("060b2a864886f70d010910020c")
 NULL = b"\x05\x00"
+# What parsing a hostile certificate can raise (InvalidVersion is not a ValueError).
+CERT_ERRORS = (
+    ValueError,
+    IndexError,
+    x509.InvalidVersion,
+    UnsupportedAlgorithm,
+    CryptographyDeprecationWarning,
+)
 
 
 class NotFast(Exception):  # a control-flow signal; never leaves the package
@@ -102,8 +112,11 @@ def _children(buf: bytes, start: int, end: int) -> list[tuple[int, int, int, int
 
 
 def cert_info(der: bytes) -> CertInfo:
-    """Parse a certificate once; raises ValueError (callers map it) when it is unreadable."""
-    cert = x509.load_der_x509_certificate(der)
+    """Parse a certificate once; raises one of :data:`CERT_ERRORS` when it is unreadable."""
+    with warnings.catch_warnings():
+        # A certificate cryptography only warns about (a non-positive serial) is not our shape.
+        warnings.simplefilter("error", CryptographyDeprecationWarning)
+        cert = x509.load_der_x509_certificate(der)
     _, ts, te = _tlv(der, 0, len(der))
     tbs = _children(der, ts, te)[0]
     fields = _children(der, tbs[2], tbs[3])
@@ -220,7 +233,7 @@ def check(cms_der: bytes, digest: bytes, certs: dict[bytes, CertInfo]) -> FastRe
         if info is None:
             try:
                 info = cert_info(der)
-            except (ValueError, IndexError) as exc:
+            except CERT_ERRORS as exc:
                 raise NotFast from exc
             if len(certs) > 100_000:
                 certs.clear()  # bound memory on a long-running server

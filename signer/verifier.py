@@ -41,6 +41,7 @@ from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
 SKEW = dt.timedelta(minutes=5)
 MAX_CLAIM_BYTES = 512 * 1024 * 1024
+GENERIC_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
@@ -198,6 +199,13 @@ class Verifier:
                     else "signature",
                 )
                 raise
+            except (*GENERIC_PARSE_ERRORS, *fastcms.CERT_ERRORS) as exc:
+                # asn1crypto and cryptography can fail in ways signer.cms does not map yet
+                # (AttributeError on some broken encodings, InvalidVersion on certificates).
+                raise MalformedInput(
+                    "not a usable CMS signature: undecodable DER",
+                    message_ja="CMS 署名として読めません: DER として解釈できません",
+                ) from exc
             signer_cert = checked.signer
             signer_der = signer_cert.public_bytes(Encoding.DER)
             others = tuple(c.public_bytes(Encoding.DER) for c in checked.certificates)
@@ -285,7 +293,7 @@ class Verifier:
 
         try:
             cert = cert or x509.load_der_x509_certificate(signer_der)
-        except ValueError as exc:
+        except fastcms.CERT_ERRORS as exc:
             raise MalformedInput(
                 "the signer certificate is unreadable", message_ja="署名者の証明書が読めません"
             ) from exc

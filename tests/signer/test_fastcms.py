@@ -8,9 +8,11 @@ import hashlib
 import pytest
 from asn1crypto import cms as acms
 
-from shomei.errors import VerificationFailed
+from shomei.errors import MalformedInput, VerificationFailed
 from signer import cms, fastcms
 from signer.claims import sign_claim
+from signer.verdict import Verdict
+from signer.verifier import Verifier
 from tests.pki import NOW, Pki
 from tests.signer.conftest import CLAIM, credentials
 
@@ -96,3 +98,37 @@ def test_unusual_shapes_take_the_generic_path(pki: Pki) -> None:
     for bad in (b"", b"\x30\x80\x00\x00", b"garbage", _resigned(pki, repeat_digest)):
         with pytest.raises(fastcms.NotFast):
             fastcms.check(bad, DIGEST, {})
+
+
+def test_mutations_never_crash_and_fast_agrees_with_generic(pki: Pki) -> None:
+    """Differential check: the two paths never disagree about the cryptography.
+
+    The fast path does not parse what no check depends on (the digestAlgorithms set, string
+    types inside attached certificates), where asn1crypto is strict; so the generic path may
+    call such a mutation malformed, but it must never find a digest or signature bad that the
+    fast path accepted.  The verifier as a whole never raises.
+    """
+    import random
+
+    sig = sign_claim(CLAIM, credentials=credentials(pki, "office"), signing_time=NOW)
+    rng = random.Random(5652)
+    cache: dict[bytes, fastcms.CertInfo] = {}
+    verifier = Verifier(trust_anchors=[pki.certs["root"]], crls=[pki.crl_der], clock=lambda: NOW)
+    accepted = 0
+    for _ in range(400):
+        mutated = bytearray(sig)
+        mutated[rng.randrange(len(sig))] ^= 1 << rng.randrange(8)
+        assert isinstance(verifier.verify(CLAIM, bytes(mutated)), Verdict)
+        try:
+            fast = fastcms.check(bytes(mutated), DIGEST, cache)
+        except (fastcms.NotFast, VerificationFailed):
+            continue
+        accepted += 1
+        try:
+            slow = cms.verify(bytes(mutated), content=CLAIM)
+        except VerificationFailed as exc:
+            pytest.fail(f"fast path accepted what the generic path finds bad: {exc}")
+        except MalformedInput:
+            continue
+        assert slow.signer == fast.signer.certificate
+    assert accepted < 400  # most flips break the signature or the structure
