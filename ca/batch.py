@@ -33,12 +33,12 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
 from shomei.clock import require_aware
-from shomei.errors import MalformedInput, VerificationFailed
+from shomei.errors import MalformedInput, Refused, VerificationFailed
 from signer import cms
 from signer.keys import SigningKey, SoftwareKey
 
@@ -165,6 +165,22 @@ def _encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
 
 
+def _sign(
+    document: dict[str, Any], key: SigningKey, certificate: x509.Certificate, now: dt.datetime
+) -> bytes:
+    # A batch signed by a key that is not the certificate's would be refused on arrival,
+    # after a trip across the air gap; refuse it here instead.
+    spki = Encoding.DER, PublicFormat.SubjectPublicKeyInfo
+    if key.public_key.public_bytes(*spki) != certificate.public_key().public_bytes(*spki):
+        raise Refused(
+            "the signing key does not belong to the given certificate",
+            message_ja="署名鍵が指定された証明書の鍵と一致しません",
+        )
+    return cms.sign(
+        _encode(document), key=key, certificate=certificate, detached=False, signing_time=now
+    )
+
+
 def write_request_batch(
     requests: Sequence[RequestItem],
     *,
@@ -209,9 +225,7 @@ def write_request_batch(
     }
     # Read back what we wrote: the RA must never send a batch the CA would refuse as malformed.
     _parse_request_document(document)
-    return cms.sign(
-        _encode(document), key=key, certificate=certificate, detached=False, signing_time=now
-    )
+    return _sign(document, key, certificate, now)
 
 
 def write_result_batch(
@@ -281,9 +295,7 @@ def write_result_batch(
         "crl": _b64(crl_der),
         "chain": [_b64(_der(c)) for c in chain],
     }
-    return cms.sign(
-        _encode(document), key=key, certificate=certificate, detached=False, signing_time=now
-    )
+    return _sign(document, key, certificate, now)
 
 
 # -- reading ---------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ca.batch import (
     write_request_batch,
     write_result_batch,
 )
-from shomei.errors import MalformedInput, VerificationFailed
+from shomei.errors import MalformedInput, Refused, VerificationFailed
 from signer import cms
 from signer.keys import SoftwareKey
 from tests.pki import Pki
@@ -308,3 +308,26 @@ def test_limits_are_sane() -> None:
     assert batch.MAX_REQUESTS >= 1000 and batch.MAX_REQUEST_BYTES > 1000 * 2000
     assert _csr()  # a real CSR is well under the per-request limit
     assert len(base64.b64encode(_csr())) < 64 * 1024
+
+
+def test_writers_refuse_a_key_that_is_not_the_certificates(
+    pki: Pki, link: tuple[SoftwareKey, x509.Certificate]
+) -> None:
+    key, cert = link
+    with pytest.raises(Refused, match="does not belong"):
+        write_request_batch(ITEMS, ra_name="x", key=key, certificate=pki.certs["office"], now=NOW)
+    request = read_request_batch(
+        write_request_batch(ITEMS, ra_name="x", key=key, certificate=cert, now=NOW),
+        trusted=[cert],
+    )
+    with pytest.raises(Refused, match="does not belong"):
+        write_result_batch(
+            request=request,
+            results=[],
+            crl_der=pki.crl_der,
+            chain=[],
+            ca_name="Test CA",
+            key=SoftwareKey(pki.keys["root"]),
+            certificate=pki.certs["issuing"],
+            now=NOW,
+        )
