@@ -19,6 +19,7 @@ from shomei.errors import MalformedInput, NotFound, Refused
 
 if TYPE_CHECKING:
     from signer.credentials import Credentials
+    from signer.verifier import Verifier
 
 FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 ANY_PATH = click.Path(exists=True, path_type=Path)
@@ -210,18 +211,17 @@ def verify_command(
 
 
 def _verify_folder(
-    verifier: object, folder: Path, report: Path | None, workers: int | None, lang: str
+    verifier: Verifier, folder: Path, report: Path | None, workers: int | None, lang: str
 ) -> int:
+    from rich.console import Console
     from rich.progress import Progress
 
     from signer import batch
-    from signer.verifier import Verifier
 
-    assert isinstance(verifier, Verifier)
     items = batch.find_claims(folder)
     if not items:
         raise NotFound(f"no claims in {folder}", message_ja=f"{folder} に請求ファイルがありません")
-    with Progress(transient=True, console=None) as bar:
+    with Progress(transient=True, console=Console(stderr=True)) as bar:  # stdout: results
         task = bar.add_task("verifying", total=len(items))
         rows = batch.verify_items(
             verifier, items, workers=workers, progress=lambda n: bar.advance(task, n)
