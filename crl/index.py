@@ -4,7 +4,7 @@ RFC 5280 §5.1.2.6 lists revoked certificates as a SEQUENCE of ``(userCertificat
 revocationDate, crlEntryExtensions OPTIONAL)``.  A CRL of a federation that has run for years
 holds a million of them, and the reception side asks about hundreds of thousands of
 signatures a month, so this module walks the SEQUENCE once, by hand, and keeps only a dict
-from serial number to the run of at most 256 entries that lists it.  Revocation dates and
+from serial number to the run of at most 128 entries that lists it.  Revocation dates and
 reasons are decoded only when :meth:`RevocationIndex.lookup` finds a serial; the walk only
 checks that each entry is well-formed DER of the right shape, and validates each distinct
 ``crlEntryExtensions`` encoding once (in a large CRL they repeat: a reason code is one of ten
@@ -147,14 +147,14 @@ def key_serial(key: int) -> int:
 
 
 # Entries per run: the index maps a serial to its run, and a lookup that finds a serial scans
-# that run (in C) for the entry; 256 keeps the scan at microseconds.
-RUN = 256
+# that run for the entry; 128 keeps that at microseconds and the walk's loop short.
+RUN = 128
 # Serial lengths in the order the regex tries them: the CA's 17 octets (128-bit serials) and
 # other common lengths first.
 SIZES = (17, 9, 16, 8, 20, 19, 18, 15, 10, 11, 12, 13, 14, 7, 6, 5, 4, 3, 2, 1, 21)
 
 
-def _fast_pattern() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[bytes]]:
+def _fast_pattern() -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
     """Regexes for the common entry shapes, checked byte for byte in C.
 
     An entry of the common shape is ``30 L 02 s <serial> <time> [reasonCode]`` with a short
@@ -162,8 +162,8 @@ def _fast_pattern() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[by
     reasonCode.  ``CHUNK`` matches up to :data:`RUN` such entries in a row, each alternative
     carrying its exact length octet ``L`` (so a wrong length cannot pass), a minimal serial
     INTEGER and digits in the time.  ``SERIAL`` then finds each entry of a checked run and
-    captures the serial's length octet and content (the index key), ``LENGTH`` the same
-    entries' ``L``.  Anything else goes to the general decoder, one entry at a time.
+    captures the serial's length octet and content (the index key).  Anything else goes to
+    the general decoder, one entry at a time.
     """
     times = {15: rb"\x17\x0d[0-9]{12}Z", 17: rb"\x18\x0f[0-9]{14}Z"}
     reason = rb"\x30\x0c\x30\x0a\x06\x03\x55\x1d\x15\x04\x03\x0a\x01[\x00-\x06\x09\x0a]"
@@ -181,11 +181,10 @@ def _fast_pattern() -> tuple[re.Pattern[bytes], re.Pattern[bytes], re.Pattern[by
     return (
         re.compile(chunk, re.DOTALL),
         re.compile(rb"\x30[\x00-\x7f]\x02(" + serials + rb")", re.DOTALL),
-        re.compile(rb"\x30([\x00-\x7f])\x02(?:" + serials + rb")", re.DOTALL),
     )
 
 
-CHUNK, SERIAL, LENGTH = _fast_pattern()
+CHUNK, SERIAL = _fast_pattern()
 
 
 Run = tuple[int, int, bool]  # (start, end, single): a checked run, or one general entry
@@ -233,16 +232,18 @@ def walk_entries(data: bytes, start: int, end: int) -> tuple[dict[int, int], lis
 
 
 def offset_in_run(data: bytes, run: Run, key: int) -> int:
-    """Where the (last) entry of ``key`` starts inside a checked ``run``."""
+    """Where the (last) entry of ``key`` starts inside ``run``."""
     start, stop, single = run
     if single:
         return start
     needle = key.to_bytes((key.bit_length() + 7) >> 3, "big")
     found = SERIAL.findall(data, start, stop)
     i = len(found) - 1 - found[::-1].index(needle)
-    # Entry i starts after the i entries before it, each its length octet plus two.
-    before = b"".join(LENGTH.findall(data, start, stop)[:i])
-    return start + 2 * i + sum(before)
+    # Skip the i entries before it; in a checked run every length is one short-form octet.
+    offset = start
+    for _ in range(i):
+        offset += data[offset + 1] + 2
+    return offset
 
 
 def _slow_entry(data: bytes, pos: int, end: int) -> tuple[int, int, bytes]:

@@ -10,7 +10,7 @@ from cryptography import x509
 
 from crl import der
 from crl.builder import RevokedEntry, build_crl, encode_entry
-from crl.index import RevocationIndex, key_serial, serial_key, walk_entries
+from crl.index import RUN, RevocationIndex, key_serial, serial_key, walk_entries
 from crl.reader import load_crl
 from shomei.errors import MalformedInput
 from signer.keys import SoftwareKey
@@ -52,7 +52,7 @@ def test_fast_and_general_paths_agree() -> None:
     ]
     data = _entries_der(entries)
     fast, fast_runs = walk_entries(data, 0, len(data))
-    assert len(fast_runs) == -(-9000 // 256)  # all in checked runs
+    assert len(fast_runs) == -(-9000 // RUN)  # all in checked runs
     # An invalidityDate extension on every other entry forces the general decoder there.
     invalidity = der.sequence(
         der.sequence(der.encode_oid("2.5.29.24"), der.tlv(4, b"\x18\x0f20250101000000Z"))

@@ -388,6 +388,7 @@ def test_bad_entries_are_malformed(issuing: x509.Certificate, issuing_key: Softw
         "shortest": _raw_entry(b"\x00\x05", good_time),
         "revocationDate": _raw_entry(b"\x05", b"\x17\x0d2601010000000"),  # no Z
         "time": _raw_entry(b"\x05", b"\x17\x0d26013100000aZ"),
+        "month": _raw_entry(b"\x05", b"\x17\x0d261301000000Z"),  # found on lookup
         "reasonCode": _raw_entry(b"\x05", good_time, REASON_EXT[:-3] + b"\x02\x01\x01"),
     }
     for what, entry in bad.items():
@@ -436,3 +437,47 @@ def test_bad_arguments(pki: Pki, issuing: x509.Certificate) -> None:
         load_crl(pki.crl_der.hex(), issuer=issuing)  # type: ignore[arg-type]
     with pytest.raises(MalformedInput):
         load_crl(pki.crl_der, issuer=pki.crl_der)  # type: ignore[arg-type]
+
+
+def test_mutations_raise_only_shomei_errors(
+    crypto_crl: CrlMaker, pki: Pki, issuing: x509.Certificate, issuing_key: SoftwareKey
+) -> None:
+    """Random byte changes, re-signed so that every check is reached: never a traceback."""
+    from shomei.errors import ShomeiError
+
+    idp = x509.IssuingDistributionPoint(
+        full_name=[x509.UniformResourceIdentifier("http://crl.example.jp/issuing.crl")],
+        relative_name=None,
+        only_contains_user_certs=True,
+        only_contains_ca_certs=False,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
+    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(
+        pki.keys["issuing"].public_key()  # type: ignore[arg-type]
+    )
+    base = crypto_crl(
+        extensions=[(aki, False), (x509.CRLNumber(7), False), (idp, True)],
+        entries=[
+            revoked(5, NOW, (x509.CRLReason(x509.ReasonFlags.superseded), False)),
+            revoked(6, NOW, (x509.InvalidityDate(NOW - dt.timedelta(days=1)), False)),
+            revoked(1 << 100, NOW),
+        ],
+    )
+    tbs = tbs_of(base)
+    rnd = random.Random(99)
+    outcomes = {"loaded": 0, "refused": 0}
+    for _ in range(300):
+        mutated = bytearray(tbs)
+        for _ in range(rnd.randrange(1, 3)):
+            mutated[rnd.randrange(len(mutated))] = rnd.randrange(256)
+        try:
+            loaded = load_crl(resign(bytes(mutated), issuing_key), issuer=issuing)
+            for serial in loaded.index:
+                loaded.index.lookup(serial)
+            outcomes["loaded"] += 1
+        except ShomeiError as exc:
+            assert exc.message and exc.message_ja
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 100
