@@ -173,7 +173,7 @@ def sign_command(
 @click.option("--trust", type=FILE, multiple=True, required=True, help="Trusted root (PEM).")
 @click.option("--crl", type=FILE, multiple=True, help="CRL (DER or PEM); repeatable.")
 @click.option("--untrusted", type=FILE, multiple=True, help="Extra intermediate certificates.")
-@click.option("--report", type=OUT, help="CSV report (folder mode).")
+@click.option("--report", type=OUT, help="CSV report for Excel (UTF-8 with BOM).")
 @click.option("--workers", type=click.IntRange(1, 256), help="Processes (default: all cores).")
 @handle_errors
 def verify_command(
@@ -199,13 +199,19 @@ def verify_command(
     data = _read(path)
     from signer.pades import is_pdf
 
+    sig_path: Path | None = signature or path.with_name(path.name + ".p7s")
     if signature is None and is_pdf(data) and not path.with_name(path.name + ".p7s").exists():
         from signer.pades import verify_pdf
 
+        sig_path = None
         verdict = verify_pdf(data, verifier=verifier)
     else:
-        sig_path = signature or path.with_name(path.name + ".p7s")
+        assert sig_path is not None
         verdict = verifier.verify(data, _read(sig_path))
+    if report is not None:
+        from signer import batch
+
+        batch.write_report([batch.Row(batch.Item(path, sig_path), verdict)], report)
     verdict.raise_for_status()
     click.echo(f"{path}: {verdict.summary(lang)}")
 

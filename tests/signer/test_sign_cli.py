@@ -73,6 +73,23 @@ def test_sign_with_p12_prompt_and_verify(work: Path, pki_dir: Path) -> None:
     assert again.exit_code == 2 and "already exists" in one_line(again)
 
 
+def test_single_claim_report_and_untrusted(work: Path, pki_dir: Path) -> None:
+    result = run(
+        "sign",
+        work / "claim.csv",
+        "--key",
+        pki_dir / "office.key",
+        "--cert",
+        pki_dir / "office.pem",
+    )  # no chain attached: the intermediate comes separately
+    assert result.exit_code == 0, result.output
+    assert verify(work, pki_dir).exit_code == 1  # untrusted without the intermediate
+    report = work / "one.csv"
+    result = verify(work, pki_dir, "--untrusted", pki_dir / "issuing.pem", "--report", report)
+    assert result.exit_code == 0, result.output
+    assert "claim.csv,claim.csv.p7s,valid" in report.read_text(encoding="utf-8-sig")
+
+
 def test_sign_with_pem_key(work: Path, pki_dir: Path) -> None:
     result = run(
         "sign",
