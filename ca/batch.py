@@ -63,8 +63,9 @@ REVOCATION_REASONS = frozenset(
     }
 )
 REQUESTERS = frozenset({"office", "agent", "prefecture", "federation"})
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-_HEX = re.compile(r"^[0-9a-f]{1,40}$")
+# Matched with fullmatch: "$" alone would let a trailing newline through.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+_HEX = re.compile(r"[0-9a-f]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -341,7 +342,7 @@ def _load_json(data: bytes) -> dict[str, Any]:
 
 
 class _Fields:
-    """Typed, strict access to one JSON object; every key must be read exactly once."""
+    """Typed, strict access to one JSON object whose keys must be exactly ``keys``."""
 
     def __init__(self, value: Any, where: str, keys: set[str]) -> None:
         if not isinstance(value, dict):
@@ -370,7 +371,11 @@ class _Fields:
 
     def text(self, name: str, *, pattern: re.Pattern[str] | None = None, limit: int = 1024) -> str:
         value: str = self._type(name, str, "文字列")
-        if not value or len(value) > limit or (pattern is not None and not pattern.match(value)):
+        if (
+            not value
+            or len(value) > limit
+            or (pattern is not None and not pattern.fullmatch(value))
+        ):
             raise _bad(
                 f"{self._where}.{name} is not a valid value: {value[:60]!r}",
                 f"{self._where}.{name} の値が正しくありません: {value[:60]!r}",
@@ -664,7 +669,7 @@ def read_result_batch(
     )
     return ResultBatch(
         batch_id=top.text("batch_id", limit=36),
-        request_sha256=top.text("request_sha256", pattern=re.compile(r"^[0-9a-f]{64}$"), limit=64),
+        request_sha256=top.text("request_sha256", pattern=re.compile(r"[0-9a-f]{64}"), limit=64),
         created_at=top.time("created_at"),
         ca_name=top.text("ca", limit=256),
         results=tuple(results),

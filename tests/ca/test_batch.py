@@ -155,6 +155,7 @@ def test_every_single_byte_change_is_refused(link: tuple[SoftwareKey, x509.Certi
         (lambda d: d["requests"][0].update(csr="***"), "not base64"),
         (lambda d: d["requests"][0].update(office_number=1310000001), "must be str"),
         (lambda d: d["requests"][0].update(colour="red"), "unknown key 'colour'"),
+        (lambda d: d["requests"][0].update(id="req-1\n"), "not a valid value"),
         (
             lambda d: d["requests"].append(
                 {
