@@ -42,6 +42,7 @@ from signer.verdict import Status, Verdict, from_error, invalid, undecided
 SKEW = dt.timedelta(minutes=5)
 MAX_CLAIM_BYTES = 512 * 1024 * 1024
 GENERIC_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
+_TIME_CODES = ("expired", "not_yet_valid")
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
@@ -245,12 +246,23 @@ class Verifier:
                 signing_time=signing_time,
                 **info,
             )
-        if not entry.not_before <= when <= entry.not_after:
+        if when > entry.not_after:
             return invalid(
                 "expired",
-                f"a certificate of the chain was not valid at the signing time {_when(when)} "
-                f"(valid {_when(entry.not_before)} to {_when(entry.not_after)})",
-                f"署名時刻 {_when(when)} に証明書が有効期間外でした",
+                f"a certificate of the chain had expired at the signing time {_when(when)} "
+                f"(valid until {_when(entry.not_after)}); renew the certificate",
+                f"署名時刻 {_when(when)} に証明書の有効期限({_when(entry.not_after)})が"
+                "切れていました。証明書を更新してください",
+                signing_time=signing_time,
+                **info,
+            )
+        if when < entry.not_before:
+            return invalid(
+                "not_yet_valid",
+                f"a certificate of the chain was not yet valid at the signing time {_when(when)} "
+                f"(valid from {_when(entry.not_before)})",
+                f"署名時刻 {_when(when)} に証明書はまだ有効ではありませんでした"
+                f"(有効期間の開始 {_when(entry.not_before)})",
                 signing_time=signing_time,
                 **info,
             )
@@ -300,17 +312,27 @@ class Verifier:
         subject, serial = _name(cert), cert.serial_number
         info = {"signer_subject": subject, "signer_serial": serial}
         intermediates = [o for o in others if o != signer_der and o not in self._anchor_ders]
+        candidates = [ax509.Certificate.load(d) for d in intermediates] + [
+            ax509.Certificate.load(c.public_bytes(Encoding.DER)) for c in self._untrusted
+        ]
         result = chain.validate(
-            signer_der,
-            intermediates=[ax509.Certificate.load(d) for d in intermediates]
-            + [ax509.Certificate.load(c.public_bytes(Encoding.DER)) for c in self._untrusted],
-            anchors=self._anchors,
-            moment=moment,
+            signer_der, intermediates=candidates, anchors=self._anchors, moment=moment
         )
+        if isinstance(result, Verdict) and result.reasons[0].code in _TIME_CODES:
+            # Not valid at this signing time.  Validate the path at the ends of the signer's
+            # own validity instead: if it holds there, the path is cached and the validity
+            # window decides each claim's signing time (no new path validation per claim).
+            for alternative in (cert.not_valid_after_utc, cert.not_valid_before_utc):
+                retry = chain.validate(
+                    signer_der, intermediates=candidates, anchors=self._anchors, moment=alternative
+                )
+                if not isinstance(retry, Verdict) or retry.reasons[0].code not in _TIME_CODES:
+                    result = retry
+                    break
+            else:
+                return Verdict(result.status, result.reasons, **info)  # type: ignore[arg-type]
         if isinstance(result, Verdict):
             failed = Verdict(result.status, result.reasons, **info)  # type: ignore[arg-type]
-            if result.reasons[0].code in ("expired", "not_yet_valid"):
-                return failed
             self._signers[signer_der] = _Signer(failure=failed, subject=subject, serial=serial)
             return self._signers[signer_der]
         path = result

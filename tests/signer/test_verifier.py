@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from shomei.errors import MalformedInput, Undecided, VerificationFailed
 from signer import cms
@@ -130,8 +131,19 @@ def test_untrusted_chain(pki: Pki, make_verifier: MakeVerifier) -> None:
 
 
 def test_expired_signer_certificate(pki: Pki, make_verifier: MakeVerifier) -> None:
-    verdict = make_verifier().verify(CLAIM, _sig(pki, "expired"))
+    verifier = make_verifier()
+    verdict = verifier.verify(CLAIM, _sig(pki, "expired"))
     assert verdict.status is Status.INVALID and verdict.reasons[0].code == "expired"
+    assert "renew" in verdict.summary() and "更新" in verdict.summary("ja")
+    # The path was validated once (at the end of the signer's validity) and is cached: a
+    # second claim is decided by the validity window alone, with the same verdict.
+    assert pki.certs["expired"].public_bytes(Encoding.DER) in verifier._signers
+    assert verifier.verify(CLAIM, _sig(pki, "expired")).reasons[0].code == "expired"
+
+
+def test_signed_before_the_certificate_was_valid(pki: Pki, make_verifier: MakeVerifier) -> None:
+    verdict = make_verifier().verify(CLAIM, _sig(pki, "office", when=NOW - dt.timedelta(days=3)))
+    assert verdict.status is Status.INVALID and verdict.reasons[0].code == "not_yet_valid"
 
 
 def test_signed_while_valid_but_expired_since(pki: Pki, make_verifier: MakeVerifier) -> None:
