@@ -1,0 +1,573 @@
+"""Certificate applications: apply, approve, pay, reject, undo, download (SPEC §3, A1-A5, B2-B3).
+
+Every function here is one action of the portal or the console: it checks who acts and on
+what (:mod:`ra.services`), changes the status only through :mod:`ra.lifecycle`, and adds the
+side effects (fee entries, the payment row, notices and outbox mails) to the caller's session,
+so they commit with the status change or not at all.  Bad input is refused before anything is
+written.
+
+Fees (手数料): an office's fee is charged to its fee-offset balance when it applies (the
+federation deducts it from the office's claim payments, B11); a rejection cancels that charge
+and undoing the rejection charges it again, so the balance only ever counts applications that
+are alive.  An agent pays by bank transfer: staff register the payment (B3), and undoing that
+registration marks the payment undone.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ca.profile import Profile
+from ra import audit, keys, lifecycle, pkcs12
+from ra.lifecycle import Applicant, Event, Status
+from ra.models import Account, AccountKind, Application, FeeEntry, Payment
+from ra.notify import notify
+from ra.passwords import Rng, WrongPassword, check_issuance_password
+from ra.services import (
+    PENDING,
+    actor_of,
+    application_for,
+    clean_reason,
+    require_console,
+)
+from ra.settings import RASettings
+from shomei.clock import to_japan
+from shomei.errors import MalformedInput, NotFound, Refused
+
+PAYER_LIMIT = 100
+
+
+def apply(
+    session: Session,
+    actor: Account,
+    *,
+    settings: RASettings,
+    profile: Profile,
+    now: dt.datetime,
+    issuance_password: str | None = None,
+    consent_fee_offset: bool = False,
+    csr: bytes | None = None,
+    for_user_id: str | None = None,
+    rng: Rng = secrets.token_bytes,
+    source_address: str | None = None,
+) -> Application:
+    """A new application (A1), status 1 for an office, 2 for an agent.
+
+    An office or agent applies for itself with its issuance password; an office also consents
+    to the fee offset.  Staff apply on behalf (職員申請) of the account ``for_user_id`` with
+    that account's issuance password (from the paper form) or with the office's own CSR.
+    Without a CSR the RA generates the key (the profile's default type) and keeps it wrapped
+    under the issuance password.  A rejected application is never reopened: applying again
+    creates a new one; an application still on its way (statuses 1-4) is refused.
+    """
+    who = actor_of(actor)
+    if actor.kind in (AccountKind.STAFF, AccountKind.ADMIN):
+        if not for_user_id:
+            raise MalformedInput(
+                "say which office or agent this application is for",
+                message_ja="申請する事業所または代理人を指定してください",
+                column="for_user_id",
+            )
+        from ra.accounts import get_account
+
+        owner = get_account(session, for_user_id)
+        if owner.kind not in (AccountKind.OFFICE, AccountKind.AGENT) or not owner.active:
+            raise Refused(
+                f"{for_user_id} is not an active office or agent",
+                message_ja=f"{for_user_id} は有効な事業所・代理人ではありません",
+            )
+        entered_by = "staff"
+    else:
+        if for_user_id not in (None, actor.user_id):
+            raise Refused(
+                "offices and agents apply only for themselves",
+                message_ja="事業所・代理人は自分の申請のみ行えます",
+            )
+        owner, entered_by = actor, actor.kind.value
+    applicant = Applicant(owner.kind.value)
+    if applicant is Applicant.OFFICE and not consent_fee_offset:
+        raise MalformedInput(
+            "the office must consent to the fee being offset against its claim payments",
+            message_ja="手数料相殺への同意が必要です",
+            column="consent_fee_offset",
+        )
+    canonical: str | None = None
+    if issuance_password is not None:
+        canonical = check_issuance_password(owner.issuance_password_hash, issuance_password)
+    elif entered_by != "staff" or csr is None:
+        raise MalformedInput(
+            "the issuance password is required",
+            message_ja="証明書発行用パスワードを入力してください",
+            column="issuance_password",
+        )
+    csr_der = keys.check_csr(csr, profile) if csr is not None else None
+    pending = session.execute(
+        select(Application.id).where(
+            Application.account_id == owner.id, Application.status.in_(PENDING)
+        )
+    ).first()
+    if pending is not None:
+        raise Refused(
+            f"application {pending[0]} of {owner.user_id} is still in progress",
+            message_ja=f"処理中の申請({pending[0]})があります。完了を待ってください",
+            application=pending[0],
+        )
+
+    wrapped: bytes | None = None
+    if csr_der is None:
+        assert canonical is not None  # checked above: no CSR needs the password
+        key = keys.generate_key(profile)
+        wrapped = keys.wrap_key(key, canonical, rng=rng)
+        csr_der = keys.make_csr(
+            key, office_number=owner.office_number or "", office_name=owner.name
+        )
+    fee = (
+        settings.fees.office_fee_yen
+        if applicant is Applicant.OFFICE
+        else settings.fees.agent_fee_yen
+    )
+    app = Application(
+        account_id=owner.id,
+        applicant=applicant,
+        entered_by=entered_by,
+        applied_at=now,
+        fee_yen=fee,
+        fee_offset_consent_at=now if applicant is Applicant.OFFICE else None,
+        profile=profile.name,
+        wrapped_key=wrapped,
+        csr_der=csr_der,
+        request_id=rng(16).hex(),
+    )
+    lifecycle.create(
+        session,
+        app,
+        actor=who,
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+        details={
+            "for": owner.user_id,
+            "entered_by": entered_by,
+            "fee_yen": fee,
+            "own_csr": wrapped is None,
+            "fee_offset_consent": applicant is Applicant.OFFICE,
+        },
+    )
+    if applicant is Applicant.OFFICE:
+        _fee_entry(session, app, +fee, "charge", now)
+    else:
+        notify(
+            session,
+            owner,
+            kind="invoice",
+            title="証明書発行手数料の請求書を発行しました",
+            body=(
+                f"申請番号 {app.id} の発行手数料 {fee:,} 円の請求書をポータルから印刷し、"
+                f"振込人名にユーザー ID「{owner.user_id}」を記入してお振り込みください。"
+            ),
+            now=now,
+            message_id_domain=settings.mail.message_id_domain,
+            application_id=app.id,
+        )
+    return app
+
+
+def _fee_entry(
+    session: Session, app: Application, amount: int, kind: str, now: dt.datetime
+) -> None:
+    session.add(
+        FeeEntry(
+            account_id=app.account_id,
+            application_id=app.id,
+            amount_yen=amount,
+            kind=kind,
+            created_at=now,
+        )
+    )
+    session.flush()
+
+
+@dataclass(frozen=True)
+class Invoice:
+    """What the agent's invoice (請求書, A3) shows; the PDF comes with the web."""
+
+    application_id: int
+    agent_name: str
+    amount_yen: int
+    bank_account: str
+    payer_name: str  # the agent writes its user ID as payer name (SPEC §3)
+    issued_on: dt.date
+
+
+def invoice(
+    session: Session, actor: Account, application_id: int, *, settings: RASettings, now: dt.datetime
+) -> Invoice:
+    """The invoice of an agent's application awaiting payment."""
+    app = application_for(session, actor, application_id)
+    if app.applicant is not Applicant.AGENT or app.status is not Status.AWAITING_PAYMENT:
+        raise Refused(
+            "an invoice exists only for an agent's application awaiting payment",
+            message_ja="請求書は入金待ちの代理人申請のみ発行できます",
+            application=app.id,
+        )
+    return Invoice(
+        application_id=app.id,
+        agent_name=app.account.name,
+        amount_yen=app.fee_yen,
+        bank_account=settings.fees.bank_account,
+        payer_name=app.account.user_id,
+        issued_on=to_japan(now).date(),
+    )
+
+
+def register_issue_request(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    now: dt.datetime,
+    source_address: str | None = None,
+) -> Application:
+    """発行依頼登録 (B2): staff approve an office's application, 1 → 3."""
+    who = require_console(actor)
+    app = application_for(session, actor, application_id)
+    lifecycle.apply(
+        session,
+        app,
+        Event.REGISTER_ISSUE_REQUEST,
+        actor=who,
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+    )
+    return app
+
+
+def register_payment(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    paid_on: dt.date,
+    amount_yen: int,
+    payer_name: str,
+    now: dt.datetime,
+    source_address: str | None = None,
+) -> Payment:
+    """入金登録 (B3): staff record an agent's bank transfer, 2 → 3."""
+    who = require_console(actor)
+    app = application_for(session, actor, application_id)
+    payer = payer_name.strip()
+    if not payer or len(payer) > PAYER_LIMIT:
+        raise MalformedInput(
+            "the payer name is required (at most 100 characters)",
+            message_ja="振込人名を 100 文字以内で入力してください",
+            column="payer_name",
+        )
+    if paid_on > to_japan(now).date():
+        raise MalformedInput(
+            f"the payment date {paid_on} is in the future",
+            message_ja=f"入金日 {paid_on} が未来の日付です",
+            column="paid_on",
+        )
+    if amount_yen != app.fee_yen:
+        raise MalformedInput(
+            f"the amount {amount_yen:,} yen differs from the fee {app.fee_yen:,} yen",
+            message_ja=f"入金額 {amount_yen:,} 円が手数料 {app.fee_yen:,} 円と一致しません",
+            column="amount_yen",
+        )
+    lifecycle.apply(
+        session,
+        app,
+        Event.REGISTER_PAYMENT,
+        actor=who,
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+        details={"paid_on": paid_on.isoformat(), "amount_yen": amount_yen, "payer_name": payer},
+    )
+    payment = Payment(
+        application_id=app.id,
+        paid_on=paid_on,
+        amount_yen=amount_yen,
+        payer_name=payer,
+        registered_by=actor.user_id,
+        registered_at=now,
+    )
+    session.add(payment)
+    session.flush()
+    return payment
+
+
+def reject(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    reason: str,
+    now: dt.datetime,
+    source_address: str | None = None,
+) -> Application:
+    """却下 (B2/B3): 1 or 2 → 9 with a required reason; an office's fee charge is cancelled."""
+    who = require_console(actor)
+    text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
+    app = application_for(session, actor, application_id)
+    lifecycle.apply(
+        session,
+        app,
+        Event.REJECT,
+        actor=who,
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+        reason=text,
+    )
+    if app.applicant is Applicant.OFFICE:
+        _fee_entry(session, app, -app.fee_yen, "cancel", now)
+    return app
+
+
+def edit_rejection_reason(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    reason: str,
+    now: dt.datetime,
+    source_address: str | None = None,
+) -> Application:
+    """Correct the rejection reason while the rejection is not yet processed (status 9)."""
+    who = require_console(actor)
+    text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
+    app = application_for(session, actor, application_id)
+    lifecycle.apply(
+        session,
+        app,
+        Event.EDIT_REJECTION_REASON,
+        actor=who,
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+        reason=text,
+    )
+    return app
+
+
+def undo_approval(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    now: dt.datetime,
+    source_address: str | None = None,
+) -> Application:
+    """取消 (admin): 3 → 1 or 2 while not yet sent to the CA; an agent's payment is undone.
+
+    An office's fee stays charged: its application is alive again, waiting for approval.
+    """
+    who = require_console(actor)
+    app = application_for(session, actor, application_id)
+    lifecycle.apply(
+        session,
+        app,
+        Event.UNDO_APPROVAL,
+        actor=who,
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+    )
+    if app.applicant is Applicant.AGENT:
+        payments = session.execute(
+            select(Payment).where(Payment.application_id == app.id, Payment.undone_at.is_(None))
+        ).scalars()
+        for payment in payments:
+            payment.undone_at = now
+        session.flush()
+    return app
+
+
+def undo_rejection(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    now: dt.datetime,
+    source_address: str | None = None,
+) -> Application:
+    """却下取消 (admin): 9 → 1 or 2 while not yet processed; an office's fee is charged again."""
+    who = require_console(actor)
+    app = application_for(session, actor, application_id)
+    previous_reason = app.status_reason
+    lifecycle.apply(
+        session,
+        app,
+        Event.UNDO_REJECTION,
+        actor=who,
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+        details={"undone_reason": previous_reason},
+    )
+    # The reason belonged to the rejection that no longer stands; the audit log keeps it.
+    app.status_reason = None
+    if app.applicant is Applicant.OFFICE:
+        _fee_entry(session, app, +app.fee_yen, "charge", now)
+    session.flush()
+    return app
+
+
+def fee_balance(session: Session, account: Account) -> int:
+    """The office's fee-offset balance in yen (charges minus cancellations and offsets)."""
+    amounts = session.execute(
+        select(FeeEntry.amount_yen).where(FeeEntry.account_id == account.id)
+    ).scalars()
+    return sum(amounts)
+
+
+def _issued(session: Session, actor: Account, application_id: int) -> Application:
+    if actor.kind not in (AccountKind.OFFICE, AccountKind.AGENT):
+        raise Refused(
+            "only the office or agent that applied can download its certificate",
+            message_ja="証明書をダウンロードできるのは申請した事業所・代理人のみです",
+        )
+    app = application_for(session, actor, application_id)
+    if app.status is not Status.ISSUED or app.certificate is None:
+        raise Refused(
+            "the certificate can be downloaded only once issued "
+            f"(now: {lifecycle.LABELS_EN[app.status]})",
+            message_ja="発行済みの証明書のみダウンロードできます"
+            f"(現在: {lifecycle.LABELS_JA[app.status]})",
+            application=app.id,
+        )
+    return app
+
+
+def download_pkcs12(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    issuance_password: str,
+    chain: Sequence[x509.Certificate],
+    now: dt.datetime,
+    encryption: pkcs12.Encryption = "aes",
+    source_address: str | None = None,
+) -> bytes:
+    """The PKCS#12 of an issued certificate (A5), under the issuance password.
+
+    Only the owner, only in status 発行済み, only with the issuance password, and only when
+    the RA generated the key (an office that brought its CSR holds its key already).  The
+    download is audited; a wrong password raises :class:`WrongPassword` and records nothing.
+    """
+    actor_of(actor)
+    app = _issued(session, actor, application_id)
+    if app.wrapped_key is None:
+        raise Refused(
+            "this application used the office's own CSR, so the RA holds no key to put in a "
+            "PKCS#12; download the certificate instead",
+            message_ja="自社で作成した CSR による申請のため、PKCS#12 は作成できません。"
+            "証明書のみをダウンロードしてください",
+            application=app.id,
+        )
+    canonical = check_issuance_password(actor.issuance_password_hash, issuance_password)
+    try:
+        key = keys.unwrap_key(app.wrapped_key, canonical)
+    except WrongPassword as exc:
+        raise WrongPassword(
+            "the key of this application was protected with the issuance password valid when "
+            "you applied (before it was reissued); use that password or apply again",
+            message_ja="この申請の鍵は申請時の証明書発行用パスワード(再発行前)で保護されています。"
+            "そのパスワードを使うか、再度お申し込みください",
+            application=app.id,
+        ) from exc
+    assert app.certificate is not None  # checked by _issued
+    certificate = x509.load_der_x509_certificate(app.certificate.der)
+    data = pkcs12.build(
+        key=key,
+        certificate=certificate,
+        chain=chain,
+        password=canonical,
+        friendly_name=app.account.name,
+        encryption=encryption,
+    )
+    _audit_download(session, actor, app, "download_pkcs12", now, source_address, encryption)
+    return data
+
+
+def download_certificate(
+    session: Session,
+    actor: Account,
+    application_id: int,
+    *,
+    chain: Sequence[x509.Certificate],
+    now: dt.datetime,
+    source_address: str | None = None,
+) -> bytes:
+    """The issued certificate and its chain as PEM (for an office that brought its CSR)."""
+    actor_of(actor)
+    app = _issued(session, actor, application_id)
+    assert app.certificate is not None
+    pem = x509.load_der_x509_certificate(app.certificate.der).public_bytes(
+        serialization.Encoding.PEM
+    )
+    pem += b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
+    _audit_download(session, actor, app, "download_certificate", now, source_address, None)
+    return pem
+
+
+def _audit_download(
+    session: Session,
+    actor: Account,
+    app: Application,
+    action: str,
+    now: dt.datetime,
+    source_address: str | None,
+    encryption: str | None,
+) -> None:
+    audit.record(
+        session,
+        actor=actor_of(actor).value,
+        actor_id=actor.user_id,
+        action=action,
+        object_type="application",
+        object_id=str(app.id),
+        status_before=app.status.value,
+        status_after=app.status.value,
+        now=now,
+        source_address=source_address,
+        details={
+            "serial": app.certificate.serial_hex if app.certificate else None,
+            "encryption": encryption,
+        },
+    )
+
+
+def get_application(session: Session, actor: Account, application_id: int) -> Application:
+    """The application as ``actor`` may see it (A4/B1), or :class:`NotFound`."""
+    return application_for(session, actor, application_id)
+
+
+__all__ = [
+    "Invoice",
+    "NotFound",
+    "apply",
+    "download_certificate",
+    "download_pkcs12",
+    "edit_rejection_reason",
+    "fee_balance",
+    "get_application",
+    "invoice",
+    "register_issue_request",
+    "register_payment",
+    "reject",
+    "undo_approval",
+    "undo_rejection",
+]
