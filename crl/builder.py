@@ -294,8 +294,11 @@ def build_crl(
         )
     parts = _encode_entries(entries)
     try:
-        parts.extend(encoded_entries)
-        revoked = b"".join(parts)
+        if parts:
+            parts.extend(encoded_entries)
+            revoked = b"".join(parts)
+        else:
+            revoked = b"".join(encoded_entries)  # the ledger's path: no list copy at all
     except TypeError as exc:
         raise MalformedInput(
             "encoded_entries must be bytes from encode_entry()",
