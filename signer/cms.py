@@ -164,7 +164,7 @@ def parse_signed_data(cms_der: bytes) -> cms.SignedData:
         sd.native  # noqa: B018 - forces a full parse so later access cannot raise
     except MalformedInput:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         raise _malformed("undecodable DER", "DER として解釈できません", exc) from exc
     return sd
 
@@ -180,7 +180,7 @@ def verify(cms_der: bytes, *, content: bytes | None = None) -> CmsSignature:
         return _verify(sd, content)
     except (MalformedInput, VerificationFailed):
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, AttributeError) as exc:
         raise _malformed("inconsistent structure", "構造が正しくありません", exc) from exc
 
 

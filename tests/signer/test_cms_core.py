@@ -108,3 +108,16 @@ def test_truncated_is_malformed(pki: Pki) -> None:
     )
     with pytest.raises(MalformedInput):
         cms.verify(sig[: len(sig) // 2], content=b"abc")
+
+
+def test_hostile_structure_is_malformed_not_a_crash(pki: Pki) -> None:
+    # An ObjectDescriptor where an attribute value belongs made asn1crypto raise
+    # AttributeError deep inside .native; it must surface as MalformedInput.
+    sig = bytearray(cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]),
+                             certificate=pki.certs["office"], signing_time=NOW))
+    for i in range(len(sig)):
+        if sig[i] == 0x04 and i > 40:  # an OCTET STRING tag inside the structure
+            sig[i] = 0x07  # ObjectDescriptor
+            break
+    with pytest.raises((MalformedInput, VerificationFailed)):
+        cms.verify(bytes(sig), content=b"abc")
