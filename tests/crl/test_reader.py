@@ -88,6 +88,17 @@ def test_pem_is_accepted(pki: Pki, issuing: x509.Certificate) -> None:
     pem = b"-----BEGIN X509 CRL-----\n" + body + b"-----END X509 CRL-----\n"
     assert load_crl(pem, issuer=issuing).sha256 == load_crl(pki.crl_der, issuer=issuing).sha256
     assert len(load_crl(bytearray(pki.crl_der), issuer=issuing).index) == 1
+    crlf = b"\r\n  " + pem.replace(b"\n", b"\r\n")
+    assert load_crl(crlf, issuer=issuing).number == 1
+
+
+def test_a_forged_stale_crl_is_invalid_not_undecided(
+    crypto_crl: CrlMaker, issuing: x509.Certificate
+) -> None:
+    """Currency is judged last: a forgery is reported as such even when it is also stale."""
+    forged = crypto_crl(signer="stranger", issuer="issuing", extensions=[])
+    with pytest.raises(VerificationFailed):
+        load_crl(forged, issuer=issuing, now=NOW + dt.timedelta(days=30))
 
 
 def test_random_crls_match_cryptography(
