@@ -41,6 +41,8 @@ def malformed(what: str, ja: str, **fields: object) -> MalformedInput:
 
 def encode_length(length: int) -> bytes:
     """The DER length octets for ``length`` (short form below 128, else minimal long form)."""
+    if length < 0:
+        raise MalformedInput("a DER length cannot be negative", message_ja="DER の長さが負です")
     if length < 0x80:
         return bytes((length,))
     size = length.to_bytes((length.bit_length() + 7) // 8, "big")
@@ -66,13 +68,22 @@ def integer_content(value: int) -> bytes:
 def encode_integer(value: int) -> bytes:
     """A DER INTEGER of a non-negative ``value``."""
     if value < 0:
-        raise ValueError("negative INTEGERs are not used in CRLs")
+        raise MalformedInput(
+            "negative INTEGERs are not used in CRLs", message_ja="CRL では負の整数を使いません"
+        )
     return tlv(TAG_INTEGER, integer_content(value))
 
 
 def encode_oid(dotted: str) -> bytes:
     """A DER OBJECT IDENTIFIER from its dotted form, e.g. ``"2.5.29.20"`` (X.690 §8.19)."""
-    arcs = [int(a) for a in dotted.split(".")]
+    try:
+        arcs = [int(a) for a in dotted.split(".")]
+    except ValueError:
+        arcs = []
+    if len(arcs) < 2 or min(arcs) < 0 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] >= 40):
+        raise MalformedInput(
+            f"not a dotted OBJECT IDENTIFIER: {dotted!r}", message_ja="OID の形式が不正です"
+        )
     first = [arcs[0] * 40 + arcs[1]]
     out = bytearray()
     for arc in first + arcs[2:]:

@@ -215,6 +215,26 @@ def test_ecdsa_issuer(pki: Pki) -> None:
     assert crl.is_signature_valid(key.public_key())
 
 
+def test_issuer_without_ski_is_refused() -> None:
+    """The CRL's AKI is the issuer's SKI (RFC 5280 §5.2.1); without one there is nothing to copy."""
+    from cryptography.hazmat.primitives import hashes
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "CA without SKI")])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(NOW - dt.timedelta(days=1))
+        .not_valid_after(NOW + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    with pytest.raises(MalformedInput, match="subjectKeyIdentifier"):
+        _build(cert, SoftwareKey(key))
+
+
 def test_openssl_verifies_our_crl(
     issuing: x509.Certificate, issuing_key: SoftwareKey, pki_dir: Path, tmp_path: Path
 ) -> None:

@@ -32,8 +32,10 @@ def test_integers(value: int, encoded: str) -> None:
 
 
 def test_integer_errors() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(MalformedInput):
         der.encode_integer(-1)
+    with pytest.raises(MalformedInput):
+        der.encode_length(-1)
     for content in (b"", b"\x00\x05", b"\xff\x80"):
         with pytest.raises(MalformedInput):
             der.decode_integer(content)
@@ -47,6 +49,9 @@ def test_oids_round_trip() -> None:
     ]:
         assert der.encode_oid(dotted).hex() == encoded
         assert der.decode_oid(bytes.fromhex(encoded)[2:]) == dotted
+    for dotted in ("", "2", "1.40", "3.1", "1.2.x", "1.-2"):
+        with pytest.raises(MalformedInput):
+            der.encode_oid(dotted)
     for bad in (b"", b"\x55\x81", b"\x55\x80\x01"):
         with pytest.raises(MalformedInput):
             der.decode_oid(bad)
