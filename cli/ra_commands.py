@@ -1,0 +1,244 @@
+"""``shomei ra …``: the RA operator's commands (thin: parse, call one service, print).
+
+``init-db`` creates or upgrades the schema (Alembic); ``load-demo`` creates demo accounts and
+prints their one-time passwords; ``import-accounts`` creates offices and agents from a CSV
+(exit 2 and a report of every bad row when any row is bad; nothing is imported then);
+``show`` prints an application and its history from the audit log in Japan time;
+``verify-audit`` walks the hash-chained audit log (exit 1 when it was tampered with).
+Every command reads the RA settings file given with ``--settings``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from pathlib import Path
+
+import click
+from cryptography import x509
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cli.errors import handle_errors, language
+from ra import audit
+from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
+from ra.csvimport import ImportRefused, import_accounts
+from ra.db import make_engine, session_factory, transaction, upgrade
+from ra.lifecycle import LABELS_JA, NUMBERS
+from ra.models import Account, AccountKind, Application, AuditRecord
+from ra.settings import RASettings, load_ra_settings
+from shomei.clock import to_japan, utcnow
+from shomei.errors import MalformedInput, NotFound, Refused
+
+ra_group = click.Group("ra", help="RA operator: database, accounts, applications, audit log.")
+COMMANDS = (ra_group,)
+
+settings_option = click.option(
+    "--settings",
+    "settings_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The RA settings file (TOML, table [ra]).",
+)
+
+DEMO_OFFICES = (
+    AccountInput(
+        kind=AccountKind.OFFICE,
+        number="1310000001",
+        name="証明ケアサービス 中央事業所",
+        address="東京都千代田区千代田1-1",
+        phone="03-1234-5678",
+        email="chuo@office.example",
+        postal_code="100-0001",
+    ),
+    AccountInput(
+        kind=AccountKind.OFFICE,
+        number="2710000002",
+        name="なにわ訪問介護ステーション",
+        address="大阪府大阪市北区梅田1-1",
+        phone="06-1234-5678",
+        email="naniwa@office.example",
+        postal_code="530-0001",
+    ),
+    AccountInput(
+        kind=AccountKind.AGENT,
+        number="9900000001",
+        name="株式会社 請求ソフト",
+        address="東京都港区芝公園4-2",
+        phone="03-9876-5432",
+        email="support@agent.example",
+        postal_code="105-0011",
+    ),
+)
+
+
+def _factory(settings: RASettings) -> sessionmaker[Session]:
+    return session_factory(make_engine(settings.database_url))
+
+
+def _print_new(new: NewAccount) -> None:
+    acct = new.account
+    click.echo(f"{acct.kind.value}\t{acct.user_id}\t{acct.office_number or '-'}\t{acct.name}")
+    if new.issuance_password:
+        click.echo(f"  issuance password (証明書発行用パスワード): {new.issuance_password}")
+    click.echo(f"  login password: {new.login_password}")
+    if new.totp_secret:
+        click.echo(f"  TOTP secret: {new.totp_secret}")
+
+
+@ra_group.command("init-db")
+@settings_option
+@handle_errors
+def init_db(settings_path: Path) -> None:
+    """Create or upgrade the RA database schema (Alembic migrations)."""
+    settings = load_ra_settings(settings_path)
+    upgrade(settings.database_url)
+    click.echo("RA database is at the newest schema.")
+
+
+@ra_group.command("load-demo")
+@settings_option
+@handle_errors
+def load_demo(settings_path: Path) -> None:
+    """Create demo offices, an agent, staff and an admin; print their one-time passwords."""
+    settings = load_ra_settings(settings_path)
+    operator = Operator("load-demo")
+    now = utcnow()
+    with transaction(_factory(settings)) as session:
+        taken = session.execute(
+            select(Account.user_id).where(
+                Account.office_number.in_([o.number for o in DEMO_OFFICES])
+            )
+        ).first()
+        if taken is not None:
+            raise Refused(
+                "the demo accounts are already loaded",
+                message_ja="デモ用アカウントは登録済みです",
+            )
+        created = [
+            add_console_user(
+                session,
+                operator,
+                kind=AccountKind.ADMIN,
+                name="デモ管理者",
+                email="admin@federation.example",
+                now=now,
+                rng=secrets.token_bytes,
+            ),
+            add_console_user(
+                session,
+                operator,
+                kind=AccountKind.STAFF,
+                name="デモ職員",
+                email="staff@federation.example",
+                now=now,
+                rng=secrets.token_bytes,
+            ),
+        ]
+        created += [add_portal_account(session, operator, o, now=now) for o in DEMO_OFFICES]
+    click.echo("Demo accounts (the passwords are shown only now):")
+    for new in created:
+        _print_new(new)
+
+
+@ra_group.command("import-accounts")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@settings_option
+@handle_errors
+def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
+    """Create office and agent accounts from CSV_FILE (UTF-8 or CP932), all or none."""
+    settings = load_ra_settings(settings_path)
+    data = csv_file.read_bytes()
+    try:
+        with transaction(_factory(settings)) as session:
+            created = import_accounts(session, Operator("import-accounts"), data, now=utcnow())
+    except ImportRefused as exc:
+        lang = language()
+        for problem in exc.problems:
+            click.echo(problem.line(lang), err=True)
+        raise
+    click.echo(f"Imported {len(created)} account(s) (passwords are shown only now):")
+    for new in created:
+        _print_new(new)
+
+
+@ra_group.command("show")
+@click.argument("application_id", type=int)
+@settings_option
+@handle_errors
+def show(application_id: int, settings_path: Path) -> None:
+    """Show an application and its history from the audit log (Japan time)."""
+    settings = load_ra_settings(settings_path)
+    with transaction(_factory(settings)) as session:
+        app = session.get(Application, application_id)
+        if app is None:
+            raise NotFound(
+                f"no application {application_id}",
+                message_ja=f"申請 {application_id} は見つかりません",
+            )
+        acct = app.account
+        status = app.status
+        click.echo(f"application {app.id}: {status.value} ({NUMBERS[status]} {LABELS_JA[status]})")
+        click.echo(
+            f"  account: {acct.user_id} {acct.kind.value} {acct.office_number or ''} {acct.name}"
+        )
+        click.echo(
+            f"  entered by: {app.entered_by}  fee: {app.fee_yen:,} yen  profile: {app.profile}"
+        )
+        click.echo(
+            f"  applied: {_jst(app.applied_at)}  status since: {_jst(app.status_changed_at)}"
+        )
+        if app.status_reason:
+            click.echo(f"  reason: {app.status_reason}")
+        if app.revocation_reason:
+            click.echo(
+                f"  revocation: {app.revocation_reason} asked by {app.revocation_requested_by}"
+            )
+        if app.certificate is not None:
+            c = app.certificate
+            click.echo(
+                f"  certificate: serial {c.serial_hex}, "
+                f"valid {_jst(c.not_before)} to {_jst(c.not_after)}"
+            )
+        click.echo("history:")
+        records = session.execute(
+            select(AuditRecord)
+            .where(AuditRecord.object_type == "application", AuditRecord.object_id == str(app.id))
+            .order_by(AuditRecord.seq)
+        ).scalars()
+        for r in records:
+            move = f"{r.status_before or '-'} -> {r.status_after or '-'}"
+            source = f" from {r.source_address}" if r.source_address else ""
+            click.echo(
+                f"  #{r.seq} {_jst(r.at)} {r.action} {move} by {r.actor}:{r.actor_id}{source}"
+            )
+
+
+def _jst(value: object) -> str:
+    if not isinstance(value, dt.datetime):
+        return "-"
+    return to_japan(value).strftime("%Y-%m-%d %H:%M:%S JST")
+
+
+@ra_group.command("verify-audit")
+@settings_option
+@handle_errors
+def verify_audit(settings_path: Path) -> None:
+    """Check the hash chain and the signed anchors of the audit log (exit 1 if tampered)."""
+    settings = load_ra_settings(settings_path)
+    trusted: list[x509.Certificate] = []
+    if settings.link.link_certificate is not None:
+        try:
+            pem = settings.link.link_certificate.read_bytes()
+            trusted.append(x509.load_pem_x509_certificate(pem))
+        except (OSError, ValueError) as exc:
+            raise MalformedInput(
+                f"cannot read the link certificate {settings.link.link_certificate}",
+                message_ja=f"連携証明書 {settings.link.link_certificate} を読めません",
+            ) from exc
+    with transaction(_factory(settings)) as session:
+        report = audit.verify(session, trusted=trusted)
+    click.echo(
+        f"audit log intact: {report.records} record(s), {report.anchors} signed anchor(s), "
+        f"head {report.head_hash[:16]}…"
+    )
