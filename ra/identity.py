@@ -1,0 +1,179 @@
+"""The RA's link identity: the key that signs request batches and audit anchors (SPEC §5).
+
+The CA pins the RA's self-signed link certificate byte for byte (``trusted_ra`` of its
+``ca.toml``), so the certificate asserts nothing beyond "batches signed by this key come from
+the RA the operator installed it for".  The private key never lies unencrypted on disk: it is
+an encrypted PKCS#8 PEM (RFC 5958 §3, PBES2 via ``BestAvailableEncryption``) whose passphrase
+sits in a separate file readable only by the RA's user (``link_key_passphrase_file``).
+
+:func:`create_link_identity` makes a fresh identity (demo, tests, a first installation) with
+:func:`ca.batch.make_link_identity` and writes the three files without overwriting anything;
+:func:`load_link_identity` loads it from :class:`ra.settings.LinkSettings` and checks that the
+key belongs to the certificate.  :func:`load_ca_certificate` finds the issuing CA certificate
+that result batches and CRLs are checked against.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from ca.batch import make_link_identity
+from ra.settings import LinkSettings
+from shomei.errors import ConfigError, NotFound, Refused
+from signer.keys import SoftwareKey
+
+_SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@dataclass(frozen=True)
+class LinkIdentity:
+    """The opened link key and its (self-signed) certificate."""
+
+    key: SoftwareKey
+    certificate: x509.Certificate
+
+
+@dataclass(frozen=True)
+class LinkFiles:
+    """Where :func:`create_link_identity` wrote the identity."""
+
+    key: Path
+    passphrase: Path
+    certificate: Path
+
+
+def _read(path: Path | None, what: str, what_ja: str) -> bytes:
+    if path is None:
+        raise ConfigError(
+            f"the RA settings do not name the {what} (ra.link)",
+            message_ja=f"RA 設定 (ra.link) に{what_ja}が指定されていません",
+        )
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"{what} not found: {path}",
+            message_ja=f"{what_ja}が見つかりません: {path}",
+            path=str(path),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the {what} {path}: {exc.strerror}",
+            message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+
+
+def load_link_identity(link: LinkSettings) -> LinkIdentity:
+    """Open the RA link key (encrypted PKCS#8 + passphrase file) and its certificate.
+
+    Raises :class:`ConfigError` (not configured, wrong passphrase, not a key or certificate,
+    key and certificate do not match) or :class:`NotFound` (a file is missing).
+    """
+    cert_bytes = _read(link.link_certificate, "link certificate", "連携証明書")
+    key_bytes = _read(link.link_key, "link key", "連携鍵")
+    passphrase = _read(
+        link.link_key_passphrase_file, "link key passphrase file", "連携鍵のパスフレーズ"
+    )
+    try:
+        certificate = x509.load_pem_x509_certificate(cert_bytes)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{link.link_certificate}: not a PEM certificate",
+            message_ja=f"{link.link_certificate}: PEM 形式の証明書ではありません",
+        ) from exc
+    try:
+        private = serialization.load_pem_private_key(key_bytes, password=passphrase.strip())
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"{link.link_key}: cannot open the link key (wrong passphrase or not an encrypted "
+            "PKCS#8 key)",
+            message_ja=f"{link.link_key}: 連携鍵を開けません(パスフレーズ違いまたは形式不正)",
+        ) from exc
+    if not isinstance(private, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
+        raise ConfigError(
+            f"{link.link_key}: only RSA and ECDSA link keys are supported",
+            message_ja=f"{link.link_key}: 連携鍵は RSA か ECDSA でなければなりません",
+        )
+    if private.public_key().public_bytes(*_SPKI) != certificate.public_key().public_bytes(*_SPKI):
+        raise ConfigError(
+            "the link key does not belong to the link certificate",
+            message_ja="連携鍵が連携証明書の鍵と一致しません",
+        )
+    return LinkIdentity(key=SoftwareKey(private), certificate=certificate)
+
+
+def _write_new(path: Path, data: bytes, mode: int) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError as exc:
+        raise Refused(
+            f"{path} already exists; a link identity is never overwritten",
+            message_ja=f"{path} は既にあります。連携鍵は上書きしません",
+            path=str(path),
+        ) from exc
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def create_link_identity(
+    name: str, folder: Path, *, now: dt.datetime, days: int = 730
+) -> tuple[LinkIdentity, LinkFiles]:
+    """Make a new link identity in ``folder``: ``ra-link.key`` (encrypted), ``ra-link.pass``
+    (mode 0600) and ``ra-link.pem``.  Refuses (:class:`Refused`) if any of them exists."""
+    files = LinkFiles(
+        key=folder / "ra-link.key",
+        passphrase=folder / "ra-link.pass",
+        certificate=folder / "ra-link.pem",
+    )
+    for path in (files.key, files.passphrase, files.certificate):
+        if path.exists():
+            raise Refused(
+                f"{path} already exists; a link identity is never overwritten",
+                message_ja=f"{path} は既にあります。連携鍵は上書きしません",
+                path=str(path),
+            )
+    key, certificate = make_link_identity(name, now=now, days=days)
+    passphrase = secrets.token_urlsafe(32).encode("ascii")
+    pem_key = key.private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase),
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_new(files.passphrase, passphrase + b"\n", 0o600)
+    _write_new(files.key, pem_key, 0o600)
+    _write_new(files.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    return LinkIdentity(key=key, certificate=certificate), files
+
+
+def load_ca_certificate(link: LinkSettings) -> x509.Certificate:
+    """The issuing CA certificate results and CRLs are checked with.
+
+    ``link.ca_certificate`` when set; in inline mode the CA home's own certificate otherwise.
+    """
+    path = link.ca_certificate
+    if path is None and link.mode == "inline" and link.ca_home is not None:
+        from ca.settings import load_ca_settings
+
+        path = load_ca_settings(link.ca_home / "ca.toml").certificate
+    data = _read(path, "issuing CA certificate", "発行 CA 証明書")
+    try:
+        if b"-----BEGIN" in data:
+            return x509.load_pem_x509_certificate(data)
+        return x509.load_der_x509_certificate(data)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{path}: not a certificate (PEM or DER)",
+            message_ja=f"{path}: 証明書(PEM または DER)として読めません",
+        ) from exc
