@@ -123,13 +123,15 @@ def _verdict(status: Status, code: str, en: str, ja: str) -> Verdict:
     return Verdict(status, (Reason(code, en, ja),))
 
 
-# The verifier the forked workers inherit (set in the parent just before the pool starts).
-_WORKER: Verifier | None = None
+# What the forked workers inherit (set in the parent just before the pool starts): only the
+# bounds of each chunk travel to a worker, not the items.
+_WORKER: tuple[Verifier, Sequence[Item]] | None = None
 
 
-def _work(chunk: list[tuple[int, Item]]) -> list[tuple[int, Verdict]]:
+def _work(bounds: tuple[int, int]) -> tuple[int, list[Verdict]]:
     assert _WORKER is not None
-    return [(i, check(_WORKER, item)) for i, item in chunk]
+    verifier, items = _WORKER
+    return bounds[0], [check(verifier, items[i]) for i in range(*bounds)]
 
 
 def verify_items(
@@ -160,19 +162,17 @@ def verify_items(
             if progress:
                 progress(1)
     else:
-        indexed = list(enumerate(items))[start:]
-        # Chunks big enough that pickling stays cheap, small enough to balance the workers.
-        size = max(CHUNK, len(indexed) // (workers * 16))
-        chunks = [indexed[k : k + size] for k in range(0, len(indexed), size)]
-        _WORKER = verifier
+        # Chunks big enough that messages stay few, small enough to balance the workers.
+        size = max(CHUNK, (len(items) - start) // (workers * 16))
+        chunks = [(k, min(k + size, len(items))) for k in range(start, len(items), size)]
+        _WORKER = (verifier, items)
         # Objects that exist now are shared copy-on-write with the workers; keep the cycle
         # collector of each worker from walking (and so copying) them all.
         gc.freeze()
         try:
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                for done in pool.imap_unordered(_work, chunks):
-                    for i, verdict in done:
-                        verdicts[i] = verdict
+                for first, done in pool.imap_unordered(_work, chunks):
+                    verdicts[first : first + len(done)] = done
                     if progress:
                         progress(len(done))
         finally:
