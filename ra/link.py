@@ -226,16 +226,33 @@ def dispatch(
         batch_id = batch.batch_id if batch is not None else None
     if held:
         log.warning("applications %s have no office number and stay in 発行依頼中", held)
+    delivered = deliver_pending(factory, settings, now=now)
+    return dataclasses.replace(
+        delivered,
+        batch_id=batch_id,
+        issue=issues,
+        revoke=revokes,
+        held=tuple(held),
+        lost_races=lost,
+    )
+
+
+def deliver_pending(
+    factory: sessionmaker[Session], settings: RASettings, *, now: dt.datetime
+) -> DispatchSummary:
+    """Deliver every committed batch not imported yet (after a crash, or just made).
+
+    Offline: write the outbox files not written yet.  Inline: import the result the CA kept,
+    or hand the batch to the CA if it never saw it.
+    """
     pending = _pending(factory)
     if not pending:
-        return DispatchSummary(batch_id, issues, revokes, tuple(held), lost)
+        return DispatchSummary(None)
     if settings.link.mode == "offline":
         written = tuple(p for p in (_write_outbox(settings, b) for b in pending) if p is not None)
-        return DispatchSummary(batch_id, issues, revokes, tuple(held), lost, written=written)
+        return DispatchSummary(None, written=written)
     imported, stuck = _deliver_inline(factory, settings, pending, now=now)
-    return DispatchSummary(
-        batch_id, issues, revokes, tuple(held), lost, imported=imported, stuck=stuck
-    )
+    return DispatchSummary(None, imported=imported, stuck=stuck)
 
 
 @dataclass(frozen=True)
@@ -611,6 +628,7 @@ __all__ = [
     "DispatchSummary",
     "ImportSummary",
     "InboxSummary",
+    "deliver_pending",
     "dispatch",
     "import_inbox",
     "import_result",
