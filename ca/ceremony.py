@@ -15,32 +15,29 @@ key (:func:`ca.certasm.certificate_from_tbs`).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
-import json
-import re
 import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from ca import lint
+from ca.cacert import build_ca_certificate
 from ca.ceremony_config import Action, CASpec, CeremonyConfig, KeySpec
-from ca.certasm import certificate_from_tbs
 from ca.custody import open_ca_key
 from ca.custody.keyfile import create_key_file, key_file_info
-from ca.custody.shares import Share
-from ca.serials import new_serial
+from ca.custody.shares import Share, share_fingerprint
+from ca.home import HomePaths, federation_profile, settings_text
+from ca.profile import load_profile
 from ca.settings import KeyRef
 from ca.transcript import Transcript, file_digest
 from shomei import config
 from shomei.errors import Refused
-from signer.keys import KeyType, SigningKey
+from shomei.files import write_new
+from signer.keys import SigningKey
 
 Echo = Callable[[str], None]
 
@@ -58,40 +55,6 @@ class CeremonyResult:
     written: list[Path] = field(default_factory=list)
     share_files: list[Path] = field(default_factory=list)
     transcript: Path | None = None
-
-
-@dataclass(frozen=True)
-class HomePaths:
-    """Where the ceremony puts things inside a CA home (see :mod:`ca.settings`)."""
-
-    home: Path
-
-    def cert(self, which: str) -> Path:
-        return self.home / which / f"{which}.pem"
-
-    def cert_der(self, which: str) -> Path:
-        return self.home / which / f"{which}.crt"
-
-    def key_file(self, which: str) -> Path:
-        return self.home / which / f"{which}.key.p8"
-
-    def key_ref(self, which: str) -> Path:
-        return self.home / which / "key.toml"
-
-    def crl_dir(self, which: str) -> Path:
-        return self.home / "crl" / which
-
-    @property
-    def settings(self) -> Path:
-        return self.home / "ca.toml"
-
-    @property
-    def ledger(self) -> Path:
-        return self.home / "ledger.sqlite"
-
-    @property
-    def profiles(self) -> Path:
-        return self.home / "profiles"
 
 
 def plan(cfg: CeremonyConfig) -> list[Step]:
@@ -322,9 +285,7 @@ def _new_key(
             m=spec.m,
             n=spec.n,
             public_key_sha256=_spki_sha256(key),
-            share_fingerprints=[
-                hashlib.sha256(s.encode().encode()).hexdigest()[:16] for s in shares
-            ],
+            share_fingerprints=[share_fingerprint(s) for s in shares],
             share_files=[str(p) for p in share_paths],
         )
     else:
@@ -380,14 +341,6 @@ def _spki_sha256(key: SigningKey) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
-@functools.cache
-def _throwaway(key_type: KeyType) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
-    # Only makes the TBS carry the issuer's signature algorithm; never signs anything real.
-    if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return ec.generate_private_key(ec.SECP256R1())
-
-
 # -- certificates -------------------------------------------------------------------------
 
 
@@ -404,96 +357,15 @@ def _write_ca_cert(
     result: CeremonyResult,
     now: dt.datetime,
 ) -> x509.Certificate:
-    fed = cfg.federation
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "JP"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, fed.name),
-            x509.NameAttribute(NameOID.COMMON_NAME, spec.common_name),
-        ]
+    cert = build_ca_certificate(
+        common_name=spec.common_name,
+        federation=cfg.federation,
+        validity=spec.validity,
+        subject_key=subject_key,
+        issuer_key=issuer_key,
+        issuer_cert=issuer_cert,
+        now=now,
     )
-    not_after = now + spec.validity
-    if issuer_cert is not None:
-        not_after = min(not_after, issuer_cert.not_valid_after_utc)
-    ski = x509.SubjectKeyIdentifier.from_public_key(subject_key.public_key)
-    issuer_ski = (
-        ski
-        if issuer_cert is None
-        else issuer_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    )
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject if issuer_cert is None else issuer_cert.subject)
-        .public_key(subject_key.public_key)
-        .serial_number(new_serial())
-        .not_valid_before(now)
-        .not_valid_after(not_after)
-        .add_extension(
-            x509.BasicConstraints(ca=True, path_length=None if issuer_cert is None else 0),
-            critical=True,
-        )
-        .add_extension(
-            x509.KeyUsage(
-                # The issuing CA also signs result batches (CMS), hence digitalSignature.
-                digital_signature=issuer_cert is not None,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
-            critical=False,
-        )
-    )
-    if issuer_cert is not None:
-        base = fed.crl_base_url.rstrip("/")
-        builder = (
-            builder.add_extension(
-                x509.CRLDistributionPoints(
-                    [
-                        x509.DistributionPoint(
-                            full_name=[x509.UniformResourceIdentifier(f"{base}/root.crl")],
-                            relative_name=None,
-                            reasons=None,
-                            crl_issuer=None,
-                        )
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.AuthorityInformationAccess(
-                    [
-                        x509.AccessDescription(
-                            x509.oid.AuthorityInformationAccessOID.CA_ISSUERS,
-                            x509.UniformResourceIdentifier(
-                                f"{fed.ca_base_url.rstrip('/')}/root.crt"
-                            ),
-                        )
-                    ]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.CertificatePolicies(
-                    [x509.PolicyInformation(x509.ObjectIdentifier(fed.policy_oid), None)]
-                ),
-                critical=False,
-            )
-        )
-    # Step one: throwaway signature and lint; step two: the real key signs the same TBS.
-    draft = builder.sign(_throwaway(issuer_key.key_type), hashes.SHA256())
-    lint.require_clean(lint.lint_certificate(draft.public_bytes(serialization.Encoding.DER)))
-    cert = certificate_from_tbs(draft.tbs_certificate_bytes, issuer_key)
     _write_new(paths.cert(which), cert.public_bytes(serialization.Encoding.PEM), result)
     _write_new(paths.cert_der(which), cert.public_bytes(serialization.Encoding.DER), result)
     transcript.append(
@@ -521,16 +393,8 @@ def _read_cert(path: Path) -> x509.Certificate:
         ) from exc
 
 
-def _write_new(path: Path, data: bytes, result: CeremonyResult) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with path.open("xb") as f:
-            f.write(data)
-    except FileExistsError as exc:
-        raise Refused(
-            f"{path} already exists; nothing is overwritten",
-            message_ja=f"{path} は既に存在します(上書きしません)",
-        ) from exc
+def _write_new(path: Path, data: bytes, result: CeremonyResult, *, mode: int = 0o644) -> None:
+    write_new(path, data, mode=mode)
     result.written.append(path)
 
 
@@ -602,72 +466,19 @@ def _write_settings(
     result: CeremonyResult,
     now: dt.datetime,
 ) -> None:
-    chain = '"root/root.pem"' if which == "issuing" else ""
     key_ref = config.load(paths.key_ref(which), KeyRef, section="key")
-    if key_ref.backend == "file":
-        key_line = f'key = {{ backend = "file", path = "{which}/{which}.key.p8" }}'
-    else:
-        key_line = (
-            f'key = {{ backend = "pkcs11", module = "{key_ref.module}", '
-            f'token_label = "{key_ref.token_label}", key_label = "{key_ref.key_label}" }}'
-        )
-    text = (
-        "# Settings of this CA machine, written by the ceremony "
-        f"{cfg.ceremony.name!r} on {now.isoformat()}.\n"
-        "# Review, then keep under change control. Unknown keys are refused.\n"
-        "[ca]\n"
-        f'name = "{cfg.federation.name} {which} CA"\n'
-        f'certificate = "{which}/{which}.pem"\n'
-        f"chain = [{chain}]\n"
-        f"{key_line}\n"
-        'ledger = "ledger.sqlite"\n'
-        'profiles_dir = "profiles"\n'
-        'default_profile = "office"\n'
-        f'crl_dir = "crl/{which}"\n'
-        "# The RA link certificates (PEM) whose request batches this CA signs.\n"
-        "trusted_ra = []\n\n"
-        "[ca.crl]\n"
-        f'validity = "{cfg.crl.issuing_validity.days}d"\n'
-        'keep_after_expiry = "30d"\n'
-    )
+    text = settings_text(cfg, which, key_ref, now=now)
     _write_new(paths.settings, text.encode(), result)
-    _copy_profiles(cfg, which, paths, result)
+    paths.profiles.mkdir(parents=True, exist_ok=True)
+    source = cfg.ceremony.profiles
+    for profile in sorted(source.glob("*.toml")) if source else []:
+        target = paths.profiles / profile.name
+        text = federation_profile(profile.read_text(encoding="utf-8"), cfg.federation, which)
+        _write_new(target, text.encode(), result)
+        load_profile(target)  # strict: the ceremony stops on a profile that does not load
     transcript.append(
         "settings-written", now=now, file=str(paths.settings), sha256=file_digest(paths.settings)
     )
-
-
-def _copy_profiles(
-    cfg: CeremonyConfig, which: str, paths: HomePaths, result: CeremonyResult
-) -> None:
-    """Copy the profiles into the CA home, set to this federation's name, URLs and policy.
-
-    The lines ``federation``, ``crl_distribution_point``, ``ca_issuers`` and ``policies`` of
-    each profile are replaced; every other line (and comment) is kept as reviewed.  The result
-    is loaded strictly before the ceremony goes on.
-    """
-    from ca.profile import load_profile
-
-    source = cfg.ceremony.profiles
-    paths.profiles.mkdir(parents=True, exist_ok=True)
-    if source is None:
-        return
-    fed = cfg.federation
-    values = {
-        "federation": fed.name,
-        "crl_distribution_point": f"{fed.crl_base_url.rstrip('/')}/{which}.crl",
-        "ca_issuers": f"{fed.ca_base_url.rstrip('/')}/{which}.crt",
-    }
-    for profile in sorted(source.glob("*.toml")):
-        text = profile.read_text(encoding="utf-8")
-        for key, value in values.items():
-            text = re.sub(
-                rf"(?m)^{key}\s*=.*$", f"{key} = {json.dumps(value, ensure_ascii=False)}", text
-            )
-        text = re.sub(r"(?m)^policies\s*=.*$", f"policies = [{json.dumps(fed.policy_oid)}]", text)
-        target = paths.profiles / profile.name
-        _write_new(target, text.encode(), result)
-        load_profile(target)
 
 
 __all__ = ["CeremonyResult", "Step", "plan", "run"]

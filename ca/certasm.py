@@ -13,6 +13,7 @@ from __future__ import annotations
 from asn1crypto import core
 from asn1crypto import x509 as ax509
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shomei.errors import MalformedInput
 from signer.keys import SigningKey
@@ -46,3 +47,30 @@ def certificate_from_tbs(tbs: bytes, key: SigningKey) -> x509.Certificate:
     bit_string = core.OctetBitString(signature).dump()
     der = _tlv(0x30, tbs + algorithm + bit_string)
     return x509.load_der_x509_certificate(der)
+
+
+# One throwaway key per process and key kind; generating an RSA key takes tens of ms.
+_THROWAWAY: dict[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = {}
+
+
+def throwaway_key(issuer_key: object) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+    """A private key of the same kind as the issuer's public key, for step one only.
+
+    It signs the draft that is linted, so the TBS carries the issuer's signature algorithm
+    identifier; it never signs anything that leaves the process.
+    """
+    if isinstance(issuer_key, rsa.RSAPublicKey):
+        kind = "rsa"
+    elif isinstance(issuer_key, ec.EllipticCurvePublicKey):
+        kind = issuer_key.curve.name
+    else:
+        raise MalformedInput(
+            "the issuer's key is neither RSA nor ECDSA",
+            message_ja="発行者の鍵が RSA でも ECDSA でもありません",
+        )
+    if kind not in _THROWAWAY:
+        if isinstance(issuer_key, ec.EllipticCurvePublicKey):
+            _THROWAWAY[kind] = ec.generate_private_key(issuer_key.curve)
+        else:
+            _THROWAWAY[kind] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return _THROWAWAY[kind]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,7 +29,7 @@ from ca.ledger import CrlRecord
 from ca.lint import lint_crl, require_clean
 from crl.builder import build_crl
 from shomei.clock import UTC, require_aware
-from shomei.errors import ConfigError, Refused
+from shomei.files import write_new
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 # pkilint reads the whole CRL into Python objects; above this many entries the CRL is not
@@ -57,27 +56,6 @@ def next_crl_number(ca: CA, this_update: dt.datetime) -> int:
     return max(previous + 1, time_number(this_update))
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-    except FileExistsError as exc:
-        raise Refused(
-            f"{path} already exists; a CRL is never overwritten",
-            message_ja=f"{path} は既にあります。CRL は上書きしません",
-            path=str(path),
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the CRL to {path}: {exc.strerror}",
-            message_ja=f"CRL を {path} に書き込めません: {exc.strerror}",
-            path=str(path),
-        ) from exc
-
-
 def issue_crl(ca: CA, *, now: dt.datetime) -> bytes:
     """Sign, lint, store and record a fresh CRL of ``ca`` at ``now``; return its DER."""
     # RFC 5280 §4.1.2.5 (to which §5.1.2.4 refers) has no fractional seconds.
@@ -98,7 +76,7 @@ def issue_crl(ca: CA, *, now: dt.datetime) -> bytes:
     if len(entries) <= LINT_LIMIT:
         # Signed but not yet published: a finding stops it before it is written anywhere.
         require_clean(lint_crl(der))
-    _write_new(ca.crl_dir / f"{number}.crl", der)
+    write_new(ca.crl_dir / f"{number}.crl", der)
     ca.ledger.record_crl(
         number=number,
         this_update=this_update,

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from ca.certasm import certificate_from_tbs
+from ca.certasm import certificate_from_tbs, throwaway_key
 from ca.lint import blocking_codes, lint_certificate, warm_up
 from ca.profile import Profile, key_type_name
 from ca.serials import check_serial
@@ -101,29 +101,6 @@ class SerialStore(Protocol):
 
 # ---------------------------------------------------------------------------------------
 # Step one: prepare
-
-
-# One throwaway key per process and key kind; generating an RSA key takes tens of ms.
-_THROWAWAY: dict[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = {}
-
-
-def _throwaway_for(issuer_key: object) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
-    if isinstance(issuer_key, rsa.RSAPublicKey):
-        kind = "rsa"
-    elif isinstance(issuer_key, ec.EllipticCurvePublicKey):
-        kind = issuer_key.curve.name
-    else:
-        raise MalformedInput(
-            "the issuer's key is neither RSA nor ECDSA",
-            message_ja="発行者の鍵が RSA でも ECDSA でもありません",
-        )
-    if kind not in _THROWAWAY:
-        if kind == "rsa":
-            _THROWAWAY[kind] = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        else:
-            assert isinstance(issuer_key, ec.EllipticCurvePublicKey)
-            _THROWAWAY[kind] = ec.generate_private_key(issuer_key.curve)
-    return _THROWAWAY[kind]
 
 
 def _refuse(request: IssueRequest, code: RefusalCode, message: str, message_ja: str) -> Refusal:
@@ -363,7 +340,7 @@ def _build(
             critical=False,
         )
     )
-    return builder.sign(_throwaway_for(issuer.public_key()), hashes.SHA256())
+    return builder.sign(throwaway_key(issuer.public_key()), hashes.SHA256())
 
 
 def prepare(
@@ -498,7 +475,7 @@ def _pool(workers: int, profiles: Mapping[str, Profile], issuer: x509.Certificat
     context = multiprocessing.get_context(method)
     if method == "fork":
         # Warm the per-process caches once here; every forked worker inherits them.
-        _throwaway_for(issuer.public_key())
+        throwaway_key(issuer.public_key())
         warm_up()
         # The first lint in a process also fills pkilint's and pyasn1's lazy caches.
         lint_certificate(issuer.public_bytes(serialization.Encoding.DER))

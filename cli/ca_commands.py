@@ -8,7 +8,6 @@ files, or typed in with hidden input) or the token PIN, call one service functio
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from cli.errors import handle_errors
 from cli.groups import ca_group
 from shomei.clock import to_japan, utcnow
 from shomei.errors import CustodyError, NotFound, Refused
+from shomei.files import write_new
 
 _TRIES = 3
 
@@ -112,20 +112,6 @@ def _progress_bar(label: str) -> Iterator[Progress]:
         yield bar
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    try:
-        with path.open("xb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-    except FileExistsError as exc:
-        raise Refused(
-            f"{path} already exists; it is not overwritten",
-            message_ja=f"{path} は既にあります。上書きしません",
-            path=str(path),
-        ) from exc
-
-
 def _span(delta: dt.timedelta) -> str:
     seconds = int(abs(delta).total_seconds())
     days, rest = divmod(seconds, 86400)
@@ -177,7 +163,7 @@ def sign_batch_command(
         result_bytes = sign_batch(ca, data, now=utcnow(), progress=progress)
         result = read_result_batch(result_bytes, ca_certificate=ca.certificate)
         try:
-            _write_new(out_file, result_bytes)
+            write_new(out_file, result_bytes)
         except (Refused, OSError) as exc:
             kept = results_dir(ca) / f"{result.batch_id}.p7m"
             raise Refused(

@@ -24,7 +24,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from ca.custody.shares import SECRET_SIZE, Share, check_key_id, check_threshold,
 from ca.custody.shares import split_secret as _split
 from shomei.clock import require_aware, utcnow
 from shomei.errors import CustodyError, MalformedInput, NotFound, Refused
+from shomei.files import write_new
 from signer.keys import PrivateKey, PublicKey, SoftwareKey
 
 Algorithm = Literal["rsa2048", "rsa3072", "rsa4096", "p256", "p384"]
@@ -108,34 +108,6 @@ def _passphrase(secret: bytes) -> bytes:
     return secret.hex().encode("ascii")
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Create ``path`` with mode 0600 holding ``data``; refuse if it exists."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError as exc:
-        raise Refused(
-            f"{path} already exists; a key file is never overwritten",
-            message_ja=f"{path} は既に存在します(鍵ファイルは上書きしません)",
-            path=str(path),
-        ) from exc
-    except OSError as exc:
-        raise CustodyError(
-            f"cannot create {path}: {exc.strerror}",
-            message_ja=f"{path} を作成できません",
-            path=str(path),
-        ) from exc
-    try:
-        # The umask may only have narrowed 0600; make it exact anyway.
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
 def _refuse_existing(*paths: Path) -> None:
     for p in paths:
         if p.exists() or p.is_symlink():
@@ -170,9 +142,9 @@ def _store(
         "created_at": require_aware(now, "now").isoformat(),
         "public_key_sha256": public_key_sha256(private_key.public_key()),
     }
-    _write_new(path, pem)
+    write_new(path, pem, mode=0o600)
     try:
-        _write_new(meta_path, (json.dumps(meta, indent=2) + "\n").encode("utf-8"))
+        write_new(meta_path, (json.dumps(meta, indent=2) + "\n").encode("utf-8"), mode=0o600)
     except BaseException:
         # Without its metadata the key file could never be opened; take it back.
         path.unlink(missing_ok=True)

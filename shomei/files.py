@@ -1,0 +1,49 @@
+"""Writing files that must never be overwritten: keys, certificates, CRLs, batches, reports.
+
+Outputs of the CA and the RA are evidence; replacing one silently could lose what was signed.
+:func:`write_new` creates the file exclusively (``O_EXCL``), with the mode asked for, and
+fsyncs it before returning, so a crash never leaves a half-written file under the final name
+unnoticed and an existing file is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from shomei.errors import ConfigError, Refused
+
+
+def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Create ``path`` holding ``data``; :class:`Refused` if it exists (nothing is touched)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError as exc:
+        if not path.parent.is_dir():
+            raise ConfigError(
+                f"cannot create {path}: {path.parent} is not a folder",
+                message_ja=f"{path} を作成できません({path.parent} はフォルダではありません)",
+                path=str(path),
+            ) from exc
+        raise Refused(
+            f"{path} already exists; it is never overwritten",
+            message_ja=f"{path} は既に存在します(上書きしません)",
+            path=str(path),
+        ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {path}: {exc.strerror}",
+            message_ja=f"{path} を作成できません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+    try:
+        # The umask may have narrowed the mode; make it exactly what was asked for.
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
