@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
-from ca.signbatch import sign_batch
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -38,6 +37,7 @@ from ca.ceremony_config import load_ceremony
 from ca.context import open_ca
 from ca.custody.shares import parse_share
 from ca.settings import load_ca_settings
+from ca.signbatch import sign_batch
 from ca.trust import pin_ra_certificate
 from cli.errors import handle_errors
 from shomei.clock import utcnow
