@@ -321,3 +321,20 @@ def create(
         details=dict(details or {}),
     )
     return status
+
+
+def mermaid() -> str:
+    """The transition table as a Mermaid state diagram (docs/lifecycle.md is made from it)."""
+    lines = ["stateDiagram-v2"]
+    for status in Status:
+        lines.append(f"    {status.value}: {NUMBERS[status]} {LABELS_JA[status]}")
+    for t in TRANSITIONS.values():
+        source = "[*]" if t.source is None else t.source.value
+        actors = "/".join(sorted(a.value for a in t.actors))
+        label = f"{EVENT_LABELS_JA[t.event]} ({actors})"
+        if isinstance(t.target, Status):
+            lines.append(f"    {source} --> {t.target.value}: {label}")
+        else:
+            for target in (Status.AWAITING_ISSUE_REQUEST, Status.AWAITING_PAYMENT):
+                lines.append(f"    {source} --> {target.value}: {label}")
+    return "\n".join(lines) + "\n"
