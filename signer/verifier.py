@@ -36,13 +36,14 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from shomei.clock import utcnow
 from shomei.errors import MalformedInput, ShomeiError, VerificationFailed
-from signer import cms, fastcms
+from signer import chain, cms, fastcms
 from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
 SKEW = dt.timedelta(minutes=5)
 MAX_CLAIM_BYTES = 512 * 1024 * 1024
 GENERIC_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 _TIME_CODES = ("expired", "not_yet_valid")
+_MOMENT_LIFE = dt.timedelta(hours=1)
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
 LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
 
@@ -95,7 +96,8 @@ class Verifier:
             )
         self._anchors = tuple(trust_anchors)
         self._anchor_ders = {c.public_bytes(Encoding.DER) for c in self._anchors}
-        self._untrusted = tuple(untrusted)
+        self._paths = chain.PathValidator(self._anchors, untrusted)
+        self._moment: dt.datetime | None = None
         self._clock = clock
         self._crls: list[_CrlSource] = []
         self._signers: dict[bytes, _Signer] = {}
@@ -301,8 +303,6 @@ class Verifier:
         now: dt.datetime,
         cert: x509.Certificate | None,
     ) -> _Signer | Verdict:
-        from signer import chain
-
         try:
             cert = cert or x509.load_der_x509_certificate(signer_der)
         except fastcms.CERT_ERRORS as exc:
@@ -311,25 +311,26 @@ class Verifier:
             ) from exc
         subject, serial = _name(cert), cert.serial_number
         info = {"signer_subject": subject, "signer_serial": serial}
-        intermediates = [o for o in others if o != signer_der and o not in self._anchor_ders]
-        candidates = [ax509.Certificate.load(d) for d in intermediates] + [
-            ax509.Certificate.load(c.public_bytes(Encoding.DER)) for c in self._untrusted
+        intermediates = [
+            ax509.Certificate.load(o)
+            for o in others
+            if o != signer_der and o not in self._anchor_ders
         ]
-        result = chain.validate(
-            signer_der, intermediates=candidates, anchors=self._anchors, moment=moment
-        )
-        if isinstance(result, Verdict) and result.reasons[0].code in _TIME_CODES:
-            # Not valid at this signing time.  Validate the path at the ends of the signer's
-            # own validity instead: if it holds there, the path is cached and the validity
-            # window decides each claim's signing time (no new path validation per claim).
-            for alternative in (cert.not_valid_after_utc, cert.not_valid_before_utc):
-                retry = chain.validate(
-                    signer_der, intermediates=candidates, anchors=self._anchors, moment=alternative
-                )
-                if not isinstance(retry, Verdict) or retry.reasons[0].code not in _TIME_CODES:
-                    result = retry
-                    break
-            else:
+        # The path is validated at one shared time (the verification time, kept for an hour so
+        # one validation context serves every claim), or else at the ends of the signer's own
+        # validity; the signing time of each claim is then checked against the validity
+        # window of the path (check_signer), so the path never has to be validated per claim.
+        if self._moment is None or not dt.timedelta(0) <= now - self._moment < _MOMENT_LIFE:
+            self._moment = now
+        result: tuple[x509.Certificate, ...] | Verdict = invalid("untrusted", "", "")
+        for at in (self._moment, cert.not_valid_after_utc, cert.not_valid_before_utc):
+            result = self._paths.validate(signer_der, intermediates=intermediates, moment=at)
+            if not isinstance(result, Verdict) or result.reasons[0].code not in _TIME_CODES:
+                break
+        else:
+            # Never valid as a whole: say so for this claim's signing time, and do not cache.
+            result = self._paths.validate(signer_der, intermediates=intermediates, moment=moment)
+            if isinstance(result, Verdict):
                 return Verdict(result.status, result.reasons, **info)  # type: ignore[arg-type]
         if isinstance(result, Verdict):
             failed = Verdict(result.status, result.reasons, **info)  # type: ignore[arg-type]

@@ -259,3 +259,15 @@ def test_add_crl_drops_cached_decisions(pki: Pki, make_verifier: MakeVerifier) -
     assert verifier.verify(CLAIM, sig).reasons[0].code == "revoked"
     with pytest.raises(MalformedInput):
         verifier.add_crl(b"-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n")
+
+
+def test_long_running_verifier_moves_its_validation_time(pki: Pki) -> None:
+    clock = [NOW]
+    verifier = Verifier(
+        trust_anchors=[pki.certs["root"]], crls=[pki.crl_der], clock=lambda: clock[0]
+    )
+    assert verifier.verify(CLAIM, _sig(pki, "office")).ok
+    clock[0] = NOW + dt.timedelta(hours=3)  # a new shared validation time is taken
+    later = _sig(pki, "office_ec", when=NOW + dt.timedelta(hours=2))
+    assert verifier.verify(CLAIM, later).ok
+    assert verifier._moment == NOW + dt.timedelta(hours=3)
