@@ -4,7 +4,9 @@ The path is built from the signer certificate through the intermediates that cam
 signature (or were configured) to one of the trust anchors, and validated at a given time:
 signatures, names, basic constraints, CA key usage, validity, policies and critical extensions.
 (The verifier validates at the verification time and then checks the signing time against the
-validity window of the path, so that one shared context serves every claim.)
+validity window of the path, so that one shared context serves every claim.  Intermediates
+given with one signature stay in the shared context and may complete a later path; they are
+hints only, as a path must still end at a trust anchor.)
 Revocation is deliberately left out here (``soft-fail`` with no revocation data and fetching
 off): :mod:`signer.verifier` checks it against the CRL index, which is O(1) per serial where
 certvalidator scans the CRL on every check.  The result is the path, anchor first, or a
