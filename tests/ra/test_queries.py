@@ -13,9 +13,13 @@ import random
 from dataclasses import dataclass
 
 import pytest
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 from sqlalchemy.orm import Session
 
 from ra import queries
+from ra.db import alembic_config
 from ra.lifecycle import LABELS_JA, Applicant, Status
 from ra.models import Account, AccountKind, Application, Certificate
 from ra.queries import (
@@ -332,3 +336,27 @@ def test_fetch_page_checks_the_page_size(database: Database) -> None:
         assert len(fetch_page(session, filters, page_size=3).rows) == 3
         with pytest.raises(MalformedInput):
             fetch_page(session, filters, page_size=0)
+
+
+LIST_INDEXES = {
+    "ix_applications_list_applicant",
+    "ix_applications_list_entered_by",
+    "ix_applications_list_account",
+}
+
+
+def test_migration_0004_creates_and_drops_the_list_indexes(database: Database) -> None:
+    def indexes() -> set[str]:
+        with database.engine.connect() as conn:
+            names = {i["name"] or "" for i in inspect(conn).get_indexes("applications")}
+            names |= {i["name"] or "" for i in inspect(conn).get_indexes("accounts")}
+        return names
+
+    pg_only = {"ix_accounts_user_id_c"} if database.is_postgres else set()
+    assert LIST_INDEXES | pg_only <= indexes()
+    parent = ScriptDirectory.from_config(alembic_config(database.url)).get_revision("0004")
+    assert parent is not None
+    command.downgrade(alembic_config(database.url), str(parent.down_revision))
+    assert not (LIST_INDEXES | {"ix_accounts_user_id_c"}) & indexes()
+    command.upgrade(alembic_config(database.url), "head")
+    assert LIST_INDEXES | pg_only <= indexes()
