@@ -1,0 +1,133 @@
+"""``shomei ra …``: init-db, load-demo, import-accounts, show, verify-audit, exit codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from ca.profile import load_profiles
+from cli.main import main
+from ra import applications
+from ra.accounts import get_account
+from ra.db import make_engine, session_factory, transaction
+from ra.passwords import check_issuance_password
+from ra.settings import load_ra_settings
+
+REPO = Path(__file__).resolve().parents[2]
+CSV = (
+    "種別,番号,名称,住所,電話番号,メールアドレス\r\n"
+    "事業所,1320000001,港ケア事業所,東京都港区1-1,03-1111-2222,m@example.jp\r\n"
+    "代理人,9920000001,代行株式会社,東京都港区1-2,03-1111-3333,d@example.jp\r\n"
+)
+
+
+@pytest.fixture
+def settings_file(tmp_path: Path) -> Path:
+    path = tmp_path / "ra.toml"
+    path.write_text(
+        f'[ra]\ndatabase_url = "sqlite:///{tmp_path / "ra.sqlite"}"\ndata_dir = "data"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def run(*args: str | Path) -> object:
+    return CliRunner().invoke(main, ["ra", *map(str, args)], catch_exceptions=False)
+
+
+def test_init_db_and_load_demo(settings_file: Path) -> None:
+    first = run("init-db", "--settings", settings_file)
+    assert first.exit_code == 0, first.output  # type: ignore[attr-defined]
+    assert run("init-db", "--settings", settings_file).exit_code == 0  # type: ignore[attr-defined]
+    demo = run("load-demo", "--settings", settings_file)
+    assert demo.exit_code == 0, demo.output  # type: ignore[attr-defined]
+    out = demo.output  # type: ignore[attr-defined]
+    assert out.count("login password:") == 5 and out.count("issuance password") == 3
+    assert out.count("TOTP secret:") == 2
+    user_id, password = re.search(
+        r"office\t(of\d{8})\t1310000001\t.*\n  issuance password \S+: (\S+)", out
+    ).groups()  # type: ignore[union-attr]
+    settings = load_ra_settings(settings_file)
+    with transaction(session_factory(make_engine(settings.database_url))) as s:
+        check_issuance_password(get_account(s, user_id).issuance_password_hash, password)
+    again = run("load-demo", "--settings", settings_file)
+    assert again.exit_code == 2 and "already loaded" in again.output  # type: ignore[attr-defined]
+
+
+def test_import_accounts_all_or_nothing(settings_file: Path, tmp_path: Path) -> None:
+    run("init-db", "--settings", settings_file)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(
+        (CSV + "事業所,123,番号誤り,東京都,03-1111-4444,x@example.jp\r\n").encode("cp932")
+    )
+    result = CliRunner().invoke(
+        main, ["ra", "import-accounts", str(bad), "--settings", str(settings_file)]
+    )
+    assert result.exit_code == 2
+    assert "row 4, number: must be 10 digits" in result.output
+    assert "nothing was imported" in result.output
+    good = tmp_path / "good.csv"
+    good.write_bytes(CSV.encode("utf-8-sig"))
+    result = run("import-accounts", good, "--settings", settings_file)
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "Imported 2 account(s)" in result.output  # type: ignore[attr-defined]
+    assert "港ケア事業所" in result.output and "1320000001" in result.output  # type: ignore[attr-defined]
+    again = run("import-accounts", good, "--settings", settings_file)  # already registered
+    assert again.exit_code == 2  # type: ignore[attr-defined]
+
+
+def test_show_and_verify_audit(settings_file: Path) -> None:
+    run("init-db", "--settings", settings_file)
+    out = run("load-demo", "--settings", settings_file).output  # type: ignore[attr-defined]
+    user_id, password = re.search(
+        r"office\t(of\d{8})\t1310000001\t.*\n  issuance password \S+: (\S+)", out
+    ).groups()  # type: ignore[union-attr]
+    settings = load_ra_settings(settings_file)
+    profile = load_profiles(REPO / "conf" / "profiles")["office"]
+    now = dt.datetime(2026, 11, 2, 15, 30, tzinfo=dt.UTC)
+    with transaction(session_factory(make_engine(settings.database_url))) as s:
+        office = get_account(s, user_id)
+        app = applications.apply(
+            s,
+            office,
+            settings=settings,
+            profile=profile,
+            now=now,
+            issuance_password=password,
+            consent_fee_offset=True,
+            source_address="192.0.2.1",
+        )
+        app_id = app.id
+    shown = run("show", app_id, "--settings", settings_file)
+    assert shown.exit_code == 0, shown.output  # type: ignore[attr-defined]
+    body = shown.output  # type: ignore[attr-defined]
+    assert f"application {app_id}: awaiting_issue_request (1 発行依頼待ち)" in body
+    # 15:30 UTC is 00:30 the next day in Japan.
+    assert "2026-11-03 00:30:00 JST apply - -> awaiting_issue_request" in body
+    assert f"by office:{user_id} from 192.0.2.1" in body
+    missing = run("show", 999, "--settings", settings_file)
+    assert missing.exit_code == 2 and "no application 999" in missing.output  # type: ignore[attr-defined]
+
+    ok = run("verify-audit", "--settings", settings_file)
+    assert ok.exit_code == 0 and "6 record(s)" in ok.output, ok.output  # type: ignore[attr-defined]
+    engine = make_engine(settings.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor_id = 'intruder' WHERE seq = 3"))
+    engine.dispose()
+    tampered = run("verify-audit", "--settings", settings_file)
+    assert tampered.exit_code == 1  # type: ignore[attr-defined]
+    assert "audit record 3 was altered" in tampered.output  # type: ignore[attr-defined]
+
+
+def test_bad_settings_file(tmp_path: Path) -> None:
+    result = run("init-db", "--settings", tmp_path / "missing.toml")
+    assert result.exit_code == 2 and "not found" in result.output  # type: ignore[attr-defined]
+    broken = tmp_path / "ra.toml"
+    broken.write_text('[ra]\ndatabase_url = "sqlite://"\ndata_dir = "."\ncolour = 1\n')
+    result = run("verify-audit", "--settings", broken)
+    assert result.exit_code == 2 and "colour" in result.output  # type: ignore[attr-defined]
