@@ -32,6 +32,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -120,6 +121,8 @@ class Account(Base):
 
     __table_args__ = (
         CheckConstraint("kind != 'office' OR office_number IS NOT NULL", name="office_number"),
+        # Prefix search on user IDs (LIKE 'ab%') needs a byte-order index on PostgreSQL.
+        Index("ix_accounts_user_id_c", text('user_id COLLATE "C"')).ddl_if(dialect="postgresql"),
     )
 
 
@@ -163,6 +166,32 @@ class Application(Base):
     __table_args__ = (
         Index("ix_applications_status_account", "status", "account_id", "id"),
         Index("ix_applications_applicant_status", "applicant", "status", "id"),
+        # The console list (ra.queries): newest first within each filter, keyset paging.
+        Index(
+            "ix_applications_list_applicant",
+            "applicant",
+            "status",
+            "applied_at",
+            "id",
+            "entered_by",
+        ),
+        Index(
+            "ix_applications_list_entered_by",
+            "entered_by",
+            "status",
+            "applied_at",
+            "id",
+            "applicant",
+        ),
+        Index(
+            "ix_applications_list_account",
+            "account_id",
+            "status",
+            "applied_at",
+            "id",
+            "applicant",
+            "entered_by",
+        ),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("fee_yen >= 0", name="fee_not_negative"),
     )
