@@ -62,7 +62,7 @@ class Operator:
 Principal = Account | Operator
 
 
-def actor_of(principal: Principal) -> tuple[Actor, str]:
+def audit_actor(principal: Principal) -> tuple[Actor, str]:
     """The audit actor and actor id of ``principal``."""
     if isinstance(principal, Operator):
         return Actor.SYSTEM, f"cli:{principal.name}"
@@ -410,7 +410,7 @@ def _audit(
     now: dt.datetime,
     source_address: str | None,
 ) -> None:
-    who, who_id = actor_of(actor)
+    who, who_id = audit_actor(actor)
     audit.record(
         session,
         actor=who.value,

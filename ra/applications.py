@@ -40,7 +40,7 @@ from ra.services import (
 )
 from ra.settings import RASettings
 from shomei.clock import to_japan
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import MalformedInput, Refused
 
 PAYER_LIMIT = 100
 
@@ -553,21 +553,3 @@ def _audit_download(
 def get_application(session: Session, actor: Account, application_id: int) -> Application:
     """The application as ``actor`` may see it (A4/B1), or :class:`NotFound`."""
     return application_for(session, actor, application_id)
-
-
-__all__ = [
-    "Invoice",
-    "NotFound",
-    "apply",
-    "download_certificate",
-    "download_pkcs12",
-    "edit_rejection_reason",
-    "fee_balance",
-    "get_application",
-    "invoice",
-    "register_issue_request",
-    "register_payment",
-    "reject",
-    "undo_approval",
-    "undo_rejection",
-]

@@ -240,8 +240,3 @@ def check_csr(data: bytes, profile: Profile) -> bytes:
             key_type=kind,
         )
     return csr.public_bytes(serialization.Encoding.DER)
-
-
-def public_key_of_csr(csr_der: bytes) -> object:
-    """The subject public key of a stored (already checked) CSR."""
-    return x509.load_der_x509_csr(csr_der).public_key()
