@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 
 from shomei.errors import MalformedInput, VerificationFailed
 from signer.keys import SigningKey
@@ -91,7 +93,7 @@ def sign(
                 "type": "signing_time",
                 "values": [
                     cms.Time(
-                        name="utc_time" if 1950 <= signing_time.year < 2050 else "general_time",
+                        name="utc_time" if 1950 <= signing_time.year < 2050 else "generalized_time",
                         value=signing_time.astimezone(dt.UTC),
                     )
                 ],
@@ -199,6 +201,7 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
         raise VerificationFailed(
             "attached content differs from the given file",
             message_ja="署名に含まれる内容とファイルが一致しません",
+            reason="digest",
         )
     signer_infos = sd["signer_infos"]
     if len(signer_infos) != 1:
@@ -214,8 +217,12 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
             continue
         acerts.append(choice.chosen)
         try:
-            certs.append(x509.load_der_x509_certificate(choice.chosen.dump()))
-        except ValueError as exc:
+            with warnings.catch_warnings():
+                # A certificate cryptography only reads with a deprecation warning (a negative
+                # serial, a bad version) is not one we accept as a signer's.
+                warnings.simplefilter("error", CryptographyDeprecationWarning)
+                certs.append(x509.load_der_x509_certificate(choice.chosen.dump()))
+        except (ValueError, x509.InvalidVersion, CryptographyDeprecationWarning) as exc:
             raise _malformed(
                 "an attached certificate is unreadable", "添付された証明書が読めません", exc
             ) from exc
@@ -244,11 +251,13 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
             raise VerificationFailed(
                 "content-type attribute does not match",
                 message_ja="content-type 属性が一致しません",
+                reason="signed_attributes",
             )
         if signed_attrs_value(si, "message_digest") != digest:
             raise VerificationFailed(
                 "the file does not match its signature (digest differs)",
                 message_ja="ファイルが署名と一致しません(ハッシュ値が異なります)",
+                reason="digest",
             )
         st = signed_attrs_value(si, "signing_time")
         if isinstance(st, dt.datetime):
@@ -261,6 +270,7 @@ def _verify(sd: cms.SignedData, content: bytes | None) -> CmsSignature:
                 raise VerificationFailed(
                     "signing-certificate-v2 does not name the attached signer certificate",
                     message_ja="signing-certificate-v2 属性が署名者証明書と一致しません",
+                    reason="signing_certificate",
                 )
         # The signature covers the DER SET OF, not the [0] IMPLICIT encoding (RFC 5652 §5.4).
         signed_bytes = b"\x31" + signed_attrs.dump()[1:]
@@ -325,6 +335,7 @@ def _check_signature(
         raise VerificationFailed(
             "the signature does not match the signer's key",
             message_ja="署名が署名者の鍵と一致しません",
+            reason="signature",
         ) from exc
 
 

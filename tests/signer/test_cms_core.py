@@ -113,11 +113,41 @@ def test_truncated_is_malformed(pki: Pki) -> None:
 def test_hostile_structure_is_malformed_not_a_crash(pki: Pki) -> None:
     # An ObjectDescriptor where an attribute value belongs made asn1crypto raise
     # AttributeError deep inside .native; it must surface as MalformedInput.
-    sig = bytearray(cms.sign(b"abc", key=SoftwareKey(pki.keys["office"]),
-                             certificate=pki.certs["office"], signing_time=NOW))
+    sig = bytearray(
+        cms.sign(
+            b"abc",
+            key=SoftwareKey(pki.keys["office"]),
+            certificate=pki.certs["office"],
+            signing_time=NOW,
+        )
+    )
     for i in range(len(sig)):
         if sig[i] == 0x04 and i > 40:  # an OCTET STRING tag inside the structure
             sig[i] = 0x07  # ObjectDescriptor
             break
     with pytest.raises((MalformedInput, VerificationFailed)):
         cms.verify(bytes(sig), content=b"abc")
+
+
+def test_signing_time_from_2050_is_generalized_time(pki: Pki) -> None:
+    # RFC 5652 §11.3: UTCTime for 1950-2049, GeneralizedTime otherwise.
+    late = NOW.replace(year=2051)
+    sig = cms.sign(
+        b"abc",
+        key=SoftwareKey(pki.keys["office"]),
+        certificate=pki.certs["office"],
+        signing_time=late,
+    )
+    assert cms.verify(sig, content=b"abc").signing_time == late
+
+
+def test_failure_reasons_are_structured(pki: Pki) -> None:
+    sig = cms.sign(
+        b"abc",
+        key=SoftwareKey(pki.keys["office"]),
+        certificate=pki.certs["office"],
+        signing_time=NOW,
+    )
+    with pytest.raises(VerificationFailed) as info:
+        cms.verify(sig, content=b"abd")
+    assert info.value.fields["reason"] == "digest"
