@@ -46,6 +46,8 @@ SCRYPT_P = 1
 SALT_BYTES = 16
 # Unwrapping refuses costs beyond this (a stored blob must not make the RA spend gigabytes).
 MAX_SCRYPT_N = 1 << 20
+# A PKCS#10 request for the largest allowed key is under 2 KiB; anything this big is not one.
+MAX_CSR_BYTES = 64 * 1024
 
 _GENERATORS: dict[str, Callable[[], PrivateKey]] = {
     "rsa2048": lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -206,6 +208,11 @@ def make_csr(key: PrivateKey, *, office_number: str, office_name: str) -> bytes:
 
 def check_csr(data: bytes, profile: Profile) -> bytes:
     """Check an office's own CSR (PEM or DER); return it as DER, or raise MalformedInput."""
+    if len(data) > MAX_CSR_BYTES:
+        raise MalformedInput(
+            f"the CSR is larger than {MAX_CSR_BYTES // 1024} KiB",
+            message_ja=f"CSR が大きすぎます({MAX_CSR_BYTES // 1024} KiB まで)",
+        )
     try:
         text = data.lstrip()
         csr = (

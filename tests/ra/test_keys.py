@@ -150,6 +150,8 @@ def test_check_csr_accepts_allowed_keys_in_pem_or_der(
 def test_check_csr_refuses_bad_requests(profile: Profile, rsa_key: rsa.RSAPrivateKey) -> None:
     with pytest.raises(MalformedInput, match="readable"):
         keys.check_csr(b"not a csr", profile)
+    with pytest.raises(MalformedInput, match="larger than"):
+        keys.check_csr(_csr(rsa_key) + b"\0" * keys.MAX_CSR_BYTES, profile)
     tampered = bytearray(_csr(rsa_key))
     tampered[-3] ^= 0x01
     with pytest.raises(MalformedInput, match="self-signature"):

@@ -729,3 +729,26 @@ def test_staff_apply_on_behalf(  # type: ignore[no-untyped-def]
         assert (agent_app.status, agent_app.entered_by) == (Status.AWAITING_PAYMENT, "staff")
         # The owner, not the staff member, sees and owns them.
         assert applications.get_application(s, people.office_b, office_app.id).id == office_app.id
+
+
+def test_two_operators_approving_at_once(  # type: ignore[no-untyped-def]
+    database: Database, people: People, settings, profile, now, rng
+) -> None:
+    """Both read the application; the first commits; the second is told someone was first."""
+    if not database.is_postgres:
+        pytest.skip("SQLite serialises whole transactions (BEGIN IMMEDIATE): no interleaving")
+    app_id = _office_apply(database, people, settings, profile, now, rng)
+    with database.factory() as first, database.factory() as second:
+        with second.begin():
+            seen = applications.get_application(second, people.admin, app_id)
+            assert seen.status is Status.AWAITING_ISSUE_REQUEST
+            with first.begin():
+                applications.register_issue_request(first, people.staff, app_id, now=now)
+            with pytest.raises(lifecycle.Conflict) as info:
+                applications.reject(second, people.admin, app_id, reason="重複", now=now)
+            assert "他の操作で先に更新" in info.value.message_ja
+            second.rollback()
+    with tx(database) as s:
+        app = s.get(Application, app_id)
+        assert app is not None and app.status is Status.ISSUE_REQUESTED and app.version == 2
+        assert _count(s, FeeEntry) == 1  # the losing rejection cancelled no fee
