@@ -1,0 +1,126 @@
+"""The scheduler's lease: two schedulers, only one runs the jobs; a stand-by takes over."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+
+from ra.db import make_engine, session_factory
+from ra.jobs import JOBS
+from ra.scheduler import Gate, JobSpec, acquire_lease, build_scheduler, release_lease, timetable
+from ra.settings import RASettings
+from shomei.errors import ConfigError, Refused
+from tests.ra.ca_fixture import CaHome, ca_home_fixture, ra_settings  # noqa: F401
+from tests.ra.conftest import Database
+
+LEASE = dt.timedelta(seconds=1.5)
+
+
+def test_the_lease_is_held_renewed_and_taken_over_only_after_expiry(
+    database: Database, now: dt.datetime
+) -> None:
+    f = database.factory
+    assert acquire_lease(f, holder="a", now=now, lease=LEASE)
+    assert not acquire_lease(f, holder="b", now=now + dt.timedelta(seconds=1), lease=LEASE)
+    assert acquire_lease(f, holder="a", now=now + dt.timedelta(seconds=1), lease=LEASE)  # renew
+    assert not acquire_lease(f, holder="b", now=now + dt.timedelta(seconds=2), lease=LEASE)
+    later = now + dt.timedelta(seconds=3)  # a's renewed lease ran out at now + 2.5 s
+    assert acquire_lease(f, holder="b", now=later, lease=LEASE)
+    assert not acquire_lease(f, holder="a", now=later, lease=LEASE)
+    release_lease(f, holder="a")  # not the holder: changes nothing
+    assert not acquire_lease(f, holder="a", now=later, lease=LEASE)
+    release_lease(f, holder="b")
+    assert acquire_lease(f, holder="a", now=later, lease=LEASE)
+
+
+def _scheduler(
+    database: Database, settings: RASettings, holder: str, runs: list[tuple[str, float]]
+) -> tuple[BackgroundScheduler, Engine]:
+    lock = threading.Lock()
+
+    def tick(factory: object, settings: object, now: dt.datetime) -> str:
+        with lock:
+            runs.append((holder, time.monotonic()))
+        return holder
+
+    engine = make_engine(database.url)
+    factory = session_factory(engine)
+    scheduler = BackgroundScheduler(timezone=dt.UTC)
+    spec = JobSpec("tick", tick, IntervalTrigger(seconds=0.2, timezone=dt.UTC))
+    build_scheduler(
+        scheduler,
+        factory,
+        settings,
+        holder=holder,
+        clock=lambda: dt.datetime.now(dt.UTC),
+        jobs=[spec],
+        heartbeat=dt.timedelta(seconds=0.3),
+    )
+    return scheduler, engine
+
+
+def test_two_schedulers_only_one_runs_the_jobs_and_the_other_takes_over(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    settings = ra_settings(ca_home, database.url, tmp_path / "d", lock_lease=LEASE)
+    runs: list[tuple[str, float]] = []
+    first, first_engine = _scheduler(database, settings, "first", runs)
+    second, second_engine = _scheduler(database, settings, "second", runs)
+    first.start()
+    time.sleep(0.3)
+    second.start()
+    try:
+        time.sleep(1.5)
+        assert {h for h, _ in runs} == {"first"} and len(runs) >= 4
+        first.shutdown(wait=True)  # it dies without giving the lease up
+        died = time.monotonic()
+        deadline = died + 5
+        while time.monotonic() < deadline and not any(h == "second" for h, _ in runs):
+            time.sleep(0.1)
+    finally:
+        if first.running:
+            first.shutdown(wait=True)
+        second.shutdown(wait=True)
+        first_engine.dispose()
+        second_engine.dispose()
+    taken_over = [t for h, t in runs if h == "second"]
+    assert taken_over, "the stand-by never took over"
+    assert min(taken_over) - died >= 0.5  # only after the lease ran out
+    assert all(t <= died for h, t in runs if h == "first")
+
+
+def test_a_failing_job_is_logged_and_the_scheduler_goes_on(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(factory: object, settings: object, now: dt.datetime) -> None:
+        raise Refused("nothing to do today", message_ja="本日は処理なし")
+
+    gate = Gate(database.factory, holder="solo", lease=LEASE)
+    spec = JobSpec("broken", broken, IntervalTrigger(minutes=1))
+    with caplog.at_level(logging.ERROR, logger="shomei.ra.scheduler"):
+        gate.wrap(spec, None)()  # type: ignore[arg-type]
+    assert "job broken failed: nothing to do today" in caplog.text
+    other = Gate(database.factory, holder="other", lease=LEASE)
+    ran: list[int] = []
+    other.wrap(JobSpec("x", lambda *_: ran.append(1), IntervalTrigger(minutes=1)), None)()  # type: ignore[arg-type]
+    assert ran == []  # "solo" holds the lease
+
+
+def test_timetable_covers_every_job(ca_home: CaHome, tmp_path: Path) -> None:
+    settings = ra_settings(ca_home, "sqlite://", tmp_path)
+    specs = timetable(settings)
+    assert sorted(s.name for s in specs) == sorted(JOBS)
+    daily = next(s for s in specs if s.name == "fee-export").trigger
+    assert "hour='2'" in str(daily) and "minute='0'" in str(daily)
+    with pytest.raises(ConfigError):
+        timetable(ra_settings(ca_home, "sqlite://", tmp_path, daily_at="25:00"))
+    with pytest.raises(ConfigError):
+        timetable(ra_settings(ca_home, "sqlite://", tmp_path, mail_minutes=0))
