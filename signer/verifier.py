@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from shomei.clock import utcnow
-from shomei.errors import MalformedInput, ShomeiError, VerificationFailed
+from shomei.errors import MalformedInput, ShomeiError
 from signer import chain, cms, fastcms
 from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
@@ -188,27 +188,9 @@ class Verifier:
             signer_der, others, signing_time = fast.signer.der, fast.certificates, fast.signing_time
             signer_cert = fast.signer.certificate
         except fastcms.NotFast:
-            try:
-                checked = cms.verify(signature, content=content)
-            except VerificationFailed as exc:
-                # Give the generic path's findings the same reason codes as the fast path's.
-                text = exc.message
-                exc.fields.setdefault(
-                    "reason",
-                    "digest"
-                    if "digest" in text or "differs" in text
-                    else "signing_certificate"
-                    if "signing-certificate" in text
-                    else "signature",
-                )
-                raise
-            except (*GENERIC_PARSE_ERRORS, *fastcms.CERT_ERRORS) as exc:
-                # asn1crypto and cryptography can fail in ways signer.cms does not map yet
-                # (AttributeError on some broken encodings, InvalidVersion on certificates).
-                raise MalformedInput(
-                    "not a usable CMS signature: undecodable DER",
-                    message_ja="CMS 署名として読めません: DER として解釈できません",
-                ) from exc
+            # signer.cms maps every decoding failure to MalformedInput and gives its
+            # VerificationFailed the same reason codes as the fast path.
+            checked = cms.verify(signature, content=content)
             signer_cert = checked.signer
             signer_der = signer_cert.public_bytes(Encoding.DER)
             others = tuple(c.public_bytes(Encoding.DER) for c in checked.certificates)
