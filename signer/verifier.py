@@ -41,7 +41,6 @@ from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
 SKEW = dt.timedelta(minutes=5)
 MAX_CLAIM_BYTES = 512 * 1024 * 1024
-GENERIC_PARSE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError)
 _TIME_CODES = ("expired", "not_yet_valid")
 _MOMENT_LIFE = dt.timedelta(hours=1)
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
