@@ -42,8 +42,8 @@ from ca.trust import pin_ra_certificate
 from cli.errors import handle_errors
 from shomei.clock import utcnow
 from shomei.errors import Refused
-from signer import cms
-from signer.keys import SoftwareKey
+from signer.claims import sign_claim
+from signer.credentials import load_pkcs12
 
 MARKER = ".shomei-demo"
 REPO = Path(__file__).resolve().parents[1]
@@ -199,14 +199,8 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: ceremony.Echo = print
         claim_name = "claim.txt" if label == "office" else "revoked-claim.txt"
         claim = CLAIM.format(number=OFFICES[label][0]).encode()
         (folder / claim_name).write_bytes(claim)
-        signature = cms.sign(
-            claim,
-            key=SoftwareKey(keys[label]),
-            certificate=certs[label],
-            chain=[issuing],
-            detached=True,
-            signing_time=now,
-        )
+        # As an office does: open its PKCS#12 with the password and sign the claim file.
+        signature = sign_claim(claim, credentials=load_pkcs12(p12, password), signing_time=now)
         (folder / f"{claim_name}.p7s").write_bytes(signature)
     files = {
         "root.pem": "root CA certificate (trust anchor)",
