@@ -367,6 +367,32 @@ def reset_issuance_password(
     return Reissued(account, password, password_letter(account, password, federation_name, now))
 
 
+def reset_login_password(
+    session: Session,
+    actor: Principal,
+    user_id: str,
+    *,
+    now: dt.datetime,
+    rng: Rng = secrets.token_bytes,
+    source_address: str | None = None,
+) -> str:
+    """A new login password for ``user_id``, shown once; also lifts a login lockout.
+
+    Staff reset offices and agents; only admins (or the operator) reset staff and admins.
+    """
+    require_kind(actor, AccountKind.STAFF, AccountKind.ADMIN)
+    account = get_account(session, user_id)
+    if account.kind in (AccountKind.STAFF, AccountKind.ADMIN):
+        require_kind(actor, AccountKind.ADMIN)
+    password = _new_login_password(rng)
+    account.password_hash = hash_password(password)
+    account.failed_logins = 0
+    account.locked_until = None
+    session.flush()
+    _audit(session, actor, account, "reset_login_password", now, source_address)
+    return password
+
+
 def password_letter(account: Account, password: str, federation_name: str, now: dt.datetime) -> str:
     """The text of the letter that carries a user ID and issuance password."""
     date = to_japan(now)

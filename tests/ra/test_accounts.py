@@ -200,3 +200,38 @@ def test_totp_for_staff(database: Database, now: dt.datetime, rng) -> None:  # t
         accounts.check_totp(new.account, code, now=now + dt.timedelta(minutes=5))
     with pytest.raises(WrongPassword):
         accounts.check_totp(new.account, "000000" if code != "000000" else "111111", now=now)
+
+
+def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None:  # type: ignore[no-untyped-def]
+    with database.factory() as s, s.begin():
+        admin = accounts.add_console_user(
+            s, Operator(), kind=AccountKind.ADMIN, name="管理者", email="a@f.jp", now=now, rng=rng
+        ).account
+        staff_new = accounts.add_console_user(
+            s, admin, kind=AccountKind.STAFF, name="職員", email="s@f.jp", now=now, rng=rng
+        )
+        staff = staff_new.account
+        office = accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng)
+        office.account.failed_logins = 5
+        office.account.locked_until = now + dt.timedelta(minutes=30)
+        new = accounts.reset_login_password(s, staff, office.user_id, now=now, rng=rng)
+        acct = accounts.get_account(s, office.user_id)
+        assert acct.failed_logins == 0 and acct.locked_until is None
+        passwords.check_password(acct.password_hash, new, what="password", what_ja="パスワード")
+        with pytest.raises(WrongPassword):
+            passwords.check_password(
+                acct.password_hash, office.login_password, what="password", what_ja="パスワード"
+            )
+        with pytest.raises(Refused):  # staff cannot reset an admin's password
+            accounts.reset_login_password(s, staff, admin.user_id, now=now, rng=rng)
+        with pytest.raises(Refused):  # an office cannot reset anything
+            accounts.reset_login_password(s, acct, acct.user_id, now=now, rng=rng)
+        assert accounts.reset_login_password(s, admin, staff.user_id, now=now, rng=rng)
+        actions = (
+            s.execute(
+                select(AuditRecord.action).where(AuditRecord.action == "reset_login_password")
+            )
+            .scalars()
+            .all()
+        )
+        assert len(actions) == 2
