@@ -137,6 +137,7 @@ def _create_batch(
     for app in apps:
         account = session.get(Account, app.account_id)
         assert account is not None  # a foreign key
+        cert: Certificate | None = None
         if app.status is Status.ISSUE_REQUESTED:
             if not account.office_number:
                 held.append(app.id)
@@ -176,6 +177,7 @@ def _create_batch(
             )
             issues += 1
         else:
+            assert cert is not None  # checked above
             app.revoke_batch_id = batch_id
             items.append(
                 RevokeItem(
@@ -544,7 +546,10 @@ def import_result(
                 crl_number=crl.number,
                 crl_registered=crl.registered,
                 moved_to_revoked=len(crl.revoked),
-                **counts,
+                issued=counts["issued"],
+                refused=counts["refused"],
+                revoked=counts["revoked"],
+                revoke_refused=counts["revoke_refused"],
             )
     published = crls.publish_latest(factory, settings, ca_certificate=ca_certificate)
     return dataclasses.replace(summary, published=published)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -26,13 +27,14 @@ from ra.models import (
     OutboxMail,
 )
 from ra.scheduler import run_job
+from ra.settings import RASettings
 from shomei.errors import NotFound, Refused
 from tests.ra import factories
 from tests.ra.ca_fixture import CaHome, ca_home_fixture, make_application, ra_settings  # noqa: F401
 from tests.ra.conftest import Database
 
 
-def _settings(ca_home: CaHome, database: Database, tmp_path: Path, **schedule: object):  # type: ignore[no-untyped-def]
+def _settings(ca_home: CaHome, database: Database, tmp_path: Path, **schedule: Any) -> RASettings:
     return ra_settings(ca_home, database.url, tmp_path / "data", mode="offline", **schedule)
 
 

@@ -38,10 +38,12 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def requested(session: Session, *, now: dt.datetime, email: str | None = None, **kw: object) -> int:
+def requested(
+    session: Session, *, now: dt.datetime, email: str | None = None, csr: bytes | None = None
+) -> int:
     """An office application at 発行依頼待ち moved to 発行依頼中 by staff."""
     app = make_application(
-        session, status=Status.AWAITING_ISSUE_REQUEST, now=now, email=email, **kw
+        session, status=Status.AWAITING_ISSUE_REQUEST, now=now, email=email, csr=csr
     )
     lifecycle.apply(session, app, Event.REGISTER_ISSUE_REQUEST, now=now, **STAFF)  # type: ignore[arg-type]
     return app.id

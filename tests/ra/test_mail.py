@@ -110,7 +110,7 @@ def test_one_mail_per_event_with_its_message_id(
     first = recorder.messages[0]
     assert str(first["Subject"]) == rows[0].subject == "証明書のお申し込みが却下されました"
     assert first["From"] == settings.mail.sender and first["To"] == "office0@example.jp"
-    assert "理由 0" in first.get_content()  # type: ignore[attr-defined]
+    assert "理由 0" in first.get_content()
     assert jobs.send_mail(database.factory, settings, now).sent == 0
     assert len(recorder.messages) == 3
 
@@ -166,7 +166,7 @@ def _fork_sender(
                     os.kill(os.getpid(), signal.SIGKILL)  # accepted, not yet marked
                 return outcome
 
-            smtp.send_message = send_then_maybe_die  # type: ignore[method-assign]
+            smtp.send_message = send_then_maybe_die  # type: ignore[method-assign, assignment]
             return smtp
 
         code = 0
