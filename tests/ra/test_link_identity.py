@@ -1,0 +1,134 @@
+"""The RA link identity (encrypted key at rest) and inline delivery after a crash."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from ra import link
+from ra.identity import create_link_identity, load_ca_certificate, load_link_identity
+from ra.lifecycle import Status
+from ra.models import CaBatch
+from ra.settings import LinkSettings
+from shomei.errors import ConfigError, NotFound, Refused
+from tests.ra.ca_fixture import CaHome, ca_home_fixture, ra_settings  # noqa: F401
+from tests.ra.conftest import Database
+from tests.ra.test_link import requested, results_dir_of, status_of
+
+
+def test_create_and_load_a_link_identity(tmp_path: Path, now: dt.datetime) -> None:
+    identity, files = create_link_identity("RA one", tmp_path / "id", now=now)
+    assert b"ENCRYPTED PRIVATE KEY" in files.key.read_bytes()  # never in the clear
+    assert files.passphrase.stat().st_mode & 0o077 == 0
+    assert files.key.stat().st_mode & 0o077 == 0
+    settings = LinkSettings(
+        link_key=files.key,
+        link_key_passphrase_file=files.passphrase,
+        link_certificate=files.certificate,
+    )
+    loaded = load_link_identity(settings)
+    assert loaded.certificate == identity.certificate
+    with pytest.raises(Refused):
+        create_link_identity("RA one", tmp_path / "id", now=now)
+    assert load_link_identity(settings).certificate == identity.certificate  # untouched
+
+
+def test_bad_link_identities_are_clear_errors(tmp_path: Path, now: dt.datetime) -> None:
+    _, a = create_link_identity("RA a", tmp_path / "a", now=now)
+    _, b = create_link_identity("RA b", tmp_path / "b", now=now)
+    with pytest.raises(ConfigError) as caught:
+        load_link_identity(LinkSettings())
+    assert "ra.link" in caught.value.message and caught.value.message_ja != caught.value.message
+    with pytest.raises(NotFound):
+        load_link_identity(
+            LinkSettings(
+                link_key=tmp_path / "none.key",
+                link_key_passphrase_file=a.passphrase,
+                link_certificate=a.certificate,
+            )
+        )
+    with pytest.raises(ConfigError, match="wrong passphrase"):
+        load_link_identity(
+            LinkSettings(
+                link_key=a.key,
+                link_key_passphrase_file=b.passphrase,
+                link_certificate=a.certificate,
+            )
+        )
+    with pytest.raises(ConfigError, match="does not belong"):
+        load_link_identity(
+            LinkSettings(
+                link_key=a.key,
+                link_key_passphrase_file=a.passphrase,
+                link_certificate=b.certificate,
+            )
+        )
+    with pytest.raises(ConfigError, match="not a PEM certificate"):
+        load_link_identity(
+            LinkSettings(
+                link_key=a.key, link_key_passphrase_file=a.passphrase, link_certificate=a.key
+            )
+        )
+
+
+def test_load_ca_certificate(ca_home: CaHome, tmp_path: Path) -> None:
+    inline = LinkSettings(mode="inline", ca_home=ca_home.home)
+    assert load_ca_certificate(inline) == ca_home.ca_certificate
+    assert load_ca_certificate(LinkSettings(ca_certificate=ca_home.issuing_cert)) == (
+        ca_home.ca_certificate
+    )
+    with pytest.raises(ConfigError):
+        load_ca_certificate(LinkSettings(mode="offline"))
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
+    with pytest.raises(ConfigError):
+        load_ca_certificate(LinkSettings(ca_certificate=junk))
+
+
+def test_inline_delivery_after_a_crash_imports_the_copy_the_ca_kept(
+    database: Database, ca_home: CaHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ra_settings(ca_home, database.url, tmp_path / "data")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with database.factory() as s, s.begin():
+        app = requested(s, now=now)
+    real = link.import_result
+
+    def crash(*args: object, **kwargs: object) -> link.ImportSummary:
+        raise KeyboardInterrupt  # the process dies after the CA signed, before the import
+
+    monkeypatch.setattr(link, "import_result", crash)
+    with pytest.raises(KeyboardInterrupt):
+        link.dispatch(database.factory, settings, now=now)
+    monkeypatch.setattr(link, "import_result", real)
+    with database.factory() as s:
+        assert status_of(s, app) is Status.AWAITING_ISSUANCE
+        batch_id = s.execute(select(CaBatch.batch_id)).scalar_one()
+    assert (results_dir_of(ca_home) / f"{batch_id}.p7m").exists()
+    recovered = link.deliver_pending(database.factory, settings, now=now)
+    assert [i.issued for i in recovered.imported] == [1] and recovered.stuck == ()
+    with database.factory() as s:
+        assert status_of(s, app) is Status.ISSUED
+    # Nothing pending any more.
+    assert link.deliver_pending(database.factory, settings, now=now).imported == ()
+
+
+def test_an_offline_batch_needs_its_folders(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    settings = ra_settings(ca_home, database.url, tmp_path / "data", mode="offline")
+    broken = dataclasses.replace(settings, link=dataclasses.replace(settings.link, outbox=None))
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with database.factory() as s, s.begin():
+        requested(s, now=now)
+    with pytest.raises(ConfigError, match="outbox"):
+        link.dispatch(database.factory, broken, now=now)
+    # The batch was committed; once configured, the next run writes it.
+    assert len(link.deliver_pending(database.factory, settings, now=now).written) == 1
+    no_inbox = dataclasses.replace(settings, link=dataclasses.replace(settings.link, inbox=None))
+    with pytest.raises(ConfigError, match="inbox"):
+        link.import_inbox(database.factory, no_inbox, now=now)
