@@ -1,4 +1,4 @@
-"""Certificate applications: apply, approve, pay, reject, undo, download (SPEC §3, A1-A5, B2-B3).
+"""Certificate applications: apply, approve, pay, reject and undo (SPEC §3, A1-A4, B2-B3).
 
 Every function here is one action of the portal or the console: it checks who acts and on
 what (:mod:`ra.services`), changes the status only through :mod:`ra.lifecycle`, and adds the
@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ca.profile import Profile
-from ra import audit, keys, lifecycle, pkcs12
+from ra import keys, lifecycle
 from ra.lifecycle import Applicant, Event, Status
 from ra.models import Account, AccountKind, Application, FeeEntry, Payment
 from ra.notify import notify
-from ra.passwords import Rng, WrongPassword, check_issuance_password
+from ra.passwords import Rng, check_issuance_password
 from ra.services import (
     PENDING,
     actor_of,
@@ -430,124 +427,6 @@ def fee_balance(session: Session, account: Account) -> int:
         select(FeeEntry.amount_yen).where(FeeEntry.account_id == account.id)
     ).scalars()
     return sum(amounts)
-
-
-def _issued(session: Session, actor: Account, application_id: int) -> Application:
-    if actor.kind not in (AccountKind.OFFICE, AccountKind.AGENT):
-        raise Refused(
-            "only the office or agent that applied can download its certificate",
-            message_ja="証明書をダウンロードできるのは申請した事業所・代理人のみです",
-        )
-    app = application_for(session, actor, application_id)
-    if app.status is not Status.ISSUED or app.certificate is None:
-        raise Refused(
-            "the certificate can be downloaded only once issued "
-            f"(now: {lifecycle.LABELS_EN[app.status]})",
-            message_ja="発行済みの証明書のみダウンロードできます"
-            f"(現在: {lifecycle.LABELS_JA[app.status]})",
-            application=app.id,
-        )
-    return app
-
-
-def download_pkcs12(
-    session: Session,
-    actor: Account,
-    application_id: int,
-    *,
-    issuance_password: str,
-    chain: Sequence[x509.Certificate],
-    now: dt.datetime,
-    encryption: pkcs12.Encryption = "aes",
-    source_address: str | None = None,
-) -> bytes:
-    """The PKCS#12 of an issued certificate (A5), under the issuance password.
-
-    Only the owner, only in status 発行済み, only with the issuance password, and only when
-    the RA generated the key (an office that brought its CSR holds its key already).  The
-    download is audited; a wrong password raises :class:`WrongPassword` and records nothing.
-    """
-    actor_of(actor)
-    app = _issued(session, actor, application_id)
-    if app.wrapped_key is None:
-        raise Refused(
-            "this application used the office's own CSR, so the RA holds no key to put in a "
-            "PKCS#12; download the certificate instead",
-            message_ja="自社で作成した CSR による申請のため、PKCS#12 は作成できません。"
-            "証明書のみをダウンロードしてください",
-            application=app.id,
-        )
-    canonical = check_issuance_password(actor.issuance_password_hash, issuance_password)
-    try:
-        key = keys.unwrap_key(app.wrapped_key, canonical)
-    except WrongPassword as exc:
-        raise WrongPassword(
-            "the key of this application was protected with the issuance password valid when "
-            "you applied (before it was reissued); use that password or apply again",
-            message_ja="この申請の鍵は申請時の証明書発行用パスワード(再発行前)で保護されています。"
-            "そのパスワードを使うか、再度お申し込みください",
-            application=app.id,
-        ) from exc
-    assert app.certificate is not None  # checked by _issued
-    certificate = x509.load_der_x509_certificate(app.certificate.der)
-    data = pkcs12.build(
-        key=key,
-        certificate=certificate,
-        chain=chain,
-        password=canonical,
-        friendly_name=app.account.name,
-        encryption=encryption,
-    )
-    _audit_download(session, actor, app, "download_pkcs12", now, source_address, encryption)
-    return data
-
-
-def download_certificate(
-    session: Session,
-    actor: Account,
-    application_id: int,
-    *,
-    chain: Sequence[x509.Certificate],
-    now: dt.datetime,
-    source_address: str | None = None,
-) -> bytes:
-    """The issued certificate and its chain as PEM (for an office that brought its CSR)."""
-    actor_of(actor)
-    app = _issued(session, actor, application_id)
-    assert app.certificate is not None
-    pem = x509.load_der_x509_certificate(app.certificate.der).public_bytes(
-        serialization.Encoding.PEM
-    )
-    pem += b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
-    _audit_download(session, actor, app, "download_certificate", now, source_address, None)
-    return pem
-
-
-def _audit_download(
-    session: Session,
-    actor: Account,
-    app: Application,
-    action: str,
-    now: dt.datetime,
-    source_address: str | None,
-    encryption: str | None,
-) -> None:
-    audit.record(
-        session,
-        actor=actor_of(actor).value,
-        actor_id=actor.user_id,
-        action=action,
-        object_type="application",
-        object_id=str(app.id),
-        status_before=app.status.value,
-        status_after=app.status.value,
-        now=now,
-        source_address=source_address,
-        details={
-            "serial": app.certificate.serial_hex if app.certificate else None,
-            "encryption": encryption,
-        },
-    )
 
 
 def get_application(session: Session, actor: Account, application_id: int) -> Application:

@@ -1,11 +1,11 @@
 """What every RA service function shares: who is acting, and may they see this application.
 
-The service functions (:mod:`ra.applications`, :mod:`ra.revocations`) are what the portal,
-the console and the CLI call.  Each takes the session (opened at the edge), the acting
-:class:`~ra.models.Account`, the application id and what the action needs, plus ``now`` and
-the source address; it checks the role AND the object, applies one lifecycle event through
-:mod:`ra.lifecycle` (the only way a status changes) and adds the side effects in the same
-session, so the caller's commit makes all of it happen or none of it.
+The service functions (:mod:`ra.applications`, :mod:`ra.revocations`, :mod:`ra.downloads`)
+are what the portal, the console and the CLI call.  Each takes the session (opened at the
+edge), the acting :class:`~ra.models.Account`, the application id and what the action needs,
+plus ``now`` and the source address; it checks the role AND the object, applies one
+lifecycle event through :mod:`ra.lifecycle` (the only way a status changes) and adds the side
+effects in the same session, so the caller's commit makes all of it happen or none of it.
 
 Objects are checked before roles: an office or agent asking for an application that is not
 its own gets :class:`NotFound`, exactly as for an id that does not exist, so the portal never

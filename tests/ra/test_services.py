@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ca.profile import Profile, load_profiles
-from ra import accounts, applications, audit, keys, lifecycle, pkcs12, revocations
+from ra import accounts, applications, audit, downloads, keys, lifecycle, pkcs12, revocations
 from ra.accounts import AccountInput, Operator
 from ra.lifecycle import Actor, Event, Status, TransitionRefused
 from ra.models import (
@@ -235,7 +235,7 @@ def test_office_path_to_download_and_revocation(  # type: ignore[no-untyped-def]
         cert = issue(s, app, pki, now)
     chain = [pki.certs["issuing"], pki.certs["root"]]
     with tx(database) as s:
-        data = applications.download_pkcs12(
+        data = downloads.download_pkcs12(
             s, people.office_a, app_id, issuance_password=password.lower(), chain=chain, now=now
         )
     p12 = tmp_path / "office.p12"
@@ -499,15 +499,15 @@ def test_offices_and_agents_see_only_their_own(  # type: ignore[no-untyped-def]
             applications.get_application(s, stranger, app_id)
         assert info.value.message_ja == f"申請 {app_id} は見つかりません"
         with tx(database) as s, pytest.raises(NotFound):
-            applications.download_pkcs12(
+            downloads.download_pkcs12(
                 s, stranger, app_id, issuance_password=password_b, chain=[], now=now
             )
         with tx(database) as s, pytest.raises(NotFound):
-            applications.download_certificate(s, stranger, app_id, chain=[], now=now)
+            downloads.download_certificate(s, stranger, app_id, chain=[], now=now)
     with tx(database) as s, pytest.raises(NotFound):  # an id that does not exist looks the same
         applications.get_application(s, people.office_b, app_id + 1000)
     with tx(database) as s, pytest.raises(Refused):  # staff never get an office's key
-        applications.download_pkcs12(
+        downloads.download_pkcs12(
             s, people.staff, app_id, issuance_password=password_b, chain=[], now=now
         )
     with tx(database) as s, pytest.raises(Refused):  # an office is not staff
@@ -530,7 +530,7 @@ def test_wrong_password_on_download_records_nothing(  # type: ignore[no-untyped-
     app_id = _office_apply(database, people, settings, profile, now, rng)
     password = people.passwords[people.office_a.user_id]
     with tx(database) as s, pytest.raises(Refused):  # not issued yet
-        applications.download_pkcs12(
+        downloads.download_pkcs12(
             s, people.office_a, app_id, issuance_password=password, chain=[], now=now
         )
     with tx(database) as s:
@@ -539,7 +539,7 @@ def test_wrong_password_on_download_records_nothing(  # type: ignore[no-untyped-
         issue(s, s.get(Application, app_id), pki, now)  # type: ignore[arg-type]
         before = _count(s, AuditRecord)
     with tx(database) as s, pytest.raises(WrongPassword) as info:
-        applications.download_pkcs12(
+        downloads.download_pkcs12(
             s, people.office_a, app_id, issuance_password="AAAA-BBBB-CCCC", chain=[], now=now
         )
     assert info.value.message_ja == "証明書発行用パスワードが正しくありません"
@@ -554,7 +554,7 @@ def test_wrong_password_on_download_records_nothing(  # type: ignore[no-untyped-
         office = s.get(Account, people.office_a.id)
         assert office is not None
         with pytest.raises(WrongPassword) as info:
-            applications.download_pkcs12(
+            downloads.download_pkcs12(
                 s, office, app_id, issuance_password=new.issuance_password, chain=[], now=now
             )
         assert "申請時" in info.value.message_ja
@@ -666,7 +666,7 @@ def test_own_csr_downloads_the_certificate_not_a_pkcs12(  # type: ignore[no-unty
         cert = issue(s, s.get(Application, app_id), pki, now)  # type: ignore[arg-type]
     with tx(database) as s:
         with pytest.raises(Refused) as info:
-            applications.download_pkcs12(
+            downloads.download_pkcs12(
                 s,
                 people.office_b,
                 app_id,
@@ -675,7 +675,7 @@ def test_own_csr_downloads_the_certificate_not_a_pkcs12(  # type: ignore[no-unty
                 now=now,
             )
         assert "CSR" in info.value.message_ja
-        pem = applications.download_certificate(
+        pem = downloads.download_certificate(
             s, people.office_b, app_id, chain=[pki.certs["issuing"]], now=now
         )
     got = x509.load_pem_x509_certificates(pem)
