@@ -237,7 +237,9 @@ def build_scheduler(
 
 
 def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
-    """``shomei ra scheduler``: run until interrupted; give the lease up when stopped."""
+    """``shomei ra scheduler``: run until SIGINT or SIGTERM; give the lease up when stopped."""
+    import signal
+
     from apscheduler.schedulers.blocking import BlockingScheduler
 
     from ra.db import make_engine, session_factory
@@ -247,11 +249,19 @@ def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
     holder = holder or default_holder()
     scheduler = BlockingScheduler(timezone=dt.UTC)
     build_scheduler(scheduler, factory, settings, holder=holder)
+
+    def stop(signum: int, _frame: object) -> None:
+        log.info("scheduler %s stopping (signal %s)", holder, signum)
+        scheduler.shutdown(wait=False)
+
+    # A service manager stops with SIGTERM: leave cleanly so a stand-by takes over at once.
+    signal.signal(signal.SIGTERM, stop)
     log.info("scheduler %s starting", holder)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
-        pass
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
     finally:
         release_lease(factory, holder=holder)
         engine.dispose()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,10 +14,11 @@ from pathlib import Path
 import pytest
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from ra.db import make_engine, session_factory
 from ra.jobs import JOBS
+from ra.models import SchedulerLock
 from ra.scheduler import Gate, JobSpec, acquire_lease, build_scheduler, release_lease, timetable
 from ra.settings import RASettings
 from shomei.errors import ConfigError, Refused
@@ -124,3 +128,40 @@ def test_timetable_covers_every_job(ca_home: CaHome, tmp_path: Path) -> None:
         timetable(ra_settings(ca_home, "sqlite://", tmp_path, daily_at="25:00"))
     with pytest.raises(ConfigError):
         timetable(ra_settings(ca_home, "sqlite://", tmp_path, mail_minutes=0))
+
+
+def test_the_scheduler_command_holds_the_lease_and_gives_it_up_on_sigterm(
+    database: Database, tmp_path: Path
+) -> None:
+    toml = tmp_path / "ra.toml"
+    toml.write_text(
+        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    repo = Path(__file__).resolve().parents[2]
+    code = "from cli.ra_jobs_commands import scheduler_command; scheduler_command()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--settings", str(toml), "--holder", "proc-1"],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        holder = None
+        while time.monotonic() < deadline and holder is None:
+            time.sleep(0.2)
+            with database.factory() as s:
+                holder = s.execute(select(SchedulerLock.holder)).scalar_one_or_none()
+        assert holder == "proc-1"
+        now = dt.datetime.now(dt.UTC)
+        assert not acquire_lease(database.factory, holder="other", now=now, lease=LEASE)
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, output
+    with database.factory() as s:
+        assert s.execute(select(SchedulerLock)).scalar_one_or_none() is None
