@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(names)}")
         return 2
-    console = Console()
+    console = Console(width=200)
     figures: list[Figure] = []
     for name in wanted or names:
         module = importlib.import_module(f"bench.{name}")
