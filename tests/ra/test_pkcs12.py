@@ -68,7 +68,7 @@ def test_nss_pk12util_imports_both_encryptions(
     if not shutil.which("pk12util") or not shutil.which("certutil"):
         pytest.skip("pk12util/certutil missing: apt-get install libnss3-tools")
     path = tmp_path / "office.p12"
-    path.write_bytes(_build(pki, encryption, name="Chuo Care Office"))
+    path.write_bytes(_build(pki, encryption))  # the Japanese office name as nickname
     for attempt, password, ok in (("wrong", "WRONG", False), ("right", PASSWORD, True)):
         db = tmp_path / f"nss-{attempt}"
         db.mkdir()
@@ -77,10 +77,10 @@ def test_nss_pk12util_imports_both_encryptions(
         out = _run("pk12util", "-i", path, "-d", f"sql:{db}", "-W", password)
         assert (out.returncode == 0) is ok, out.stdout + out.stderr
         listed = _run("certutil", "-L", "-d", f"sql:{db}")
-        assert ("Chuo Care Office" in listed.stdout) is ok
+        assert (NAME in listed.stdout) is ok
         if ok:
             keys = _run("certutil", "-K", "-d", f"sql:{db}")
-            assert keys.returncode == 0 and "Chuo Care Office" in keys.stdout
+            assert keys.returncode == 0 and NAME in keys.stdout
 
 
 def test_friendly_name_and_contents_round_trip(pki: Pki) -> None:
