@@ -126,6 +126,9 @@ def _create_batch(
             .where(Application.status.in_([Status.ISSUE_REQUESTED, Status.REVOCATION_REQUESTED]))
             .order_by(Application.id)
             .limit(MAX_REQUESTS)
+            # Lock the rows first, as an admin's undo does (its UPDATE) before it takes the
+            # audit head: the same order everywhere, so the two never deadlock.
+            .with_for_update()
         )
         .scalars()
         .all()

@@ -254,3 +254,72 @@ def test_a_different_result_for_an_imported_batch_is_refused(
     kept = (results_dir_of(ca_home) / f"{summary.batch_id}.p7m").read_bytes()
     with pytest.raises(Refused):
         link.import_result(database.factory, settings, kept, now=now)
+
+
+def test_undos_racing_a_dispatch_either_win_first_or_are_refused(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    """8 admins undo 8 approvals while the dispatch runs: the batch holds exactly the losers."""
+    import threading
+    import time
+
+    from ca.batch import read_request_batch
+
+    settings = ra_settings(ca_home, database.url, tmp_path / "data", mode="offline")
+    now = _now()
+    with database.factory() as s, s.begin():
+        ids = [requested(s, now=now) for _ in range(8)]
+    barrier = threading.Barrier(len(ids) + 1)
+    outcomes: dict[int, str] = {}
+    written: list[Path] = []
+
+    identity = load_link_identity(settings.link)
+    delays = {app_id: 0.015 * n for n, app_id in enumerate(ids)}
+
+    def undo(app_id: int) -> None:
+        with database.factory() as s:
+            with s.begin():
+                app = s.get(Application, app_id)
+            assert app is not None
+            barrier.wait()
+            time.sleep(delays[app_id])  # spread the undos over the dispatch
+            try:
+                with s.begin():
+                    lifecycle.apply(
+                        s, app, Event.UNDO_APPROVAL, actor=Actor.ADMIN, actor_id="a", now=now
+                    )
+                outcomes[app_id] = "undone"
+            except (lifecycle.Conflict, lifecycle.TransitionRefused) as exc:
+                assert exc.message_ja
+                outcomes[app_id] = "refused"
+
+    def run_dispatch() -> None:
+        barrier.wait()
+        written.extend(
+            link.dispatch(database.factory, settings, now=now, identity=identity).written
+        )
+
+    threads = [threading.Thread(target=undo, args=(i,)) for i in ids]
+    threads.append(threading.Thread(target=run_dispatch))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(outcomes) == len(ids)
+    in_batch: set[str] = set()
+    for path in written:
+        batch = read_request_batch(
+            path.read_bytes(), trusted=[load_link_identity(settings.link).certificate]
+        )
+        in_batch |= {item.request_id for item in batch.requests}
+    with database.factory() as s:
+        for app_id in ids:
+            app = s.get(Application, app_id)
+            assert app is not None
+            if outcomes[app_id] == "undone":
+                assert app.status is Status.AWAITING_ISSUE_REQUEST
+                assert app.request_id not in in_batch
+            else:
+                assert app.status is Status.AWAITING_ISSUANCE
+                assert app.request_id in in_batch
+        audit.verify(s, trusted=[load_link_identity(settings.link).certificate])
