@@ -181,7 +181,10 @@ def publish_name(session: Session, issuer_sha256: str) -> str:
         select(Certificate.der).order_by(Certificate.id.desc()).limit(20)
     ).scalars()
     for der in ders:
-        name = _cdp_name(x509.load_der_x509_certificate(der))
+        try:
+            name = _cdp_name(x509.load_der_x509_certificate(der))
+        except ValueError:
+            continue  # not a certificate we can read: look at the next one
         if name is not None:
             return name
     return f"{issuer_sha256[:16]}.crl"

@@ -407,8 +407,11 @@ def _register_issued(
     if app.status is not Status.AWAITING_ISSUANCE:
         log.warning("certificate for application %s in status %s ignored", app.id, app.status)
         return False
-    csr = x509.load_der_x509_csr(app.csr_der)
-    if cert.public_key().public_bytes(*_SPKI) != csr.public_key().public_bytes(*_SPKI):
+    try:
+        requested_key = x509.load_der_x509_csr(app.csr_der).public_key().public_bytes(*_SPKI)
+    except ValueError:
+        requested_key = b""  # the CA parsed it to issue; a CSR we cannot read cannot match
+    if cert.public_key().public_bytes(*_SPKI) != requested_key:
         raise VerificationFailed(
             f"the certificate for request {app.request_id} is not for the requested key",
             message_ja=f"依頼 {app.request_id} の証明書の公開鍵が申請の鍵と一致しません",

@@ -159,6 +159,8 @@ def test_register_crl_file_and_its_command(
     assert result.registered and result.number > (pem.number or 0)
     published = tmp_path / "data" / "publish"
     (name,) = [p.name for p in published.iterdir()]
+    # No certificate issued yet, so no distribution point to follow: named by the issuer.
+    assert name == f"{crls.issuer_digest(ca_home.ca_certificate)[:16]}.crl"
     assert (published / name).read_bytes() == der  # stored and published as DER
     with pytest.raises(NotFound):
         crls.register_crl_file(database.factory, settings, tmp_path / "missing.crl", now=now)

@@ -256,6 +256,11 @@ def test_run_job_by_name_and_its_command(
     outcome = runner.invoke(run_job_command, ["process-rejections", "--settings", str(toml)])
     assert outcome.exit_code == 0, outcome.output
     assert "process-rejections: processed=1, lost_races=0" in outcome.output
+    from cli.main import main
+
+    through_shomei = runner.invoke(main, ["ra", "run-job", "send-mail", "--settings", str(toml)])
+    assert through_shomei.exit_code == 0, through_shomei.output
+    assert "send-mail: sent=0, failed=0, remaining=0" in through_shomei.output
     outcome = runner.invoke(run_job_command, ["nope", "--settings", str(toml)])
     assert outcome.exit_code == 2
     outcome = runner.invoke(run_job_command, ["audit-anchor", "--settings", str(toml)])
