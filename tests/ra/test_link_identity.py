@@ -132,3 +132,30 @@ def test_an_offline_batch_needs_its_folders(
     no_inbox = dataclasses.replace(settings, link=dataclasses.replace(settings.link, inbox=None))
     with pytest.raises(ConfigError, match="inbox"):
         link.import_inbox(database.factory, no_inbox, now=now)
+
+
+def test_a_batch_the_ca_began_but_never_finished_is_reported_stuck(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    from tests.ra.ca_fixture import open_test_ca
+
+    offline = ra_settings(ca_home, database.url, tmp_path / "data", mode="offline")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    with database.factory() as s, s.begin():
+        app = requested(s, now=now)
+    link.dispatch(database.factory, offline, now=now)  # committed, written, not signed
+    with database.factory() as s:
+        batch = s.execute(select(CaBatch)).scalar_one()
+    with open_test_ca(ca_home) as ca:  # as if the CA crashed half-way through this batch
+        ca.ledger.begin_batch(
+            batch_id=batch.batch_id,
+            sha256=batch.request_sha256,
+            ra_name="Shomei Test RA",
+            request_count=1,
+            now=now,
+        )
+    inline = ra_settings(ca_home, database.url, tmp_path / "data")
+    summary = link.deliver_pending(database.factory, inline, now=now)
+    assert summary.stuck == (batch.batch_id,) and summary.imported == ()
+    with database.factory() as s:
+        assert status_of(s, app) is Status.AWAITING_ISSUANCE
