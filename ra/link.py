@@ -34,6 +34,7 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -68,6 +69,9 @@ from shomei.errors import (
     Refused,
     VerificationFailed,
 )
+
+if TYPE_CHECKING:
+    from ca.context import CA
 
 log = logging.getLogger("shomei.ra.link")
 
@@ -254,7 +258,8 @@ def deliver_pending(
     if not pending:
         return DispatchSummary(None)
     if settings.link.mode == "offline":
-        written = tuple(p for p in (_write_outbox(settings, b) for b in pending) if p is not None)
+        paths = (_write_outbox(factory, settings, b) for b in pending)
+        written = tuple(p for p in paths if p is not None)
         return DispatchSummary(None, written=written)
     imported, stuck = _deliver_inline(factory, settings, pending, now=now)
     return DispatchSummary(None, imported=imported, stuck=stuck)
@@ -264,18 +269,26 @@ def deliver_pending(
 class _Pending:
     batch_id: str
     created_at: dt.datetime
-    request_der: bytes
     items: int
 
 
 def _pending(factory: sessionmaker[Session]) -> list[_Pending]:
     with factory() as session:
         rows = session.execute(
-            select(CaBatch.batch_id, CaBatch.created_at, CaBatch.request_der)
+            select(CaBatch.batch_id, CaBatch.created_at)
             .where(CaBatch.imported_at.is_(None))
             .order_by(CaBatch.id)
         ).all()
         return [_Pending(*row, items=len(_apps_by_request(session, row.batch_id))) for row in rows]
+
+
+def _request_der(factory: sessionmaker[Session], batch_id: str) -> bytes:
+    # Loaded one at a time, and only when needed: offline batches may wait days for their
+    # result, and a request batch can be tens of megabytes.
+    with factory() as session:
+        return session.execute(
+            select(CaBatch.request_der).where(CaBatch.batch_id == batch_id)
+        ).scalar_one()
 
 
 def _folder(path: Path | None, what: str, what_ja: str) -> Path:
@@ -292,11 +305,15 @@ def outbox_name(batch_id: str, created_at: dt.datetime) -> str:
     return f"{created_at:%Y%m%dT%H%M%SZ}-{batch_id}.request.p7m"
 
 
-def _write_outbox(settings: RASettings, batch: _Pending) -> Path | None:
+def _write_outbox(
+    factory: sessionmaker[Session], settings: RASettings, batch: _Pending
+) -> Path | None:
     """Write a batch file to the outbox once; returns the path, or None if done before.
 
-    A marker under ``data_dir/link/sent`` remembers that the file was written, so a file
-    the operator already carried away is not written again.
+    The file appears whole or not at all (written under a temporary name, then linked to its
+    name, which fails rather than replace a file).  A marker under ``data_dir/link/sent``
+    remembers that it was written, so a file the operator already carried away is not
+    written again.
     """
     outbox = _folder(settings.link.outbox, "outbox", "送信フォルダ")
     sent = settings.data_dir / "link" / "sent"
@@ -304,26 +321,29 @@ def _write_outbox(settings: RASettings, batch: _Pending) -> Path | None:
     marker = sent / batch.batch_id
     if marker.exists():
         return None
+    data = _request_der(factory, batch.batch_id)
     target = outbox / outbox_name(batch.batch_id, batch.created_at)
+    temp = outbox / f".{target.name}.{os.getpid()}.tmp"
+    with temp.open("wb") as out:
+        out.write(data)
+        out.flush()
+        os.fsync(out.fileno())
     try:
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.link(temp, target)
     except FileExistsError:
-        if target.read_bytes() != batch.request_der:
+        if target.read_bytes() != data:
             raise Refused(
                 f"{target} exists with other contents; it is never overwritten",
                 message_ja=f"{target} は内容の異なるファイルとして既にあります。上書きしません",
                 path=str(target),
             ) from None
-    else:
-        with os.fdopen(fd, "wb") as out:
-            out.write(batch.request_der)
-            out.flush()
-            os.fsync(out.fileno())
+    finally:
+        temp.unlink()
     marker.write_text(target.name + "\n", encoding="utf-8")
     return target
 
 
-def _open_inline_ca(settings: RASettings) -> object:
+def _open_inline_ca(settings: RASettings) -> CA:
     from ca.context import open_ca
     from ca.custody.shares import parse_share
     from ca.settings import load_ca_settings
@@ -346,15 +366,12 @@ def _deliver_inline(
     *,
     now: dt.datetime,
 ) -> tuple[tuple[ImportSummary, ...], tuple[str, ...]]:
-    from ca.context import CA
     from ca.signbatch import results_dir, sign_batch
 
     ca_certificate = load_ca_certificate(settings.link)
     imported: list[ImportSummary] = []
     stuck: list[str] = []
-    ca = _open_inline_ca(settings)
-    assert isinstance(ca, CA)
-    with ca:
+    with _open_inline_ca(settings) as ca:
         for batch in pending:
             kept = results_dir(ca) / f"{batch.batch_id}.p7m"
             if kept.exists():
@@ -362,7 +379,8 @@ def _deliver_inline(
                 result = kept.read_bytes()
             elif ca.ledger.find_batch(batch.batch_id) is None:
                 workers = 1 if batch.items <= INLINE_POOL_THRESHOLD else 0
-                result = sign_batch(ca, batch.request_der, now=now, workers=workers)
+                request = _request_der(factory, batch.batch_id)
+                result = sign_batch(ca, request, now=now, workers=workers)
             else:
                 log.error("batch %s was begun by the CA but has no result", batch.batch_id)
                 stuck.append(batch.batch_id)
