@@ -267,3 +267,35 @@ def test_run_job_by_name_and_its_command(
     assert outcome.exit_code == 2 and "ra.link" in outcome.output  # no link key configured
     with database.factory() as s:
         assert s.execute(select(func.count()).select_from(Account)).scalar_one() == 1
+
+
+def test_an_undo_of_the_rejection_before_the_job_reaches_it_wins(
+    database: Database, ca_home: CaHome, tmp_path: Path, now: dt.datetime
+) -> None:
+    from ra import lifecycle
+    from ra.lifecycle import Actor, Event
+
+    settings = _settings(ca_home, database, tmp_path)
+    with database.factory() as s, s.begin():
+        undone = make_application(s, status=Status.REJECTION_PENDING, now=now, email="u@x.jp").id
+        processed = make_application(s, status=Status.REJECTION_PENDING, now=now).id
+    calls = 0
+
+    def factory_with_an_admin_in_between() -> Session:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the job has listed the 却下待ち; an admin undoes one of them now
+            with database.factory() as s, s.begin():
+                app = s.get(Application, undone)
+                assert app is not None
+                lifecycle.apply(
+                    s, app, Event.UNDO_REJECTION, actor=Actor.ADMIN, actor_id="admin", now=now
+                )
+        return database.factory()
+
+    summary = jobs.process_rejections(factory_with_an_admin_in_between, settings, now)  # type: ignore[arg-type]
+    assert (summary.processed, summary.lost_races) == (1, 1)
+    with database.factory() as s:
+        assert s.get(Application, undone).status is Status.AWAITING_ISSUE_REQUEST  # type: ignore[union-attr]
+        assert s.get(Application, processed).status is Status.REJECTED  # type: ignore[union-attr]
+        assert s.execute(select(func.count()).select_from(OutboxMail)).scalar_one() == 0
