@@ -1,4 +1,4 @@
-"""``shomei demo``: the demonstration PKI, judged by openssl and pkilint.
+"""``shomei demo``: the demonstration federation, judged by openssl and pkilint.
 
 This is the issue's "must show" for the CA side end to end: the example ceremony's chain
 verifies with ``openssl verify``; pkilint's PKIX linters pass on the CA certificates, an issued
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.demo import build_demo
 from cli.main import main
+from ra.demo import build_demo
 from shomei.errors import Refused
 
 REPO = Path(__file__).resolve().parents[2]
@@ -127,7 +127,7 @@ def test_crl_is_signed_and_lists_only_the_revoked(demo: Path) -> None:
     listed = text.stdout.replace(" ", "").upper()
     assert serial.split("=")[1].strip().upper() in listed
     assert good.split("=")[1].strip().upper() not in listed
-    assert "Key Compromise" in text.stdout
+    assert "Cessation Of Operation" in text.stdout
 
 
 def test_pkcs12_opens_with_its_password(demo: Path) -> None:
@@ -171,6 +171,40 @@ def test_ca_home_status_and_transcripts(demo: Path) -> None:
     assert log.exit_code == 0, log.output
     status = runner.invoke(main, ["ca", "status", "--ca-home", str(demo / "ca-home")])
     assert status.exit_code == 0, status.output
+
+
+def test_the_lifecycle_went_through_the_ra(demo: Path) -> None:
+    import sqlite3
+
+    with sqlite3.connect(demo / "ra.sqlite") as db:
+        statuses = sorted(s for (s,) in db.execute("SELECT status FROM applications"))
+        anchors = db.execute("SELECT count(*) FROM audit_anchors").fetchone()[0]
+    assert statuses == ["issued", "issued", "rejected", "revoked"]
+    assert anchors == 1
+    result = CliRunner().invoke(main, ["ra", "verify-audit", "--settings", str(demo / "ra.toml")])
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(main, ["ra", "show", "2", "--settings", str(demo / "ra.toml")])
+    assert "revoked" in result.output and "register_crl" in result.output
+
+
+def test_shomei_verify_on_the_demo_claims(demo: Path) -> None:
+    common = ["--trust", str(demo / "root.pem"), "--crl", str(demo / "issuing.crl")]
+    good = CliRunner().invoke(
+        main,
+        ["verify", str(demo / "claim.txt"), "--signature", str(demo / "claim.txt.p7s"), *common],
+    )
+    assert good.exit_code == 0, good.output
+    bad = CliRunner().invoke(
+        main,
+        [
+            "verify",
+            str(demo / "revoked-claim.txt"),
+            "--signature",
+            str(demo / "revoked-claim.txt.p7s"),
+            *common,
+        ],
+    )
+    assert bad.exit_code == 1, bad.output
 
 
 def test_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
