@@ -242,3 +242,51 @@ def verify_audit(settings_path: Path) -> None:
         f"audit log intact: {report.records} record(s), {report.anchors} signed anchor(s), "
         f"head {report.head_hash[:16]}…"
     )
+
+
+@ra_group.command("export-list")
+@settings_option
+@click.argument("out_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--applicant",
+    "applicants",
+    multiple=True,
+    type=click.Choice(["office", "agent", "staff"]),
+    help="Applicant type (事業所/代理人/職員); repeat for several. Default: all.",
+)
+@click.option("--user-id", default=None, help="A user ID, or its beginning.")
+@click.option("--exact", is_flag=True, help="Match the user ID exactly, not as a prefix.")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    help="A status code (e.g. issued); repeat for several. Default: all.",
+)
+@handle_errors
+def export_list(
+    settings_path: Path,
+    out_file: Path,
+    applicants: tuple[str, ...],
+    user_id: str | None,
+    exact: bool,
+    statuses: tuple[str, ...],
+) -> None:
+    """Save the certificate list (証明書一覧) as CSV that Excel opens (UTF-8 with BOM)."""
+    import io
+
+    from ra.export import export_csv
+    from shomei.files import write_new
+
+    settings = load_ra_settings(settings_path)
+    buffer = io.BytesIO()
+    with _factory(settings)() as session:
+        count = export_csv(
+            session,
+            out=buffer,
+            applicant_types=applicants or None,
+            user_id=user_id,
+            user_id_match="exact" if exact else "prefix",
+            statuses=statuses or None,
+        )
+    write_new(out_file, buffer.getvalue())
+    click.echo(f"{count} row(s) written to {out_file}")

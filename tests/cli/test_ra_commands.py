@@ -131,3 +131,47 @@ def test_bad_settings_file(tmp_path: Path) -> None:
     broken.write_text('[ra]\ndatabase_url = "sqlite://"\ndata_dir = "."\ncolour = 1\n')
     result = run("verify-audit", "--settings", broken)
     assert result.exit_code == 2 and "colour" in result.output  # type: ignore[attr-defined]
+
+
+def test_export_list_writes_excel_csv_and_refuses_bad_input(tmp_path: Path) -> None:
+    from ra.demo import build_demo
+
+    demo = tmp_path / "demo"
+    build_demo(demo, echo=lambda _: None)
+    runner = CliRunner()
+    out = tmp_path / "list.csv"
+    result = runner.invoke(
+        main,
+        [
+            "ra",
+            "export-list",
+            "--settings",
+            str(demo / "ra.toml"),
+            str(out),
+            "--status",
+            "issued",
+            "--status",
+            "revoked",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
+    assert "3 row(s)" in result.output
+    again = runner.invoke(
+        main, ["ra", "export-list", "--settings", str(demo / "ra.toml"), str(out)]
+    )
+    assert again.exit_code == 2 and out.read_bytes() == data  # never overwritten
+    bad = runner.invoke(
+        main,
+        [
+            "ra",
+            "export-list",
+            "--settings",
+            str(demo / "ra.toml"),
+            str(tmp_path / "x.csv"),
+            "--status",
+            "nonsense",
+        ],
+    )
+    assert bad.exit_code == 2 and not (tmp_path / "x.csv").exists()
