@@ -18,7 +18,6 @@ reason names, spelled as :class:`cryptography.x509.ReasonFlags` values.
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import hashlib
 import json
@@ -37,6 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
+from ca.batchjson import Fields, load_json, malformed
 from shomei.clock import require_aware
 from shomei.errors import MalformedInput, Refused, VerificationFailed
 from signer import cms
@@ -65,7 +65,6 @@ REVOCATION_REASONS = frozenset(
 REQUESTERS = frozenset({"office", "agent", "prefecture", "federation"})
 # Matched with fullmatch: "$" alone would let a trailing newline through.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
-_HEX = re.compile(r"[0-9a-f]{1,40}")
 
 
 @dataclass(frozen=True)
@@ -302,137 +301,15 @@ def write_result_batch(
 # -- reading ---------------------------------------------------------------------------------
 
 
-def _bad(message: str, message_ja: str, **fields: Any) -> MalformedInput:
-    return MalformedInput(
-        f"malformed batch: {message}",
-        message_ja=f"バッチの形式が正しくありません: {message_ja}",
-        **fields,
-    )
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise _bad(f"key {name!r} appears twice", f"キー {name!r} が重複しています")
-        result[name] = value
-    return result
-
-
-def _no_constants(name: str) -> Any:
-    raise _bad(f"{name} is not allowed", f"{name} は使えません")
-
-
-def _load_json(data: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(
-            data.decode("utf-8"),
-            object_pairs_hook=_no_duplicate_keys,
-            parse_constant=_no_constants,
-        )
-    except UnicodeDecodeError as exc:
-        raise _bad("not UTF-8", "UTF-8 ではありません") from exc
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, MalformedInput):
-            raise
-        raise _bad(f"not JSON ({exc})", "JSON として読めません") from exc
-    if not isinstance(document, dict):
-        raise _bad("the document is not a JSON object", "JSON オブジェクトではありません")
-    return document
-
-
-class _Fields:
-    """Typed, strict access to one JSON object whose keys must be exactly ``keys``."""
-
-    def __init__(self, value: Any, where: str, keys: set[str]) -> None:
-        if not isinstance(value, dict):
-            raise _bad(f"{where} must be an object", f"{where} はオブジェクトでなければなりません")
-        unknown = sorted(set(value) - keys)
-        missing = sorted(keys - set(value))
-        if unknown:
-            raise _bad(
-                f"{where}: unknown key {unknown[0]!r}", f"{where}: 不明なキー {unknown[0]!r}"
-            )
-        if missing:
-            raise _bad(
-                f"{where}: missing key {missing[0]!r}", f"{where}: キー {missing[0]!r} がありません"
-            )
-        self._value = value
-        self._where = where
-
-    def _type(self, name: str, kind: type, kind_ja: str) -> Any:
-        value = self._value[name]
-        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
-            raise _bad(
-                f"{self._where}.{name} must be {kind.__name__}",
-                f"{self._where}.{name} は{kind_ja}でなければなりません",
-            )
-        return value
-
-    def text(self, name: str, *, pattern: re.Pattern[str] | None = None, limit: int = 1024) -> str:
-        value: str = self._type(name, str, "文字列")
-        if (
-            not value
-            or len(value) > limit
-            or (pattern is not None and not pattern.fullmatch(value))
-        ):
-            raise _bad(
-                f"{self._where}.{name} is not a valid value: {value[:60]!r}",
-                f"{self._where}.{name} の値が正しくありません: {value[:60]!r}",
-            )
-        return value
-
-    def array(self, name: str) -> list[Any]:
-        value: list[Any] = self._type(name, list, "配列")
-        return value
-
-    def choice(self, name: str, allowed: frozenset[str]) -> str:
-        value = self.text(name)
-        if value not in allowed:
-            raise _bad(
-                f"{self._where}.{name}: {value!r} is not one of {', '.join(sorted(allowed))}",
-                f"{self._where}.{name}: {value!r} は使えません({', '.join(sorted(allowed))})",
-            )
-        return value
-
-    def time(self, name: str) -> dt.datetime:
-        value = self.text(name, limit=40)
-        try:
-            parsed = dt.datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ")
-        except ValueError as exc:
-            raise _bad(
-                f"{self._where}.{name} must be a UTC time like 2026-04-01T00:00:00Z",
-                f"{self._where}.{name} は 2026-04-01T00:00:00Z 形式の UTC 時刻でなければなりません",
-            ) from exc
-        return parsed.replace(tzinfo=dt.UTC)
-
-    def b64(self, name: str, *, limit: int = MAX_RESULT_BYTES) -> bytes:
-        value = self.text(name, limit=limit)
-        try:
-            return base64.b64decode(value, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise _bad(
-                f"{self._where}.{name} is not base64",
-                f"{self._where}.{name} が base64 ではありません",
-            ) from exc
-
-    def serial(self, name: str) -> int:
-        value = self.text(name, pattern=_HEX, limit=40)
-        serial = int(value, 16)
-        if serial == 0:
-            raise _bad(f"{self._where}.{name} is zero", f"{self._where}.{name} が 0 です")
-        return serial
-
-
-def _header(document: dict[str, Any], fmt: str, keys: set[str]) -> _Fields:
+def _header(document: dict[str, Any], fmt: str, keys: set[str]) -> Fields:
     if document.get("format") != fmt:
-        raise _bad(f"format is not {fmt!r}", f"format が {fmt!r} ではありません")
+        raise malformed(f"format is not {fmt!r}", f"format が {fmt!r} ではありません")
     if document.get("version") != VERSION:
-        raise _bad(
+        raise malformed(
             f"unsupported version {document.get('version')!r} (this software reads {VERSION})",
             f"未対応の版です({document.get('version')!r})",
         )
-    return _Fields(document, "batch", keys | {"format", "version"})
+    return Fields(document, "batch", keys | {"format", "version"})
 
 
 def _parse_request_document(
@@ -443,14 +320,16 @@ def _parse_request_document(
     try:
         canonical = str(uuid.UUID(batch_id))
     except ValueError as exc:
-        raise _bad("batch_id is not a UUID", "batch_id が UUID ではありません") from exc
+        raise malformed("batch_id is not a UUID", "batch_id が UUID ではありません") from exc
     if canonical != batch_id:
-        raise _bad("batch_id is not a lower-case UUID", "batch_id が小文字の UUID ではありません")
+        raise malformed(
+            "batch_id is not a lower-case UUID", "batch_id が小文字の UUID ではありません"
+        )
     created_at = top.time("created_at")
     ra_name = top.text("ra", limit=256)
     raw_items = top.array("requests")
     if len(raw_items) > MAX_REQUESTS:
-        raise _bad(
+        raise malformed(
             f"{len(raw_items)} requests (at most {MAX_REQUESTS} per batch)",
             f"依頼が {len(raw_items)} 件あります(1 バッチ {MAX_REQUESTS} 件まで)",
         )
@@ -460,9 +339,7 @@ def _parse_request_document(
         where = f"requests[{i}]"
         kind = raw.get("type") if isinstance(raw, dict) else None
         if kind == "issue":
-            f = _Fields(
-                raw, where, {"type", "id", "profile", "csr", "office_number", "office_name"}
-            )
+            f = Fields(raw, where, {"type", "id", "profile", "csr", "office_number", "office_name"})
             item: RequestItem = IssueItem(
                 request_id=f.text("id", pattern=_ID, limit=MAX_ID_LENGTH),
                 profile=f.text("profile", pattern=_ID, limit=64),
@@ -471,9 +348,7 @@ def _parse_request_document(
                 office_name=f.text("office_name", limit=256),
             )
         elif kind == "revoke":
-            f = _Fields(
-                raw, where, {"type", "id", "serial", "reason", "revoked_at", "requested_by"}
-            )
+            f = Fields(raw, where, {"type", "id", "serial", "reason", "revoked_at", "requested_by"})
             item = RevokeItem(
                 request_id=f.text("id", pattern=_ID, limit=MAX_ID_LENGTH),
                 serial=f.serial("serial"),
@@ -482,11 +357,11 @@ def _parse_request_document(
                 requested_by=f.choice("requested_by", REQUESTERS),
             )
         else:
-            raise _bad(
+            raise malformed(
                 f"{where}.type must be 'issue' or 'revoke'", f"{where}.type は issue か revoke です"
             )
         if item.request_id in seen:
-            raise _bad(
+            raise malformed(
                 f"request id {item.request_id!r} appears twice",
                 f"依頼 ID {item.request_id!r} が重複しています",
                 request_id=item.request_id,
@@ -500,7 +375,7 @@ def _verified(
     data: bytes, limit: int, pinned: Sequence[x509.Certificate], who: str, who_ja: str
 ) -> cms.CmsSignature:
     if len(data) > limit:
-        raise _bad(
+        raise malformed(
             f"{len(data)} bytes is over the limit of {limit}",
             f"{len(data)} バイトは上限 {limit} バイトを超えています",
         )
@@ -576,7 +451,7 @@ def read_request_batch(
 ) -> RequestBatch:
     """Verify and parse a request batch signed by one of the ``trusted`` RA link certificates."""
     signature = _verified(data, limit, trusted, "RA link certificate", "RA 連携証明書")
-    batch_id, created_at, ra_name, items = _parse_request_document(_load_json(signature.content))
+    batch_id, created_at, ra_name, items = _parse_request_document(load_json(signature.content))
     return RequestBatch(
         batch_id=batch_id,
         created_at=created_at,
@@ -596,7 +471,7 @@ def read_result_batch(
     """
     signature = _verified(data, limit, [ca_certificate], "CA certificate", "CA 証明書")
     top = _header(
-        _load_json(signature.content),
+        load_json(signature.content),
         RESULT_FORMAT,
         {"batch_id", "request_sha256", "created_at", "ca", "results", "crl", "chain"},
     )
@@ -607,17 +482,17 @@ def read_result_batch(
         outcome = raw.get("outcome") if isinstance(raw, dict) else None
         result: ResultItem
         if outcome == "issued":
-            f = _Fields(raw, where, {"id", "outcome", "serial", "certificate"})
+            f = Fields(raw, where, {"id", "outcome", "serial", "certificate"})
             cert = _certificate(f.b64("certificate"), where)
             _check_issued_by(cert, ca_certificate, where)
             if cert.serial_number != f.serial("serial"):
-                raise _bad(
+                raise malformed(
                     f"{where}: serial differs from the certificate",
                     f"{where}: シリアル番号が証明書と一致しません",
                 )
             result = Issued(f.text("id", pattern=_ID, limit=MAX_ID_LENGTH), cert)
         elif outcome == "refused":
-            f = _Fields(raw, where, {"id", "outcome", "code", "message", "message_ja"})
+            f = Fields(raw, where, {"id", "outcome", "code", "message", "message_ja"})
             result = IssueRefused(
                 f.text("id", pattern=_ID, limit=MAX_ID_LENGTH),
                 f.text("code", pattern=_ID, limit=64),
@@ -625,14 +500,14 @@ def read_result_batch(
                 f.text("message_ja", limit=4096),
             )
         elif outcome == "revoked":
-            f = _Fields(raw, where, {"id", "outcome", "serial", "revoked_at"})
+            f = Fields(raw, where, {"id", "outcome", "serial", "revoked_at"})
             result = Revoked(
                 f.text("id", pattern=_ID, limit=MAX_ID_LENGTH),
                 f.serial("serial"),
                 f.time("revoked_at"),
             )
         elif outcome == "revoke_refused":
-            f = _Fields(raw, where, {"id", "outcome", "serial", "code", "message", "message_ja"})
+            f = Fields(raw, where, {"id", "outcome", "serial", "code", "message", "message_ja"})
             code = f.choice("code", frozenset({"unknown_serial", "already_revoked"}))
             result = RevokeRefused(
                 f.text("id", pattern=_ID, limit=MAX_ID_LENGTH),
@@ -642,9 +517,9 @@ def read_result_batch(
                 f.text("message_ja", limit=4096),
             )
         else:
-            raise _bad(f"{where}.outcome is not known", f"{where}.outcome が不明です")
+            raise malformed(f"{where}.outcome is not known", f"{where}.outcome が不明です")
         if result.request_id in seen:
-            raise _bad(
+            raise malformed(
                 f"request id {result.request_id!r} appears twice",
                 f"依頼 ID {result.request_id!r} が重複しています",
             )
@@ -657,14 +532,14 @@ def read_result_batch(
             ca_certificate.public_key()  # type: ignore[arg-type]
         )
     except ValueError as exc:
-        raise _bad("the CRL is not DER", "CRL が DER として読めません") from exc
+        raise malformed("the CRL is not DER", "CRL が DER として読めません") from exc
     if not crl_ok:
         raise VerificationFailed(
             "the CRL in the result batch is not signed by the CA",
             message_ja="結果バッチの CRL は CA の署名ではありません",
         )
     chain = tuple(
-        _certificate(_Fields({"c": c}, f"chain[{i}]", {"c"}).b64("c"), f"chain[{i}]")
+        _certificate(Fields({"c": c}, f"chain[{i}]", {"c"}).b64("c"), f"chain[{i}]")
         for i, c in enumerate(top.array("chain"))
     )
     return ResultBatch(
@@ -682,7 +557,7 @@ def _certificate(der: bytes, where: str) -> x509.Certificate:
     try:
         return x509.load_der_x509_certificate(der)
     except ValueError as exc:
-        raise _bad(
+        raise malformed(
             f"{where}: not a DER certificate", f"{where}: DER の証明書として読めません"
         ) from exc
 
