@@ -33,6 +33,7 @@ from ra.services import (
     actor_of,
     application_for,
     clean_reason,
+    move,
     require_console,
 )
 from ra.settings import RASettings
@@ -234,14 +235,13 @@ def register_issue_request(
     source_address: str | None = None,
 ) -> Application:
     """発行依頼登録 (B2): staff approve an office's application, 1 → 3."""
-    who = require_console(actor)
+    require_console(actor)
     app = application_for(session, actor, application_id)
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.REGISTER_ISSUE_REQUEST,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
     )
@@ -260,7 +260,7 @@ def register_payment(
     source_address: str | None = None,
 ) -> Payment:
     """入金登録 (B3): staff record an agent's bank transfer, 2 → 3."""
-    who = require_console(actor)
+    require_console(actor)
     app = application_for(session, actor, application_id)
     payer = payer_name.strip()
     if not payer or len(payer) > PAYER_LIMIT:
@@ -281,12 +281,11 @@ def register_payment(
             message_ja=f"入金額 {amount_yen:,} 円が手数料 {app.fee_yen:,} 円と一致しません",
             column="amount_yen",
         )
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.REGISTER_PAYMENT,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
         details={"paid_on": paid_on.isoformat(), "amount_yen": amount_yen, "payer_name": payer},
@@ -314,15 +313,14 @@ def reject(
     source_address: str | None = None,
 ) -> Application:
     """却下 (B2/B3): 1 or 2 → 9 with a required reason; an office's fee charge is cancelled."""
-    who = require_console(actor)
+    require_console(actor)
     text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
     app = application_for(session, actor, application_id)
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.REJECT,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
         reason=text,
@@ -342,15 +340,14 @@ def edit_rejection_reason(
     source_address: str | None = None,
 ) -> Application:
     """Correct the rejection reason while the rejection is not yet processed (status 9)."""
-    who = require_console(actor)
+    require_console(actor)
     text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
     app = application_for(session, actor, application_id)
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.EDIT_REJECTION_REASON,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
         reason=text,
@@ -370,14 +367,13 @@ def undo_approval(
 
     An office's fee stays charged: its application is alive again, waiting for approval.
     """
-    who = require_console(actor)
+    require_console(actor)
     app = application_for(session, actor, application_id)
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.UNDO_APPROVAL,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
     )
@@ -400,15 +396,14 @@ def undo_rejection(
     source_address: str | None = None,
 ) -> Application:
     """却下取消 (admin): 9 → 1 or 2 while not yet processed; an office's fee is charged again."""
-    who = require_console(actor)
+    require_console(actor)
     app = application_for(session, actor, application_id)
     previous_reason = app.status_reason
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.UNDO_REJECTION,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
         details={"undone_reason": previous_reason},

@@ -15,10 +15,9 @@ from types import MappingProxyType
 
 from sqlalchemy.orm import Session
 
-from ra import lifecycle
 from ra.lifecycle import Event
 from ra.models import Account, Application
-from ra.services import application_for, require_aware, require_console
+from ra.services import application_for, move, require_aware, require_console
 from shomei.errors import MalformedInput
 
 REASONS: Mapping[str, str] = MappingProxyType(
@@ -48,7 +47,7 @@ def register_revocation(
     source_address: str | None = None,
 ) -> Application:
     """証明書失効申請 (B4): 5 → 6, recording the reason, who asked and when."""
-    who = require_console(actor)
+    require_console(actor)
     if reason not in REASONS:
         raise MalformedInput(
             f"unknown revocation reason {reason!r} (use one of {', '.join(REASONS)})",
@@ -69,12 +68,11 @@ def register_revocation(
             column="requested_at",
         )
     app = application_for(session, actor, application_id)
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.REGISTER_REVOCATION,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
         details={
@@ -99,18 +97,17 @@ def undo_revocation(
     source_address: str | None = None,
 ) -> Application:
     """失効取消 (admin): 6 → 5 while the revocation has not been sent to the CA."""
-    who = require_console(actor)
+    require_console(actor)
     app = application_for(session, actor, application_id)
     undone = {
         "reason_code": app.revocation_reason,
         "requested_by": app.revocation_requested_by,
     }
-    lifecycle.apply(
+    move(
         session,
+        actor,
         app,
         Event.UNDO_REVOCATION,
-        actor=who,
-        actor_id=actor.user_id,
         now=now,
         source_address=source_address,
         details={"undone": undone},

@@ -15,11 +15,14 @@ reveals that another office's application exists.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ra.lifecycle import Actor, Status
+from ra import lifecycle
+from ra.lifecycle import Actor, Event, Status
 from ra.models import Account, AccountKind, Application
 from shomei.errors import MalformedInput, NotFound, Refused
 
@@ -59,6 +62,31 @@ def require_console(account: Account) -> Actor:
             actor=account.user_id,
         )
     return actor
+
+
+def move(
+    session: Session,
+    actor: Account,
+    app: Application,
+    event: Event,
+    *,
+    now: dt.datetime,
+    source_address: str | None,
+    reason: str | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    """Apply ``event`` to ``app`` as ``actor`` through the lifecycle (audited, guarded)."""
+    lifecycle.apply(
+        session,
+        app,
+        event,
+        actor=actor_of(actor),
+        actor_id=actor.user_id,
+        now=now,
+        source_address=source_address,
+        reason=reason,
+        details=details,
+    )
 
 
 def application_for(session: Session, account: Account, application_id: int) -> Application:
