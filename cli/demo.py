@@ -22,7 +22,7 @@ def demo_command(folder: Path, fresh: bool) -> None:
         click.echo(f"  {name:<26} {what}")
     f = result.folder
     click.echo(
-        "\nTry:\n"
+        "\nTry (with .venv/bin on your PATH):\n"
         f"  shomei verify {f}/claim.txt --signature {f}/claim.txt.p7s "
         f"--trust {f}/root.pem --crl {f}/issuing.crl\n"
         f"  shomei verify {f}/revoked-claim.txt --signature {f}/revoked-claim.txt.p7s "

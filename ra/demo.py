@@ -320,7 +320,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             "revoked-claim.txt(.p7s)": "a claim signed with the revoked certificate",
             "ra.sqlite": "the RA database (all ten statuses' history in its audit log)",
             "ra.toml": "the RA settings (inline CA)",
-            "demo-accounts.txt": "demo logins: admin, staff, two offices, an agent",
+            "demo-accounts.txt": "demo logins: admin, staff, three offices, an agent",
             "ca-home/": "the CA machine's folder: keys (encrypted), ledger, CRLs, transcripts",
             "custodians/": "the demo custodian shares (2 of 3 open a CA key)",
         },
