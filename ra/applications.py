@@ -20,11 +20,12 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ca.profile import Profile
 from ra import keys, lifecycle
-from ra.lifecycle import Applicant, Event, Status
+from ra.lifecycle import Applicant, Conflict, Event, Status
 from ra.models import Account, AccountKind, Application, FeeEntry, Payment
 from ra.notify import notify
 from ra.passwords import Rng, check_issuance_password
@@ -144,21 +145,33 @@ def apply(
         csr_der=csr_der,
         request_id=rng(16).hex(),
     )
-    lifecycle.create(
-        session,
-        app,
-        actor=who,
-        actor_id=actor.user_id,
-        now=now,
-        source_address=source_address,
-        details={
-            "for": owner.user_id,
-            "entered_by": entered_by,
-            "fee_yen": fee,
-            "own_csr": wrapped is None,
-            "fee_offset_consent": applicant is Applicant.OFFICE,
-        },
-    )
+    try:
+        # A savepoint, so a lost race leaves the caller's transaction usable for its rollback.
+        with session.begin_nested():
+            lifecycle.create(
+                session,
+                app,
+                actor=who,
+                actor_id=actor.user_id,
+                now=now,
+                source_address=source_address,
+                details={
+                    "for": owner.user_id,
+                    "entered_by": entered_by,
+                    "fee_yen": fee,
+                    "own_csr": wrapped is None,
+                    "fee_offset_consent": applicant is Applicant.OFFICE,
+                },
+            )
+    except IntegrityError as exc:
+        # Another apply for the same account committed between our check and our insert.
+        if not lifecycle.is_second_pending(exc):
+            raise
+        raise Conflict(
+            f"{owner.user_id} already has an application in progress (applied at the same time)",
+            message_ja="同時に別の申請が受け付けられました。処理中の申請の完了を待ってください",
+            account=owner.user_id,
+        ) from exc
     if applicant is Applicant.OFFICE:
         _fee_entry(session, app, +fee, "charge", now)
     else:

@@ -225,6 +225,13 @@ def transition_for(source: Status | None, event: Event, actor: Actor) -> Transit
     return transition
 
 
+def is_second_pending(exc: Exception) -> bool:
+    """True when ``exc`` is the one-application-in-progress index refusing a row."""
+    cause = str(getattr(exc, "orig", exc))
+    # PostgreSQL names the index; SQLite names the column it covers.
+    return "uq_applications_one_pending" in cause or "applications.account_id" in cause
+
+
 def apply(
     session: Session,
     application: Application,
@@ -244,6 +251,7 @@ def apply(
     transaction changed the application first; in both cases nothing was written.
     """
     from sqlalchemy import update
+    from sqlalchemy.exc import IntegrityError
 
     from ra import audit
     from ra.models import Application as App
@@ -258,12 +266,25 @@ def apply(
     }
     if reason is not None:
         values["status_reason"] = reason
-    result = session.execute(
+    statement = (
         update(App)
         .where(App.id == application.id, App.status == before, App.version == application.version)
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+    try:
+        # A savepoint: an undo that would give the account a second application in progress
+        # is refused by the database, and the caller's transaction stays usable.
+        with session.begin_nested():
+            result = session.execute(statement)
+    except IntegrityError as exc:
+        if not is_second_pending(exc):
+            raise
+        raise TransitionRefused(
+            "the account already has another application in progress; finish or reject it first",
+            message_ja="この利用者には処理中の別の申請があります。先にそちらを完了または却下してください",
+            application=application.id,
+        ) from exc
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise Conflict(
             "someone else changed this application first; reload it and try again",

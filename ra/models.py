@@ -39,6 +39,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from ra.lifecycle import Applicant, Status
 
+PENDING_SQL = (
+    "status IN ('awaiting_issue_request', 'awaiting_payment', 'issue_requested', "
+    "'awaiting_issuance')"
+)
+
 
 class UTCDateTime(TypeDecorator[dt.datetime]):
     """A timezone-aware UTC datetime on every backend; naive values are refused."""
@@ -191,6 +196,15 @@ class Application(Base):
             "id",
             "applicant",
             "entered_by",
+        ),
+        # At most one application per account on its way to a certificate (statuses 1-4): the
+        # service checks first, and this index decides when two applies race.
+        Index(
+            "uq_applications_one_pending",
+            "account_id",
+            unique=True,
+            postgresql_where=text(PENDING_SQL),
+            sqlite_where=text(PENDING_SQL),
         ),
         CheckConstraint("version >= 1", name="version_positive"),
         CheckConstraint("fee_yen >= 0", name="fee_not_negative"),

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from ca.profile import Profile, load_profiles
 from ra import accounts, applications, audit, downloads, keys, lifecycle, pkcs12, revocations
 from ra.accounts import AccountInput, Operator
-from ra.lifecycle import Actor, Event, Status, TransitionRefused
+from ra.lifecycle import Actor, Applicant, Event, Status, TransitionRefused
 from ra.models import (
     Account,
     AccountKind,
@@ -752,3 +752,97 @@ def test_two_operators_approving_at_once(  # type: ignore[no-untyped-def]
         app = s.get(Application, app_id)
         assert app is not None and app.status is Status.ISSUE_REQUESTED and app.version == 2
         assert _count(s, FeeEntry) == 1  # the losing rejection cancelled no fee
+
+
+def test_two_applies_at_once_make_one_application(  # type: ignore[no-untyped-def]
+    database: Database, people: People, settings, profile, now
+) -> None:
+    """Two browser tabs of one office apply at the same moment: exactly one application."""
+    import secrets
+    import threading
+
+    from shomei.errors import Refused
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def tab() -> None:
+        barrier.wait(timeout=30)
+        try:
+            with tx(database) as s:
+                office = s.get(Account, people.office_a.id)
+                assert office is not None
+                applications.apply(
+                    s,
+                    office,
+                    settings=settings,
+                    profile=profile,
+                    now=now,
+                    issuance_password=people.passwords[office.user_id],
+                    consent_fee_offset=True,
+                    rng=secrets.token_bytes,
+                )
+            result = "applied"
+        except Refused as exc:  # the service's check, or the index when they truly raced
+            result = f"refused:{exc.code}"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=tab) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(outcomes)[0] == "applied" and outcomes.count("applied") == 1, outcomes
+    with tx(database) as s:
+        count = s.execute(
+            select(func.count())
+            .select_from(Application)
+            .where(Application.account_id == people.office_a.id)
+        ).scalar_one()
+        assert count == 1
+        assert _count(s, FeeEntry) == 1
+
+
+def test_the_database_itself_refuses_a_second_pending_application(  # type: ignore[no-untyped-def]
+    database: Database, now
+) -> None:
+    """The partial unique index holds even if code forgot the check (statuses 1-4 only)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from tests.ra import factories
+
+    with tx(database) as s:
+        first = factories.application(
+            s, applicant=Applicant.OFFICE, status=Status.REJECTED, now=now
+        )
+        acct = s.get(Account, first.account_id)
+        # A rejected one and an issued one may sit beside a pending one.
+        factories.application(
+            s, applicant=Applicant.OFFICE, status=Status.ISSUED, now=now, acct=acct
+        )
+        factories.application(
+            s, applicant=Applicant.OFFICE, status=Status.AWAITING_ISSUE_REQUEST, now=now, acct=acct
+        )
+        with pytest.raises(IntegrityError), s.begin_nested():
+            factories.application(
+                s, applicant=Applicant.OFFICE, status=Status.AWAITING_ISSUANCE, now=now, acct=acct
+            )
+
+
+def test_undo_rejection_refused_while_a_new_application_is_in_progress(  # type: ignore[no-untyped-def]
+    database: Database, people: People, settings, profile, now, rng
+) -> None:
+    """Rejected, re-applied, then the old rejection undone: refused clearly, nothing changes."""
+    first = _office_apply(database, people, settings, profile, now, rng)
+    with tx(database) as s:
+        applications.reject(s, people.staff, first, reason="記載誤り", now=now)
+    second = _office_apply(database, people, settings, profile, now, rng)
+    with tx(database) as s, pytest.raises(TransitionRefused) as info:
+        applications.undo_rejection(s, people.admin, first, now=now)
+    assert "処理中の別の申請" in info.value.message_ja
+    with tx(database) as s:
+        a, b = s.get(Application, first), s.get(Application, second)
+        assert a is not None and b is not None
+        assert a.status is Status.REJECTION_PENDING and b.status is Status.AWAITING_ISSUE_REQUEST
