@@ -86,12 +86,12 @@ class Refusal:
 class SerialStore(Protocol):
     """What issuance needs from the CA ledger (:mod:`ca.ledger` implements it)."""
 
-    def reserve(self, request_id: str) -> int:
-        """A new unique serial, durably recorded BEFORE any real signature."""
+    def reserve_many(self, request_ids: Sequence[str]) -> list[int]:
+        """New unique serials, in order, durably recorded BEFORE any real signature."""
         ...
 
-    def record_signed(self, serial: int, certificate: x509.Certificate) -> None:
-        """Record the certificate signed under ``serial``."""
+    def record_signed_many(self, certificates: Sequence[x509.Certificate]) -> None:
+        """Record certificates signed under reserved serials (each carries its own)."""
         ...
 
     def record_refused(self, request_id: str, serial: int | None, refusal: Refusal) -> None:
@@ -563,8 +563,10 @@ def issue_many(
         indices = next(chunks, None)
         if indices is None:
             return
-        # The serial is durably reserved before its TBS exists, let alone is signed.
-        reserved = [(i, serials.reserve(requests[i].request_id)) for i in indices]
+        # The serials are durably reserved (one commit per chunk) before their TBS exists,
+        # let alone is signed.
+        numbers = serials.reserve_many([requests[i].request_id for i in indices])
+        reserved = list(zip(indices, numbers, strict=True))
         chunk = [(requests[i], serial) for i, serial in reserved]
         window.append((executor.submit(task, chunk, now), reserved))
 
@@ -586,17 +588,20 @@ def issue_many(
                     f"{done} 件で停止)。残りは発行されていません",
                     done=done,
                 ) from exc
+            signed: list[x509.Certificate] = []
             for (index, serial), outcome in zip(reserved, outcomes, strict=True):
                 if isinstance(outcome, Refusal):
                     serials.record_refused(outcome.request_id, serial, outcome)
                     results[index] = outcome
                 else:
                     certificate = sign_prepared(outcome, key)
-                    serials.record_signed(outcome.serial, certificate)
+                    signed.append(certificate)
                     results[index] = certificate
-                done += 1
-                if progress is not None:
-                    progress(done)
+            # Recorded before anything leaves this function (one commit per chunk).
+            serials.record_signed_many(signed)
+            done += len(reserved)
+            if progress is not None:
+                progress(done)
     finally:
         if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
             executor.shutdown(wait=True, cancel_futures=True)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -108,14 +109,19 @@ class RecordingStore:
         self.signed: dict[int, x509.Certificate] = {}
         self.refused: list[tuple[str, int | None, str]] = []
 
-    def reserve(self, request_id: str) -> int:
-        self.next += 1
-        self.reserved[self.next] = request_id
-        return self.next
+    def reserve_many(self, request_ids: Sequence[str]) -> list[int]:
+        numbers = []
+        for request_id in request_ids:
+            self.next += 1
+            self.reserved[self.next] = request_id
+            numbers.append(self.next)
+        return numbers
 
-    def record_signed(self, serial: int, certificate: x509.Certificate) -> None:
-        assert serial in self.reserved and serial not in self.signed
-        self.signed[serial] = certificate
+    def record_signed_many(self, certificates: Sequence[x509.Certificate]) -> None:
+        for certificate in certificates:
+            serial = certificate.serial_number
+            assert serial in self.reserved and serial not in self.signed
+            self.signed[serial] = certificate
 
     def record_refused(self, request_id: str, serial: int | None, refusal: Refusal) -> None:
         self.refused.append((request_id, serial, refusal.code))
