@@ -186,3 +186,30 @@ def test_newer_or_broken_ledger_is_refused(tmp_path: Path) -> None:
     garbage.write_bytes(b"this is not a database" * 100)
     with pytest.raises(ConfigError):
         Ledger(garbage)
+
+
+def test_reserve_many_is_one_durable_transaction_in_order(tmp_path: Path) -> None:
+    ledger = _ledger(tmp_path / "l.sqlite", 11, 12, 13, 12, 20, 21, 22)
+    assert ledger.reserve_many(["a", "b", "c"]) == [11, 12, 13]
+    # The next chunk draws 12 (taken) and 20: the whole chunk is retried with fresh serials.
+    assert ledger.reserve_many(["d", "e"]) == [21, 22]
+    other = sqlite3.connect(tmp_path / "l.sqlite")
+    rows = other.execute("SELECT request_id FROM serials ORDER BY serial").fetchall()
+    assert [r for (r,) in rows] == ["a", "b", "c", "d", "e"]
+    other.close()
+    assert ledger.reserve_many([]) == []
+    ledger.close()
+
+
+def test_record_signed_many_is_all_or_nothing(tmp_path: Path, pki: Pki) -> None:
+    good = pki.certs["office"]
+    ledger = _ledger(tmp_path / "l.sqlite", good.serial_number)
+    ledger.reserve_many(["r1"])
+    with pytest.raises(NotFound):
+        ledger.record_signed_many([good, pki.certs["revoked"]])  # the second was never reserved
+    record = ledger.serial(good.serial_number)
+    assert record is not None and record.state == "reserved"  # rolled back with the bad one
+    ledger.record_signed_many([good])
+    record = ledger.serial(good.serial_number)
+    assert record is not None and record.state == "signed"
+    ledger.close()
