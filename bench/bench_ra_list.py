@@ -54,6 +54,7 @@ WEIGHTS = {
     S.REJECTED: 5,
 }
 WITH_CERTIFICATE = {S.ISSUED, S.REVOCATION_REQUESTED, S.AWAITING_REVOCATION, S.REVOKED}
+IN_PROGRESS = {S.AWAITING_ISSUE_REQUEST, S.AWAITING_PAYMENT, S.ISSUE_REQUESTED, S.AWAITING_ISSUANCE}
 WORK_QUEUE = {S.AWAITING_ISSUE_REQUEST, S.AWAITING_PAYMENT, S.ISSUE_REQUESTED}
 AGENT_SEARCH = {S.ISSUED, S.REVOKED, S.AWAITING_PAYMENT}
 
@@ -102,14 +103,21 @@ def make_dataset(n: int, seed: int = 5) -> Dataset:
     step = (dt.datetime(2026, 11, 1, tzinfo=dt.UTC) - START) / n
     applications: list[dict[str, Any]] = []
     certificates: list[dict[str, Any]] = []
+    in_progress: set[int] = set()  # offices with an application in statuses 1-4 (one each)
     for i in range(1, n + 1):
         agent = rng.random() < 0.10
-        account_id = offices + rng.randint(1, 5) if agent else rng.randint(1, offices)
+        # Agents apply on behalf of offices (SPEC §1): the subject is always an office.
+        office = rng.randint(1, offices)
+        account_id = offices + rng.randint(1, 5) if agent else office
         roll = rng.random()
         entered_by = "staff" if roll < 0.03 else "admin" if roll < 0.035 else None
         status = rng.choices(statuses, weights)[0]
         if agent and status is S.AWAITING_ISSUE_REQUEST:
             status = S.AWAITING_PAYMENT
+        if status in IN_PROGRESS:
+            if office in in_progress:
+                status = S.ISSUED  # the index allows one in progress per office
+            in_progress.add(office)
         applied_at = START + step * i + dt.timedelta(seconds=rng.randint(0, 3))
         applications.append(
             {
@@ -125,6 +133,8 @@ def make_dataset(n: int, seed: int = 5) -> Dataset:
                 "profile": "office",
                 "csr_der": b"csr",
                 "request_id": f"r{i:012d}",
+                "office_number": f"{1300000000 + office:010d}",
+                "office_name": f"社会福祉法人 ひかり会 第{office}事業所",
             }
         )
         if status in WITH_CERTIFICATE:

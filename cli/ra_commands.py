@@ -182,6 +182,7 @@ def show(application_id: int, settings_path: Path) -> None:
         click.echo(
             f"  account: {acct.user_id} {acct.kind.value} {acct.office_number or ''} {acct.name}"
         )
+        click.echo(f"  for office: {app.office_number} {app.office_name}")
         click.echo(
             f"  entered by: {app.entered_by}  fee: {app.fee_yen:,} yen  profile: {app.profile}"
         )

@@ -39,7 +39,7 @@ from ra.services import (
 )
 from ra.settings import RASettings
 from shomei.clock import to_japan
-from shomei.errors import MalformedInput, Refused
+from shomei.errors import MalformedInput, NotFound, Refused
 
 PAYER_LIMIT = 100
 
@@ -55,17 +55,21 @@ def apply(
     consent_fee_offset: bool = False,
     csr: bytes | None = None,
     for_user_id: str | None = None,
+    for_office: str | None = None,
     rng: Rng = secrets.token_bytes,
     source_address: str | None = None,
 ) -> Application:
     """A new application (A1), status 1 for an office, 2 for an agent.
 
-    An office or agent applies for itself with its issuance password; an office also consents
-    to the fee offset.  Staff apply on behalf (職員申請) of the account ``for_user_id`` with
+    An office applies for itself with its issuance password and consents to the fee offset; an
+    agent applies on behalf of the registered office whose office number is ``for_office``
+    (SPEC §1) with the agent's issuance password, and pays by bank transfer.  Staff apply on
+    behalf (職員申請) of the account ``for_user_id`` (and, for an agent, ``for_office``) with
     that account's issuance password (from the paper form) or with the office's own CSR.
     Without a CSR the RA generates the key (the profile's default type) and keeps it wrapped
     under the issuance password.  A rejected application is never reopened: applying again
-    creates a new one; an application still on its way (statuses 1-4) is refused.
+    creates a new one; while an application for the same office is still on its way (statuses
+    1-4) a second one is refused.
     """
     who = actor_of(actor)
     if actor.kind in (AccountKind.STAFF, AccountKind.ADMIN):
@@ -92,6 +96,7 @@ def apply(
             )
         owner, entered_by = actor, actor.kind.value
     applicant = Applicant(owner.kind.value)
+    office = _subject_office(session, owner, applicant, for_office)
     if applicant is Applicant.OFFICE and not consent_fee_offset:
         raise MalformedInput(
             "the office must consent to the fee being offset against its claim payments",
@@ -108,15 +113,18 @@ def apply(
             column="issuance_password",
         )
     csr_der = keys.check_csr(csr, profile) if csr is not None else None
+    number = office.office_number or ""
     pending = session.execute(
         select(Application.id).where(
-            Application.account_id == owner.id, Application.status.in_(PENDING)
+            Application.office_number == number, Application.status.in_(PENDING)
         )
     ).first()
     if pending is not None:
         raise Refused(
-            f"application {pending[0]} of {owner.user_id} is still in progress",
-            message_ja=f"処理中の申請({pending[0]})があります。完了を待ってください",
+            f"application {pending[0]} for office {number} is still in progress",
+            message_ja=(
+                f"事業所 {number} の処理中の申請({pending[0]})があります。完了を待ってください"
+            ),
             application=pending[0],
         )
 
@@ -125,9 +133,7 @@ def apply(
         assert canonical is not None  # checked above: no CSR needs the password
         key = keys.generate_key(profile)
         wrapped = keys.wrap_key(key, canonical, rng=rng)
-        csr_der = keys.make_csr(
-            key, office_number=owner.office_number or "", office_name=owner.name
-        )
+        csr_der = keys.make_csr(key, office_number=number, office_name=office.name)
     fee = (
         settings.fees.office_fee_yen
         if applicant is Applicant.OFFICE
@@ -137,6 +143,8 @@ def apply(
         account_id=owner.id,
         applicant=applicant,
         entered_by=entered_by,
+        office_number=number,
+        office_name=office.name,
         applied_at=now,
         fee_yen=fee,
         fee_offset_consent_at=now if applicant is Applicant.OFFICE else None,
@@ -157,6 +165,7 @@ def apply(
                 source_address=source_address,
                 details={
                     "for": owner.user_id,
+                    "office_number": number,
                     "entered_by": entered_by,
                     "fee_yen": fee,
                     "own_csr": wrapped is None,
@@ -189,6 +198,41 @@ def apply(
             application_id=app.id,
         )
     return app
+
+
+def _subject_office(
+    session: Session, owner: Account, applicant: Applicant, for_office: str | None
+) -> Account:
+    """The office the certificate is for: the office itself, or the one an agent names.
+
+    An agent applies on behalf of offices (SPEC §1); the office must be registered and active,
+    so the certificate names an office the federation knows.
+    """
+    if applicant is Applicant.OFFICE:
+        if for_office not in (None, owner.office_number):
+            raise Refused(
+                "an office applies only for itself",
+                message_ja="事業所は自事業所の申請のみ行えます",
+            )
+        return owner
+    if not for_office:
+        raise MalformedInput(
+            "say which office (office number) this agent's application is for",
+            message_ja="代理申請する事業所の事業所番号を入力してください",
+            column="for_office",
+        )
+    office = session.execute(
+        select(Account).where(
+            Account.office_number == for_office.strip(), Account.kind == AccountKind.OFFICE
+        )
+    ).scalar_one_or_none()
+    if office is None or not office.active:
+        raise NotFound(
+            f"no active office with office number {for_office!r}",
+            message_ja=f"事業所番号 {for_office!r} の有効な事業所が登録されていません",
+            column="for_office",
+        )
+    return office
 
 
 def _fee_entry(

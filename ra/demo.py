@@ -3,7 +3,7 @@
 What a newcomer runs to see the product work (``make run``, ``shomei demo DIR``), and what
 tests and outside checks use.  A key ceremony from the example config (demo custodian shares
 in files), an RA on SQLite with the CA inline, demo accounts, and then the lifecycle as people
-would drive it: two offices apply, an agent applies and pays, staff register the issue
+would drive it: offices apply, an agent applies for an office and pays, staff register the issue
 requests and the payment and reject one application, the dispatch job sends the
 batch to the CA, the offices download their PKCS#12 and sign claims, staff register a
 revocation, and the next dispatch brings back the CRL that moves it to 失効済み.
@@ -56,6 +56,8 @@ OFFICES = {
 }
 AGENT = ("9910000001", "株式会社デモ請求ソフト")
 REJECTED = ("1310000003", "証明ケアサービス 誤登録事業所")
+# An office whose certificate its software vendor (the agent) applies for (SPEC §1).
+BY_AGENT = ("1310000004", "証明ケアサービス 代理申請事業所")
 CLAIM = (
     "請求年月,事業所番号,受給者証番号,サービス種類,単位数\n"
     "202610,{number},0000012345,居宅介護,1200\n"
@@ -174,7 +176,8 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             now=now,
         )
         portal: dict[str, NewAccount] = {}
-        for label, (number, name) in {**OFFICES, "rejected": REJECTED, "agent": AGENT}.items():
+        registered = {**OFFICES, "rejected": REJECTED, "by-agent": BY_AGENT, "agent": AGENT}
+        for label, (number, name) in registered.items():
             kind = AccountKind.AGENT if label == "agent" else AccountKind.OFFICE
             portal[label] = add_portal_account(
                 session,
@@ -209,6 +212,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
                 now=now,
                 issuance_password=portal[label].issuance_password,
                 consent_fee_offset=label != "agent",
+                for_office=BY_AGENT[0] if label == "agent" else None,
             )
             app_ids[label] = app.id
         staff_account = _get(session, staff_id)
@@ -320,7 +324,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             "revoked-claim.txt(.p7s)": "a claim signed with the revoked certificate",
             "ra.sqlite": "the RA database (all ten statuses' history in its audit log)",
             "ra.toml": "the RA settings (inline CA)",
-            "demo-accounts.txt": "demo logins: admin, staff, three offices, an agent",
+            "demo-accounts.txt": "demo logins: admin, staff, four offices, an agent",
             "ca-home/": "the CA machine's folder: keys (encrypted), ledger, CRLs, transcripts",
             "custodians/": "the demo custodian shares (2 of 3 open a CA key)",
         },

@@ -87,7 +87,7 @@ def download_pkcs12(
         certificate=certificate,
         chain=chain,
         password=canonical,
-        friendly_name=app.account.name,
+        friendly_name=app.office_name,
         encryption=encryption,
     )
     _audit_download(session, actor, app, "download_pkcs12", now, source_address, encryption)

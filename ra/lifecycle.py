@@ -229,7 +229,7 @@ def is_second_pending(exc: Exception) -> bool:
     """True when ``exc`` is the one-application-in-progress index refusing a row."""
     cause = str(getattr(exc, "orig", exc))
     # PostgreSQL names the index; SQLite names the column it covers.
-    return "uq_applications_one_pending" in cause or "applications.account_id" in cause
+    return "uq_applications_one_pending" in cause or "applications.office_number" in cause
 
 
 def apply(

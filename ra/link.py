@@ -142,11 +142,9 @@ def _create_batch(
     held: list[int] = []
     lost = issues = revokes = 0
     for app in apps:
-        account = session.get(Account, app.account_id)
-        assert account is not None  # a foreign key
         cert: Certificate | None = None
         if app.status is Status.ISSUE_REQUESTED:
-            if not account.office_number:
+            if not app.office_number:
                 held.append(app.id)
                 continue
             event = Event.DISPATCH_ISSUANCE
@@ -177,8 +175,8 @@ def _create_batch(
                 IssueItem(
                     request_id=app.request_id,
                     csr_der=app.csr_der,
-                    office_number=account.office_number or "",
-                    office_name=account.name,
+                    office_number=app.office_number,
+                    office_name=app.office_name,
                     profile=app.profile,
                 )
             )
@@ -398,7 +396,8 @@ def _issued_notice(app: Application, account: Account, cert: x509.Certificate) -
     until = to_japan(cert.not_valid_after_utc)
     body = (
         f"{account.name} 様\n\n"
-        f"お申し込みの証明書が発行されました(申込番号 {app.id})。\n"
+        f"お申し込みの証明書が発行されました(申込番号 {app.id}、"
+        f"事業所 {app.office_number} {app.office_name})。\n"
         f"シリアル番号: {cert.serial_number:x}\n"
         f"有効期限: {until:%Y年%m月%d日 %H:%M}(日本時間)\n\n"
         "ポータルにログインし、証明書発行用パスワードを入力してダウンロードしてください。\n"

@@ -143,6 +143,11 @@ class Application(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
     applicant: Mapped[Applicant] = mapped_column(_enum(Applicant, "applicant"))
     entered_by: Mapped[str] = mapped_column(String(16))  # office / agent / staff (職員申請)
+    # The office the certificate is for (its subject): the applicant itself, or the office an
+    # agent applies for (SPEC §1).  A snapshot, so a later change of the office's name does
+    # not change what was requested.
+    office_number: Mapped[str] = mapped_column(String(10), server_default="")
+    office_name: Mapped[str] = mapped_column(String(200), server_default="")
     status: Mapped[Status] = mapped_column(_enum(Status, "status"))
     version: Mapped[int] = mapped_column(Integer, default=1)
     status_changed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
@@ -197,11 +202,11 @@ class Application(Base):
             "applicant",
             "entered_by",
         ),
-        # At most one application per account on its way to a certificate (statuses 1-4): the
+        # At most one application per office on its way to a certificate (statuses 1-4): the
         # service checks first, and this index decides when two applies race.
         Index(
             "uq_applications_one_pending",
-            "account_id",
+            "office_number",
             unique=True,
             postgresql_where=text(PENDING_SQL),
             sqlite_where=text(PENDING_SQL),

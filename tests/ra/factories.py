@@ -37,12 +37,18 @@ def application(
     status: Status,
     now: dt.datetime,
     acct: Account | None = None,
+    office_number: str | None = None,
 ) -> Application:
+    """An application in ``status``; its subject office is a fresh number unless given (so
+    tests may hold several applications in progress for one account without tripping the
+    one-in-progress-per-office index, unless that is what they test)."""
     acct = acct or account(session, kind=AccountKind(applicant.value), now=now)
     app = Application(
         account_id=acct.id,
         applicant=applicant,
         entered_by=applicant.value,
+        office_number=office_number or f"{2300000000 + next(_numbers):010d}",
+        office_name=acct.name,
         status=status,
         version=1,
         status_changed_at=now,

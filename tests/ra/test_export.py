@@ -70,6 +70,8 @@ def seed(session: Session) -> None:
                 entered_by="staff" if (n, k) == (1, 2) else "office",
                 status=status,
                 version=1,
+                office_number=office.office_number or "",
+                office_name=office.name,
                 status_changed_at=applied_at,
                 applied_at=applied_at,
                 fee_yen=1000,

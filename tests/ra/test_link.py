@@ -196,7 +196,7 @@ def test_an_undo_that_wins_keeps_the_application_out_of_the_batch(
         assert status_of(s, kept) is Status.AWAITING_ISSUANCE
 
 
-def test_an_office_without_office_number_is_held(
+def test_an_application_without_office_number_is_held(
     database: Database, ca_home: CaHome, tmp_path: Path
 ) -> None:
     from ra.lifecycle import Applicant
@@ -205,6 +205,7 @@ def test_an_office_without_office_number_is_held(
     now = _now()
     with database.factory() as s, s.begin():
         app = make_application(s, status=Status.ISSUE_REQUESTED, now=now, applicant=Applicant.AGENT)
+        app.office_number = ""  # no office to name in the certificate: never sent to the CA
         app_id = app.id
     summary = link.dispatch(database.factory, settings, now=now)
     assert summary.batch_id is None and summary.held == (app_id,)

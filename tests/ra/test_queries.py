@@ -30,6 +30,7 @@ from ra.queries import (
     list_applications,
     make_filters,
 )
+from ra.services import PENDING
 from shomei.errors import MalformedInput
 from tests.ra.conftest import Database
 
@@ -77,11 +78,18 @@ def seed(session: Session, count: int = 90) -> list[Seeded]:
     offices.append(_account(session, "HJ0009ü", AccountKind.OFFICE, 9))
     agents = [_account(session, f"AG0{i}", AccountKind.AGENT, 20 + i) for i in (1, 2)]
     seeded: list[Seeded] = []
+    in_progress: set[str] = set()  # one application in statuses 1-4 per office (the index)
     for n in range(count):
         applicant = Applicant.AGENT if n % 4 == 0 else Applicant.OFFICE
         acct = rng.choice(agents if applicant is Applicant.AGENT else offices)
         entered_by = rng.choice([applicant.value] * 5 + ["staff", "admin"])
         status = rng.choice(list(Status) + [Status.ISSUED] * 5)
+        # An agent applies for offices of its own numbering here; each office once in progress.
+        office_number = acct.office_number if applicant is Applicant.OFFICE else f"77{n:08d}"
+        if status in PENDING:
+            if office_number in in_progress:
+                status = Status.ISSUED
+            in_progress.add(office_number or "")
         # Groups of three share one applied_at, so the id must break the tie.
         applied_at = BASE + dt.timedelta(hours=n // 3, microseconds=7)
         app = Application(
@@ -90,6 +98,8 @@ def seed(session: Session, count: int = 90) -> list[Seeded]:
             entered_by=entered_by,
             status=status,
             version=1,
+            office_number=office_number,
+            office_name=acct.name,
             status_changed_at=applied_at,
             applied_at=applied_at,
             fee_yen=1000,

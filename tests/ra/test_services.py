@@ -286,10 +286,16 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
             profile=profile,
             now=now,
             issuance_password=people.passwords[people.agent.user_id],
+            for_office=people.office_a.office_number,
             rng=rng,
         )
         app_id = app.id
         assert app.status is Status.AWAITING_PAYMENT and app.fee_offset_consent_at is None
+        # On behalf of office A (SPEC §1): the certificate will name office A.
+        assert (app.office_number, app.office_name) == (
+            people.office_a.office_number,
+            people.office_a.name,
+        )
         # The invoice becomes available: a notice and a mail tell the agent.
         notice = s.execute(select(Notice).where(Notice.application_id == app_id)).scalar_one()
         assert notice.kind == "invoice" and people.agent.user_id in notice.body
@@ -719,6 +725,7 @@ def test_staff_apply_on_behalf(  # type: ignore[no-untyped-def]
             now=now,
             rng=rng,
             for_user_id=people.agent.user_id,
+            for_office=people.office_a.office_number,
             issuance_password=people.passwords[people.agent.user_id],
         )
         assert (office_app.status, office_app.entered_by) == (
@@ -815,19 +822,38 @@ def test_the_database_itself_refuses_a_second_pending_application(  # type: igno
 
     with tx(database) as s:
         first = factories.application(
-            s, applicant=Applicant.OFFICE, status=Status.REJECTED, now=now
+            s,
+            applicant=Applicant.OFFICE,
+            status=Status.REJECTED,
+            now=now,
+            office_number="1399999999",
         )
         acct = s.get(Account, first.account_id)
         # A rejected one and an issued one may sit beside a pending one.
         factories.application(
-            s, applicant=Applicant.OFFICE, status=Status.ISSUED, now=now, acct=acct
+            s,
+            applicant=Applicant.OFFICE,
+            status=Status.ISSUED,
+            now=now,
+            acct=acct,
+            office_number="1399999999",
         )
         factories.application(
-            s, applicant=Applicant.OFFICE, status=Status.AWAITING_ISSUE_REQUEST, now=now, acct=acct
+            s,
+            applicant=Applicant.OFFICE,
+            status=Status.AWAITING_ISSUE_REQUEST,
+            now=now,
+            acct=acct,
+            office_number="1399999999",
         )
         with pytest.raises(IntegrityError), s.begin_nested():
             factories.application(
-                s, applicant=Applicant.OFFICE, status=Status.AWAITING_ISSUANCE, now=now, acct=acct
+                s,
+                applicant=Applicant.OFFICE,
+                status=Status.AWAITING_ISSUANCE,
+                now=now,
+                acct=acct,
+                office_number="1399999999",
             )
 
 
@@ -846,3 +872,79 @@ def test_undo_rejection_refused_while_a_new_application_is_in_progress(  # type:
         a, b = s.get(Application, first), s.get(Application, second)
         assert a is not None and b is not None
         assert a.status is Status.REJECTION_PENDING and b.status is Status.AWAITING_ISSUE_REQUEST
+
+
+def test_an_agent_applies_for_several_offices(  # type: ignore[no-untyped-def]
+    database: Database, people: People, settings, profile, now, rng
+) -> None:
+    """An agent has one application in progress per office, for as many offices as it serves;
+    the office must be registered; an office cannot apply in another office's name."""
+    from shomei.errors import NotFound
+
+    with tx(database) as s:
+        agent = s.get(Account, people.agent.id)
+        assert agent is not None
+        password = people.passwords[agent.user_id]
+        made = [
+            applications.apply(
+                s,
+                agent,
+                settings=settings,
+                profile=profile,
+                now=now,
+                rng=rng,
+                issuance_password=password,
+                for_office=office.office_number,
+            )
+            for office in (people.office_a, people.office_b)
+        ]
+        assert {a.office_number for a in made} == {
+            people.office_a.office_number,
+            people.office_b.office_number,
+        }
+        with pytest.raises(Refused):  # office A already has one in progress
+            applications.apply(
+                s,
+                agent,
+                settings=settings,
+                profile=profile,
+                now=now,
+                rng=rng,
+                issuance_password=password,
+                for_office=people.office_a.office_number,
+            )
+        with pytest.raises(NotFound):
+            applications.apply(
+                s,
+                agent,
+                settings=settings,
+                profile=profile,
+                now=now,
+                rng=rng,
+                issuance_password=password,
+                for_office="1999999999",
+            )
+        with pytest.raises(MalformedInput):
+            applications.apply(
+                s,
+                agent,
+                settings=settings,
+                profile=profile,
+                now=now,
+                rng=rng,
+                issuance_password=password,
+            )
+        office_b = s.get(Account, people.office_b.id)
+        assert office_b is not None
+        with pytest.raises(Refused):
+            applications.apply(
+                s,
+                office_b,
+                settings=settings,
+                profile=profile,
+                now=now,
+                rng=rng,
+                issuance_password=people.passwords[office_b.user_id],
+                consent_fee_offset=True,
+                for_office=people.office_a.office_number,
+            )
