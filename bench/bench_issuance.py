@@ -1,6 +1,6 @@
 """Benchmark 1: batch issuance rate, every certificate linted, against ``openssl ca``.
 
-Ours: :func:`ca.issue.issue_many` with two worker processes, every serial durably reserved
+Ours: :func:`ca.issuebatch.issue_many` with two worker processes, every serial durably reserved
 in the real SQLite CA ledger (:class:`ca.ledger.Ledger`, WAL, ``synchronous=FULL``) before
 its signature, every certificate linted with pkilint before it is signed.  Reference:
 ``openssl ca -batch -infiles ...`` on the same CSRs with the same issuing key and certificate
@@ -26,7 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from bench.common import Figure, judged
-from ca.issue import IssueRequest, Refusal, issue_many
+from ca.issue import IssueRequest, Refusal
+from ca.issuebatch import issue_many
 from ca.ledger import Ledger
 from ca.profile import Profile, load_profile
 from signer.keys import SoftwareKey

@@ -9,26 +9,17 @@ sees a whole certificate), and lints that certificate.  Any finding of WARNING o
 with the real key (:func:`ca.certasm.certificate_from_tbs`), so what is signed is exactly what
 was checked.
 
-:func:`issue_many` runs a batch: serials are reserved in the CA ledger before anything is
-signed, preparation and linting run in a process pool, and the real key (which may be a
-PKCS#11 session) is used only in the calling process.  One refusal never stops the others.
+:func:`ca.issuebatch.issue_many` runs a batch of these steps on every core.
 """
 
 from __future__ import annotations
 
-import collections
-import concurrent.futures
 import datetime as dt
-import functools
-import gc
-import multiprocessing
-import os
 import re
-import threading
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -37,11 +28,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from ca.certasm import certificate_from_tbs, throwaway_key
-from ca.lint import blocking_codes, lint_certificate, warm_up
+from ca.lint import blocking_codes, lint_certificate
 from ca.profile import Profile, key_type_name
 from ca.serials import check_serial
 from shomei.clock import require_aware
-from shomei.errors import MalformedInput, Refused
+from shomei.errors import Refused
 from signer.keys import SigningKey
 
 RefusalCode = Literal["bad_csr", "weak_key", "lint", "subject", "profile"]
@@ -409,200 +400,3 @@ def prepare(
 def sign_prepared(prepared: Prepared, key: SigningKey) -> x509.Certificate:
     """Sign the linted TBS of ``prepared`` with the real CA key."""
     return certificate_from_tbs(prepared.tbs_der, key)
-
-
-# ---------------------------------------------------------------------------------------
-# Batches
-
-# Worker-process state, set once by _init_pool_worker so each task carries only its own data.
-_WORKER: dict[str, Any] = {}
-
-
-def _prepare_all(
-    profiles: Mapping[str, Profile],
-    issuer: x509.Certificate,
-    chunk: list[tuple[IssueRequest, int]],
-    now: dt.datetime,
-) -> list[Prepared | Refusal]:
-    return [
-        prepare(r, profile=profiles[r.profile], issuer=issuer, serial=s, now=now) for r, s in chunk
-    ]
-
-
-def _init_pool_worker(profiles: Mapping[str, Profile], issuer_der: bytes) -> None:
-    _WORKER["profiles"] = dict(profiles)
-    _WORKER["issuer"] = x509.load_der_x509_certificate(issuer_der)
-    # pkilint builds thousands of short-lived, cyclic tree nodes per certificate.  In a
-    # worker process (never in the caller's), freeze what the worker inherited so the
-    # cyclic collector stops rescanning it, and collect young objects less often.
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
-
-
-def _prepare_chunk(
-    chunk: list[tuple[IssueRequest, int]], now: dt.datetime
-) -> list[Prepared | Refusal]:
-    return _prepare_all(_WORKER["profiles"], _WORKER["issuer"], chunk, now)
-
-
-class _InlineExecutor:
-    """Runs tasks at once in this process (workers=1), behind the Executor interface."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> concurrent.futures.Future[Any]:
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        future.set_result(fn(*args))
-        return future
-
-
-def _start_method() -> str:
-    """How worker processes are started: "fork" when that is safe, else "forkserver".
-
-    A forked worker starts in about a millisecond and inherits the warmed caches (pkilint's
-    validators, the throwaway key), where a forkserver worker first imports cryptography and
-    pkilint again (about half a second).  Forking is only unsafe when another thread could
-    hold a lock (OpenSSL's, the allocator's) at the moment of the fork, so with more than one
-    thread alive (a web server, a scheduler) the clean forkserver is used instead.  Workers
-    never touch what they inherit from this process (the CA key, a PKCS#11 session, the
-    ledger's connection) and leave through ``os._exit``, so nothing of it is closed or used.
-    """
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        return "fork"
-    return "forkserver"
-
-
-def _pool(workers: int, profiles: Mapping[str, Profile], issuer: x509.Certificate) -> Any:
-    method = _start_method()
-    context = multiprocessing.get_context(method)
-    if method == "fork":
-        # Warm the per-process caches once here; every forked worker inherits them.
-        throwaway_key(issuer.public_key())
-        warm_up()
-        # The first lint in a process also fills pkilint's and pyasn1's lazy caches.
-        lint_certificate(issuer.public_bytes(serialization.Encoding.DER))
-    else:
-        context.set_forkserver_preload(["ca.issue"])
-    return concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=context,
-        initializer=_init_pool_worker,
-        initargs=(dict(profiles), issuer.public_bytes(serialization.Encoding.DER)),
-    )
-
-
-def _check_key_matches(issuer: x509.Certificate, key: SigningKey) -> None:
-    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    if key.public_key.public_bytes(*spki) != issuer.public_key().public_bytes(*spki):
-        raise Refused(
-            "the signing key does not belong to the issuing CA certificate",
-            message_ja="署名鍵が発行者(CA)証明書の鍵と一致しません",
-        )
-
-
-def issue_many(
-    requests: Sequence[IssueRequest],
-    *,
-    profiles: Mapping[str, Profile],
-    issuer: x509.Certificate,
-    key: SigningKey,
-    serials: SerialStore,
-    now: dt.datetime,
-    workers: int = 0,
-    progress: Callable[[int], None] | None = None,
-) -> list[x509.Certificate | Refusal]:
-    """Issue a batch: a certificate or a :class:`Refusal` per request, in request order.
-
-    Preparation and linting run in ``workers`` processes (0: one per CPU; 1: in this
-    process); real signatures are made here, each only after its serial was reserved in
-    ``serials``.  ``progress`` is called with the number of requests finished so far.
-    Raises :class:`shomei.errors.Refused` before anything is reserved or signed when ``key``
-    does not match ``issuer`` or the issuer is not valid at ``now``.
-    """
-    if workers < 0:
-        raise MalformedInput("workers must be 0 or more", message_ja="workers は 0 以上です")
-    now = require_aware(now, "now").replace(microsecond=0)
-    _check_key_matches(issuer, key)
-    for profile in profiles.values():
-        validity_window(profile, issuer, now)
-    results: list[x509.Certificate | Refusal | None] = [None] * len(requests)
-    todo: list[int] = []
-    for index, request in enumerate(requests):
-        if request.profile in profiles:
-            todo.append(index)
-            continue
-        refusal = _refuse(
-            request,
-            "profile",
-            f"unknown certificate profile {request.profile!r}",
-            f"証明書プロファイル {request.profile!r} がありません",
-        )
-        serials.record_refused(request.request_id, None, refusal)
-        results[index] = refusal
-    done = len(requests) - len(todo)
-    if progress is not None and done:
-        progress(done)
-
-    count = workers or os.cpu_count() or 1
-    # Small chunks keep the pool busy while this process signs; large ones cut IPC overhead.
-    chunk_size = max(1, min(16, len(todo) // (count * 4) or 1))
-    chunks: Iterator[list[int]] = (
-        todo[i : i + chunk_size] for i in range(0, len(todo), chunk_size)
-    )
-    executor: Any
-    task: Callable[..., list[Prepared | Refusal]]
-    if count == 1 or len(todo) <= 1:
-        executor = _InlineExecutor()
-        task = functools.partial(_prepare_all, profiles, issuer)
-    else:
-        executor = _pool(min(count, len(todo)), profiles, issuer)
-        task = _prepare_chunk
-    window: collections.deque[tuple[concurrent.futures.Future[Any], list[tuple[int, int]]]] = (
-        collections.deque()
-    )
-
-    def submit_next() -> None:
-        indices = next(chunks, None)
-        if indices is None:
-            return
-        # The serials are durably reserved (one commit per chunk) before their TBS exists,
-        # let alone is signed.
-        numbers = serials.reserve_many([requests[i].request_id for i in indices])
-        reserved = list(zip(indices, numbers, strict=True))
-        chunk = [(requests[i], serial) for i, serial in reserved]
-        window.append((executor.submit(task, chunk, now), reserved))
-
-    try:
-        for _ in range(count * 2):
-            submit_next()
-        while window:
-            future, reserved = window.popleft()
-            try:
-                outcomes = future.result()
-                submit_next()
-            except concurrent.futures.BrokenExecutor as exc:
-                # A worker died (killed, out of memory).  What was signed is recorded; the
-                # serials reserved for the rest stay "reserved" in the ledger, unused.
-                raise Refused(
-                    f"a preparation worker stopped unexpectedly after {done} of "
-                    f"{len(requests)} requests; the rest of the batch was not issued",
-                    message_ja=f"準備処理のプロセスが異常終了しました({len(requests)} 件中 "
-                    f"{done} 件で停止)。残りは発行されていません",
-                    done=done,
-                ) from exc
-            signed: list[x509.Certificate] = []
-            for (index, serial), outcome in zip(reserved, outcomes, strict=True):
-                if isinstance(outcome, Refusal):
-                    serials.record_refused(outcome.request_id, serial, outcome)
-                    results[index] = outcome
-                else:
-                    certificate = sign_prepared(outcome, key)
-                    signed.append(certificate)
-                    results[index] = certificate
-            # Recorded before anything leaves this function (one commit per chunk).
-            serials.record_signed_many(signed)
-            done += len(reserved)
-            if progress is not None:
-                progress(done)
-    finally:
-        if isinstance(executor, concurrent.futures.ProcessPoolExecutor):
-            executor.shutdown(wait=True, cancel_futures=True)
-    return [r for r in results if r is not None]

@@ -8,7 +8,7 @@ The order is what makes it safe:
 2. the batch is entered in the ledger as ``processing`` and committed; a batch id or file
    hash the ledger already knows is a replay and is refused, also when the earlier run crashed
    half-way (its row still says ``processing``), so no batch is ever processed twice;
-3. issue requests go through :func:`ca.issue.issue_many` (serials reserved before signing, a
+3. issue requests go through :func:`ca.issuebatch.issue_many` (serials reserved before signing, a
    bad request refused with its reason while the rest goes on); a request id the ledger
    already signed a certificate for (the RA re-sent it in a new batch after a lost result) is
    answered with that certificate, not a second one;
@@ -42,7 +42,8 @@ from ca.batch import (
 )
 from ca.context import CA, load_certificates
 from ca.crls import issue_crl
-from ca.issue import IssueRequest, Refusal, issue_many
+from ca.issue import IssueRequest, Refusal
+from ca.issuebatch import issue_many
 from ca.ledger import Ledger
 from ca.settings import CASettings
 from crl.builder import RevokedEntry, encode_entry

@@ -20,17 +20,17 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca import issue as issue_module
+from ca import issuebatch as issue_module
 from ca.issue import (
     IssueRequest,
     Prepared,
     Refusal,
-    issue_many,
     office_subject,
     prepare,
     sign_prepared,
     validity_window,
 )
+from ca.issuebatch import issue_many
 from ca.ledger import Ledger
 from ca.profile import Profile, load_profile
 from shomei.errors import MalformedInput, Refused
