@@ -23,7 +23,7 @@ from cli.errors import handle_errors, language
 from ra import audit
 from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
 from ra.csvimport import ImportRefused, import_accounts
-from ra.db import make_engine, session_factory, transaction, upgrade
+from ra.db import open_database, session_factory, transaction, upgrade
 from ra.lifecycle import LABELS_JA, NUMBERS
 from ra.models import Account, AccountKind, Application, AuditRecord
 from ra.settings import RASettings, load_ra_settings
@@ -73,7 +73,7 @@ DEMO_OFFICES = (
 
 
 def _factory(settings: RASettings) -> sessionmaker[Session]:
-    return session_factory(make_engine(settings.database_url))
+    return session_factory(open_database(settings.database_url))
 
 
 def _print_new(new: NewAccount) -> None:

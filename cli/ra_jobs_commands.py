@@ -32,11 +32,11 @@ settings_option = click.option(
 @handle_errors
 def run_job_command(name: str, settings_path: Path) -> None:
     """Run the scheduled job NAME once, now (the scheduler need not be running)."""
-    from ra.db import make_engine, session_factory
+    from ra.db import open_database, session_factory
     from ra.scheduler import describe, run_job
 
     settings = load_ra_settings(settings_path)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings.database_url)
     try:
         summary = run_job(name, session_factory(engine), settings, now=utcnow())
     finally:
@@ -64,10 +64,10 @@ def scheduler_command(settings_path: Path, holder: str | None) -> None:
 def register_crl_command(crl_file: Path, settings_path: Path) -> None:
     """Register a CRL file the CA issued (A6): verified, stored, published, 失効待ち→失効済み."""
     from ra.crls import register_crl_file
-    from ra.db import make_engine, session_factory
+    from ra.db import open_database, session_factory
 
     settings = load_ra_settings(settings_path)
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings.database_url)
     try:
         result = register_crl_file(session_factory(engine), settings, crl_file, now=utcnow())
     finally:

@@ -68,3 +68,58 @@ def upgrade(url: str, revision: str = "head") -> None:
     from alembic import command
 
     command.upgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    """The newest migration this software ships."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+    assert head is not None  # the migrations folder is part of the package
+    return head
+
+
+def open_database(url: str, **kwargs: Any) -> Engine:
+    """An engine for an existing RA database whose schema is the one this software needs.
+
+    Raises :class:`shomei.errors.ConfigError` when the database cannot be opened, has no RA
+    schema, or was made by another version (then ``shomei ra init-db`` upgrades it), instead
+    of failing later in the middle of some work with a database error.
+    """
+    from sqlalchemy import text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from shomei.errors import ConfigError
+
+    engine = make_engine(url, **kwargs)
+    shown = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            has_table = engine.dialect.has_table(connection, "alembic_version")
+            current = (
+                connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+                if has_table
+                else None
+            )
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise ConfigError(
+            f"cannot open the RA database {shown}: {exc.__class__.__name__}",
+            message_ja=f"RA のデータベース {shown} を開けません",
+            url=shown,
+        ) from exc
+    head = head_revision()
+    if current != head:
+        engine.dispose()
+        state = "has no RA schema" if current is None else f"has schema revision {current}"
+        raise ConfigError(
+            f"the RA database {shown} {state}; this software needs {head}: run "
+            "`shomei ra init-db --settings FILE` to create or upgrade it",
+            message_ja=(
+                f"RA のデータベース {shown} のスキーマが {current or 'ありません'} です"
+                f"(必要なのは {head})。`shomei ra init-db` で作成・更新してください"
+            ),
+            current=current,
+            head=head,
+        )
+    return engine

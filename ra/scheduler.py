@@ -242,9 +242,9 @@ def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
 
     from apscheduler.schedulers.blocking import BlockingScheduler
 
-    from ra.db import make_engine, session_factory
+    from ra.db import open_database, session_factory
 
-    engine = make_engine(settings.database_url)
+    engine = open_database(settings.database_url)
     factory = session_factory(engine)
     holder = holder or default_holder()
     scheduler = BlockingScheduler(timezone=dt.UTC)
