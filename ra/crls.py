@@ -38,7 +38,8 @@ from ra import lifecycle
 from ra.lifecycle import Actor, Event, Status
 from ra.models import Application, Certificate, CrlRecord
 from ra.settings import RASettings
-from shomei.errors import MalformedInput, NotFound, Refused, ShomeiError
+from shomei.errors import MalformedInput, Refused, ShomeiError
+from shomei.files import read_bytes
 
 ACTOR_ID = "crl-registration"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
@@ -271,14 +272,7 @@ def register_crl_file(
     from ra.identity import load_ca_certificate
 
     ca_certificate = load_ca_certificate(settings.link)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise NotFound(
-            f"CRL file not found: {path}",
-            message_ja=f"CRL ファイルが見つかりません: {path}",
-            path=str(path),
-        ) from exc
+    data = read_bytes(path, what="CRL file", what_ja="CRL ファイル")
     with factory() as session, session.begin():
         result = register_crl(session, data, ca_certificate=ca_certificate, now=now)
     publish_latest(factory, settings, ca_certificate=ca_certificate)

@@ -27,7 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca.batch import make_link_identity
 from ra.settings import LinkSettings
-from shomei.errors import ConfigError, NotFound, Refused
+from shomei.errors import ConfigError, Refused
+from shomei.files import read_bytes
 from signer.keys import SoftwareKey
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -56,20 +57,7 @@ def _read(path: Path | None, what: str, what_ja: str) -> bytes:
             f"the RA settings do not name the {what} (ra.link)",
             message_ja=f"RA 設定 (ra.link) に{what_ja}が指定されていません",
         )
-    try:
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise NotFound(
-            f"{what} not found: {path}",
-            message_ja=f"{what_ja}が見つかりません: {path}",
-            path=str(path),
-        ) from exc
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read the {what} {path}: {exc.strerror}",
-            message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
-            path=str(path),
-        ) from exc
+    return read_bytes(path, what=what, what_ja=what_ja)
 
 
 def load_link_identity(link: LinkSettings) -> LinkIdentity:

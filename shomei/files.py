@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shomei.errors import ConfigError, Refused
+from shomei.errors import ConfigError, NotFound, Refused
 
 
 def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -47,3 +47,25 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def read_bytes(path: Path, *, what: str, what_ja: str) -> bytes:
+    """The contents of ``path``, an input the user named (``what``: "CRL file", ...).
+
+    A missing file is :class:`~shomei.errors.NotFound`; a folder, a file without read
+    permission or any other I/O failure is :class:`~shomei.errors.Refused` with the reason.
+    """
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"{what} not found: {path}",
+            message_ja=f"{what_ja}が見つかりません: {path}",
+            path=str(path),
+        ) from exc
+    except OSError as exc:
+        raise Refused(
+            f"cannot read the {what} {path}: {exc.strerror}",
+            message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
+            path=str(path),
+        ) from exc

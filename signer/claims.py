@@ -12,7 +12,8 @@ import datetime as dt
 from pathlib import Path
 
 from shomei.clock import require_aware, utcnow
-from shomei.errors import MalformedInput, Refused
+from shomei.errors import Refused
+from shomei.files import read_bytes
 from signer import cms
 from signer.credentials import Credentials
 
@@ -47,13 +48,7 @@ def sign_file(
             f"{output} already exists (not overwritten)",
             message_ja=f"{output} は既に存在します(上書きしません)",
         )
-    try:
-        content = claim.read_bytes()
-    except OSError as exc:
-        raise MalformedInput(
-            f"cannot read the claim {claim}: {exc.strerror}",
-            message_ja=f"請求ファイル {claim} を読み取れません",
-        ) from exc
+    content = read_bytes(claim, what="claim", what_ja="請求ファイル")
     der = sign_claim(content, credentials=credentials, signing_time=signing_time)
     try:
         output.write_bytes(der)

@@ -29,3 +29,15 @@ def test_unwritable_place(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises((ConfigError, Refused)):
         write_new(tmp_path / "file" / "below", b"x")
+
+
+def test_read_bytes_missing_folder_and_ok(tmp_path: Path) -> None:
+    from shomei.errors import NotFound
+    from shomei.files import read_bytes
+
+    (tmp_path / "a.crl").write_bytes(b"x")
+    assert read_bytes(tmp_path / "a.crl", what="CRL file", what_ja="CRL ファイル") == b"x"
+    with pytest.raises(NotFound, match="CRL file not found"):
+        read_bytes(tmp_path / "none.crl", what="CRL file", what_ja="CRL ファイル")
+    with pytest.raises(Refused, match="cannot read"):
+        read_bytes(tmp_path, what="CRL file", what_ja="CRL ファイル")

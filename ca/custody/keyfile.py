@@ -37,7 +37,7 @@ from ca.custody.shares import SECRET_SIZE, Share, check_key_id, check_threshold,
 from ca.custody.shares import split_secret as _split
 from shomei.clock import require_aware, utcnow
 from shomei.errors import CustodyError, MalformedInput, NotFound, Refused
-from shomei.files import write_new
+from shomei.files import read_bytes, write_new
 from signer.keys import PrivateKey, PublicKey, SoftwareKey
 
 Algorithm = Literal["rsa2048", "rsa3072", "rsa4096", "p256", "p384"]
@@ -194,20 +194,7 @@ def key_file_info(path: Path) -> KeyFileInfo:
     """Read the custody metadata of the key file ``path`` strictly."""
     path = Path(path)
     meta_path = metadata_path(path)
-    try:
-        raw = meta_path.read_bytes()
-    except FileNotFoundError as exc:
-        raise NotFound(
-            f"key metadata {meta_path} does not exist",
-            message_ja=f"鍵のメタデータ {meta_path} がありません",
-            path=str(meta_path),
-        ) from exc
-    except OSError as exc:
-        raise CustodyError(
-            f"cannot read {meta_path}: {exc.strerror}",
-            message_ja=f"{meta_path} を読めません",
-            path=str(meta_path),
-        ) from exc
+    raw = read_bytes(meta_path, what="key metadata", what_ja="鍵のメタデータ")
     try:
         meta: Any = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:

@@ -107,7 +107,7 @@ def test_key_file_info(p256_file: KeyFile) -> None:
 
 
 def test_key_file_info_errors(tmp_path: Path) -> None:
-    with pytest.raises(NotFound, match="does not exist"):
+    with pytest.raises(NotFound, match="key metadata not found"):
         key_file_info(tmp_path / "absent.p8")
     bad = tmp_path / "bad.p8"
     bad.with_suffix(".json").write_text('{"format": "shomei-keyfile-1", "surprise": 1}')

@@ -9,7 +9,7 @@ import pytest
 from asn1crypto import x509 as ax509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from shomei.errors import MalformedInput, Refused
+from shomei.errors import NotFound, Refused
 from signer import chain, cms
 from signer.claims import sign_claim, sign_file
 from signer.verdict import Verdict
@@ -46,7 +46,7 @@ def test_sign_file(pki: Pki, tmp_path: Path) -> None:
         sign_file(claim, credentials=credentials(pki, "office"))
     sign_file(claim, credentials=credentials(pki, "office_ec"), overwrite=True)
     assert cms.verify(out.read_bytes(), content=CLAIM).signer == pki.certs["office_ec"]
-    with pytest.raises(MalformedInput, match="cannot read the claim"):
+    with pytest.raises(NotFound, match="claim not found"):
         sign_file(tmp_path / "missing.csv", credentials=credentials(pki, "office"))
 
 
