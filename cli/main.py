@@ -38,12 +38,7 @@ def _register() -> None:
         "cli.ra_commands",
         "cli.ra_jobs_commands",
     ):
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # that part of the product is not built yet
-            raise
+        module = importlib.import_module(module_name)
         for command in getattr(module, "COMMANDS", ()):
             main.add_command(command)
         ra_group = main.commands.get("ra")
