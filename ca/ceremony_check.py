@@ -154,7 +154,7 @@ def check(
     home_ok = _check_home(cfg, paths, now, report)
     existing_ok = _check_existing(cfg, paths, report)
     _check_shares_dir(cfg, report)
-    _check_tokens(cfg, pin, report)
+    _check_tokens(cfg, pin, report, credentials=credentials)
     issuer = _check_drafts(cfg, now, report) if existing_ok else None
     which = issuer_of_offices(cfg)
     if which is not None:
@@ -279,6 +279,13 @@ def _load_existing(paths: HomePaths, which: str, report: Preflight) -> None:
 def _load_issuer(paths: HomePaths, report: Preflight) -> None:
     settings = load_ca_settings(paths.settings)
     report.certificates["issuer"] = _read_cert(settings.certificate)
+    if not settings.ledger.is_file():
+        # Only the ceremony that made the CA makes a ledger; a lost one is restored, never
+        # replaced by an empty one (which would forget every revocation).
+        raise ConfigError(
+            f"no CA ledger at {settings.ledger}: restore it from the last backup",
+            message_ja=f"CA 台帳 {settings.ledger} がありません(バックアップから復元してください)",
+        )
     if settings.key.backend == "file":
         assert settings.key.path is not None
         key_file_info(settings.key.path)
@@ -380,13 +387,21 @@ def _check_shares_dir(cfg: CeremonyConfig, report: Preflight) -> None:
         report.ok(f"the {len(files)} share files can be written in {folder}")
 
 
-def _check_tokens(cfg: CeremonyConfig, pin: str | None, report: Preflight) -> None:
+def _check_tokens(
+    cfg: CeremonyConfig, pin: str | None, report: Preflight, *, credentials: bool
+) -> None:
     seen: set[tuple[str, str | None, str | None]] = set()
     for which, spec in cfg.new_cas().items():
         key = spec.key
         if key.backend != "pkcs11":
             continue
         assert key.module and key.token_label and key.key_label
+        if credentials and not pin:
+            report.problem(
+                f"the PIN of token {key.token_label!r} is needed to generate the {which} key",
+                f"{which} 鍵の生成にはトークン {key.token_label!r} の PIN が必要です",
+            )
+            continue
         slot = (str(key.module), key.token_label, key.key_label)
         if slot in seen:
             report.problem(

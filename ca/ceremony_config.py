@@ -25,6 +25,7 @@ Action = Literal["create-root", "create-issuing", "root-crl", "issuing-crl"]
 Algorithm = Literal["rsa2048", "rsa3072", "rsa4096", "p256", "p384"]
 
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
+_URL = re.compile(r"^http://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[!-~]*)?$")
 # The ceremony's name becomes part of its transcript's file name.
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -46,6 +47,16 @@ def duration_text(value: dt.timedelta) -> str:
     if minutes % 60 == 0:
         return f"{minutes // 60}h"
     return f"{minutes}m"
+
+
+def check_name(what: str, value: str) -> None:
+    """Refuse a name that cannot go into a certificate subject (RFC 5280 Appendix A.1)."""
+    if not 0 < len(value) <= 64:
+        raise ValueError(f"{what} must be 1 to 64 characters (RFC 5280 upper bound)")
+    if value != value.strip():
+        raise ValueError(f"{what} must not start or end with spaces")
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise ValueError(f"{what} contains control characters")
 
 
 def check_range(what: str, value: dt.timedelta, low: dt.timedelta, high: dt.timedelta) -> None:
@@ -92,8 +103,7 @@ class CASpec:
     key: KeySpec = field(default_factory=KeySpec)
 
     def __post_init__(self) -> None:
-        if not 0 < len(self.common_name) <= 64:
-            raise ValueError("common_name must be 1 to 64 characters (RFC 5280 ub-common-name)")
+        check_name("common_name", self.common_name)
         check_range("validity", self.validity, dt.timedelta(days=1), MAX_CA_VALIDITY)
 
 
@@ -107,12 +117,14 @@ class FederationSpec:
     policy_oid: str
 
     def __post_init__(self) -> None:
-        if not 0 < len(self.name) <= 64:
-            raise ValueError("federation name must be 1 to 64 characters")
+        check_name("federation name", self.name)
         for url in (self.crl_base_url, self.ca_base_url):
-            if not url.startswith("http://"):
-                # RFC 5280 §4.2.1.13 / §4.2.2.1: relying parties fetch these over plain HTTP.
-                raise ValueError(f"{url!r}: publication URLs must be http:// URLs")
+            if not _URL.match(url):
+                # RFC 5280 §4.2.1.13 / §4.2.2.1: relying parties fetch these over plain HTTP;
+                # RFC 3986 allows no spaces or non-ASCII characters in a URI.
+                raise ValueError(
+                    f"{url!r}: publication URLs must be http://HOST/PATH URLs in plain ASCII"
+                )
         if not _OID.match(self.policy_oid):
             raise ValueError(f"policy_oid {self.policy_oid!r} is not a dotted OID")
 

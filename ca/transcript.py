@@ -28,10 +28,13 @@ from typing import Any
 from cryptography import x509
 
 from shomei.errors import MalformedInput, NotFound, Refused, VerificationFailed
+from shomei.files import read_bytes
 from signer import cms
 from signer.keys import SigningKey
 
 GENESIS = "0" * 64
+# A transcript is a few dozen lines (the ceremony file included); far larger is not one.
+MAX_SIZE = 16 << 20
 FORMAT = "shomei-ceremony-transcript/2"
 FORMAT_1 = "shomei-ceremony-transcript/1"
 
@@ -157,7 +160,12 @@ def verify_transcript(
     """
     if not path.is_file():
         raise NotFound(f"no transcript at {path}", message_ja=f"記録ファイルがありません: {path}")
-    data = path.read_bytes()
+    if path.stat().st_size > MAX_SIZE:
+        raise MalformedInput(
+            f"{path.name} is larger than {MAX_SIZE >> 20} MiB: not a ceremony transcript",
+            message_ja=f"{path.name} が大きすぎます(儀式の記録ではありません)",
+        )
+    data = read_bytes(path, what="transcript", what_ja="儀式の記録")
     prev = GENESIS
     records: list[dict[str, Any]] = []
     lines = data.split(b"\n")
@@ -210,7 +218,13 @@ def verify_transcript(
             f"{path.name}: its signature {sig_path.name} is missing",
             message_ja=f"{path.name}: 署名ファイル {sig_path.name} がありません",
         )
-    result = cms.verify(sig_path.read_bytes(), content=data)
+    if sig_path.stat().st_size > MAX_SIZE:
+        raise MalformedInput(
+            f"{sig_path.name} is larger than {MAX_SIZE >> 20} MiB: not a signature",
+            message_ja=f"{sig_path.name} が大きすぎます(署名ではありません)",
+        )
+    signature = read_bytes(sig_path, what="transcript signature", what_ja="記録の署名")
+    result = cms.verify(signature, content=data)
     if trusted is not None and result.signer not in trusted:
         raise VerificationFailed(
             f"{path.name}: signed by {result.signer.subject.rfc4514_string()}, not by a CA of "

@@ -143,7 +143,7 @@ def verify_log_command(ca_home: Path, transcripts: tuple[Path, ...]) -> None:
     """
     from ca.context import load_certificates
     from ca.staging import leftovers
-    from ca.transcript import unrecorded_files, verify_chain, verify_transcript
+    from ca.transcript import transcripts_in, unrecorded_files, verify_chain, verify_transcript
 
     trusted = [
         c
@@ -155,6 +155,11 @@ def verify_log_command(ca_home: Path, transcripts: tuple[Path, ...]) -> None:
         click.echo(f"NOTE: {left} holds the output of a ceremony that did not finish", err=True)
     if transcripts:
         reports = [verify_transcript(p, trusted=trusted) for p in transcripts]
+    elif trusted and not transcripts_in(ca_home / "transcripts"):
+        raise VerificationFailed(
+            f"{ca_home} holds CA certificates but no ceremony transcript: they were deleted",
+            message_ja=f"{ca_home} に CA 証明書はありますが儀式の記録がありません(削除)",
+        )
     else:
         reports = verify_chain(ca_home / "transcripts", trusted=trusted)
     for report in reports:

@@ -239,6 +239,31 @@ def test_later_root_crl_ceremony_needs_shares(two_tier: Path, tmp_path: Path) ->
     assert "follows" in result.output
 
 
+@pytest.mark.parametrize(("which", "expected"), [(0, "which is missing"), (1, "not recorded")])
+def test_deleted_transcript_fails_verify_log(
+    two_tier: Path, tmp_path: Path, which: int, expected: str
+) -> None:
+    """Deleting a whole transcript, the first or the last, is noticed (exit 1, one line)."""
+    home = tmp_path / "home"
+    shutil.copytree(two_tier / "home", home)
+    path = write_ceremony(tmp_path, actions=["root-crl"], root=None, issuing=None, name="arl")
+    shares = [parse_share(p.read_text()) for p in sorted((two_tier / "shares").glob("root-*"))]
+    run_file(path, shares=shares[:2], now=LATER)
+    logs = sorted((home / "transcripts").glob("*.log"))
+    assert len(logs) == 2
+    logs[which].unlink()
+    logs[which].with_name(logs[which].name + ".p7s").unlink()
+    result = CliRunner().invoke(main, ["ca", "verify-log", "--ca-home", str(home)])
+    assert result.exit_code == 1, result.output
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    for log in logs:
+        if log.exists():
+            log.unlink()
+            log.with_name(log.name + ".p7s").unlink()
+    result = CliRunner().invoke(main, ["ca", "verify-log", "--ca-home", str(home)])
+    assert result.exit_code == 1 and "no ceremony transcript" in result.stderr
+
+
 def test_single_tier(tmp_path: Path) -> None:
     path = write_ceremony(tmp_path, actions=["create-root", "root-crl"], issuing=None)
     run_file(path)

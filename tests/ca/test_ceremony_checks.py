@@ -103,6 +103,9 @@ def test_profile_whose_values_cannot_be_set_is_refused(tmp_path: Path) -> None:
         ("root_validity", '"0d"', "root_validity must be between"),
         ("issuing_validity", '"400d"', "issuing_validity must be between"),
         ("name", '"../../etc/x"', "names the transcript"),
+        ("common_name", '"Root\\u0007CA"', "control characters"),
+        ("common_name", '" Root CA"', "start or end with spaces"),
+        ("crl_base_url", '"http://pki example/crl"', "plain ASCII"),
     ],
 )
 def test_bad_values_are_one_line(tmp_path: Path, key: str, value: str, expected: str) -> None:
@@ -324,3 +327,28 @@ def test_pkcs11_key_is_deleted_when_the_ceremony_stops(
     shutil.rmtree(next((tmp_path / "home").glob("incomplete-ceremony-*")))
     run_file(path, pin=softhsm_token.pin, now=LATER)
     assert (tmp_path / "home/ca.toml").exists()
+
+
+def test_yearly_crls_on_an_existing_ca(tmp_path: Path) -> None:
+    """root-crl and issuing-crl on a complete CA home: the ledger is updated in place."""
+    first = write_ceremony(tmp_path, actions=ALL)
+    run_file(first)
+    later = write_ceremony(
+        tmp_path, actions=["root-crl", "issuing-crl"], root=None, issuing=None, name="yearly"
+    )
+    shares = [parse_share(p.read_text()) for p in sorted((tmp_path / "shares").glob("*.txt"))]
+    home = tmp_path / "home"
+    ledger = home / "ledger.sqlite"
+    ledger.rename(tmp_path / "ledger.bak")
+    # A lost ledger is never replaced by an empty one: restore it first.
+    with pytest.raises(Refused, match="no CA ledger"):
+        run_file(later, now=LATER, shares=shares)
+    (tmp_path / "ledger.bak").rename(ledger)
+    run_file(later, now=LATER, shares=shares)
+    assert len(list((home / "crl/root").glob("*.crl"))) == 2
+    assert len(list((home / "crl/issuing").glob("*.crl"))) == 2
+    status = CliRunner().invoke(main, ["ca", "status", "--ca-home", str(home)])
+    assert "CRL: number" in status.stdout, status.output
+    verify = CliRunner().invoke(main, ["ca", "verify-log", "--ca-home", str(home)])
+    assert verify.exit_code == 0, verify.output
+    assert verify.stdout.count("OK ") == 2
