@@ -244,7 +244,10 @@ class _Run:
             sha256=hashlib.sha256(config_bytes).hexdigest(),
             text=config_bytes.decode("utf-8", errors="replace"),
         )
+        steps = {step.action: step for step in the_plan.steps}
         for step in the_plan.steps:
+            if step.action == "issuing-crl":
+                continue  # after the settings, below
             self.step = step.action
             self.echo(f"== {step.action}: {step.description}")
             if step.action in ("create-root", "create-issuing"):
@@ -257,16 +260,20 @@ class _Run:
         issuer = issuer_of_offices(cfg)
         if issuer is not None:
             self.step = "settings"
+            self.echo("== settings: ca.toml, the ledger and the profiles")
             self._settings(issuer, the_plan.profiles)
-        if "issuing-crl" in cfg.ceremony.actions and issuer is not None:
+        crl_step = steps.get("issuing-crl")
+        if crl_step is not None and issuer is not None:
             self.step = "issuing-crl"
+            self.echo(f"== issuing-crl: {crl_step.description}")
             self._issuing_crl(self.staged.settings, self.keys[issuer], result)
         self.step = "shares"
         self._write_shares(result)
-        if needs_existing_issuer(cfg):
+        if crl_step is not None and needs_existing_issuer(cfg):
             # An existing CA: its ledger and CRL folder are updated in place, as by
             # `shomei ca issue-crl`; this is the last thing before the transcript is signed.
             self.step = "issuing-crl"
+            self.echo(f"== issuing-crl: {crl_step.description}")
             self._issuing_crl(self.home.settings, self.keys["issuer"], result)
         self.step = "signing the transcript"
         name = next(n for n in ("issuing", "issuer", "root") if n in self.keys)

@@ -121,7 +121,7 @@ def test_python_m_custody_non_utf8_is_ng() -> None:
     assert code == 2 and out.read().startswith("NG:")
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 60.0) -> bytes:
+def _read_until(fd: int, needle: bytes, timeout: float = 30.0) -> bytes:
     seen = b""
     deadline = time.monotonic() + timeout
     while needle not in seen and time.monotonic() < deadline:
