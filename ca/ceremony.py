@@ -192,6 +192,8 @@ def run(
         if error is exc:
             raise
         raise error from exc
+    finally:
+        work.close_keys()
     result.written = stage.commit() + result.written
     echo(f"transcript: {the_plan.transcript} (signed)")
     return result
@@ -462,6 +464,13 @@ class _Run:
         if self.shares_written:
             self.log("shares-written", files=[str(p) for p in self.shares_written])
         result.share_files = list(self.shares_written)
+
+    def close_keys(self) -> None:
+        """Release the keys (a token session stays open until then)."""
+        for key in self.keys.values():
+            close = getattr(key, "close", None)
+            if callable(close):
+                close()
 
     # -- failure -----------------------------------------------------------------------------
 
