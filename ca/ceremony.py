@@ -1,10 +1,18 @@
 """Key ceremonies: create the root and issuing CAs and issue their CRLs, scripted and logged.
 
 One reviewed ceremony file (:mod:`ca.ceremony_config`) drives one run.  :func:`plan` says
-what would happen and which files would be written (the dry run prints it); :func:`run`
-refuses to start if any output exists (nothing is ever overwritten), then performs the
-actions in order and records every step in a hash-chained transcript
-(:mod:`ca.transcript`) signed at the end with the last CA key used.
+what would happen, which files would be written (absolute paths) and what the ceremony sets
+in the profiles it copies; the dry run prints it with the checks of :mod:`ca.ceremony_check`.
+:func:`run` makes the same checks and refuses to start on any problem, so that it never
+fails for a reason it could have seen before generating a key.  It then performs the actions
+in order and records every step in a hash-chained transcript (:mod:`ca.transcript`), linked
+to the CA home's previous transcript and signed at the end with the last CA key used.
+
+Everything is built in a staging folder inside the CA home (:mod:`ca.staging`) and put in
+place only when every step has succeeded, ``ca.toml`` last; the custodians' shares are
+written just before that.  A ceremony that stops part-way therefore leaves nothing that looks
+like a usable CA: the home is as it was, the shares of a key that will never be used are
+removed, a key it made on a token is deleted, and the message says which folder to delete.
 
 CA certificates are issued in the same two steps as office certificates (STYLE.md): the
 certificate is built and signed with a throwaway key of the issuer's key type, linted with
@@ -14,6 +22,7 @@ key (:func:`ca.certasm.certificate_from_tbs`).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import typing
@@ -24,19 +33,22 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca import lint
+from ca import ceremony_check, lint
 from ca.cacert import build_ca_certificate
+from ca.ceremony_check import STAMP, issuer_of_offices, needs_existing_issuer, share_files
 from ca.ceremony_config import Action, CASpec, CeremonyConfig, KeySpec
-from ca.custody import open_ca_key
-from ca.custody.keyfile import create_key_file, key_file_info
+from ca.custody.keyfile import create_key_file
 from ca.custody.shares import Share, share_fingerprint
-from ca.home import HomePaths, federation_profile, settings_text
+from ca.home import HomePaths, ProfileCopy, federation_profile, profile_copies, settings_text
+from ca.home import toml_string as q
+from ca.ledger import Ledger
 from ca.profile import load_profile
-from ca.settings import KeyRef
-from ca.transcript import Transcript, file_digest
+from ca.settings import KeyRef, load_ca_settings
+from ca.staging import Staging
+from ca.transcript import Transcript, file_digest, link_to, transcripts_in
 from shomei import config
-from shomei.errors import Refused
-from shomei.files import write_new
+from shomei.errors import Refused, ShomeiError
+from shomei.files import read_bytes, write_new
 from signer.keys import SigningKey
 
 Echo = Callable[[str], None]
@@ -49,6 +61,18 @@ class Step:
     outputs: tuple[Path, ...]
 
 
+@dataclass(frozen=True)
+class Plan:
+    """What a ceremony would do, with every path absolute (nothing is touched to make it)."""
+
+    home: Path
+    steps: list[Step]
+    settings: tuple[Path, ...]  # ca.toml and the ledger, when this ceremony makes the issuer
+    profiles: list[ProfileCopy]
+    transcript: Path
+    previous: Path | None  # the transcript the new one links to
+
+
 @dataclass
 class CeremonyResult:
     steps: list[Step]
@@ -57,7 +81,7 @@ class CeremonyResult:
     transcript: Path | None = None
 
 
-def plan(cfg: CeremonyConfig) -> list[Step]:
+def plan(cfg: CeremonyConfig, *, now: dt.datetime) -> Plan:
     """The steps of the ceremony and the files each one writes (nothing is touched)."""
     paths = HomePaths(cfg.ceremony.ca_home)
     steps: list[Step] = []
@@ -70,7 +94,7 @@ def plan(cfg: CeremonyConfig) -> list[Step]:
             custody = f"PKCS#11 token {spec.key.token_label!r}, key {spec.key.key_label!r}"
             if spec.key.backend == "file":
                 outputs += [paths.key_file(which), paths.key_file(which).with_suffix(".json")]
-                outputs += _share_files(cfg, which, spec.key)
+                outputs += share_files(cfg, which)
                 custody = (
                     f"encrypted PKCS#8, passphrase split {spec.key.m}-of-{spec.key.n} "
                     "among custodians"
@@ -83,6 +107,12 @@ def plan(cfg: CeremonyConfig) -> list[Step]:
                         f"generate a {spec.key.algorithm} key ({custody}); {issuer} CA "
                         f"certificate CN={spec.common_name}, O={cfg.federation.name}, "
                         f"valid {spec.validity.days} days"
+                        + (
+                            f"; CRL distribution point {_url(cfg, 'crl', 'root')}, CA issuers "
+                            f"{_url(cfg, 'ca', 'root')}, policy {cfg.federation.policy_oid}"
+                            if which == "issuing"
+                            else ""
+                        )
                     ),
                     tuple(outputs),
                 )
@@ -91,7 +121,7 @@ def plan(cfg: CeremonyConfig) -> list[Step]:
             steps.append(
                 Step(
                     action,
-                    (f"issue the root's CRL (ARL), valid {cfg.crl.root_validity.days} days"),
+                    f"issue the root's CRL (ARL), valid {cfg.crl.root_validity.days} days",
                     (paths.crl_dir("root"),),
                 )
             )
@@ -100,47 +130,29 @@ def plan(cfg: CeremonyConfig) -> list[Step]:
                 Step(
                     action,
                     (
-                        f"issue the issuing CA's CRL from the ledger, valid "
+                        "issue the office certificates' CRL from the ledger, valid "
                         f"{cfg.crl.issuing_validity.days} days"
                     ),
-                    (paths.crl_dir("issuing"),),
+                    (paths.crl_dir(issuer_of_offices(cfg) or "issuing"),),
                 )
             )
-    if not paths.settings.exists() and _issuer_of_offices(cfg) is not None:
-        steps[-1] = Step(
-            steps[-1].action,
-            steps[-1].description,
-            (*steps[-1].outputs, paths.settings, paths.ledger, paths.profiles),
-        )
-    return steps
+    office_issuer = issuer_of_offices(cfg)
+    previous = transcripts_in(paths.transcripts)[-1:]
+    return Plan(
+        home=paths.home,
+        steps=steps,
+        settings=(paths.settings, paths.ledger) if office_issuer else (),
+        profiles=profile_copies(cfg, office_issuer, paths.home) if office_issuer else [],
+        transcript=paths.transcripts
+        / f"{now.astimezone(dt.UTC).strftime(STAMP)}-{cfg.ceremony.name}.log",
+        previous=previous[0] if previous else None,
+    )
 
 
-def _share_files(cfg: CeremonyConfig, which: str, key: KeySpec) -> list[Path]:
-    folder = cfg.ceremony.shares_dir
-    if folder is None:
-        return []
-    return [folder / f"{which}-share-{i}-of-{key.n}.txt" for i in range(1, key.n + 1)]
-
-
-def _issuer_of_offices(cfg: CeremonyConfig) -> str | None:
-    """Which CA this ceremony makes the issuer of office certificates, if any."""
-    actions = cfg.ceremony.actions
-    if "create-issuing" in actions:
-        return "issuing"
-    if "create-root" in actions and cfg.issuing is None:
-        return "root"  # single tier
-    return None
-
-
-def _check_free(steps: Sequence[Step]) -> None:
-    for step in steps:
-        for out in step.outputs:
-            if out.suffix and out.exists():
-                raise Refused(
-                    f"{out} already exists; a ceremony never overwrites files",
-                    message_ja=f"{out} は既に存在します(儀式はファイルを上書きしません)",
-                    path=str(out),
-                )
+def _url(cfg: CeremonyConfig, kind: str, which: str) -> str:
+    if kind == "crl":
+        return f"{cfg.federation.crl_base_url.rstrip('/')}/{which}.crl"
+    return f"{cfg.federation.ca_base_url.rstrip('/')}/{which}.crt"
 
 
 def run(
@@ -152,186 +164,363 @@ def run(
     pin: str | None = None,
     echo: Echo = print,
 ) -> CeremonyResult:
-    """Perform the ceremony.  ``shares``/``pin`` open CA keys made by an earlier ceremony."""
-    steps = plan(cfg)
-    _check_free(steps)
-    paths = HomePaths(cfg.ceremony.ca_home)
-    result = CeremonyResult(steps=steps)
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    transcript = Transcript(
-        _free_transcript_path(paths, cfg.ceremony.name, stamp), ceremony=cfg.ceremony.name, now=now
-    )
-    result.transcript = transcript.path
-    transcript.append(
-        "present", now=now, operator=cfg.ceremony.operator, witnesses=cfg.ceremony.witnesses
-    )
-    transcript.append(
-        "config",
-        now=now,
-        file=str(config_path),
-        sha256=file_digest(config_path),
-        text=config_path.read_text(encoding="utf-8"),
-    )
-    keys: dict[str, SigningKey] = {}
-    certs: dict[str, x509.Certificate] = {}
+    """Perform the ceremony.  ``shares``/``pin`` open CA keys made by an earlier ceremony.
+
+    Raises :class:`Refused` before anything is done when a check fails, and, when a step
+    fails, :class:`Refused` saying what stopped it and what to delete (the CA home itself is
+    as it was).
+    """
+    the_plan = plan(cfg, now=now)
+    preflight = ceremony_check.check(cfg, now=now, shares=shares, pin=pin, credentials=True)
+    preflight.raise_if_bad()
+    config_bytes = read_bytes(config_path, what="ceremony file", what_ja="儀式ファイル")
+    stage = Staging(the_plan.home, now.astimezone(dt.UTC).strftime(STAMP))
+    stage.create()
+    work = _Run(cfg, stage, now=now, pin=pin, echo=echo, preflight=preflight)
+    result = CeremonyResult(steps=the_plan.steps, transcript=the_plan.transcript)
+    previous = link_to(the_plan.previous) if the_plan.previous else None
     try:
-        for step in steps:
-            echo(f"== {step.action}: {step.description}")
-            if step.action == "create-root":
-                assert cfg.root is not None
-                key = _new_key("root", cfg.root.key, cfg, paths, pin, transcript, result, now)
-                keys["root"] = key
-                certs["root"] = _write_ca_cert(
-                    "root",
-                    cfg,
-                    cfg.root,
-                    subject_key=key,
-                    issuer_key=key,
-                    issuer_cert=None,
-                    paths=paths,
-                    transcript=transcript,
-                    result=result,
-                    now=now,
-                )
-            elif step.action == "create-issuing":
-                assert cfg.issuing is not None
-                root_key = keys.get("root") or _open_existing("root", paths, shares, pin)
-                root_cert = certs.get("root") or _read_cert(paths.cert("root"))
-                key = _new_key("issuing", cfg.issuing.key, cfg, paths, pin, transcript, result, now)
-                keys["issuing"] = key
-                keys.setdefault("root", root_key)
-                certs.setdefault("root", root_cert)
-                certs["issuing"] = _write_ca_cert(
-                    "issuing",
-                    cfg,
-                    cfg.issuing,
-                    subject_key=key,
-                    issuer_key=root_key,
-                    issuer_cert=root_cert,
-                    paths=paths,
-                    transcript=transcript,
-                    result=result,
-                    now=now,
-                )
-            elif step.action == "root-crl":
-                key = keys.get("root") or _open_existing("root", paths, shares, pin)
-                keys.setdefault("root", key)
-                cert = certs.setdefault("root", _read_cert(paths.cert("root")))
-                _write_root_crl(cfg, cert, key, paths, transcript, result, now)
-        which = _issuer_of_offices(cfg)
-        if which is not None and not paths.settings.exists():
-            _write_settings(cfg, which, paths, transcript, result, now)
-        if "issuing-crl" in cfg.ceremony.actions:
-            which = "issuing" if paths.cert("issuing").exists() else "root"
-            key = keys.get(which) or _open_existing(which, paths, shares, pin)
-            keys.setdefault(which, key)
-            _write_issuing_crl(paths, key, transcript, result, now)
+        work.transcript = Transcript(
+            work.staged.transcripts / the_plan.transcript.name,
+            ceremony=cfg.ceremony.name,
+            now=now,
+            previous=previous,
+        )
+        work.perform(the_plan, config_path, config_bytes, result)
     except BaseException as exc:
-        transcript.abandon(now=now, reason=str(exc) or type(exc).__name__)
-        raise
-    signer_name = "issuing" if "issuing" in keys else "root"
-    signer_cert = certs.get(signer_name) or _read_cert(paths.cert(signer_name))
-    transcript.sign_and_close(key=keys[signer_name], certificate=signer_cert, now=now)
-    echo(f"transcript: {transcript.path} (signed)")
+        error = work.fail(exc)
+        if error is exc:
+            raise
+        raise error from exc
+    finally:
+        work.close_keys()
+    result.written = stage.commit() + result.written
+    echo(f"transcript: {the_plan.transcript} (signed)")
     return result
 
 
-def _free_transcript_path(paths: HomePaths, name: str, stamp: str) -> Path:
-    # An abandoned attempt in the same second keeps its transcript; the retry gets a new one.
-    folder = paths.home / "transcripts"
-    candidate = folder / f"{stamp}-{name}.log"
-    attempt = 1
-    while candidate.exists():
-        attempt += 1
-        candidate = folder / f"{stamp}-{name}-{attempt}.log"
-    return candidate
+class _Run:
+    """The state of one ceremony run: where it writes, the keys it holds, what it made."""
 
+    def __init__(
+        self,
+        cfg: CeremonyConfig,
+        stage: Staging,
+        *,
+        now: dt.datetime,
+        pin: str | None,
+        echo: Echo,
+        preflight: ceremony_check.Preflight,
+    ) -> None:
+        self.cfg = cfg
+        self.stage = stage
+        self.home = HomePaths(stage.home)
+        self.staged = HomePaths(stage.folder)
+        self.now = now
+        self.pin = pin
+        self.echo = echo
+        self.keys: dict[str, SigningKey] = dict(preflight.keys)
+        self.certs: dict[str, x509.Certificate] = dict(preflight.certificates)
+        self.shares: dict[str, list[Share]] = {}
+        self.tokens: list[KeySpec] = []  # keys generated on a token by this run
+        self.shares_written: list[Path] = []
+        self.transcript: Transcript | None = None
+        self.step = "start"
 
-# -- keys ---------------------------------------------------------------------------------
+    def log(self, event: str, **details: object) -> None:
+        assert self.transcript is not None
+        self.transcript.append(event, now=self.now, **details)
 
+    def final(self, staged: Path) -> str:
+        """The path a staged file will have in the CA home, for the transcript."""
+        return str(self.stage.final(staged))
 
-def _new_key(
-    which: str,
-    spec: KeySpec,
-    cfg: CeremonyConfig,
-    paths: HomePaths,
-    pin: str | None,
-    transcript: Transcript,
-    result: CeremonyResult,
-    now: dt.datetime,
-) -> SigningKey:
-    (paths.home / which).mkdir(parents=True, exist_ok=True)
-    ref_text: str
-    key: SigningKey
-    if spec.backend == "file":
-        key, shares = create_key_file(
-            paths.key_file(which), algorithm=spec.algorithm, m=spec.m, n=spec.n
+    def perform(
+        self, the_plan: Plan, config_path: Path, config_bytes: bytes, result: CeremonyResult
+    ) -> None:
+        cfg, now = self.cfg, self.now
+        self.log("present", operator=cfg.ceremony.operator, witnesses=cfg.ceremony.witnesses)
+        self.log(
+            "config",
+            file=str(config_path.resolve()),
+            sha256=hashlib.sha256(config_bytes).hexdigest(),
+            text=config_bytes.decode("utf-8", errors="replace"),
         )
-        result.written += [paths.key_file(which), paths.key_file(which).with_suffix(".json")]
-        share_paths = _share_files(cfg, which, spec)
-        for share, share_path in zip(shares, share_paths, strict=False):
-            share_path.parent.mkdir(parents=True, exist_ok=True)
-            with share_path.open("x", encoding="utf-8") as f:
-                f.write(share.encode() + "\n")
-            share_path.chmod(0o600)
-            result.share_files.append(share_path)
-        ref_text = f'[key]\nbackend = "file"\npath = "{paths.key_file(which).name}"\n'
-        transcript.append(
-            "key-generated",
-            now=now,
+        steps = {step.action: step for step in the_plan.steps}
+        for step in the_plan.steps:
+            if step.action == "issuing-crl":
+                continue  # after the settings, below
+            self.step = step.action
+            self.echo(f"== {step.action}: {step.description}")
+            if step.action in ("create-root", "create-issuing"):
+                which = "root" if step.action == "create-root" else "issuing"
+                spec = cfg.root if which == "root" else cfg.issuing
+                assert spec is not None
+                self._create(which, spec)
+            elif step.action == "root-crl":
+                self._root_crl()
+        issuer = issuer_of_offices(cfg)
+        if issuer is not None:
+            self.step = "settings"
+            self.echo("== settings: ca.toml, the ledger and the profiles")
+            self._settings(issuer, the_plan.profiles)
+        crl_step = steps.get("issuing-crl")
+        if crl_step is not None and issuer is not None:
+            self.step = "issuing-crl"
+            self.echo(f"== issuing-crl: {crl_step.description}")
+            self._issuing_crl(self.staged.settings, self.keys[issuer], result)
+        self.step = "shares"
+        self._write_shares(result)
+        if crl_step is not None and needs_existing_issuer(cfg):
+            # An existing CA: its ledger and CRL folder are updated in place, as by
+            # `shomei ca issue-crl`; this is the last thing before the transcript is signed.
+            self.step = "issuing-crl"
+            self.echo(f"== issuing-crl: {crl_step.description}")
+            self._issuing_crl(self.home.settings, self.keys["issuer"], result)
+        self.step = "signing the transcript"
+        name = next(n for n in ("issuing", "issuer", "root") if n in self.keys)
+        assert self.transcript is not None
+        self.transcript.sign_and_close(key=self.keys[name], certificate=self.certs[name], now=now)
+
+    # -- keys and certificates -------------------------------------------------------------
+
+    def _create(self, which: str, spec: CASpec) -> None:
+        key = self._new_key(which, spec.key)
+        self.keys[which] = key
+        parent = None if which == "root" else (self.keys["root"], self.certs["root"])
+        cert = build_ca_certificate(
+            common_name=spec.common_name,
+            federation=self.cfg.federation,
+            validity=spec.validity,
+            subject_key=key,
+            issuer_key=parent[0] if parent else key,
+            issuer_cert=parent[1] if parent else None,
+            now=self.now,
+        )
+        self.certs[which] = cert
+        pem, der = self.staged.cert(which), self.staged.cert_der(which)
+        write_new(pem, cert.public_bytes(serialization.Encoding.PEM))
+        write_new(der, cert.public_bytes(serialization.Encoding.DER))
+        self.log(
+            "certificate-signed",
             ca=which,
-            backend="file",
-            algorithm=spec.algorithm,
-            m=spec.m,
-            n=spec.n,
-            public_key_sha256=_spki_sha256(key),
-            share_fingerprints=[share_fingerprint(s) for s in shares],
-            share_files=[str(p) for p in share_paths],
+            subject=cert.subject.rfc4514_string(),
+            serial=format(cert.serial_number, "x"),
+            not_after=cert.not_valid_after_utc.isoformat(),
+            file=self.final(der),
+            sha256=file_digest(der),
+            lint="clean",
         )
-    else:
-        from signer.pkcs11 import Pkcs11Algorithm, generate_pkcs11_key
 
-        if pin is None:
-            raise Refused(
-                "the token PIN is needed to generate a PKCS#11 key",
-                message_ja="PKCS#11 鍵の生成にはトークンの PIN が必要です",
+    def _new_key(self, which: str, spec: KeySpec) -> SigningKey:
+        key: SigningKey
+        if spec.backend == "file":
+            key_path = self.staged.key_file(which)
+            key_path.parent.mkdir(parents=True, exist_ok=True)
+            key, shares = create_key_file(
+                key_path, algorithm=spec.algorithm, m=spec.m, n=spec.n, now=self.now
             )
-        assert spec.module and spec.token_label and spec.key_label
-        key = generate_pkcs11_key(
-            module=spec.module,
-            token_label=spec.token_label,
-            key_label=spec.key_label,
-            pin=pin,
-            algorithm=typing.cast(Pkcs11Algorithm, spec.algorithm),  # checked by KeySpec
-        )
-        ref_text = (
-            f'[key]\nbackend = "pkcs11"\nmodule = "{spec.module}"\n'
-            f'token_label = "{spec.token_label}"\nkey_label = "{spec.key_label}"\n'
-        )
-        transcript.append(
-            "key-generated",
-            now=now,
-            ca=which,
-            backend="pkcs11",
-            algorithm=spec.algorithm,
-            token_label=spec.token_label,
-            key_label=spec.key_label,
-            public_key_sha256=_spki_sha256(key),
-        )
-    _write_new(paths.key_ref(which), ref_text.encode(), result)
-    return key
+            self.shares[which] = shares
+            ref_text = f'[key]\nbackend = "file"\npath = {q(key_path.name)}\n'
+            self.log(
+                "key-generated",
+                ca=which,
+                backend="file",
+                algorithm=spec.algorithm,
+                m=spec.m,
+                n=spec.n,
+                public_key_sha256=_spki_sha256(key),
+                share_fingerprints=[share_fingerprint(s) for s in shares],
+                share_files=[str(p) for p in share_files(self.cfg, which)],
+            )
+        else:
+            from signer.pkcs11 import Pkcs11Algorithm, generate_pkcs11_key
 
+            assert spec.module and spec.token_label and spec.key_label
+            if self.pin is None:
+                raise Refused(
+                    "the token PIN is needed to generate a PKCS#11 key",
+                    message_ja="PKCS#11 鍵の生成にはトークンの PIN が必要です",
+                )
+            key = generate_pkcs11_key(
+                module=spec.module,
+                token_label=spec.token_label,
+                key_label=spec.key_label,
+                pin=self.pin,
+                algorithm=typing.cast(Pkcs11Algorithm, spec.algorithm),  # checked by KeySpec
+            )
+            self.tokens.append(spec)
+            ref_text = (
+                f'[key]\nbackend = "pkcs11"\nmodule = {q(str(spec.module))}\n'
+                f"token_label = {q(spec.token_label)}\nkey_label = {q(spec.key_label)}\n"
+            )
+            self.log(
+                "key-generated",
+                ca=which,
+                backend="pkcs11",
+                algorithm=spec.algorithm,
+                token_label=spec.token_label,
+                key_label=spec.key_label,
+                public_key_sha256=_spki_sha256(key),
+            )
+        write_new(self.staged.key_ref(which), ref_text.encode())
+        return key
 
-def _open_existing(
-    which: str, paths: HomePaths, shares: Sequence[Share], pin: str | None
-) -> SigningKey:
-    ref = config.load(paths.key_ref(which), KeyRef, section="key")
-    if ref.backend == "file":
-        assert ref.path is not None
-        # Custodians of several keys may hand in their shares together: pass each key its own.
-        key_id = key_file_info(ref.path).key_id
-        return open_ca_key(ref, shares=[s for s in shares if s.key_id == key_id])
-    return open_ca_key(ref, pin=pin)
+    # -- CRLs, settings, shares ------------------------------------------------------------
+
+    def _root_crl(self) -> None:
+        from ca.crls import highest_on_disk, time_number
+        from crl.builder import build_crl
+
+        cert, key = self.certs["root"], self.keys["root"]
+        # Derived from the issue time, so numbers go up even after a restore (RFC 5280 §5.2.3).
+        number = max(
+            highest_on_disk(self.home.crl_dir("root")) + 1,
+            highest_on_disk(self.staged.crl_dir("root")) + 1,
+            time_number(self.now),
+        )
+        next_update = self.now + self.cfg.crl.root_validity
+        der = build_crl(
+            issuer=cert, key=key, number=number, this_update=self.now, next_update=next_update
+        )
+        lint.require_clean(lint.lint_crl(der))
+        target = self.staged.crl_dir("root") / f"{number}.crl"
+        write_new(target, der)
+        self.log(
+            "crl-signed",
+            ca="root",
+            number=number,
+            entries=0,
+            next_update=next_update.isoformat(),
+            file=self.final(target),
+            sha256=file_digest(target),
+            lint="clean",
+        )
+
+    def _settings(self, which: str, copies: list[ProfileCopy]) -> None:
+        key_ref = config.load(self.staged.key_ref(which), KeyRef, section="key")
+        write_new(
+            self.staged.settings, settings_text(self.cfg, which, key_ref, now=self.now).encode()
+        )
+        for copy in copies:
+            target = self.staged.profiles / copy.source.name
+            source = read_bytes(copy.source, what="profile", what_ja="プロファイル")
+            text = federation_profile(source.decode("utf-8"), self.cfg.federation, which)
+            write_new(target, text.encode())
+            load_profile(target)  # strict: checked in the dry run, checked again here
+            self.log(
+                "profile-written",
+                file=str(copy.target),
+                source=str(copy.source),
+                source_sha256=hashlib.sha256(source).hexdigest(),
+                sha256=file_digest(target),
+                set={c.key: c.new for c in copy.changes},
+                was={c.key: c.old for c in copy.changes},
+            )
+        # The ledger is made here, by the ceremony that makes the CA, and nowhere else.
+        Ledger(self.staged.ledger).close()
+        self.log(
+            "settings-written",
+            file=self.final(self.staged.settings),
+            sha256=file_digest(self.staged.settings),
+            ledger=self.final(self.staged.ledger),
+        )
+
+    def _issuing_crl(self, settings_path: Path, key: SigningKey, result: CeremonyResult) -> None:
+        from ca.context import open_ca_with_key
+        from ca.crls import issue_crl
+
+        settings = load_ca_settings(settings_path)
+        # A new issuing CA under an existing root: its chain is in the home, not staged.
+        chain = [
+            self.stage.final(p) if self.stage.folder in p.parents and not p.exists() else p
+            for p in settings.chain
+        ]
+        settings = dataclasses.replace(settings, chain=chain)
+        with open_ca_with_key(settings, key) as ca:
+            der = issue_crl(ca, now=self.now)
+            last = ca.ledger.last_crl()
+            assert last is not None
+            written = ca.crl_dir / f"{last.number}.crl"
+        staged = self.stage.folder in written.parents
+        if not staged:
+            result.written.append(written)
+        self.log(
+            "crl-signed",
+            ca="issuer",
+            number=last.number,
+            entries=last.entry_count,
+            next_update=last.next_update.isoformat(),
+            file=self.final(written) if staged else str(written),
+            sha256=hashlib.sha256(der).hexdigest(),
+            lint="clean",
+        )
+
+    def _write_shares(self, result: CeremonyResult) -> None:
+        for which, shares in self.shares.items():
+            for share, path in zip(shares, share_files(self.cfg, which), strict=True):
+                write_new(path, (share.encode() + "\n").encode("ascii"), mode=0o600)
+                self.shares_written.append(path)
+        if self.shares_written:
+            self.log("shares-written", files=[str(p) for p in self.shares_written])
+        result.share_files = list(self.shares_written)
+
+    def close_keys(self) -> None:
+        """Release the keys (a token session stays open until then)."""
+        for key in self.keys.values():
+            close = getattr(key, "close", None)
+            if callable(close):
+                close()
+
+    # -- failure -----------------------------------------------------------------------------
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """Undo what must not survive a stopped ceremony; return the error to raise."""
+        reason = exc.message if isinstance(exc, ShomeiError) else str(exc) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:
+            reason = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        if self.transcript is not None:
+            try:
+                self.transcript.abandon(now=self.now, reason=reason)
+            except OSError:
+                pass  # the disk may be what failed; the message below still says it all
+        leftover: list[str] = []
+        for path in self.shares_written:
+            # Shares of a key that is never put in place open nothing anyone should keep.
+            try:
+                path.unlink()
+            except OSError:
+                leftover.append(str(path))
+        for spec in self.tokens:
+            assert spec.module and spec.token_label and spec.key_label and self.pin
+            from signer.pkcs11 import delete_pkcs11_key
+
+            try:
+                delete_pkcs11_key(
+                    module=spec.module,
+                    token_label=spec.token_label,
+                    key_label=spec.key_label,
+                    pin=self.pin,
+                )
+            except ShomeiError:
+                leftover.append(f"the key {spec.key_label!r} on token {spec.token_label!r}")
+        also = f"; also delete {', '.join(leftover)}" if leftover else ""
+        also_ja = f"。{'、'.join(leftover)} も削除してください" if leftover else ""
+        if not isinstance(exc, ShomeiError | OSError):
+            self.echo(
+                f"the ceremony stopped at {self.step}; the CA home is unchanged; delete "
+                f"{self.stage.folder}{also}"
+            )
+            return exc
+        return Refused(
+            f"the ceremony stopped at {self.step}: {reason}. Nothing was put in the CA home; "
+            f"keep the abandoned transcript in {self.stage.folder / 'transcripts'} with the "
+            f"minutes, then delete {self.stage.folder}{also}",
+            message_ja=f"儀式は {self.step} で停止しました: {reason}。CA ホームには何も配置して"
+            f"いません。{self.stage.folder / 'transcripts'} の記録を議事録に保管してから "
+            f"{self.stage.folder} を削除してください{also_ja}",
+            path=str(self.stage.folder),
+        )
 
 
 def _spki_sha256(key: SigningKey) -> str:
@@ -341,144 +530,4 @@ def _spki_sha256(key: SigningKey) -> str:
     return hashlib.sha256(spki).hexdigest()
 
 
-# -- certificates -------------------------------------------------------------------------
-
-
-def _write_ca_cert(
-    which: str,
-    cfg: CeremonyConfig,
-    spec: CASpec,
-    *,
-    subject_key: SigningKey,
-    issuer_key: SigningKey,
-    issuer_cert: x509.Certificate | None,
-    paths: HomePaths,
-    transcript: Transcript,
-    result: CeremonyResult,
-    now: dt.datetime,
-) -> x509.Certificate:
-    cert = build_ca_certificate(
-        common_name=spec.common_name,
-        federation=cfg.federation,
-        validity=spec.validity,
-        subject_key=subject_key,
-        issuer_key=issuer_key,
-        issuer_cert=issuer_cert,
-        now=now,
-    )
-    _write_new(paths.cert(which), cert.public_bytes(serialization.Encoding.PEM), result)
-    _write_new(paths.cert_der(which), cert.public_bytes(serialization.Encoding.DER), result)
-    transcript.append(
-        "certificate-signed",
-        now=now,
-        ca=which,
-        subject=cert.subject.rfc4514_string(),
-        serial=format(cert.serial_number, "x"),
-        not_after=cert.not_valid_after_utc.isoformat(),
-        sha256=file_digest(paths.cert_der(which)),
-        lint="clean",
-    )
-    return cert
-
-
-def _read_cert(path: Path) -> x509.Certificate:
-    try:
-        return x509.load_pem_x509_certificate(path.read_bytes())
-    except FileNotFoundError as exc:
-        from shomei.errors import NotFound
-
-        raise NotFound(
-            f"{path} not found: create that CA first",
-            message_ja=f"{path} がありません(先にその認証局を作成してください)",
-        ) from exc
-
-
-def _write_new(path: Path, data: bytes, result: CeremonyResult, *, mode: int = 0o644) -> None:
-    write_new(path, data, mode=mode)
-    result.written.append(path)
-
-
-# -- CRLs and settings --------------------------------------------------------------------
-
-
-def _write_root_crl(
-    cfg: CeremonyConfig,
-    cert: x509.Certificate,
-    key: SigningKey,
-    paths: HomePaths,
-    transcript: Transcript,
-    result: CeremonyResult,
-    now: dt.datetime,
-) -> None:
-    from ca.crls import highest_on_disk, time_number
-    from crl.builder import build_crl
-
-    folder = paths.crl_dir("root")
-    # Derived from the issue time, so numbers go up even after a restore (RFC 5280 §5.2.3).
-    number = max(highest_on_disk(folder) + 1, time_number(now))
-    der = build_crl(
-        issuer=cert,
-        key=key,
-        number=number,
-        this_update=now,
-        next_update=now + cfg.crl.root_validity,
-    )
-    lint.require_clean(lint.lint_crl(der))
-    target = folder / f"{number}.crl"
-    _write_new(target, der, result)
-    transcript.append(
-        "crl-signed",
-        now=now,
-        ca="root",
-        number=number,
-        entries=0,
-        next_update=(now + cfg.crl.root_validity).isoformat(),
-        file=str(target),
-        sha256=file_digest(target),
-        lint="clean",
-    )
-
-
-def _write_issuing_crl(
-    paths: HomePaths,
-    key: SigningKey,
-    transcript: Transcript,
-    result: CeremonyResult,
-    now: dt.datetime,
-) -> None:
-    from ca.context import open_ca_with_key
-    from ca.crls import issue_crl
-    from ca.settings import load_ca_settings
-
-    ca = open_ca_with_key(load_ca_settings(paths.settings), key)
-    der = issue_crl(ca, now=now)
-    written = sorted(paths.crl_dir("issuing").glob("*.crl"))
-    if written:
-        result.written.append(written[-1])
-    transcript.append("crl-signed", now=now, ca="issuing", sha256=hashlib.sha256(der).hexdigest())
-
-
-def _write_settings(
-    cfg: CeremonyConfig,
-    which: str,
-    paths: HomePaths,
-    transcript: Transcript,
-    result: CeremonyResult,
-    now: dt.datetime,
-) -> None:
-    key_ref = config.load(paths.key_ref(which), KeyRef, section="key")
-    text = settings_text(cfg, which, key_ref, now=now)
-    _write_new(paths.settings, text.encode(), result)
-    paths.profiles.mkdir(parents=True, exist_ok=True)
-    source = cfg.ceremony.profiles
-    for profile in sorted(source.glob("*.toml")) if source else []:
-        target = paths.profiles / profile.name
-        text = federation_profile(profile.read_text(encoding="utf-8"), cfg.federation, which)
-        _write_new(target, text.encode(), result)
-        load_profile(target)  # strict: the ceremony stops on a profile that does not load
-    transcript.append(
-        "settings-written", now=now, file=str(paths.settings), sha256=file_digest(paths.settings)
-    )
-
-
-__all__ = ["CeremonyResult", "Step", "plan", "run"]
+__all__ = ["CeremonyResult", "Plan", "Step", "plan", "run"]

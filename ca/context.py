@@ -121,8 +121,9 @@ def _load_parts(
 ) -> tuple[x509.Certificate, list[x509.Certificate], list[x509.Certificate]]:
     certificate = _one_certificate(settings.certificate)
     chain = [c for p in settings.chain for c in load_certificates(p)]
-    trusted = [c for p in settings.trusted_ra for c in load_certificates(p)]
-    return certificate, chain, trusted
+    from ca.trust import trusted_link_certificates
+
+    return certificate, chain, trusted_link_certificates(settings)
 
 
 def open_ca_with_key(settings: CASettings, key: SigningKey) -> CA:

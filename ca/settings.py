@@ -59,6 +59,14 @@ class CrlPolicy:
     # removal after expiry; we keep them a little longer for claims signed just before).
     keep_after_expiry: dt.timedelta = dt.timedelta(days=30)
 
+    def __post_init__(self) -> None:
+        # The same bounds as the ceremony that wrote them (ca.ceremony_config).
+        low, high = dt.timedelta(hours=1), dt.timedelta(days=31)
+        if not low <= self.validity <= high:
+            raise ValueError("crl.validity must be between 1h and 31d")
+        if not dt.timedelta(0) <= self.keep_after_expiry <= dt.timedelta(days=3650):
+            raise ValueError("crl.keep_after_expiry must be between 0d and 3650d")
+
 
 @dataclass(frozen=True)
 class CASettings:

@@ -40,12 +40,13 @@ from ca.batch import (
     read_request_batch,
     write_result_batch,
 )
-from ca.context import CA, load_certificates
+from ca.context import CA
 from ca.crls import issue_crl
 from ca.issue import IssueRequest, Refusal
 from ca.issuebatch import issue_many
 from ca.ledger import Ledger
 from ca.settings import CASettings
+from ca.trust import trusted_link_certificates
 from crl.builder import RevokedEntry, encode_entry
 from shomei.clock import require_aware
 from shomei.errors import ConfigError, MalformedInput, Refused, VerificationFailed
@@ -114,7 +115,7 @@ def check_request(settings: CASettings, request_bytes: bytes, *, now: dt.datetim
     replayed batch is refused (and noted in the ledger) before anyone opens the key.
     :func:`sign_batch` makes the same checks again with the ledger entry that counts.
     """
-    trusted = [c for p in settings.trusted_ra for c in load_certificates(p)]
+    trusted = trusted_link_certificates(settings)
     if not trusted:
         raise _no_trusted_ra()
     with Ledger(settings.ledger) as ledger:

@@ -7,6 +7,12 @@ lines breaks the chain.  At the end the whole file is signed with a CA key of th
 detached CMS SignedData (RFC 5652, through :mod:`signer.cms`) next to it (``.p7s``), so a
 truncation at a line boundary is caught as well.  :func:`verify_transcript` checks both and
 names the first bad line.
+
+The transcripts of one CA home form a chain too: the ``begin`` line of each (format 2) names
+the transcript before it and the SHA-256 of that file, which its signature covers.
+:func:`verify_chain` walks the home's transcripts in order and reports one that is missing,
+moved or replaced.  Transcripts of format 1 (before the link existed) carry no link; they can
+only come before the first linked one, which links to the last of them.
 """
 
 from __future__ import annotations
@@ -22,11 +28,15 @@ from typing import Any
 from cryptography import x509
 
 from shomei.errors import MalformedInput, NotFound, Refused, VerificationFailed
+from shomei.files import read_bytes
 from signer import cms
 from signer.keys import SigningKey
 
 GENESIS = "0" * 64
-FORMAT = "shomei-ceremony-transcript/1"
+# A transcript is a few dozen lines (the ceremony file included); far larger is not one.
+MAX_SIZE = 16 << 20
+FORMAT = "shomei-ceremony-transcript/2"
+FORMAT_1 = "shomei-ceremony-transcript/1"
 
 
 def _canonical(record: dict[str, Any]) -> bytes:
@@ -49,7 +59,15 @@ class Transcript:
     still shows how far it got (unsigned, which :func:`verify_transcript` reports).
     """
 
-    def __init__(self, path: Path, *, ceremony: str, now: dt.datetime) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        ceremony: str,
+        now: dt.datetime,
+        previous: dict[str, str] | None = None,
+    ) -> None:
+        """Start the transcript ``path``; ``previous`` is :func:`link_to` the one before it."""
         if path.exists():
             raise Refused(
                 f"transcript already exists: {path}",
@@ -61,7 +79,7 @@ class Transcript:
         self._prev = GENESIS
         self._seq = 0
         self._file = path.open("x", encoding="utf-8")
-        self.append("begin", now=now, format=FORMAT, ceremony=ceremony)
+        self.append("begin", now=now, format=FORMAT, ceremony=ceremony, previous=previous)
 
     def append(self, event: str, *, now: dt.datetime, **details: Any) -> None:
         """Add one step; ``details`` must be JSON-serialisable."""
@@ -106,6 +124,17 @@ class Transcript:
             self._file.close()
 
 
+def link_to(path: Path) -> dict[str, str]:
+    """What a new transcript records about the one before it: its name and SHA-256."""
+    return {"file": path.name, "sha256": file_digest(path)}
+
+
+def transcripts_in(folder: Path) -> list[Path]:
+    """The transcripts in ``folder``, in the order they were made (their names start with
+    the time, and a ceremony refuses to run with a clock behind the last transcript)."""
+    return sorted(folder.glob("*.log")) if folder.is_dir() else []
+
+
 @dataclass(frozen=True)
 class TranscriptReport:
     """What :func:`verify_transcript` established."""
@@ -116,6 +145,9 @@ class TranscriptReport:
     signer: x509.Certificate
     started: dt.datetime
     ended: dt.datetime
+    format: str = FORMAT
+    previous: dict[str, str] | None = None
+    records: tuple[dict[str, Any], ...] = ()
 
 
 def verify_transcript(
@@ -128,7 +160,12 @@ def verify_transcript(
     """
     if not path.is_file():
         raise NotFound(f"no transcript at {path}", message_ja=f"記録ファイルがありません: {path}")
-    data = path.read_bytes()
+    if path.stat().st_size > MAX_SIZE:
+        raise MalformedInput(
+            f"{path.name} is larger than {MAX_SIZE >> 20} MiB: not a ceremony transcript",
+            message_ja=f"{path.name} が大きすぎます(儀式の記録ではありません)",
+        )
+    data = read_bytes(path, what="transcript", what_ja="儀式の記録")
     prev = GENESIS
     records: list[dict[str, Any]] = []
     lines = data.split(b"\n")
@@ -181,18 +218,144 @@ def verify_transcript(
             f"{path.name}: its signature {sig_path.name} is missing",
             message_ja=f"{path.name}: 署名ファイル {sig_path.name} がありません",
         )
-    result = cms.verify(sig_path.read_bytes(), content=data)
+    if sig_path.stat().st_size > MAX_SIZE:
+        raise MalformedInput(
+            f"{sig_path.name} is larger than {MAX_SIZE >> 20} MiB: not a signature",
+            message_ja=f"{sig_path.name} が大きすぎます(署名ではありません)",
+        )
+    signature = read_bytes(sig_path, what="transcript signature", what_ja="記録の署名")
+    result = cms.verify(signature, content=data)
     if trusted is not None and result.signer not in trusted:
         raise VerificationFailed(
             f"{path.name}: signed by {result.signer.subject.rfc4514_string()}, not by a CA of "
             "this CA home",
             message_ja=f"{path.name}: この認証局以外の鍵で署名されています",
         )
+    begin = records[0].get("details")
+    begin = begin if isinstance(begin, dict) else {}
+    previous = begin.get("previous")
+    if begin.get("format") not in (FORMAT, FORMAT_1) or (
+        previous is not None
+        and not (
+            isinstance(previous, dict)
+            and isinstance(previous.get("file"), str)
+            and isinstance(previous.get("sha256"), str)
+        )
+    ):
+        raise MalformedInput(
+            f"{path.name}: unknown transcript format {begin.get('format')!r}",
+            message_ja=f"{path.name}: 不明な記録形式です: {begin.get('format')!r}",
+        )
+    try:
+        started = dt.datetime.fromisoformat(records[0]["time"])
+        ended = dt.datetime.fromisoformat(records[-1]["time"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MalformedInput(
+            f"{path.name}: a line has no valid time",
+            message_ja=f"{path.name}: 時刻が不正な行があります",
+        ) from exc
     return TranscriptReport(
         path=path,
         lines=len(records),
-        ceremony=str(records[0]["details"].get("ceremony")),
+        ceremony=str(begin.get("ceremony")),
         signer=result.signer,
-        started=dt.datetime.fromisoformat(records[0]["time"]),
-        ended=dt.datetime.fromisoformat(records[-1]["time"]),
+        started=started,
+        ended=ended,
+        format=str(begin["format"]),
+        previous=previous,
+        records=tuple(records),
     )
+
+
+def verify_chain(
+    folder: Path, *, trusted: list[x509.Certificate] | None = None
+) -> list[TranscriptReport]:
+    """Verify every transcript in ``folder`` and the links between them; raise on any problem.
+
+    Each transcript must be valid (:func:`verify_transcript`), and each one of format 2 must
+    name the transcript just before it, with that file's SHA-256 (or none, if it is the
+    first).  A deleted, moved, added or replaced transcript breaks a link and is reported.
+    """
+    paths = transcripts_in(folder)
+    if not paths:
+        raise NotFound(f"no transcripts in {folder}", message_ja="儀式の記録がありません")
+    reports: list[TranscriptReport] = []
+    for path in paths:
+        report = verify_transcript(path, trusted=trusted)
+        before = reports[-1] if reports else None
+        named = f"{report.started.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}-{report.ceremony}.log"
+        if report.format != FORMAT_1 and path.name != named:
+            raise VerificationFailed(
+                f"{path.name} was renamed: its transcript is {named}",
+                message_ja=f"{path.name} は改名されています(本来の名前は {named})",
+            )
+        if report.format == FORMAT_1:
+            if before is not None and before.format != FORMAT_1:
+                raise VerificationFailed(
+                    f"{path.name}: an unlinked (format 1) transcript after the linked "
+                    f"{before.path.name}: it was added or renamed",
+                    message_ja=f"{path.name}: 連結のない旧形式の記録が {before.path.name} の"
+                    "後にあります(追加または改名されています)",
+                )
+        elif before is None:
+            if report.previous is not None:
+                raise VerificationFailed(
+                    f"{path.name} follows {report.previous['file']}, which is missing",
+                    message_ja=f"{path.name} の前の記録 {report.previous['file']} がありません",
+                )
+        elif report.previous is None:
+            raise VerificationFailed(
+                f"{path.name} says it is the first transcript, but {before.path.name} comes "
+                "before it (a transcript was added or renamed)",
+                message_ja=f"{path.name} は最初の記録のはずですが、前に {before.path.name} が"
+                "あります(記録の追加または改名)",
+            )
+        elif report.previous["file"] != before.path.name:
+            raise VerificationFailed(
+                f"{path.name} follows {report.previous['file']}, but {before.path.name} comes "
+                "before it (a transcript is missing, or files were renamed)",
+                message_ja=f"{path.name} の前の記録は {report.previous['file']} のはずですが、"
+                f"{before.path.name} があります(記録の欠落または改名)",
+            )
+        elif report.previous["sha256"] != file_digest(before.path):
+            raise VerificationFailed(
+                f"{path.name} follows another {before.path.name} than the one present "
+                "(it was replaced)",
+                message_ja=f"{path.name} の前の記録 {before.path.name} が差し替えられています",
+            )
+        reports.append(report)
+    return reports
+
+
+def recorded_digests(reports: list[TranscriptReport], event: str, **match: str) -> set[str]:
+    """The ``sha256`` values of every ``event`` line (whose details include ``match``)."""
+    found: set[str] = set()
+    for report in reports:
+        for record in report.records:
+            details = record.get("details")
+            if record.get("event") != event or not isinstance(details, dict):
+                continue
+            if all(details.get(k) == v for k, v in match.items()) and "sha256" in details:
+                found.add(str(details["sha256"]))
+    return found
+
+
+def unrecorded_files(home: Path, reports: list[TranscriptReport]) -> list[Path]:
+    """CA certificates and root CRLs of CA home ``home`` that no transcript records.
+
+    Only ceremonies make them, so one that no transcript names means the transcript of the
+    ceremony that made it is gone: this catches the deletion of the *last* transcript, which
+    no later link could.
+    """
+    certificates = recorded_digests(reports, "certificate-signed")
+    root_crls = recorded_digests(reports, "crl-signed", ca="root")
+    missing = [
+        path
+        for which in ("root", "issuing")
+        if (path := home / which / f"{which}.crt").is_file()
+        and file_digest(path) not in certificates
+    ]
+    missing += [
+        p for p in sorted((home / "crl" / "root").glob("*.crl")) if file_digest(p) not in root_crls
+    ]
+    return missing

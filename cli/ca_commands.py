@@ -19,12 +19,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ca.batch import Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
 from ca.context import CA, open_ca
 from ca.crls import crl_status, issue_crl
+from ca.custody.secretfile import read_pin_file, read_share_file
 from ca.custody.shares import Share, parse_share
 from ca.ledger import Ledger
 from ca.settings import CASettings, load_ca_settings
 from ca.signbatch import check_request, results_dir, sign_batch
 from cli.errors import handle_errors
 from cli.groups import ca_group
+from cli.prompts import read_hidden
 from shomei.clock import to_japan, utcnow
 from shomei.errors import CustodyError, NotFound, Refused
 from shomei.files import write_new
@@ -65,11 +67,9 @@ def _prompt_shares(settings: CASettings) -> list[Share]:
     shares: list[Share] = []
     while len(shares) < needed:
         for attempt in range(1, _TRIES + 1):
-            text = click.prompt(
-                f"custodian {len(shares) + 1} of {needed}: share", hide_input=True, err=True
-            )
+            text = read_hidden(f"custodian {len(shares) + 1} of {needed}: share")
             try:
-                share = parse_share(str(text))
+                share = parse_share(text)
             except CustodyError as exc:
                 if attempt == _TRIES:
                     raise
@@ -88,13 +88,13 @@ def _open(settings: CASettings, share_files: tuple[Path, ...], pin_file: Path | 
     shares: list[Share] = []
     if settings.key.backend == "file":
         if share_files:
-            shares = [parse_share(p.read_text(encoding="utf-8")) for p in share_files]
+            shares = [parse_share(read_share_file(p)) for p in share_files]
         else:
             shares = _prompt_shares(settings)
     elif pin_file is not None:
-        pin = pin_file.read_text(encoding="utf-8").strip()
+        pin = read_pin_file(pin_file)
     else:
-        pin = str(click.prompt("token PIN", hide_input=True, err=True))
+        pin = read_hidden("token PIN").strip()
     return open_ca(settings, shares=shares, pin=pin)
 
 
@@ -207,8 +207,13 @@ def issue_crl_command(ca_home: Path, share_files: tuple[Path, ...], pin_file: Pa
 def status_command(ca_home: Path) -> None:
     """Show the current CRL, batches, serials, and anything left unfinished.
 
-    Exits 1 when there is no CRL or it has expired.
+    Exits 1 when there is no CRL or it has expired, or the CA cannot issue certificates.
     """
+    from ca.readiness import issuing_problems
+    from ca.staging import leftovers
+
+    for left in leftovers(ca_home):
+        click.echo(f"WARNING: {left} holds the output of a ceremony that did not finish")
     settings = _settings(ca_home)
     if not settings.ledger.exists():
         raise NotFound(
@@ -257,5 +262,8 @@ def status_command(ca_home: Path) -> None:
         )
     elif crl.state == "due":
         click.echo("WARNING: the CRL is due; issue a new one (shomei ca issue-crl)", err=True)
-    if crl.state in ("none", "expired"):
+    cannot = issuing_problems(settings, now=now)
+    for problem in cannot:
+        click.echo(f"CANNOT ISSUE: {problem}")
+    if crl.state in ("none", "expired") or cannot:
         raise SystemExit(1)

@@ -307,6 +307,7 @@ def _write_outbox(
 
 def _open_inline_ca(settings: RASettings) -> CA:
     from ca.context import open_ca
+    from ca.custody.secretfile import read_pin_file, read_share_file
     from ca.custody.shares import parse_share
     from ca.settings import load_ca_settings
 
@@ -316,8 +317,8 @@ def _open_inline_ca(settings: RASettings) -> CA:
             "inline mode needs ra.link.ca_home", message_ja="インライン連携には ca_home が必要です"
         )
     ca_settings = load_ca_settings(link.ca_home / "ca.toml")
-    shares = [parse_share(p.read_text(encoding="utf-8")) for p in link.ca_share_files]
-    pin = link.ca_pin_file.read_text(encoding="utf-8").strip() if link.ca_pin_file else None
+    shares = [parse_share(read_share_file(p)) for p in link.ca_share_files]
+    pin = read_pin_file(link.ca_pin_file) if link.ca_pin_file else None
     return open_ca(ca_settings, shares=shares, pin=pin)
 
 

@@ -38,6 +38,12 @@ def load(path: str | Path, cls: type[T], *, section: str | None = None) -> T:
             message_ja=f"設定ファイルが見つかりません: {path}",
             path=str(path),
         ) from exc
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the configuration file {path}: {exc.strerror}",
+            message_ja=f"設定ファイル {path} を読めません: {exc.strerror}",
+            path=str(path),
+        ) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(
             f"{path}: not valid TOML: {exc}",
@@ -52,6 +58,19 @@ def load(path: str | Path, cls: type[T], *, section: str | None = None) -> T:
             )
         raw = raw[section]
     return build(cls, raw, where=str(path), base=path.parent)
+
+
+def loads(text: str, cls: type[T], *, where: str, base: Path) -> T:
+    """Build ``cls`` from the TOML ``text`` as if read from the file ``where`` in ``base``."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(
+            f"{where}: not valid TOML: {exc}",
+            message_ja=f"{where}: TOML として読めません: {exc}",
+            path=where,
+        ) from exc
+    return build(cls, raw, where=where, base=base)
 
 
 def build(cls: type[T], raw: Any, *, where: str = "config", base: Path | None = None) -> T:
@@ -129,17 +148,23 @@ def _convert(tp: Any, value: Any, where: str, key: str, base: Path) -> Any:
 
 
 def _duration(value: Any, where: str, key: str) -> dt.timedelta:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return dt.timedelta(days=value)
-    if isinstance(value, str):
-        m = _DURATION.match(value)
-        if m:
-            n, unit = int(m.group(1)), m.group(2)
-            return {
-                "d": dt.timedelta(days=n),
-                "h": dt.timedelta(hours=n),
-                "m": dt.timedelta(minutes=n),
-            }[unit]
+    try:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return dt.timedelta(days=value)
+        if isinstance(value, str):
+            m = _DURATION.match(value)
+            if m:
+                n, unit = int(m.group(1)), m.group(2)
+                return {
+                    "d": dt.timedelta(days=n),
+                    "h": dt.timedelta(hours=n),
+                    "m": dt.timedelta(minutes=n),
+                }[unit]
+    except (OverflowError, ValueError) as exc:
+        # Beyond what a timedelta (or Python's int parser) holds: far out of any range.
+        raise _fail(
+            where, key, f"duration {value!r} is out of range", f"期間 {value!r} が大きすぎます"
+        ) from exc
     raise _fail(
         where,
         key,

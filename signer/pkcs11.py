@@ -397,4 +397,115 @@ def generate_pkcs11_key(
     return Pkcs11Key(module=Path(module), token_label=token_label, key_label=key_label, pin=pin)
 
 
-__all__ = ["Pkcs11Algorithm", "Pkcs11Key", "generate_pkcs11_key"]
+def _find_token(module: Path, token_label: str) -> Any:
+    lib = _load_module(module)
+    try:
+        return lib.get_token(token_label=token_label)
+    except p11e.NoSuchToken as exc:
+        raise CustodyError(
+            f"no PKCS#11 token labelled {token_label!r} (is it connected and initialised?)",
+            message_ja=f"ラベル {token_label!r} の PKCS#11 トークンが見つかりません"
+            "(接続と初期化を確認してください)",
+            token_label=token_label,
+        ) from exc
+    except p11e.PKCS11Error as exc:
+        raise CustodyError(
+            f"cannot find PKCS#11 token {token_label!r}: {type(exc).__name__}",
+            message_ja=f"PKCS#11 トークン {token_label!r} を探せません",
+            token_label=token_label,
+        ) from exc
+
+
+def check_can_generate(
+    *,
+    module: Path,
+    token_label: str,
+    key_label: str,
+    algorithm: Pkcs11Algorithm,
+    pin: str | None = None,
+) -> None:
+    """Check, without changing the token, that :func:`generate_pkcs11_key` would succeed.
+
+    The module loads, the token is present, it generates keys of ``algorithm`` (the key-pair
+    mechanism and, for RSA, the key size), and no object is labelled ``key_label``: the
+    public objects are searched without a PIN; with ``pin`` the login and the private objects
+    are checked too.  Raises :class:`CustodyError` or :class:`Refused` saying what is wrong.
+    """
+    token = _find_token(Path(module), token_label)
+    mechanism = (
+        Mechanism.RSA_PKCS_KEY_PAIR_GEN if algorithm in _RSA_BITS else Mechanism.EC_KEY_PAIR_GEN
+    )
+    try:
+        info = token.slot.get_mechanism_info(mechanism)
+    except p11e.PKCS11Error as exc:
+        raise CustodyError(
+            f"token {token_label!r} cannot generate {algorithm} keys ({type(exc).__name__})",
+            message_ja=f"トークン {token_label!r} は {algorithm} 鍵を生成できません",
+            token_label=token_label,
+        ) from exc
+    bits = _RSA_BITS.get(algorithm, 256)
+    low, high = info.min_key_length, info.max_key_length
+    # Tokens report EC sizes in bits, some RSA sizes in bytes (PKCS#11 v2.40 §2.1): compare
+    # generously, only a size outside both readings is refused.
+    if low and high and not (low <= bits <= high or low <= bits // 8 <= high):
+        raise CustodyError(
+            f"token {token_label!r} generates {mechanism.name} keys of {low}..{high} bits, "
+            f"not {bits}",
+            message_ja=f"トークン {token_label!r} は {bits} ビットの鍵を生成できません",
+            token_label=token_label,
+        )
+    if pin is None:
+        try:
+            with token.open() as session:
+                used = any(True for _ in session.get_objects({Attribute.LABEL: key_label}))
+        except p11e.PKCS11Error as exc:
+            raise CustodyError(
+                f"cannot open a session on PKCS#11 token {token_label!r}: {type(exc).__name__}",
+                message_ja=f"PKCS#11 トークン {token_label!r} のセッションを開けません",
+                token_label=token_label,
+            ) from exc
+    else:
+        session = _open_session(Path(module), token_label, pin, rw=False)
+        try:
+            used = any(True for _ in session.get_objects({Attribute.LABEL: key_label}))
+        finally:
+            session.close()
+    if used:
+        raise Refused(
+            f"token {token_label!r} already holds an object labelled {key_label!r}",
+            message_ja=f"トークン {token_label!r} には既にラベル {key_label!r} のオブジェクトが"
+            "あります",
+            token_label=token_label,
+            key_label=key_label,
+        )
+
+
+def delete_pkcs11_key(*, module: Path, token_label: str, key_label: str, pin: str) -> int:
+    """Destroy every object labelled ``key_label`` on the token; return how many there were.
+
+    For a ceremony that generated a key and then stopped: the key was never certified, and
+    leaving it would make the retry refuse the label.
+    """
+    session = _open_session(Path(module), token_label, pin, rw=True)
+    try:
+        objects = list(session.get_objects({Attribute.LABEL: key_label}))
+        for obj in objects:
+            obj.destroy()
+        return len(objects)
+    except p11e.PKCS11Error as exc:
+        raise CustodyError(
+            f"cannot delete {key_label!r} from token {token_label!r}: {type(exc).__name__}",
+            message_ja=f"トークン {token_label!r} から {key_label!r} を削除できません",
+            token_label=token_label,
+        ) from exc
+    finally:
+        session.close()
+
+
+__all__ = [
+    "Pkcs11Algorithm",
+    "Pkcs11Key",
+    "check_can_generate",
+    "delete_pkcs11_key",
+    "generate_pkcs11_key",
+]

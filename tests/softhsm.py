@@ -93,9 +93,18 @@ def _init_token(util: str, label: str, env: dict[str, str]) -> None:
     )
 
 
+# Every test module binds the fixture under its own name, which makes pytest set it up once per
+# module; the module reads its configuration only once per process, so they must all share the
+# first pool (a second pool would hand out the first one's labels, already used).
+_POOL: list[SoftHsm] = []
+
+
 @pytest.fixture(scope="session")
 def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
     """A session-wide SoftHSM2 with ``POOL_SIZE`` fresh tokens (skips if not installed)."""
+    if _POOL:
+        yield _POOL[0]
+        return
     util = shutil.which("softhsm2-util")
     if util is None:
         pytest.skip("SoftHSM2 is not installed (softhsm2-util not found on PATH)")
@@ -123,8 +132,9 @@ def softhsm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SoftHsm]:
     # happens after this fixture, when the first test opens a key.
     previous = os.environ.get("SOFTHSM2_CONF")
     os.environ["SOFTHSM2_CONF"] = str(conf)
+    _POOL.append(SoftHsm(module=module, conf=conf, tokens=tokens))
     try:
-        yield SoftHsm(module=module, conf=conf, tokens=tokens)
+        yield _POOL[0]
     finally:
         if previous is None:
             os.environ.pop("SOFTHSM2_CONF", None)

@@ -5,6 +5,7 @@ checks its checksum (see :mod:`ca.custody.shares`) and prints the key id, the sh
 and the share's fingerprint, which the custodian compares with the ceremony transcript.
 Nothing is stored and the share itself is never printed.  Exit status 0 when the share reads
 correctly, 2 otherwise (the CLI convention of :class:`shomei.errors.ShomeiError`).
+``shomei ca check-share`` does the same with hidden input at a terminal.
 """
 
 from __future__ import annotations
@@ -15,21 +16,43 @@ from typing import TextIO
 from ca.custody.shares import parse_share, share_fingerprint
 from shomei.errors import ShomeiError
 
+MAX_INPUT = 4096
 
-def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
-    """Check the share typed on ``stdin``; report on ``stdout``."""
+
+def check_text(text: str) -> tuple[int, str]:
+    """The exit status and the report (English, then Japanese) for a typed share."""
     try:
-        share = parse_share(stdin.read())
+        share = parse_share(text)
     except ShomeiError as exc:
-        stdout.write(f"NG: {exc.message}\n    {exc.message_ja}\n")
-        return exc.exit_code
-    stdout.write(
+        return exc.exit_code, f"NG: {exc.message}\n    {exc.message_ja}\n"
+    return 0, (
         f"OK: key {share.key_id}, share {share.index} ({share.m}-of-{share.n}), "
         f"fingerprint {share_fingerprint(share)}\n"
         f"    正しく入力されました: 鍵 {share.key_id} の分割鍵 {share.index}"
         f"({share.n} 個中 {share.m} 個で復元)\n"
     )
-    return 0
+
+
+def main(stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout) -> int:
+    """Check the share typed on ``stdin``; report on ``stdout``."""
+    buffer = getattr(stdin, "buffer", None)
+    if buffer is not None:
+        raw = buffer.read(MAX_INPUT + 1)
+        try:
+            text = raw.decode("utf-8") if len(raw) <= MAX_INPUT else None
+        except UnicodeDecodeError:
+            text = None
+        if text is None:
+            stdout.write(
+                "NG: the input is not a share (not UTF-8 text, or too long)\n"
+                "    入力が分割鍵ではありません(UTF-8 でないか長すぎます)\n"
+            )
+            return 2
+    else:
+        text = stdin.read(MAX_INPUT + 1)
+    code, report = check_text(text)
+    stdout.write(report)
+    return code
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ca.custody.shares import SECRET_SIZE, Share, check_key_id, check_threshold, combine_shares
 from ca.custody.shares import split_secret as _split
 from shomei.clock import require_aware, utcnow
-from shomei.errors import CustodyError, MalformedInput, NotFound, Refused
+from shomei.errors import CustodyError, MalformedInput, Refused
 from shomei.files import read_bytes, write_new
 from signer.keys import PrivateKey, PublicKey, SoftwareKey
 
@@ -234,14 +234,7 @@ def key_file_info(path: Path) -> KeyFileInfo:
 
 
 def _decrypt(path: Path, info: KeyFileInfo, secret: bytes) -> PrivateKey:
-    try:
-        pem = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise NotFound(
-            f"key file {path} does not exist",
-            message_ja=f"鍵ファイル {path} がありません",
-            path=str(path),
-        ) from exc
+    pem = read_bytes(path, what="key file", what_ja="鍵ファイル")
     if not pem.lstrip().startswith(PEM_HEADER):
         # A key file that is not encrypted must never be used: it has rested in the clear.
         raise CustodyError(

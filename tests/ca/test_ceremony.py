@@ -6,6 +6,7 @@ certificate and CRL the ceremony made.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import shutil
 import subprocess
@@ -90,10 +91,14 @@ def lint_ok(tool: str, *args: str | Path) -> None:
     assert proc.returncode == 0, f"{tool}: {proc.stdout}{proc.stderr}"
 
 
-def run_file(path: Path, **kwargs: object) -> ceremony.CeremonyResult:
+def run_file(path: Path, now: dt.datetime = NOW, **kwargs: object) -> ceremony.CeremonyResult:
     return ceremony.run(
-        load_ceremony(path), config_path=path, now=NOW, echo=lambda _: None, **kwargs
+        load_ceremony(path), config_path=path, now=now, echo=lambda _: None, **kwargs
     )  # type: ignore[arg-type]
+
+
+# A later ceremony on the same CA home: transcripts are ordered by time.
+LATER = NOW + dt.timedelta(minutes=5)
 
 
 @pytest.fixture(scope="module")
@@ -217,15 +222,46 @@ def test_later_root_crl_ceremony_needs_shares(two_tier: Path, tmp_path: Path) ->
     folder = tmp_path / "later"
     shutil.copytree(two_tier / "home", folder / "home")
     path = write_ceremony(folder, actions=["root-crl"], root=None, issuing=None, name="arl")
-    with pytest.raises(CustodyError):
-        run_file(path)
+    before = sorted(p for p in (folder / "home").rglob("*"))
+    with pytest.raises(Refused, match="shares are needed"):
+        run_file(path, now=LATER)
+    assert sorted(p for p in (folder / "home").rglob("*")) == before
     shares = [
         parse_share(p.read_text())
         for p in sorted((two_tier / "shares").glob("root-share-*.txt"))[1:]
     ]
-    run_file(path, shares=shares)
+    run_file(path, shares=shares, now=LATER)
     numbers = sorted(int(p.stem) for p in (folder / "home/crl/root").glob("*.crl"))
     assert len(numbers) == 2 and numbers[1] > numbers[0]
+    # The new transcript links to the first; verify-log checks both and the link.
+    result = CliRunner().invoke(main, ["ca", "verify-log", "--ca-home", str(folder / "home")])
+    assert result.exit_code == 0, result.output
+    assert "follows" in result.output
+
+
+@pytest.mark.parametrize(("which", "expected"), [(0, "which is missing"), (1, "not recorded")])
+def test_deleted_transcript_fails_verify_log(
+    two_tier: Path, tmp_path: Path, which: int, expected: str
+) -> None:
+    """Deleting a whole transcript, the first or the last, is noticed (exit 1, one line)."""
+    home = tmp_path / "home"
+    shutil.copytree(two_tier / "home", home)
+    path = write_ceremony(tmp_path, actions=["root-crl"], root=None, issuing=None, name="arl")
+    shares = [parse_share(p.read_text()) for p in sorted((two_tier / "shares").glob("root-*"))]
+    run_file(path, shares=shares[:2], now=LATER)
+    logs = sorted((home / "transcripts").glob("*.log"))
+    assert len(logs) == 2
+    logs[which].unlink()
+    logs[which].with_name(logs[which].name + ".p7s").unlink()
+    result = CliRunner().invoke(main, ["ca", "verify-log", "--ca-home", str(home)])
+    assert result.exit_code == 1, result.output
+    assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    for log in logs:
+        if log.exists():
+            log.unlink()
+            log.with_name(log.name + ".p7s").unlink()
+    result = CliRunner().invoke(main, ["ca", "verify-log", "--ca-home", str(home)])
+    assert result.exit_code == 1 and "no ceremony transcript" in result.stderr
 
 
 def test_single_tier(tmp_path: Path) -> None:

@@ -192,8 +192,14 @@ def test_tampered_and_unencrypted_key_files(p256_file: KeyFile, tmp_path: Path) 
         open_key_file(plain, shares[:2])
     missing = tmp_path / "missing.p8"
     missing.with_suffix(".json").write_bytes(path.with_suffix(".json").read_bytes())
-    with pytest.raises(NotFound, match=r"key file .* does not exist"):
+    with pytest.raises(NotFound, match=r"key file not found: .*missing.p8"):
         open_key_file(missing, shares[:2])
+    # A folder where the key file should be: one clear refusal, not a traceback.
+    folder = tmp_path / "folder.p8"
+    folder.mkdir()
+    folder.with_suffix(".json").write_bytes(path.with_suffix(".json").read_bytes())
+    with pytest.raises(Refused, match="cannot read the key file"):
+        open_key_file(folder, shares[:2])
 
 
 def test_reshare_after_a_custodian_leaves(p256_file: KeyFile, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ def _share_files(home: CaHome, which: tuple[int, ...] = (0, 2)) -> list[str]:
     for i in which:
         path = home.folder.parent / f"share-{i}.txt"
         path.write_text(home.shares[i].encode() + "\n", encoding="utf-8")
+        path.chmod(0o600)  # a share file open to others is refused (docs/key-custody.md)
         args += ["--share-file", str(path)]
     return args
 
@@ -180,3 +181,116 @@ def test_status_warns_about_due_expired_and_unfinished(home: CaHome) -> None:
         )
     status = _run(["ca", "status", "--ca-home", str(home.folder)])
     assert status.exit_code == 0 and "CRL is due" in status.stderr  # type: ignore[attr-defined]
+
+
+# -- secret files and typed shares ----------------------------------------------------------
+
+
+def _one_line(result: object, code: int = 2) -> str:
+    assert result.exit_code == code, result.output  # type: ignore[attr-defined]
+    errors = [x for x in result.stderr.splitlines() if x.startswith("shomei:")]  # type: ignore[attr-defined]
+    assert len(errors) == 1, result.stderr  # type: ignore[attr-defined]
+    assert "Traceback" not in result.output  # type: ignore[attr-defined]
+    return errors[0]
+
+
+def test_share_file_open_to_others_is_refused(home: CaHome) -> None:
+    args = _share_files(home)
+    Path(args[1]).chmod(0o644)
+    result = _run(["ca", "issue-crl", "--ca-home", str(home.folder), *args])
+    assert "open to other users (mode 0644)" in _one_line(result)
+    assert not (home.folder / "crl").exists()
+
+
+def test_share_file_not_utf8_is_one_line(home: CaHome) -> None:
+    args = _share_files(home)
+    Path(args[1]).write_bytes(b"\xff\xfe\x00share")
+    result = _run(["ca", "issue-crl", "--ca-home", str(home.folder), *args])
+    assert "not UTF-8" in _one_line(result)
+
+
+def test_typed_share_not_utf8_is_one_line(home: CaHome) -> None:
+    result = CliRunner().invoke(
+        main, ["ca", "issue-crl", "--ca-home", str(home.folder)], input=b"\xff\xfe\n"
+    )
+    assert "not UTF-8" in _one_line(result)
+    assert not (home.folder / "crl").exists()
+
+
+# -- trust-ra -------------------------------------------------------------------------------
+
+
+def _pem_file(tmp_path: Path, name: str, *certs: object) -> str:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    path = tmp_path / name
+    path.write_bytes(b"".join(c.public_bytes(Encoding.PEM) for c in certs))  # type: ignore[attr-defined]
+    return str(path)
+
+
+def test_trust_ra_pins_a_link_certificate(home: CaHome, tmp_path: Path) -> None:
+    _, cert = make_link_identity("Second RA", now=NOW)
+    result = _run(["ca", "trust-ra", "--ca-home", str(home.folder), _pem_file(tmp_path, "l", cert)])
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    assert "trusted-ra/ra-link-" in (home.folder / "ca.toml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("which", "expected"),
+    [
+        ("root", "it is a CA certificate"),
+        ("issuing", "it is a CA certificate"),
+        ("office", "not an RA link certificate"),
+        ("stranger", "it is a CA certificate"),
+    ],
+)
+def test_trust_ra_refuses_what_is_not_a_link_certificate(
+    home: CaHome, tmp_path: Path, pki: Pki, which: str, expected: str
+) -> None:
+    before = (home.folder / "ca.toml").read_bytes()
+    cert = _pem_file(tmp_path, "c.pem", pki.certs[which])
+    result = _run(["ca", "trust-ra", "--ca-home", str(home.folder), cert])
+    assert expected in _one_line(result)
+    assert (home.folder / "ca.toml").read_bytes() == before
+    assert sorted(p.name for p in (home.folder / "trusted-ra").iterdir()) == ["ra.pem"]
+
+
+def test_trust_ra_refuses_a_bundle_and_a_home_without_settings(
+    home: CaHome, tmp_path: Path, pki: Pki
+) -> None:
+    _, cert = make_link_identity("Second RA", now=NOW)
+    bundle = _pem_file(tmp_path, "b.pem", cert, pki.certs["root"])
+    assert "2 certificates" in _one_line(
+        _run(["ca", "trust-ra", "--ca-home", str(home.folder), bundle])
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    single = _pem_file(tmp_path, "l.pem", cert)
+    assert "ca.toml" in _one_line(_run(["ca", "trust-ra", "--ca-home", str(empty), single]))
+
+
+def test_a_ca_certificate_pinned_by_hand_stops_signing(home: CaHome, pki: Pki) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    (home.folder / "trusted-ra" / "root.pem").write_bytes(
+        pki.certs["root"].public_bytes(Encoding.PEM)
+    )
+    result = _run(["ca", "issue-crl", "--ca-home", str(home.folder), *_share_files(home)])
+    assert "trusted_ra in ca.toml" in _one_line(result)
+
+
+# -- status: a CA home that cannot issue ------------------------------------------------------
+
+
+def test_status_reports_a_ca_that_cannot_issue(home: CaHome) -> None:
+    import shutil
+
+    assert (
+        _run(["ca", "issue-crl", "--ca-home", str(home.folder), *_share_files(home)]).exit_code == 0
+    )  # type: ignore[attr-defined]
+    assert _run(["ca", "status", "--ca-home", str(home.folder)]).exit_code == 0  # type: ignore[attr-defined]
+    shutil.rmtree(home.folder / "profiles")
+    (home.folder / "profiles").mkdir()  # an empty profiles folder, as the ceremony left it
+    status = _run(["ca", "status", "--ca-home", str(home.folder)])
+    assert status.exit_code == 1  # type: ignore[attr-defined]
+    assert "CANNOT ISSUE: no profiles" in status.stdout  # type: ignore[attr-defined]
