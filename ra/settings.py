@@ -76,6 +76,17 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class DocumentSettings:
+    """Printed documents (letters, quotes, invoices): the TrueType fonts they embed.
+
+    The defaults are Debian's fonts-ipaexfont (see ``ra.documents.fonts``).
+    """
+
+    gothic_font: Path = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
+    mincho_font: Path = Path("/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf")
+
+
+@dataclass(frozen=True)
 class RASettings:
     database_url: str
     data_dir: Path  # CRLs published, fee exports, batch copies, anchors
@@ -86,6 +97,7 @@ class RASettings:
     fees: FeeSettings = field(default_factory=FeeSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    documents: DocumentSettings = field(default_factory=DocumentSettings)
     # PKCS#12 downloads: "aes" (AES-256-CBC + PBKDF2-SHA256) or "legacy" (3DES, old Windows).
     pkcs12_encryption: Literal["aes", "legacy"] = "aes"
 
