@@ -30,7 +30,7 @@ from crl import der
 from crl.builder import SIGNATURE_ALGORITHMS, may_sign_crls, subject_der, subject_key_identifier
 from crl.index import Revocation, RevocationIndex, parse_extensions, walk_entries
 from shomei.errors import MalformedInput, Refused, Undecided, VerificationFailed
-from signer.keys import key_type_of, verify_signature
+from shomei.keys import key_type_of, verify_signature
 
 __all__ = ["CrlNotCurrent", "LoadedCrl", "Revocation", "RevocationIndex", "load_crl"]
 
