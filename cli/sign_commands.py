@@ -263,7 +263,7 @@ def notice_group() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @handle_errors
 def seal_command(document: Path, to: Path, output: Path, force: bool) -> None:
-    """Encrypt DOCUMENT to the holder of the certificate --to (CMS EnvelopedData)."""
+    """Encrypt DOCUMENT to the holder of the certificate --to (CMS AuthEnvelopedData, AES-GCM)."""
     from signer.credentials import load_certificates
     from signer.notices import seal
 
