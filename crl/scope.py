@@ -79,6 +79,8 @@ class Scope:
 
     def coverage(self, certificate: x509.Certificate) -> Coverage:
         """For which reasons this CRL decides ``certificate`` (§6.3.3 (b)(2) and (d))."""
+        if not self.narrowed:
+            return Coverage(ALL_REASONS)  # nothing of the certificate needs to be read
         try:
             cert = ax509.Certificate.load(certificate.public_bytes(Encoding.DER))
             is_ca = bool(cert.ca)

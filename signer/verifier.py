@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from crl.reader import LoadedCrl
 from shomei.clock import utcnow
-from shomei.errors import MalformedInput, ShomeiError
+from shomei.errors import MalformedInput, Refused, ShomeiError
 from signer import chain, cms, fastcms
 from signer.revocation import CrlSet, not_current
 from signer.verdict import Status, Verdict, from_error, invalid, undecided
@@ -90,6 +90,8 @@ class Verifier:
             raise MalformedInput(
                 "no trust anchor given", message_ja="信頼点(ルート証明書)が指定されていません"
             )
+        for anchor in trust_anchors:
+            _require_ca(anchor)
         self._anchors = tuple(trust_anchors)
         self._anchor_ders = {c.public_bytes(Encoding.DER) for c in self._anchors}
         self._paths = chain.PathValidator(self._anchors, untrusted)
@@ -282,6 +284,26 @@ class Verifier:
             decided_by.append(status)
         entry.crls = tuple(decided_by)
         return None
+
+
+def _require_ca(anchor: x509.Certificate) -> None:
+    """Refuse a trust anchor that is not a CA certificate (basicConstraints cA, §4.2.1.9).
+
+    A trust anchor is never checked for revocation (RFC 5280 §6.1), so an office certificate
+    given as one, by mistake or in a chain file, would make its own claims VALID even when
+    its issuer's CRL lists it.
+    """
+    try:
+        is_ca = anchor.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (x509.ExtensionNotFound, ValueError):
+        is_ca = False
+    if not is_ca:
+        raise Refused(
+            f"the trust anchor {_name(anchor)} is not a CA certificate; give the root (or "
+            "issuing) CA certificate, not an office's",
+            message_ja=f"信頼点 {_name(anchor)} は認証局の証明書ではありません。"
+            "事業所の証明書ではなく、ルート(または発行)認証局の証明書を指定してください",
+        )
 
 
 def _key_usage(cert: x509.Certificate, info: dict[str, Any]) -> Verdict | None:

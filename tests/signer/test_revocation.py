@@ -343,3 +343,11 @@ def test_crl_signed_by_another_key_in_the_issuers_name(pki: Pki) -> None:
 def test_garbage_crl_is_refused_when_given(pki: Pki) -> None:
     with pytest.raises(MalformedInput):
         Verifier(trust_anchors=[pki.certs["root"]], crls=[pki.crl_der[:-1]])
+
+
+def test_an_office_certificate_is_never_a_trust_anchor(pki: Pki) -> None:
+    # A trust anchor is not checked for revocation: the revoked office, given as one (say in
+    # a chain file passed to --trust), would otherwise sign VALID claims.
+    for anchors in ([pki.certs["revoked"]], [pki.certs["root"], pki.certs["revoked"]]):
+        with pytest.raises(Refused, match="not a CA certificate"):
+            Verifier(trust_anchors=anchors, crls=[pki.crl_der])
