@@ -93,16 +93,21 @@ class CrlSet:
         scope covers ``cert`` are used (:mod:`crl.scope`).  The newest complete one decides;
         a CRL limited to some reasons can prove a revocation but never its absence, so it is
         consulted too when it is not older than the complete one, and when it is all there
-        is, the answer is "could not decide".
+        is, the answer is "could not decide".  So is it when any CRL given in the issuer's
+        name cannot be used (forged, damaged, an unknown critical extension), unless a usable
+        one proves the revocation.
         """
         crls, error = self._of(issuer)
+        unusable = None
+        if error is not None:
+            unusable = undecided(
+                "bad_crl",
+                f"the CRL of {_name(issuer)} cannot be used: {error.message}",
+                f"{_name(issuer)} の失効リスト(CRL)が使えません: {error.message_ja}",
+            )
         if not crls:
-            if error is not None:
-                return undecided(
-                    "bad_crl",
-                    f"the CRL of {_name(issuer)} cannot be used: {error.message}",
-                    f"{_name(issuer)} の失効リスト(CRL)が使えません: {error.message_ja}",
-                )
+            if unusable is not None:
+                return unusable
             given = ", ".join(sorted({s.issuer.rfc4514_string() for s in self._sources})) or "none"
             return undecided(
                 "no_crl",
@@ -126,6 +131,11 @@ class CrlSet:
                     f"{whose[0]} was revoked on {_when(revocation.revoked_at)} (reason: {reason})",
                     f"{whose[1]}は {_when(revocation.revoked_at)} に失効しています(理由: {reason})",
                 )
+        if unusable is not None:
+            # A CRL in the issuer's name that cannot be used may be the newest one, listing
+            # this certificate: "not revoked" is never said past it.  (It may also be forged
+            # or damaged; the operator removes it or fetches it again.)
+            return unusable
         if best is not None:
             return best
         if in_scope:

@@ -336,8 +336,19 @@ def test_crl_signed_by_another_key_in_the_issuers_name(pki: Pki) -> None:
         serialization.Encoding.DER
     )
     _undecided(_verdict(pki, cert, [data]), "bad_crl")
-    # Beside a genuine CRL, the forged one is not used and the genuine one decides.
-    assert _verdict(pki, cert, [data, _crl(pki)]).ok
+    # Beside a genuine CRL it is not used, and not passed over either: it might have been the
+    # newest CRL, damaged.  A revocation that a usable CRL proves still stands.
+    _undecided(_verdict(pki, cert, [data, _crl(pki)]), "bad_crl")
+    listed = _crl(pki, revoked=[cert.serial_number])
+    assert _verdict(pki, cert, [data, listed]).reasons[0].code == "revoked"
+
+
+def test_a_newer_unusable_crl_is_not_passed_over(pki: Pki) -> None:
+    cert = _leaf(pki)
+    odd = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.2.3.4"), b"\x05\x00")
+    newer = _crl(pki, extensions=[(odd, True)], revoked=[cert.serial_number], number=8)
+    older = _crl(pki, number=7, this_update=NOW - dt.timedelta(hours=5))
+    assert "critical CRL extension" in _undecided(_verdict(pki, cert, [older, newer]), "bad_crl")
 
 
 def test_garbage_crl_is_refused_when_given(pki: Pki) -> None:
