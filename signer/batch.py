@@ -98,13 +98,14 @@ def find_claims(folder: Path) -> list[Item]:
             status = directory.stat()
             entries = list(os.scandir(directory))
         except OSError as exc:
+            why = exc.strerror or type(exc).__name__
             items.append(
                 _problem(
                     directory,
                     label,
                     "unreadable_folder",
-                    f"the folder cannot be read ({exc.strerror}); its claims were not checked",
-                    f"フォルダを読み取れないため、中の請求ファイルは確認していません({exc.strerror})",
+                    f"the folder cannot be read ({why}); its claims were not checked",
+                    f"フォルダを読み取れないため、中の請求ファイルは確認していません({why})",
                 )
             )
             continue

@@ -287,6 +287,20 @@ def test_notice_seal_and_open(work: Path, pki_dir: Path) -> None:
         work / "pw",
     )
     assert result.exit_code == 2 and "not a sealed notice" in one_line(result)
+    altered = bytearray((work / "pw.p7m").read_bytes())
+    altered[-20] ^= 0x01  # inside the encrypted password
+    (work / "altered.p7m").write_bytes(bytes(altered))
+    result = run(
+        "notice",
+        "open",
+        work / "altered.p7m",
+        "--p12",
+        work / "office.p12",
+        "--password-file",
+        work / "pw",
+    )
+    assert result.exit_code == 1 and "altered" in one_line(result)
+    assert result.stdout == ""  # nothing of the document, garbled or not
 
 
 def test_garbage_signature_and_signature_of_another_file(work: Path, pki_dir: Path) -> None:
