@@ -8,6 +8,7 @@ commands so that ``shomei --help`` stays quick.
 
 from __future__ import annotations
 
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.errors import handle_errors, language
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import MalformedInput, NotFound, Refused, ShomeiError
 
 if TYPE_CHECKING:
     from signer.credentials import Credentials
@@ -26,8 +27,24 @@ ANY_PATH = click.Path(exists=True, path_type=Path)
 OUT = click.Path(dir_okay=False, path_type=Path)
 
 
+# The largest input any of these commands reads (a claim, a CRL of millions of entries).
+MAX_INPUT_BYTES = 512 * 1024 * 1024
+
+
 def _read(path: Path) -> bytes:
+    """A file the user named, checked before it is read: a regular file, not too large."""
     try:
+        status = path.stat()
+        if not stat.S_ISREG(status.st_mode):
+            # A FIFO or a device would block or never end; a folder cannot be read at all.
+            raise Refused(
+                f"{path} is not a regular file", message_ja=f"{path} は通常のファイルではありません"
+            )
+        if status.st_size > MAX_INPUT_BYTES:
+            raise Refused(
+                f"{path} is too large ({status.st_size} bytes, at most {MAX_INPUT_BYTES})",
+                message_ja=f"{path} が大きすぎます({status.st_size} バイト)",
+            )
         return path.read_bytes()
     except OSError as exc:
         raise NotFound(
@@ -186,13 +203,20 @@ def verify_command(
     workers: int | None,
 ) -> None:
     """Verify a claim (PATH with PATH.p7s, or a signed PDF) or every claim of a folder."""
+    from signer import batch
     from signer.verifier import load_verifier
 
     verifier = load_verifier(
-        trust=[_read(p) for p in trust],
-        crls=[_read(p) for p in crl],
-        untrusted=[_read(p) for p in untrusted],
+        trust=[_read(p) for p in trust], untrusted=[_read(p) for p in untrusted]
     )
+    for crl_path in crl:
+        data = _read(crl_path)
+        try:
+            verifier.add_crl(data)
+        except ShomeiError as exc:  # say which of several --crl files it was
+            raise type(exc)(
+                f"{crl_path}: {exc.message}", message_ja=f"{crl_path}: {exc.message_ja}"
+            ) from exc
     lang = language()
     if path.is_dir():
         sys.exit(_verify_folder(verifier, path, report, workers, lang))
@@ -209,11 +233,9 @@ def verify_command(
         assert sig_path is not None
         verdict = verifier.verify(data, _read(sig_path))
     if report is not None:
-        from signer import batch
-
         batch.write_report([batch.Row(batch.Item(path, sig_path), verdict)], report)
     verdict.raise_for_status()
-    click.echo(f"{path}: {verdict.summary(lang)}")
+    click.echo(batch.printable(f"{path}: {verdict.summary(lang)}"))
 
 
 def _verify_folder(
@@ -247,7 +269,7 @@ def _verify_folder(
     click.echo(line + (f"; report: {report}" if report else ""))
     for row in rows:
         if not row.verdict.ok:
-            click.echo(f"{row.item.claim.name}: {row.verdict.summary(lang)}", err=True)
+            click.echo(batch.printable(f"{row.item.name}: {row.verdict.summary(lang)}"), err=True)
     return batch.exit_code(rows)
 
 
@@ -263,7 +285,7 @@ def notice_group() -> None:
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @handle_errors
 def seal_command(document: Path, to: Path, output: Path, force: bool) -> None:
-    """Encrypt DOCUMENT to the holder of the certificate --to (CMS EnvelopedData)."""
+    """Encrypt DOCUMENT to the holder of the certificate --to (CMS AuthEnvelopedData, AES-GCM)."""
     from signer.credentials import load_certificates
     from signer.notices import seal
 

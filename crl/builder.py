@@ -2,7 +2,7 @@
 
 The revokedCertificates list is encoded by hand, entry by entry (:func:`encode_entry`), and the
 TBSCertList is assembled around the joined entries and signed once with a
-:class:`signer.keys.SigningKey`.  General ASN.1 builders are quadratic or simply slow at a
+:class:`shomei.keys.SigningKey`.  General ASN.1 builders are quadratic or simply slow at a
 million entries; this path is a join and one signature, and the CA ledger can store each
 entry's encoding once and pass it back through ``encoded_entries`` so that re-issuing a CRL
 costs no encoding at all.
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 
 from crl import der
 from shomei.errors import MalformedInput, Refused
-from signer.keys import SigningKey
+from shomei.keys import SigningKey
 
 SIGNATURE_ALGORITHMS: dict[str, bytes] = {
     # sha256WithRSAEncryption 1.2.840.113549.1.1.11 with NULL parameters (RFC 4055 §5).

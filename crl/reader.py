@@ -6,7 +6,10 @@ CertificateList (§5.1; nothing before or after it), that it comes from the expe
 issuer's public key, that the issuer may sign CRLs (keyUsage cRLSign, §4.2.1.3), the CRL
 extensions (§5.2: an unknown critical one makes the CRL unusable; delta §5.2.4 and indirect
 §5.2.5 CRLs are refused), every entry (§5.1.2.6, §5.3), and last, when ``now`` is given, that
-the CRL is current (§6.3.3: thisUpdate <= now < nextUpdate).
+the CRL is current (§6.3.3: thisUpdate <= now < nextUpdate).  The scope that an
+issuingDistributionPoint gives the CRL is kept as :attr:`LoadedCrl.scope` (:mod:`crl.scope`):
+a caller deciding about one certificate asks it whether the CRL covers that certificate.
+:func:`check_usable` refuses a delta or indirect CRL without its issuer certificate at hand.
 
 Speed comes from doing the expensive parts once and by hand: the signature is verified over
 the TBSCertList byte slice (one hash, one public-key operation), the top-level fields are read
@@ -29,10 +32,19 @@ from cryptography import x509
 from crl import der
 from crl.builder import SIGNATURE_ALGORITHMS, may_sign_crls, subject_der, subject_key_identifier
 from crl.index import Revocation, RevocationIndex, parse_extensions, walk_entries
+from crl.scope import Scope, parse_idp
 from shomei.errors import MalformedInput, Refused, Undecided, VerificationFailed
-from signer.keys import key_type_of, verify_signature
+from shomei.keys import key_type_of, verify_signature
 
-__all__ = ["CrlNotCurrent", "LoadedCrl", "Revocation", "RevocationIndex", "load_crl"]
+__all__ = [
+    "CrlNotCurrent",
+    "LoadedCrl",
+    "Revocation",
+    "RevocationIndex",
+    "Scope",
+    "check_usable",
+    "load_crl",
+]
 
 OID_AUTHORITY_KEY_ID = "2.5.29.35"
 OID_CRL_NUMBER = "2.5.29.20"
@@ -69,6 +81,7 @@ class LoadedCrl:
     next_update: dt.datetime | None
     sha256: bytes  # of the DER
     index: RevocationIndex = field(repr=False)
+    scope: Scope = field(default_factory=Scope)  # its issuingDistributionPoint (§5.2.5)
 
     def is_current(self, at: dt.datetime) -> bool:
         """RFC 5280 §6.3.3: ``this_update <= at < next_update``; never without a nextUpdate."""
@@ -225,9 +238,10 @@ def _check_signature(data: bytes, parts: _Parts, issuer: x509.Certificate) -> No
         )
 
 
-def _crl_number(parts: _Parts) -> int | None:
-    """Check the CRL extensions (RFC 5280 §5.2) and return the cRLNumber."""
+def _check_extensions(parts: _Parts) -> tuple[int | None, Scope]:
+    """Check the CRL extensions (RFC 5280 §5.2); return the cRLNumber and the scope."""
     number: int | None = None
+    scope = Scope()
     for oid, critical, value in parts.extensions:
         if oid == OID_CRL_NUMBER:
             v_start, v_end = der.expect(value, 0, len(value), der.TAG_INTEGER, "cRLNumber")
@@ -235,11 +249,13 @@ def _crl_number(parts: _Parts) -> int | None:
             if v_end != len(value) or number < 0:
                 raise der.malformed("bad cRLNumber", "CRL 番号が不正です")
         elif oid == OID_DELTA_CRL_INDICATOR:
-            raise Refused(
-                "delta CRLs are not supported", message_ja="差分 CRL には対応していません"
-            )
+            raise _delta(value)
         elif oid == OID_ISSUING_DISTRIBUTION_POINT:
-            _check_distribution_point(value)
+            scope = parse_idp(value, parts.issuer)
+            if scope.indirect:
+                raise Refused(
+                    "indirect CRLs are not supported", message_ja="間接 CRL には対応していません"
+                )
         elif oid == OID_AUTHORITY_KEY_ID or oid in IGNORABLE_CRL_EXTENSIONS:
             continue
         elif critical:
@@ -248,35 +264,60 @@ def _crl_number(parts: _Parts) -> int | None:
                 "未知の重要 (critical) な CRL 拡張があります",
                 oid=oid,
             )
-    return number
+    return number, scope
 
 
-def _check_distribution_point(value: bytes) -> None:
-    """RFC 5280 §5.2.5: accept only a complete CRL for end-entity (or all) certificates."""
+def _delta(value: bytes) -> Refused:
+    """The refusal of a delta CRL (§5.2.4), naming the base CRL it completes."""
     try:
-        idp = acrl.IssuingDistributionPoint.load(value)
-        indirect = bool(idp["indirect_crl"].native)
-        partial = idp["only_some_reasons"].native is not None
-        narrowed = bool(idp["only_contains_ca_certs"].native) or bool(
-            idp["only_contains_attribute_certs"].native
-        )
-    except ValueError as exc:
-        raise der.malformed("bad issuingDistributionPoint", "IDP 拡張の形式が不正です") from exc
-    if indirect:
-        raise Refused("indirect CRLs are not supported", message_ja="間接 CRL には対応していません")
-    if partial or narrowed:
-        raise Refused(
-            "CRLs limited to some reasons or to CA/attribute certificates are not supported",
-            message_ja="理由や証明書の種類を限定した CRL には対応していません",
-        )
+        v_start, v_end = der.expect(value, 0, len(value), der.TAG_INTEGER, "BaseCRLNumber")
+        base = f" on base CRL number {der.decode_integer(value[v_start:v_end])}"
+    except MalformedInput:
+        base = ""
+    return Refused(
+        f"this is a delta CRL{base}; delta CRLs are not supported: give the complete CRL "
+        "of the issuer instead",
+        message_ja="差分 CRL には対応していません。発行者の完全な CRL を指定してください",
+    )
 
 
-def load_crl(data: bytes, *, issuer: x509.Certificate, now: dt.datetime | None = None) -> LoadedCrl:
+def check_usable(data: bytes) -> None:
+    """Refuse a CRL that no certificate can be checked with here, before its issuer is known.
+
+    Reads the top level only (no signature check, no entries): a delta CRL (§5.2.4) or an
+    indirect CRL (§5.2.5) is :class:`Refused`, broken DER :class:`MalformedInput`.  A CRL that
+    passes may still be refused by :func:`load_crl` for anything else.
+    """
+    try:
+        parts = _split(_to_der(data))
+    except IndexError as exc:
+        raise der.malformed("truncated CRL", "CRL が途中で切れています") from exc
+    for oid, _critical, value in parts.extensions:
+        if oid == OID_DELTA_CRL_INDICATOR:
+            raise _delta(value)
+        if oid == OID_ISSUING_DISTRIBUTION_POINT and parse_idp(value, parts.issuer).indirect:
+            raise Refused(
+                "this is an indirect CRL; indirect CRLs are not supported",
+                message_ja="間接 CRL には対応していません",
+            )
+
+
+def load_crl(
+    data: bytes,
+    *,
+    issuer: x509.Certificate,
+    now: dt.datetime | None = None,
+    any_scope: bool = False,
+) -> LoadedCrl:
     """Parse and check a CRL of ``issuer``; see the module docstring for what is checked.
 
     Raises :class:`MalformedInput` (cannot be parsed, or must not be used), :class:`Refused`
     (delta or indirect CRL), :class:`VerificationFailed` (another issuer, bad signature, issuer
     may not sign CRLs) and :class:`CrlNotCurrent` (genuine but not current at ``now``).
+
+    A CRL limited to some revocation reasons or to CA or attribute certificates is
+    :class:`Refused` too, unless ``any_scope`` is set: a caller that sets it promises to ask
+    :meth:`crl.scope.Scope.coverage` about every certificate it checks with the CRL.
     """
     if now is not None and (not isinstance(now, dt.datetime) or now.utcoffset() is None):
         raise MalformedInput(
@@ -294,7 +335,14 @@ def load_crl(data: bytes, *, issuer: x509.Certificate, now: dt.datetime | None =
         raise der.malformed("truncated CRL", "CRL が途中で切れています") from exc
     _check_issuer(parts, issuer)
     _check_signature(der_bytes, parts, issuer)
-    number = _crl_number(parts)
+    number, scope = _check_extensions(parts)
+    if not any_scope and (
+        scope.reasons is not None or scope.only_ca_certs or scope.only_attribute_certs
+    ):
+        raise Refused(
+            "CRLs limited to some reasons or to CA/attribute certificates are not supported",
+            message_ja="理由や証明書の種類を限定した CRL には対応していません",
+        )
     start, stop = parts.revoked
     try:
         keys, runs = walk_entries(der_bytes, start, stop)
@@ -308,6 +356,7 @@ def load_crl(data: bytes, *, issuer: x509.Certificate, now: dt.datetime | None =
         next_update=parts.next_update,
         sha256=hashlib.sha256(der_bytes).digest(),
         index=RevocationIndex(der_bytes, keys, runs),
+        scope=scope,
     )
     if now is not None and not loaded.is_current(now):
         raise CrlNotCurrent(

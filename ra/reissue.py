@@ -1,11 +1,12 @@
 """Reissuing the issuance password to an office that still holds its certificate (SPEC A7).
 
 The office (or agent) asks in the portal; the RA makes a new issuance password, encrypts it to
-the public key of the account's current certificate (CMS EnvelopedData, RFC 5652 §6, through
-:func:`signer.notices.seal`) and delivers it as a sealed notice (お知らせ), with a mail saying
-that one is waiting.  Only the holder of that certificate's private key can read it, with the
-decryption tool (``shomei notice open NOTICE.p7m --p12 FILE``).  Without a certificate the
-office phones the federation instead (:func:`ra.accounts.reset_issuance_password`).
+the public key of the account's current certificate (CMS AuthEnvelopedData with AES-GCM,
+RFC 5083/5084, through :func:`signer.notices.seal`: a changed byte is refused, never opened)
+and delivers it as a sealed notice (お知らせ), with a mail saying that one is waiting.  Only the
+holder of that certificate's private key can read it, with the decryption tool
+(``shomei notice open NOTICE.p7m --p12 FILE``).  Without a certificate the office phones the
+federation instead (:func:`ra.accounts.reset_issuance_password`).
 Keys the RA still keeps wrapped for pending applications stay under the password they were
 wrapped with, and the notice says so.
 """

@@ -1,7 +1,12 @@
 """Batch verification: a folder of claims checked on every core, with a CSV report for Excel.
 
 A folder holds claim files ``X`` with their detached signatures ``X.p7s`` side by side, and
-PDF claims carrying their own PAdES signature.  One :class:`signer.verifier.Verifier` is built
+PDF claims carrying their own PAdES signature, in subfolders too (at any depth, following
+symbolic links): claims are named by their path relative to the folder.  Nothing in the
+folder is passed over in silence: a subfolder that cannot be listed, a link to nowhere, a
+symbolic-link loop, a special file (FIFO, device) each becomes one UNDECIDED row that says
+what it is; only hidden names (starting with ".") are left out.  One
+:class:`signer.verifier.Verifier` is built
 and warmed in the parent process (CRLs loaded, the first signer's chain cached), then the
 worker processes are forked from it, so a million-entry CRL is parsed once and shared
 copy-on-write rather than once per worker.  Claims go to the workers in chunks; results come
@@ -33,10 +38,21 @@ log = logging.getLogger("shomei.signer.batch")
 
 @dataclass(frozen=True)
 class Item:
-    """One claim to check: the claim file and its signature file (None: a signed PDF)."""
+    """One claim to check: the claim file and its signature file (None: a signed PDF).
+
+    ``label`` is how the report names it (the path relative to the verified folder); an item
+    with a ``problem`` is something found in the folder that cannot be checked at all.
+    """
 
     claim: Path
     signature: Path | None
+    label: str = ""
+    problem: Reason | None = None
+
+    @property
+    def name(self) -> str:
+        """The label, or the file name; printable even when the name is not UTF-8."""
+        return printable(self.label or self.claim.name)
 
 
 @dataclass(frozen=True)
@@ -45,28 +61,123 @@ class Row:
     verdict: Verdict
 
 
+def printable(text: str) -> str:
+    """``text`` with the bytes of any file name that is not UTF-8 shown as ``\\xNN``.
+
+    Such names arrive with surrogate escapes (PEP 383), which neither a UTF-8 report nor a
+    terminal can take.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _problem(path: Path, label: str, code: str, en: str, ja: str) -> Item:
+    return Item(path, None, label, Reason(code, en, ja))
+
+
 def find_claims(folder: Path) -> list[Item]:
-    """Claims in ``folder`` (not recursive), sorted by name.
+    """Claims in ``folder`` and its subfolders, sorted by their path relative to ``folder``.
 
     ``X`` with ``X.p7s`` is a detached claim; a ``.pdf`` without ``.p7s`` is a PAdES claim;
     any other file without ``.p7s`` is an unsigned claim (reported INVALID), and a ``.p7s``
-    without its claim is reported UNDECIDED.
+    without its claim is reported UNDECIDED.  Symbolic links are followed; a folder reached a
+    second time (a link loop, or two links to one folder) is reported once and not walked
+    again.  Whatever cannot be checked is an item with a ``problem`` (see the module).
     """
     if not folder.is_dir():
         raise Refused(f"{folder} is not a folder", message_ja=f"{folder} はフォルダではありません")
-    names = {p.name: p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")}
-    items = []
-    for name in sorted(names):
-        path = names[name]
-        if name.endswith(".p7s"):
-            if name[: -len(".p7s")] not in names:
-                items.append(Item(folder / name[: -len(".p7s")], path))
+    items: list[Item] = []
+    seen: set[tuple[int, int]] = set()
+    # Real folders are walked before linked ones, so that a folder reached both ways is
+    # reported under its own path and the link is the one called "already reached".
+    pending: list[Path] = [folder]
+    linked: list[Path] = []
+    while pending or linked:
+        directory = pending.pop() if pending else linked.pop()
+        label = directory.relative_to(folder).as_posix()
+        try:
+            status = directory.stat()
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            items.append(
+                _problem(
+                    directory,
+                    label,
+                    "unreadable_folder",
+                    f"the folder cannot be read ({why}); its claims were not checked",
+                    f"フォルダを読み取れないため、中の請求ファイルは確認していません({why})",
+                )
+            )
             continue
-        sig = names.get(name + ".p7s")
+        if (status.st_dev, status.st_ino) in seen:
+            items.append(
+                _problem(
+                    directory,
+                    label,
+                    "folder_seen",
+                    "this folder was already reached by another path (symbolic link loop or "
+                    "second link); not checked again",
+                    "このフォルダは別の経路で既に確認しています(シンボリックリンクのループ"
+                    "または重複)。再確認していません",
+                )
+            )
+            continue
+        seen.add((status.st_dev, status.st_ino))
+        files: dict[str, Path] = {}
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                # Both follow symbolic links; both are False for a broken link or a loop.
+                is_dir, is_file = entry.is_dir(), entry.is_file()
+            except OSError:
+                is_dir = is_file = False
+            if is_dir:
+                (linked if entry.is_symlink() else pending).append(path)
+            elif is_file:
+                files[entry.name] = path
+            else:
+                items.append(_odd_entry(entry, path, path.relative_to(folder).as_posix()))
+        items.extend(_pair(files, folder))
+    return sorted(items, key=lambda item: item.label)
+
+
+def _odd_entry(entry: os.DirEntry[str], path: Path, label: str) -> Item:
+    """The problem item for a directory entry that is neither a folder nor a file."""
+    if entry.is_symlink():
+        return _problem(
+            path,
+            label,
+            "broken_link",
+            "a symbolic link whose target does not exist or loops; not checked",
+            "リンク先が存在しないかループしているシンボリックリンクです。確認していません",
+        )
+    return _problem(
+        path,
+        label,
+        "not_a_file",
+        "not a regular file (FIFO, socket or device); not checked",
+        "通常のファイルではありません(FIFO、ソケット、デバイス)。確認していません",
+    )
+
+
+def _pair(files: dict[str, Path], root: Path) -> list[Item]:
+    """Claims and signatures of one folder paired by name (``X`` with ``X.p7s``)."""
+    items = []
+    for name in sorted(files):
+        path = files[name]
+        label = path.relative_to(root).as_posix()
+        if name.endswith(".p7s"):
+            if name[: -len(".p7s")] not in files:
+                claim = path.with_name(name[: -len(".p7s")])
+                items.append(Item(claim, path, label[: -len(".p7s")]))
+            continue
+        sig = files.get(name + ".p7s")
         if sig is None and name.lower().endswith(".pdf"):
-            items.append(Item(path, None))
+            items.append(Item(path, None, label))
         else:
-            items.append(Item(path, sig or folder / (name + ".p7s")))
+            items.append(Item(path, sig or path.with_name(name + ".p7s"), label))
     return items
 
 
@@ -89,6 +200,8 @@ def check(verifier: Verifier, item: Item) -> Verdict:
 
 
 def _check(verifier: Verifier, item: Item) -> Verdict:
+    if item.problem is not None:
+        return Verdict(Status.UNDECIDED, (item.problem,))
     if item.signature is None:
         from signer.pades import verify_pdf
 
@@ -206,7 +319,16 @@ COLUMNS = (
 
 
 def _cell(value: str) -> str:
+    value = printable(value)
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _signature_cell(item: Item) -> str:
+    if item.problem is not None:
+        return ""
+    if item.signature is None:
+        return "(PDF)"
+    return printable(item.name + ".p7s" if item.label else item.signature.name)
 
 
 def write_report(rows: Sequence[Row], path: Path) -> None:
@@ -220,8 +342,8 @@ def write_report(rows: Sequence[Row], path: Path) -> None:
                 writer.writerow(
                     _cell(x)
                     for x in (
-                        row.item.claim.name,
-                        row.item.signature.name if row.item.signature else "(PDF)",
+                        row.item.name,
+                        _signature_cell(row.item),
                         v.status.value,
                         ",".join(r.code for r in v.reasons),
                         v.summary("ja") if not v.ok else "",
@@ -253,6 +375,7 @@ __all__ = [
     "check",
     "exit_code",
     "find_claims",
+    "printable",
     "verify_folder",
     "verify_items",
     "write_report",

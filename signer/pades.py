@@ -8,12 +8,20 @@ range digest, the CMS signature, and whether anything was changed after signing,
 same :class:`signer.verifier.Verifier` as detached claims for the trust decision (chain, key
 usage, validity, revocation against the CRL index).  Any later change other than a
 long-term-validation update makes the verdict INVALID.
+
+pyHanko is not asked to trust anyone (its validation context has no trust roots), so it logs
+a warning with a traceback about the path it could not build on every signature, and more
+about odd PDFs.  Everything the verdict needs is in the verdict's reasons; pyHanko's own log
+records (``pyhanko`` and ``pyhanko_certvalidator`` loggers, at any level) are therefore
+passed on at DEBUG under ``shomei.signer.pades`` instead of reaching the application's
+handlers: ``shomei -v`` shows them, nothing else does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 from io import BytesIO
 from typing import Any
 
@@ -34,6 +42,27 @@ from signer.credentials import Credentials
 from signer.keys import SigningKey
 from signer.verdict import Verdict, invalid, undecided
 from signer.verifier import Verifier
+
+log = logging.getLogger("shomei.signer.pades")
+
+
+class _AtDebug(logging.Handler):
+    """Hands a pyHanko log record on to :data:`log` at DEBUG, traceback included."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s: %s", record.name, record.getMessage(), exc_info=record.exc_info)
+
+
+def _route_pyhanko_logs() -> None:
+    for name in ("pyhanko", "pyhanko_certvalidator"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(handler, _AtDebug) for handler in logger.handlers):
+            logger.addHandler(_AtDebug())
+        logger.propagate = False
+
+
+_route_pyhanko_logs()
 
 PDF_MAGIC = b"%PDF-"
 # What pyHanko and asn1crypto raise on hostile or broken input (besides their own errors).
@@ -135,7 +164,14 @@ def _verify_one(emb: Any, verifier: Verifier) -> Verdict:
             "PDF の署名が署名者の鍵と一致しません",
         )
     level = status.modification_level
-    if level is not None and level not in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES):
+    if level is None:
+        # Only when the difference analysis did not run: what came after is unknown.
+        return undecided(
+            "modified",
+            "whether the PDF was modified after it was signed could not be determined",
+            "署名後に PDF が変更されたかどうかを判断できません",
+        )
+    if level not in (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES):
         return invalid(
             "modified",
             f"the PDF was modified after it was signed ({level.name.lower()})",

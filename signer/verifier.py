@@ -11,11 +11,13 @@ A claim is VALID only when all of these hold (RFC 5652 §5.6 and RFC 5280 §6):
    the future; the signer certificate has not expired since (a current CRL no longer lists
    expired certificates, RFC 5280 §3.3, so its status could not be known);
 4. the signer certificate's key usage allows digitalSignature or nonRepudiation (§4.2.1.3);
-5. its serial is not on a current CRL, signature-checked, of its issuer (RFC 5280 §6.3).
-   CA certificates of the path are checked too when a CRL of their issuer is configured.
+5. its serial is not on a current CRL, signature-checked, of its issuer, whose scope covers
+   it (RFC 5280 §6.3.3, :mod:`signer.revocation`).  CA certificates of the path are checked
+   too when a CRL of their issuer is configured.
 
-A stale, missing or unreadable CRL makes the verdict UNDECIDED, never VALID.  Revocation is a
-set lookup in the CRL index of :mod:`crl.reader`, and everything about a signer certificate
+A stale, missing, unreadable or out-of-scope CRL makes the verdict UNDECIDED, never VALID; a
+delta or indirect CRL is refused when it is added.  Revocation is a set lookup in the CRL
+index of :mod:`crl.reader`, and everything about a signer certificate
 that does not depend on the claim (path, key usage, revocation) is computed once per
 certificate and cached for the lifetime of the verifier, that is, per set of CRL versions:
 :meth:`Verifier.add_crl` drops the cache.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +36,11 @@ from asn1crypto import x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from crl.reader import LoadedCrl
 from shomei.clock import utcnow
-from shomei.errors import MalformedInput, ShomeiError
+from shomei.errors import MalformedInput, Refused, ShomeiError
 from signer import chain, cms, fastcms
+from signer.revocation import CrlSet, not_current
 from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
 SKEW = dt.timedelta(minutes=5)
@@ -66,16 +70,9 @@ class _Signer:
     path: tuple[x509.Certificate, ...] = ()  # anchor first, signer last
     not_before: dt.datetime = EARLIEST
     not_after: dt.datetime = LATEST
-    crls: tuple[Any, ...] = ()  # the LoadedCrl objects the decision relied on
+    crls: tuple[LoadedCrl, ...] = ()  # the complete CRLs the decision relied on
     subject: str = ""
     serial: int = 0
-
-
-@dataclass
-class _CrlSource:
-    data: bytes
-    issuer: x509.Name
-    loaded: dict[bytes, Any] = field(default_factory=dict)  # issuer cert DER -> LoadedCrl|error
 
 
 class Verifier:
@@ -93,12 +90,14 @@ class Verifier:
             raise MalformedInput(
                 "no trust anchor given", message_ja="信頼点(ルート証明書)が指定されていません"
             )
+        for anchor in trust_anchors:
+            _require_ca(anchor)
         self._anchors = tuple(trust_anchors)
         self._anchor_ders = {c.public_bytes(Encoding.DER) for c in self._anchors}
         self._paths = chain.PathValidator(self._anchors, untrusted)
         self._moment: dt.datetime | None = None
         self._clock = clock
-        self._crls: list[_CrlSource] = []
+        self._crls = CrlSet()
         self._signers: dict[bytes, _Signer] = {}
         self._certs: dict[bytes, fastcms.CertInfo] = {}
         for data in crls:
@@ -107,59 +106,9 @@ class Verifier:
     # -- CRLs -------------------------------------------------------------------------------
 
     def add_crl(self, data: bytes) -> None:
-        """Add a CRL (DER or PEM); its signature is checked when its issuer is first needed."""
-        if data.lstrip().startswith(b"-----BEGIN"):
-            try:
-                crl = x509.load_pem_x509_crl(data)
-            except ValueError as exc:
-                raise _bad_crl() from exc
-            data = crl.public_bytes(Encoding.DER)
-        else:
-            try:
-                crl = x509.load_der_x509_crl(data)
-            except ValueError as exc:
-                raise _bad_crl() from exc
-        try:
-            issuer = crl.issuer
-        except ValueError as exc:
-            raise _bad_crl() from exc
-        self._crls.append(_CrlSource(data, issuer))
+        """Add a CRL (DER or PEM): see :meth:`signer.revocation.CrlSet.add`."""
+        self._crls.add(data)
         self._signers.clear()  # cached decisions were made against the previous CRL set
-
-    def _crl_for(self, issuer: x509.Certificate, now: dt.datetime) -> Any:
-        """The newest signature-checked CRL of ``issuer``, or the error that explains why not."""
-        key = issuer.public_bytes(Encoding.DER)
-        best: Any = None
-        error: ShomeiError | None = None
-        for source in self._crls:
-            if source.issuer != issuer.subject:
-                continue
-            if key not in source.loaded:
-                from crl.reader import load_crl
-
-                try:
-                    # Loaded without a time: a stale CRL still proves a revocation; whether
-                    # it is current is asked on every verification (is_current below).
-                    source.loaded[key] = load_crl(source.data, issuer=issuer)
-                except ShomeiError as exc:
-                    source.loaded[key] = exc
-            got = source.loaded[key]
-            if isinstance(got, ShomeiError):
-                error = error or got
-            elif best is None or (got.number or -1) > (best.number or -1):
-                best = got
-        if best is not None:
-            return best
-        if error is not None:
-            return error
-        given = ", ".join(sorted({s.issuer.rfc4514_string() for s in self._crls})) or "none"
-        return undecided(
-            "no_crl",
-            f"no CRL of {_name(issuer)} was given (CRLs given: {given}); "
-            "revocation cannot be checked",
-            f"{_name(issuer)} の失効リスト(CRL)が指定されていないため失効確認ができません"
-            f"(指定された CRL: {given})",
-        )
 
     # -- claims -----------------------------------------------------------------------------
 
@@ -262,16 +211,7 @@ class Verifier:
             )
         for loaded in entry.crls:
             if not loaded.is_current(now):
-                nxt = _when(loaded.next_update) if loaded.next_update else "none"
-                return undecided(
-                    "stale_crl",
-                    f"the CRL of {loaded.issuer.rfc4514_string()} is not current (this update "
-                    f"{_when(loaded.this_update)}, next update {nxt}); get the latest CRL",
-                    f"{loaded.issuer.rfc4514_string()} の失効リスト(CRL)が最新ではありません"
-                    f"(次回更新 {nxt})。最新の CRL を取得してください",
-                    signing_time=signing_time,
-                    **info,
-                )
+                return not_current(loaded, now, signing_time=signing_time, **info)
         return Verdict(Status.VALID, signing_time=signing_time, **info)  # type: ignore[arg-type]
 
     # -- per signer certificate, cached -----------------------------------------------------
@@ -321,42 +261,49 @@ class Verifier:
         entry = _Signer(path=path, subject=subject, serial=serial)
         entry.not_before = max(c.not_valid_before_utc for c in path)
         entry.not_after = min(c.not_valid_after_utc for c in path)
-        entry.failure = _key_usage(cert, info) or self._revocation(entry, now, info)
+        entry.failure = _key_usage(cert, info) or self._revocation(entry, info)
         self._signers[signer_der] = entry
         return entry
 
-    def _revocation(self, entry: _Signer, now: dt.datetime, info: dict[str, Any]) -> Verdict | None:
-        loaded_crls = []
+    def _revocation(self, entry: _Signer, info: dict[str, Any]) -> Verdict | None:
+        decided_by = []
         # path[0] is the anchor; every certificate after it is checked against its issuer's CRL.
         for position in range(1, len(entry.path)):
             subject_cert, issuer_cert = entry.path[position], entry.path[position - 1]
             is_signer = position == len(entry.path) - 1
-            if not is_signer and not any(s.issuer == issuer_cert.subject for s in self._crls):
+            if not is_signer and not self._crls.has_issuer(issuer_cert.subject):
                 continue  # no CRL of this CA's issuer configured (documented policy)
-            loaded = self._crl_for(issuer_cert, now)
-            if isinstance(loaded, Verdict):
-                return Verdict(loaded.status, loaded.reasons, **info)
-            if isinstance(loaded, ShomeiError):
-                return undecided(
-                    "bad_crl",
-                    f"the CRL of {_name(issuer_cert)} cannot be used: {loaded.message}",
-                    f"{_name(issuer_cert)} の失効リスト(CRL)が使えません: {loaded.message_ja}",
-                    **info,
-                )
-            revocation = loaded.index.lookup(subject_cert.serial_number)
-            if revocation is not None:
-                whose = "the signer certificate" if is_signer else f"CA {_name(subject_cert)}"
-                whose_ja = "署名者の証明書" if is_signer else f"認証局 {_name(subject_cert)}"
-                reason = getattr(revocation.reason, "value", revocation.reason) or "unspecified"
-                return invalid(
-                    "revoked",
-                    f"{whose} was revoked on {_when(revocation.revoked_at)} (reason: {reason})",
-                    f"{whose_ja}は {_when(revocation.revoked_at)} に失効しています(理由: {reason})",
-                    **info,
-                )
-            loaded_crls.append(loaded)
-        entry.crls = tuple(loaded_crls)
+            whose = (
+                ("the signer certificate", "署名者の証明書")
+                if is_signer
+                else (f"CA {_name(subject_cert)}", f"認証局 {_name(subject_cert)}")
+            )
+            status = self._crls.status(subject_cert, issuer_cert, whose)
+            if isinstance(status, Verdict):
+                return Verdict(status.status, status.reasons, **info)
+            decided_by.append(status)
+        entry.crls = tuple(decided_by)
         return None
+
+
+def _require_ca(anchor: x509.Certificate) -> None:
+    """Refuse a trust anchor that is not a CA certificate (basicConstraints cA, §4.2.1.9).
+
+    A trust anchor is never checked for revocation (RFC 5280 §6.1), so an office certificate
+    given as one, by mistake or in a chain file, would make its own claims VALID even when
+    its issuer's CRL lists it.
+    """
+    try:
+        is_ca = anchor.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except (x509.ExtensionNotFound, ValueError):
+        is_ca = False
+    if not is_ca:
+        raise Refused(
+            f"the trust anchor {_name(anchor)} is not a CA certificate; give the root (or "
+            "issuing) CA certificate, not an office's",
+            message_ja=f"信頼点 {_name(anchor)} は認証局の証明書ではありません。"
+            "事業所の証明書ではなく、ルート(または発行)認証局の証明書を指定してください",
+        )
 
 
 def _key_usage(cert: x509.Certificate, info: dict[str, Any]) -> Verdict | None:
@@ -374,14 +321,6 @@ def _key_usage(cert: x509.Certificate, info: dict[str, Any]) -> Verdict | None:
         "署名者の証明書は署名用ではありません(鍵用途に digitalSignature も nonRepudiation も"
         "ありません)",
         **info,
-    )
-
-
-def _bad_crl() -> MalformedInput:
-    return MalformedInput(
-        "the CRL file is not a readable CRL",
-        message_ja="失効リスト(CRL)ファイルを読み取れません",
-        reason="malformed",
     )
 
 

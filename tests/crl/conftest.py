@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from crl import der
 from crl.builder import SIGNATURE_ALGORITHMS
-from signer.keys import SoftwareKey
+from shomei.keys import SoftwareKey
 from tests.pki import NOW, Pki
 
 

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from crl import der
 from crl.builder import RevokedEntry, build_crl, encode_entry
 from shomei.errors import MalformedInput, Refused
-from signer.keys import SoftwareKey
+from shomei.keys import SoftwareKey
 from tests.pki import NOW, Pki
 
 LINT_CRL = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "lint_crl"

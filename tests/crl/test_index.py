@@ -13,7 +13,7 @@ from crl.builder import RevokedEntry, build_crl, encode_entry
 from crl.index import RUN, RevocationIndex, key_serial, serial_key, walk_entries
 from crl.reader import load_crl
 from shomei.errors import MalformedInput
-from signer.keys import SoftwareKey
+from shomei.keys import SoftwareKey
 from tests.pki import NOW
 
 

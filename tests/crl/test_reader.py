@@ -15,7 +15,7 @@ from crl import der
 from crl.builder import RevokedEntry, build_crl, encode_entry
 from crl.reader import CrlNotCurrent, LoadedCrl, load_crl
 from shomei.errors import MalformedInput, Refused, Undecided, VerificationFailed
-from signer.keys import SoftwareKey
+from shomei.keys import SoftwareKey
 from tests.crl.conftest import CrlMaker, resign, revoked, tbs_of
 from tests.pki import NOW, Pki
 

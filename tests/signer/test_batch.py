@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,3 +107,110 @@ def test_an_unexpected_error_is_one_undecided_row(
     assert row.verdict.status is Status.UNDECIDED
     assert row.verdict.reasons[0].code == "internal_error"
     assert "RuntimeError" in row.verdict.summary()
+
+
+# -- what a folder may hold besides claims: subfolders, links, special files ----------------
+
+
+def _sign_into(pki: Pki, path: Path, name: str = "office") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(CLAIM + path.name.encode())
+    sign_file(path, credentials=credentials(pki, name), signing_time=NOW)
+
+
+def _by_label(rows: list[batch.Row]) -> dict[str, batch.Row]:
+    return {row.item.label: row for row in rows}
+
+
+def test_subfolders_are_verified_with_relative_paths(
+    pki: Pki, make_verifier: MakeVerifier, tmp_path: Path
+) -> None:
+    folder = tmp_path / "claims"
+    _sign_into(pki, folder / "top.csv")
+    _sign_into(pki, folder / "1310000001" / "2026-11.csv")
+    _sign_into(pki, folder / "1310000002" / "deeper" / "revoked.csv", "revoked")
+    (folder / ".hidden").mkdir()
+    _sign_into(pki, folder / ".hidden" / "skipped.csv")
+    rows = batch.verify_folder(make_verifier(), folder, workers=1)
+    labels = [row.item.label for row in rows]
+    assert labels == ["1310000001/2026-11.csv", "1310000002/deeper/revoked.csv", "top.csv"]
+    by_label = _by_label(rows)
+    assert by_label["1310000001/2026-11.csv"].verdict.ok
+    assert by_label["1310000002/deeper/revoked.csv"].verdict.reasons[0].code == "revoked"
+    report = tmp_path / "report.csv"
+    batch.write_report(rows, report)
+    lines = list(csv.DictReader(report.read_text(encoding="utf-8-sig").splitlines()))
+    assert [(x["claim"], x["signature"]) for x in lines][:2] == [
+        ("1310000001/2026-11.csv", "1310000001/2026-11.csv.p7s"),
+        ("1310000002/deeper/revoked.csv", "1310000002/deeper/revoked.csv.p7s"),
+    ]
+
+
+def test_links_loops_and_special_files_are_one_row_each(
+    pki: Pki, make_verifier: MakeVerifier, tmp_path: Path
+) -> None:
+    folder = tmp_path / "claims"
+    _sign_into(pki, folder / "sub" / "a.csv")
+    (folder / "sub" / "back").symlink_to("..")  # a loop: claims/sub/back -> claims
+    (folder / "again").symlink_to("sub")  # a second way into sub
+    (folder / "dangling.csv").symlink_to("nowhere.csv")
+    (folder / "self").symlink_to("self")
+    os.mkfifo(folder / "pipe")  # reading it would block for ever
+    rows = batch.verify_folder(make_verifier(), folder, workers=1)
+    by_label = _by_label(rows)
+    codes = {
+        label: row.verdict.reasons[0].code for label, row in by_label.items() if not row.verdict.ok
+    }
+    assert codes == {
+        "again": "folder_seen",
+        "sub/back": "folder_seen",
+        "dangling.csv": "broken_link",
+        "self": "broken_link",
+        "pipe": "not_a_file",
+    }
+    assert by_label["sub/a.csv"].verdict.ok  # under its own path, once
+    assert sum(1 for row in rows if row.verdict.ok) == 1
+    assert all(row.verdict.status is Status.UNDECIDED for row in rows if not row.verdict.ok)
+    assert batch.exit_code(rows) == 2
+
+
+def test_unreadable_folder_and_file(
+    pki: Pki, make_verifier: MakeVerifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "claims"
+    _sign_into(pki, folder / "locked" / "a.csv")
+    _sign_into(pki, folder / "b.csv")
+    real_scandir, real_read = os.scandir, Path.read_bytes
+
+    # Permissions do not stop root (these tests may run as root), so the OS is told to refuse.
+    def scandir(path: object) -> object:
+        if Path(str(path)).name == "locked":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    def read_bytes(self: Path) -> bytes:
+        if self.name == "b.csv":
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    rows = _by_label(batch.verify_folder(make_verifier(), folder, workers=1))
+    assert set(rows) == {"locked", "b.csv"}
+    assert rows["locked"].verdict.reasons[0].code == "unreadable_folder"
+    assert "Permission denied" in rows["locked"].verdict.summary()
+    assert rows["b.csv"].verdict.status is Status.UNDECIDED
+    assert "cannot be read" in rows["b.csv"].verdict.summary()
+
+
+def test_names_that_are_not_utf8_reach_the_report(
+    pki: Pki, make_verifier: MakeVerifier, tmp_path: Path
+) -> None:
+    folder = tmp_path / "claims"
+    folder.mkdir()
+    name = os.fsdecode(b"\xff\xfeclaim.csv")
+    (folder / name).write_bytes(CLAIM)  # unsigned
+    rows = batch.verify_folder(make_verifier(), folder, workers=1)
+    assert rows[0].item.name == "\\xff\\xfeclaim.csv"
+    batch.write_report(rows, tmp_path / "r.csv")
+    assert "\\xff\\xfeclaim.csv" in (tmp_path / "r.csv").read_text(encoding="utf-8-sig")

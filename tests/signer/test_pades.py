@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from asn1crypto import x509 as ax509
@@ -93,3 +98,52 @@ def test_unsigned_and_garbage_pdf(make_verifier: MakeVerifier, pki: Pki) -> None
     assert verify_pdf(b"%PDF-1.7 junk", verifier=make_verifier()).status is Status.UNDECIDED
     with pytest.raises(MalformedInput, match="not a readable PDF"):
         sign_pdf(b"not a pdf", credentials=credentials(pki, "office"))
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_pyhanko_logs_only_at_debug(signed: bytes, make_verifier: MakeVerifier) -> None:
+    # pyHanko, asked about integrity only, logs a warning and a traceback about the trust path
+    # it could not build; the verdict is the one place for reasons, the log gets it at DEBUG.
+    # (A handler of our own on the root logger sees what an application's handlers would;
+    # pytest's caplog also listens on loggers that do not propagate.)
+    root = logging.getLogger()
+    seen, level = _Collect(), root.level
+    root.addHandler(seen)
+    root.setLevel(logging.DEBUG)
+    try:
+        assert verify_pdf(signed, verifier=make_verifier()).ok
+    finally:
+        root.removeHandler(seen)
+        root.setLevel(level)
+    assert [r.name for r in seen.records if r.levelno >= logging.INFO] == []
+    routed = [r for r in seen.records if r.name == "shomei.signer.pades"]
+    assert routed and "pyhanko" in routed[0].getMessage()
+
+
+def test_the_command_prints_one_line_and_nothing_else(
+    signed: bytes, pki_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "signed.pdf").write_bytes(signed)
+    shomei = Path(sys.executable).with_name("shomei")
+    args = ["verify", tmp_path / "signed.pdf", "--trust", pki_dir / "root.pem"]
+    proc = subprocess.run(
+        [shomei, *args, "--crl", pki_dir / "issuing.crl"],
+        capture_output=True,
+        env={**os.environ, "SHOMEI_LANG": "en"},
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == b"" and proc.stdout.decode().count("\n") == 1
+    unchecked = subprocess.run(
+        [shomei, *args], capture_output=True, env={**os.environ, "SHOMEI_LANG": "en"}, check=False
+    )
+    assert unchecked.returncode == 2
+    assert unchecked.stderr.decode().count("\n") == 1, unchecked.stderr  # no CRL: one line

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -284,6 +287,20 @@ def test_notice_seal_and_open(work: Path, pki_dir: Path) -> None:
         work / "pw",
     )
     assert result.exit_code == 2 and "not a sealed notice" in one_line(result)
+    altered = bytearray((work / "pw.p7m").read_bytes())
+    altered[-20] ^= 0x01  # inside the encrypted password
+    (work / "altered.p7m").write_bytes(bytes(altered))
+    result = run(
+        "notice",
+        "open",
+        work / "altered.p7m",
+        "--p12",
+        work / "office.p12",
+        "--password-file",
+        work / "pw",
+    )
+    assert result.exit_code == 1 and "altered" in one_line(result)
+    assert result.stdout == ""  # nothing of the document, garbled or not
 
 
 def test_garbage_signature_and_signature_of_another_file(work: Path, pki_dir: Path) -> None:
@@ -314,3 +331,52 @@ def test_notice_refuses_to_overwrite(work: Path, pki_dir: Path) -> None:
     )
     assert result.exit_code == 2 and "already exists" in one_line(result)
     assert (work / "doc.p7m").read_bytes() == b"keep me"
+
+
+def test_a_delta_crl_is_refused_and_named(pki: Pki, work: Path, pki_dir: Path) -> None:
+    _sign(work, pki_dir, "office")
+    delta = work / "delta.crl"
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+
+    built = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(pki.certs["issuing"].subject)
+        .last_update(NOW - dt.timedelta(hours=1))
+        .next_update(NOW + dt.timedelta(days=1))
+        .add_extension(x509.CRLNumber(5), critical=False)
+        .add_extension(x509.DeltaCRLIndicator(1), critical=True)
+        .sign(pki.keys["issuing"], hashes.SHA256())  # type: ignore[arg-type]
+    )
+    delta.write_bytes(built.public_bytes(serialization.Encoding.DER))
+    result = verify(work, pki_dir, "--crl", delta)  # beside the complete CRL
+    assert result.exit_code == 2
+    line = one_line(result)
+    assert str(delta) in line and "delta CRL" in line
+
+
+def test_folder_with_subfolders(work: Path, pki_dir: Path) -> None:
+    _sign(work, pki_dir, "office")
+    sub = work / "1310000001"
+    sub.mkdir()
+    (sub / "late.csv").write_bytes(CLAIM)  # unsigned, one level down
+    for p in ("office.p12", "pw", "bad-pw"):
+        (work / p).unlink()
+    result = run("verify", work, "--trust", pki_dir / "root.pem", "--crl", pki_dir / "issuing.crl")
+    assert result.exit_code == 1, result.output
+    assert "1 valid, 1 invalid, 0 undecided" in result.stdout
+    assert one_line(result).startswith("1310000001/late.csv: the claim is not signed")
+
+
+def test_special_files_are_refused_not_read(work: Path, pki_dir: Path) -> None:
+    os.mkfifo(work / "pipe")  # reading it would wait for a writer for ever
+    shomei = Path(sys.executable).with_name("shomei")
+    proc = subprocess.run(
+        [shomei, "verify", work / "pipe", "--trust", pki_dir / "root.pem"],
+        capture_output=True,
+        env={**os.environ, "SHOMEI_LANG": "en"},
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.decode().strip() == f"shomei: {work / 'pipe'} is not a regular file"
