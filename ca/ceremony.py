@@ -31,6 +31,8 @@ from ca.custody import open_ca_key
 from ca.custody.keyfile import create_key_file, key_file_info
 from ca.custody.shares import Share, share_fingerprint
 from ca.home import HomePaths, federation_profile, settings_text
+from ca.ledger import Ledger
+from ca.ledger_record import record_path
 from ca.profile import load_profile
 from ca.settings import KeyRef
 from ca.transcript import Transcript, file_digest
@@ -110,7 +112,13 @@ def plan(cfg: CeremonyConfig) -> list[Step]:
         steps[-1] = Step(
             steps[-1].action,
             steps[-1].description,
-            (*steps[-1].outputs, paths.settings, paths.ledger, paths.profiles),
+            (
+                *steps[-1].outputs,
+                paths.settings,
+                paths.ledger,
+                record_path(paths.ledger),
+                paths.profiles,
+            ),
         )
     return steps
 
@@ -410,7 +418,8 @@ def _write_root_crl(
     result: CeremonyResult,
     now: dt.datetime,
 ) -> None:
-    from ca.crls import highest_on_disk, time_number
+    from ca.crlcheck import highest_on_disk
+    from ca.crls import time_number
     from crl.builder import build_crl
 
     folder = paths.crl_dir("root")
@@ -479,6 +488,11 @@ def _write_settings(
     transcript.append(
         "settings-written", now=now, file=str(paths.settings), sha256=file_digest(paths.settings)
     )
+    # The one place a ledger is made: with the CA that will issue office certificates.
+    with Ledger.create(paths.ledger, clock=lambda: now) as ledger:
+        ledger_id = ledger.marks().ledger_id
+        result.written += [paths.ledger, ledger.record_path]
+    transcript.append("ledger-created", now=now, file=str(paths.ledger), ledger_id=ledger_id)
 
 
 __all__ = ["CeremonyResult", "Step", "plan", "run"]

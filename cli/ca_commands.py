@@ -17,16 +17,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ca.batch import Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
-from ca.context import CA, open_ca
+from ca.context import CA, open_ca, open_ledger
 from ca.crls import crl_status, issue_crl
 from ca.custody.shares import Share, parse_share
-from ca.ledger import Ledger
 from ca.settings import CASettings, load_ca_settings
 from ca.signbatch import check_request, results_dir, sign_batch
 from cli.errors import handle_errors
 from cli.groups import ca_group
 from shomei.clock import to_japan, utcnow
-from shomei.errors import CustodyError, NotFound, Refused
+from shomei.errors import CustodyError, Refused
 from shomei.files import write_new
 
 _TRIES = 3
@@ -84,18 +83,24 @@ def _prompt_shares(settings: CASettings) -> list[Share]:
 
 
 def _open(settings: CASettings, share_files: tuple[Path, ...], pin_file: Path | None) -> CA:
-    pin: str | None = None
-    shares: list[Share] = []
-    if settings.key.backend == "file":
-        if share_files:
-            shares = [parse_share(p.read_text(encoding="utf-8")) for p in share_files]
+    # The ledger first: a lost or older ledger stops here, before anyone types a share.
+    ledger = open_ledger(settings)
+    try:
+        pin: str | None = None
+        shares: list[Share] = []
+        if settings.key.backend == "file":
+            if share_files:
+                shares = [parse_share(p.read_text(encoding="utf-8")) for p in share_files]
+            else:
+                shares = _prompt_shares(settings)
+        elif pin_file is not None:
+            pin = pin_file.read_text(encoding="utf-8").strip()
         else:
-            shares = _prompt_shares(settings)
-    elif pin_file is not None:
-        pin = pin_file.read_text(encoding="utf-8").strip()
-    else:
-        pin = str(click.prompt("token PIN", hide_input=True, err=True))
-    return open_ca(settings, shares=shares, pin=pin)
+            pin = str(click.prompt("token PIN", hide_input=True, err=True))
+    except BaseException:
+        ledger.close()
+        raise
+    return open_ca(settings, shares=shares, pin=pin, ledger=ledger)
 
 
 @contextmanager
@@ -210,13 +215,8 @@ def status_command(ca_home: Path) -> None:
     Exits 1 when there is no CRL or it has expired.
     """
     settings = _settings(ca_home)
-    if not settings.ledger.exists():
-        raise NotFound(
-            f"no CA ledger at {settings.ledger}",
-            message_ja=f"CA 台帳 {settings.ledger} がありません",
-        )
     now = utcnow()
-    with Ledger(settings.ledger) as ledger:
+    with open_ledger(settings) as ledger:
         stats = ledger.stats()
     crl = crl_status(stats.last_crl, validity=settings.crl.validity, now=now)
     click.echo(f"CA: {settings.name}")
