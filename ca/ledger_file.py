@@ -174,7 +174,9 @@ def check_file(db: sqlite3.Connection, path: Path) -> int:
     except sqlite3.DatabaseError as exc:
         raise damaged(path, str(exc)) from exc
     if rows != ["ok"]:
-        raise damaged(path, "; ".join(rows[:3]))
+        # quick_check answers in lines, some of them headings ("*** in database main ***").
+        found = [" ".join(line.split()) for row in rows for line in row.splitlines()]
+        raise damaged(path, "; ".join([f for f in found if not f.startswith("***")][:2]))
     version = int(db.execute("PRAGMA user_version").fetchone()[0])
     if version == 0:
         raise StateError(

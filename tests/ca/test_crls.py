@@ -168,7 +168,7 @@ def test_numbers_increase_after_the_ca_home_is_restored(home: CaHome) -> None:
     # The CRL folder lost as well: refused, and not started again from nothing.
     shutil.rmtree(home.folder / "crl")
     _restore(backup, home.settings.ledger)
-    with pytest.raises(StateError, match="CRL folder .* is missing"):
+    with pytest.raises(StateError, match=r"CRL folder .* is missing"):
         home.open()
     assert not (home.folder / "crl").exists()
 
@@ -231,3 +231,80 @@ def test_crl_status() -> None:
     assert crl_status(record, validity=week, now=NOW + dt.timedelta(days=6)).state == "due"
     late = crl_status(record, validity=week, now=NOW + dt.timedelta(days=8))
     assert late.state == "expired" and late.remaining == -dt.timedelta(days=1)
+
+
+def test_a_ledger_that_forgot_a_revocation_signs_no_crl(home: CaHome) -> None:
+    # The whole CA home but the CRL folder put back from a backup taken before a revocation:
+    # ledger and record agree, but the newest CRL in the folder lists what the ledger forgot.
+    backup = home.folder / "backup" / "ledger.sqlite"
+    backup.parent.mkdir()
+    with home.open() as ca:
+        serial = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))
+        issue_crl(ca, now=NOW)
+        _backup(ca.settings.ledger, backup)
+        _revoke(ca, serial, x509.ReasonFlags.key_compromise)
+        issue_crl(ca, now=NOW + dt.timedelta(minutes=1))
+    _restore(backup, home.settings.ledger)
+    files = sorted(p.name for p in (home.folder / "crl").iterdir())
+    with pytest.raises(StateError) as caught:
+        home.open()
+    assert f"does not know 1 revocation(s) listed on CRL number {files[-1][:-4]}" in str(
+        caught.value
+    )
+    assert f"({serial:x})" in caught.value.message and "restore the newest ledger" in str(
+        caught.value
+    )
+    assert sorted(p.name for p in (home.folder / "crl").iterdir()) == files
+
+
+def test_the_last_crl_of_the_ledger_must_be_in_the_folder(home: CaHome) -> None:
+    with home.open() as ca:
+        der = issue_crl(ca, now=NOW)
+        path = ca.crl_dir / f"{load_crl(der, issuer=ca.certificate).number}.crl"
+    path.write_bytes(der + b"\x00")
+    with pytest.raises(StateError, match=r"differs in .*restore the CRL folder"):
+        home.open()
+    path.unlink()
+    with pytest.raises(StateError, match=r"is missing in .*restore the CRL folder"):
+        home.open()
+    path.write_bytes(der)
+    home.open().close()
+
+
+def test_a_foreign_file_as_the_newest_crl_is_refused(home: CaHome, pki: Pki) -> None:
+    with home.open() as ca:
+        issue_crl(ca, now=NOW)
+        planted = ca.crl_dir / f"{next_crl_number(ca, NOW) + 5}.crl"
+    planted.write_bytes(pki.crl_der)  # a genuine CRL, of another CA
+    with pytest.raises(StateError, match="is not a readable CRL of this CA"):
+        home.open()
+    planted.write_bytes(b"junk")
+    with pytest.raises(StateError, match="move it out of the folder"):
+        home.open()
+
+
+def test_expired_entries_drop_off_and_nothing_else(
+    home: CaHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with home.open() as ca:
+        soon = _signed(ca, home, not_after=NOW + dt.timedelta(days=1))
+        later = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))
+        _revoke(ca, soon, None)
+        _revoke(ca, later, None)
+        first = load_crl(issue_crl(ca, now=NOW), issuer=ca.certificate)
+        assert soon in first.index and later in first.index
+        # Expired for more than keep_after_expiry (30 days): it may drop off, and does.
+        after = NOW + dt.timedelta(days=40)
+        second = load_crl(issue_crl(ca, now=after), issuer=ca.certificate)
+        assert soon not in second.index and later in second.index
+        # Anything else that would leave the CRL is refused, with nothing signed.
+        real = ca.ledger.crl_listing
+        monkeypatch.setattr(
+            ca.ledger,
+            "crl_listing",
+            lambda **kw: [(s, e) for s, e in real(**kw) if s != later],
+        )
+        count = len(list(ca.crl_dir.glob("*.crl")))
+        with pytest.raises(StateError, match=f"would leave out 1 serial.*\\({later:x}\\)"):
+            issue_crl(ca, now=after + dt.timedelta(days=1))
+        assert len(list(ca.crl_dir.glob("*.crl"))) == count

@@ -171,3 +171,37 @@ def test_status_warns_about_due_expired_and_unfinished(home: CaHome) -> None:
         issue_crl(ca, now=NOW - dt.timedelta(days=6))  # a day left of seven
     status = _run(["ca", "status", "--ca-home", str(home.folder)])
     assert status.exit_code == 0 and "CRL is due" in status.stderr  # type: ignore[attr-defined]
+
+
+def test_a_lost_ledger_stops_every_signing_command_before_shares(
+    home: CaHome, tmp_path: Path
+) -> None:
+    home.settings.ledger.unlink()
+    request = tmp_path / "in.p7m"
+    request.write_bytes(request_batch(home, [issue(1)]))
+    for args in (
+        ["ca", "issue-crl", "--ca-home", str(home.folder)],
+        [
+            "ca",
+            "sign-batch",
+            str(request),
+            str(tmp_path / "out.p7m"),
+            "--ca-home",
+            str(home.folder),
+        ],
+        ["ca", "status", "--ca-home", str(home.folder)],
+    ):
+        # No share files and no input: a prompt for shares would end in an abort (exit 1).
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "custodian" not in result.output and "share" not in result.output
+        lines = result.stderr.strip().splitlines()
+        assert (
+            len(lines) == 1 and "is missing; restore it from the newest ledger backup" in lines[0]
+        )
+        assert not home.settings.ledger.exists() and not (tmp_path / "out.p7m").exists()
+    assert not (home.folder / "crl").exists()
+    ja = CliRunner(env={"SHOMEI_LANG": "ja"}).invoke(
+        main, ["ca", "issue-crl", "--ca-home", str(home.folder)]
+    )
+    assert ja.exit_code == 2 and "最新の台帳バックアップから復元" in ja.stderr
