@@ -65,13 +65,24 @@ class ImportSummary:
 
 
 def link_folder(path: Path | None, what: str, what_ja: str) -> Path:
-    """The offline ``outbox``/``inbox`` folder of the settings, created if missing."""
+    """The offline ``outbox``/``inbox`` folder of the settings, which must exist.
+
+    It is never created here: it is often on the medium carried to the CA, and a folder made
+    on the local disk because that medium was not mounted would swallow the batches unseen.
+    """
     if path is None:
         raise ConfigError(
             f"offline mode needs ra.link.{what}",
             message_ja=f"オフライン連携には ra.link.{what} ({what_ja}) の設定が必要です",
         )
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        raise ConfigError(
+            f"the offline {what} folder {path} does not exist; mount the medium it is on, or "
+            "create it once when setting up the link",
+            message_ja=f"{what_ja} {path} がありません。媒体をマウントするか、連携の設定時に"
+            "一度だけ作成してください",
+            path=str(path),
+        )
     return path
 
 

@@ -27,6 +27,7 @@ from ra import crls, link
 from ra.lifecycle import Status
 from ra.link_import import refused_crls
 from ra.models import AuditRecord, Certificate, CrlRecord
+from shomei.errors import ConfigError
 from tests.ra.ca_fixture import (  # noqa: F401
     CDP_FILE,
     CaHome,
@@ -231,3 +232,25 @@ def test_a_result_whose_crl_loses_a_revocation_brings_its_certificates_only(
     with database.factory() as s:
         assert status_of(s, other) is Status.ISSUED
     assert _crl_count(database) == count and published.read_bytes() == before
+
+
+def test_a_missing_offline_folder_is_never_made_on_the_spot(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    # The outbox lives on the medium carried to the CA; unmounted, its folder is missing.
+    settings = ra_settings(ca_home, database.url, tmp_path / "data", mode="offline")
+    assert settings.link.outbox is not None and settings.link.inbox is not None
+    settings.link.outbox.rmdir()
+    settings.link.inbox.rmdir()
+    now = _now()
+    with database.factory() as s, s.begin():
+        app = requested(s, now=now)
+    with pytest.raises(ConfigError, match=r"outbox folder .* does not exist"):
+        link.dispatch(database.factory, settings, now=now)
+    with pytest.raises(ConfigError, match=r"inbox folder .* does not exist"):
+        link.import_inbox(database.factory, settings, now=now)
+    assert not settings.link.outbox.exists() and not settings.link.inbox.exists()
+    with database.factory() as s:
+        assert status_of(s, app) is Status.ISSUE_REQUESTED  # not sent anywhere
+    settings.link.outbox.mkdir()
+    assert len(link.dispatch(database.factory, settings, now=now).written) == 1
