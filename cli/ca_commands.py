@@ -3,6 +3,8 @@
 Thin commands: read the CA home's ``ca.toml``, open the key with the custodians' shares (from
 files, or typed in with hidden input) or the token PIN, call one service function of
 :mod:`ca`, and print the outcome.  Errors become one line and an exit code (:mod:`cli.errors`).
+The ledger is opened and checked (:func:`ca.context.open_ledger`) before anyone is asked for a
+share, so a lost or older ledger stops a command before the custodians gather round.
 """
 
 from __future__ import annotations
@@ -210,9 +212,10 @@ def issue_crl_command(ca_home: Path, share_files: tuple[Path, ...], pin_file: Pa
 @ca_home_option
 @handle_errors
 def status_command(ca_home: Path) -> None:
-    """Show the current CRL, batches, serials, and anything left unfinished.
+    """Check the ledger, then show the current CRL, batches, serials and anything unfinished.
 
-    Exits 1 when there is no CRL or it has expired.
+    Exits 1 when there is no CRL or it has expired, 2 when the ledger may not be used (lost,
+    damaged, older than its record or than the CRL folder: restore it).
     """
     settings = _settings(ca_home)
     now = utcnow()
@@ -220,6 +223,7 @@ def status_command(ca_home: Path) -> None:
         stats = ledger.stats()
     crl = crl_status(stats.last_crl, validity=settings.crl.validity, now=now)
     click.echo(f"CA: {settings.name}")
+    click.echo(f"ledger: {settings.ledger} (checked against its record and the CRL folder)")
     if crl.last is None or crl.remaining is None:
         click.echo("CRL: none issued yet (run shomei ca issue-crl)")
     else:
