@@ -69,8 +69,14 @@ def newest_crl(ledger: Ledger, folder: Path, issuer: x509.Certificate) -> Loaded
     last = ledger.last_crl()
     if last is None and not folder.exists():
         return None
+    if folder.exists() and not folder.is_dir():
+        raise _restore_folder(
+            folder,
+            f"the CRL folder {folder} is not a folder",
+            f"CRL フォルダ {folder} がフォルダではありません",
+        )
     if not folder.is_dir():
-        assert last is not None
+        assert last is not None  # no folder and no CRL returned above
         raise _restore_folder(
             folder,
             f"the CRL folder {folder} is missing, but the ledger issued CRL number {last.number}",

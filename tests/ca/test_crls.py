@@ -308,3 +308,9 @@ def test_expired_entries_drop_off_and_nothing_else(
         with pytest.raises(StateError, match=f"would leave out 1 serial.*\\({later:x}\\)"):
             issue_crl(ca, now=after + dt.timedelta(days=1))
         assert len(list(ca.crl_dir.glob("*.crl"))) == count
+
+
+def test_a_file_where_the_crl_folder_should_be_is_refused(home: CaHome) -> None:
+    (home.folder / "crl").write_bytes(b"not a folder")
+    with pytest.raises(StateError, match="is not a folder"):
+        home.open()

@@ -224,3 +224,24 @@ def test_a_missing_altered_or_foreign_record_is_refused(tmp_path: Path) -> None:
         Ledger(path)
     record.write_text(text)
     Ledger(path).close()
+
+
+def test_the_ceremony_that_creates_the_ca_makes_its_ledger_and_record(tmp_path: Path) -> None:
+    from ca import ceremony
+    from ca.ceremony_config import load_ceremony
+    from tests.ca.test_ceremony import write_ceremony
+    from tests.pki import NOW as PKI_NOW
+
+    path = write_ceremony(tmp_path, actions=["create-root"], issuing=None)  # single tier
+    cfg = load_ceremony(path)
+    planned = [out for step in ceremony.plan(cfg) for out in step.outputs]
+    home = cfg.ceremony.ca_home
+    assert home / "ledger.sqlite" in planned and home / "ledger-record.json" in planned
+    done = ceremony.run(cfg, config_path=path, now=PKI_NOW, echo=lambda _: None)
+    assert home / "ledger.sqlite" in done.written and home / "ledger-record.json" in done.written
+    with Ledger(home / "ledger.sqlite") as ledger:
+        ledger_id = ledger.marks().ledger_id
+    assert done.transcript is not None
+    lines = [json.loads(line) for line in done.transcript.read_text().splitlines()]
+    created = [line for line in lines if line.get("event") == "ledger-created"]
+    assert len(created) == 1 and created[0]["details"]["ledger_id"] == ledger_id
