@@ -39,9 +39,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from ca import ledger_file
-from ca.ledger_record import GUIDE, GUIDE_JA, Marks, behind, read_record, record_path, write_record
+from ca.ledger_record import Marks, check_record, record_path, write_record
 from shomei.clock import UTC, Clock, require_aware, utcnow
-from shomei.errors import ConfigError, NotFound, Refused, StateError
+from shomei.errors import ConfigError, NotFound, Refused
 
 log = logging.getLogger("shomei.ca.ledger")
 
@@ -239,7 +239,7 @@ class Ledger:
                 self._migrate(SCHEMA_VERSION)
                 with self._tx() as db:
                     db.execute("INSERT INTO meta (key, value) VALUES ('record', 'kept')")
-                self._write_record()
+                self._write_record(strict=True)
             else:
                 self._open_existing()
         except BaseException:
@@ -302,47 +302,24 @@ class Ledger:
 
     def _check_record(self) -> None:
         """Refuse a ledger that knows less than its record says (an older backup)."""
-        record = read_record(self.record_path)
         kept = self._meta("record") == "kept"
-        if record is None:
-            if kept:
-                raise StateError(
-                    f"the CA ledger's record {self.record_path} is missing, so an older ledger "
-                    "could not be told apart; restore the record from the same backup as the "
-                    f"ledger ({GUIDE})",
-                    message_ja=f"CA 台帳の記録 {self.record_path} がありません。台帳と同じ"
-                    f"バックアップから復元してください({GUIDE_JA})",
-                    path=str(self.record_path),
-                )
-            # A ledger from before records were kept: its record starts now.
-            with self._tx() as db:
-                db.execute("INSERT INTO meta (key, value) VALUES ('record', 'kept')")
-            self._write_record()
-            log.info("the CA ledger %s now keeps a record in %s", self.path, self.record_path)
+        if check_record(self.record_path, self.path, self.marks(), self, kept=kept):
             return
-        marks = self.marks()
-        if marks.ledger_id != record.marks.ledger_id:
-            gaps = [f"ledger {marks.ledger_id}, the record names {record.marks.ledger_id}"]
-        else:
-            gaps = behind(marks, self, record.marks)
-        if gaps:
-            raise StateError(
-                f"the CA ledger {self.path} is older than its record of "
-                f"{record.written_at:%Y-%m-%d %H:%M} UTC ({'; '.join(gaps)}): it was restored "
-                f"from an older backup or lost data; restore the newest ledger backup ({GUIDE})",
-                message_ja=f"CA 台帳 {self.path} は {record.written_at:%Y-%m-%d %H:%M} UTC の"
-                f"記録より古い状態です({'; '.join(gaps)})。古いバックアップから戻されたか、"
-                f"データが失われています。最新の台帳バックアップから復元してください({GUIDE_JA})",
-                path=str(self.path),
-                gaps=gaps,
-            )
+        # A ledger from before records were kept: its record starts now.
+        with self._tx() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('record', 'kept')")
+        self._write_record()
+        log.info("the CA ledger %s now keeps a record in %s", self.path, self.record_path)
 
-    def _write_record(self) -> None:
+    def _write_record(self, *, strict: bool = False) -> None:
         # After the ledger's commit, so the record is never ahead of the ledger.  A record that
         # cannot be written only lags behind (the next write catches up): the ledger is intact.
+        # A new ledger without its record could not be opened, so there it is an error.
         try:
             write_record(self.record_path, self.marks(), now=self._clock())
         except ConfigError as exc:
+            if strict:
+                raise
             log.warning("%s", exc.message)
 
     def marks(self) -> Marks:

@@ -10,7 +10,7 @@ high-water marks (:class:`Marks`), which only ever grow while the CA works: batc
 and the last one, certificates signed, serials revoked, CRLs issued and the last one's
 number, SHA-256 and entry count.
 
-On opening, the ledger must know at least what the record says (:func:`behind`).  The record
+On opening, the ledger must know at least what the record says (:func:`check_record`).  The record
 is written after the ledger's commit, so after a crash the ledger may be ahead of the record,
 never behind it.  The record carries the SHA-256 of its own contents, so an edited or
 truncated record is noticed rather than trusted.
@@ -159,6 +159,43 @@ def behind(ledger: Marks, view: LedgerView, record: Marks) -> list[str]:
     return gaps
 
 
+def check_record(
+    path: Path, ledger_path: Path, marks: Marks, view: LedgerView, *, kept: bool
+) -> bool:
+    """Raise :class:`StateError` unless the ledger (``marks``, ``view``) is not behind the
+    record at ``path``.  False when there is no record and the ledger never ``kept`` one (a
+    ledger from before records: the caller starts one); True otherwise.
+    """
+    record = read_record(path)
+    if record is None:
+        if not kept:
+            return False
+        raise StateError(
+            f"the CA ledger's record {path} is missing, so an older ledger could not be told "
+            f"apart; restore the record from the same backup as the ledger ({GUIDE})",
+            message_ja=f"CA 台帳の記録 {path} がありません。台帳と同じバックアップから"
+            f"復元してください({GUIDE_JA})",
+            path=str(path),
+        )
+    if marks.ledger_id != record.marks.ledger_id:
+        gaps = [f"ledger {marks.ledger_id}, the record names {record.marks.ledger_id}"]
+    else:
+        gaps = behind(marks, view, record.marks)
+    if gaps:
+        when = f"{record.written_at:%Y-%m-%d %H:%M} UTC"
+        raise StateError(
+            f"the CA ledger {ledger_path} is older than its record of {when} "
+            f"({'; '.join(gaps)}): it was restored from an older backup or lost data; restore "
+            f"the newest ledger backup ({GUIDE})",
+            message_ja=f"CA 台帳 {ledger_path} は {when} の記録より古い状態です"
+            f"({'; '.join(gaps)})。古いバックアップから戻されたか、データが失われています。"
+            f"最新の台帳バックアップから復元してください({GUIDE_JA})",
+            path=str(ledger_path),
+            gaps=gaps,
+        )
+    return True
+
+
 __all__ = [
     "GUIDE",
     "GUIDE_JA",
@@ -166,6 +203,7 @@ __all__ = [
     "Marks",
     "Record",
     "behind",
+    "check_record",
     "read_record",
     "record_path",
     "write_record",
