@@ -10,9 +10,9 @@ high-water marks (:class:`Marks`), which only ever grow while the CA works: batc
 and the last one, certificates signed, serials revoked, CRLs issued and the last one's
 number, SHA-256 and entry count.
 
-On opening, the ledger must know at least what the record says (:func:`check_record`).  The record
-is written after the ledger's commit, so after a crash the ledger may be ahead of the record,
-never behind it.  The record carries the SHA-256 of its own contents, so an edited or
+On opening, the ledger must know at least what the record says (:func:`check_record`).  The
+record is written after the ledger's commit, so after a crash the ledger may be ahead of the
+record, never behind it.  The record carries the SHA-256 of its own contents, so an edited or
 truncated record is noticed rather than trusted.
 """
 
