@@ -205,3 +205,19 @@ def test_a_lost_ledger_stops_every_signing_command_before_shares(
         main, ["ca", "issue-crl", "--ca-home", str(home.folder)]
     )
     assert ja.exit_code == 2 and "最新の台帳バックアップから復元" in ja.stderr
+
+
+def test_a_garbled_ledger_page_is_one_line_before_shares(home: CaHome) -> None:
+    with home.settings.ledger.open("r+b") as f:  # the root page of the batches table
+        f.seek(4096)
+        f.write(b"\xa5\x5a" * 1000)
+    for args in (
+        ["ca", "issue-crl", "--ca-home", str(home.folder)],
+        ["ca", "status", "--ca-home", str(home.folder)],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "share" not in result.output and result.exception is not None
+        assert isinstance(result.exception, SystemExit)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is damaged" in lines[0] and "restore it" in lines[0]
