@@ -170,22 +170,40 @@ def missing_revocations(
     """The serials ``loaded`` should list but does not (see the module docstring), sorted."""
     unexpired = Certificate.not_after > loaded.this_update
     known = session.execute(
-        select(Certificate.der)
+        select(Certificate.serial_hex, Certificate.der)
         .join(Application, Application.id == Certificate.application_id)
         .where(unexpired)
         .where(Certificate.revoked_at.is_not(None) | (Application.status == Status.REVOKED))
-    ).scalars()
-    required: set[int] = set()
-    for der in known:
-        cert = x509.load_der_x509_certificate(der)
-        if cert.issuer == ca_certificate.subject:  # of this CA, not of one before it
-            required.add(cert.serial_number)
+    ).all()
+    required = {int(h, 16) for h, der in known if _issued_by(der, ca_certificate)}
     previous = _last_registered(session, issuer_digest(ca_certificate))
     if previous is not None:
-        listed = load_crl(previous, issuer=ca_certificate).index
-        held = session.execute(select(Certificate.serial_hex).where(unexpired)).scalars()
-        required.update(serial for serial in (int(h, 16) for h in held) if serial in listed)
+        try:
+            listed = load_crl(previous, issuer=ca_certificate).index
+        except ShomeiError:
+            listed = None  # signed by an earlier key under the same name: not this CA's list
+        if listed is not None:
+            held = session.execute(select(Certificate.serial_hex).where(unexpired)).scalars()
+            required.update(s for s in (int(h, 16) for h in held) if s in listed)
     return sorted(serial for serial in required if serial not in loaded.index)
+
+
+def _issued_by(der: bytes, ca_certificate: x509.Certificate) -> bool:
+    """Whether the certificate ``der`` was issued by ``ca_certificate`` (name and key id).
+
+    A row that cannot be read counts as this CA's: a revocation is never dropped on a doubt.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        if cert.issuer != ca_certificate.subject:
+            return False
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+        ski = ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return True
+    except ValueError:
+        return True
+    return aki.key_identifier is None or aki.key_identifier == ski.value.digest
 
 
 def _last_registered(session: Session, issuer_sha256: str) -> bytes | None:

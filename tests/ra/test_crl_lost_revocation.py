@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select
 
 import ca.signbatch
@@ -28,10 +29,12 @@ from ra.lifecycle import Status
 from ra.link_import import refused_crls
 from ra.models import AuditRecord, Certificate, CrlRecord
 from shomei.errors import ConfigError
+from tests.pki import Pki
 from tests.ra.ca_fixture import (  # noqa: F401
     CDP_FILE,
     CaHome,
     ca_home_fixture,
+    make_application,
     open_test_ca,
     ra_settings,
 )
@@ -254,3 +257,35 @@ def test_a_missing_offline_folder_is_never_made_on_the_spot(
         assert status_of(s, app) is Status.ISSUE_REQUESTED  # not sent anywhere
     settings.link.outbox.mkdir()
     assert len(link.dispatch(database.factory, settings, now=now).written) == 1
+
+
+def test_only_this_cas_revocations_are_required(
+    database: Database, ca_home: CaHome, tmp_path: Path, pki: Pki
+) -> None:
+    # A revoked certificate of another CA (an earlier issuing CA) is not this CA's to list;
+    # a certificate row that cannot be read is required rather than dropped on a doubt.
+    now = _now()
+    foreign = pki.certs["revoked"]
+    with database.factory() as s, s.begin():
+        for der, serial in (
+            (foreign.public_bytes(Encoding.DER), foreign.serial_number),
+            (b"\x30\x03\x02\x01\x01", 0x5EED),
+        ):
+            app = make_application(s, status=Status.REVOKED, now=now)
+            s.add(
+                Certificate(
+                    application_id=app.id,
+                    serial_hex=format(serial, "x"),
+                    der=der,
+                    not_before=now - dt.timedelta(days=1),
+                    not_after=now + dt.timedelta(days=300),
+                    registered_at=now,
+                    revoked_at=now,
+                    expiry_notices_sent=[],
+                )
+            )
+    with open_test_ca(ca_home) as ca:
+        empty = _signed_crl(ca, now)
+    with pytest.raises(crls.LostRevocation) as caught, database.factory() as s, s.begin():
+        crls.register_crl(s, empty, ca_certificate=ca_home.ca_certificate, now=now)
+    assert caught.value.fields["serials"] == ["5eed"]
