@@ -42,6 +42,7 @@ from ca.custody.shares import Share, share_fingerprint
 from ca.home import HomePaths, ProfileCopy, federation_profile, profile_copies, settings_text
 from ca.home import toml_string as q
 from ca.ledger import Ledger
+from ca.ledger_record import record_path
 from ca.profile import load_profile
 from ca.settings import KeyRef, load_ca_settings
 from ca.staging import Staging
@@ -141,7 +142,7 @@ def plan(cfg: CeremonyConfig, *, now: dt.datetime) -> Plan:
     return Plan(
         home=paths.home,
         steps=steps,
-        settings=(paths.settings, paths.ledger) if office_issuer else (),
+        settings=(paths.settings, paths.ledger, record_path(paths.ledger)) if office_issuer else (),
         profiles=profile_copies(cfg, office_issuer, paths.home) if office_issuer else [],
         transcript=paths.transcripts
         / f"{now.astimezone(dt.UTC).strftime(STAMP)}-{cfg.ceremony.name}.log",
@@ -418,12 +419,15 @@ class _Run:
                 was={c.key: c.old for c in copy.changes},
             )
         # The ledger is made here, by the ceremony that makes the CA, and nowhere else.
-        Ledger(self.staged.ledger).close()
+        with Ledger.create(self.staged.ledger, clock=lambda: self.now) as ledger:
+            ledger_id = ledger.marks().ledger_id
         self.log(
             "settings-written",
             file=self.final(self.staged.settings),
             sha256=file_digest(self.staged.settings),
             ledger=self.final(self.staged.ledger),
+            ledger_id=ledger_id,
+            ledger_record=self.final(record_path(self.staged.ledger)),
         )
 
     def _issuing_crl(self, settings_path: Path, key: SigningKey, result: CeremonyResult) -> None:

@@ -5,6 +5,10 @@ certificates named in ``ca.toml`` first (cheap, and a mistake there should not c
 custodians a round of typing shares), then opens the key with the custodians' shares or the
 token PIN, checks that the key belongs to the CA certificate (RFC 5280 §4.1.2.7: the subject
 public key is what relying parties verify against), and opens the ledger.
+
+The ledger is opened and checked (:func:`open_ledger`: it exists, is sound, is not older than
+its record or than the CRL folder) before the key, so that a lost or older ledger stops the
+command before anyone types a share; the CLI opens it even before it asks for them.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from ca.crlcheck import crl_folder, newest_crl
 from ca.custody.shares import Share
 from ca.ledger import Ledger
 from ca.profile import Profile, load_profiles
@@ -58,7 +63,7 @@ class CA:
     @property
     def crl_dir(self) -> Path:
         """Where every CRL is kept as ``NUMBER.crl`` (``crl/`` beside the ledger by default)."""
-        return self.settings.crl_dir or self.settings.ledger.parent / "crl"
+        return crl_folder(self.settings)
 
     @property
     def full_chain(self) -> tuple[x509.Certificate, ...]:
@@ -126,28 +131,69 @@ def _load_parts(
     return certificate, chain, trusted_link_certificates(settings)
 
 
-def open_ca_with_key(settings: CASettings, key: SigningKey) -> CA:
-    """A :class:`CA` around an already opened ``key`` (ceremonies, inline mode, tests)."""
-    certificate, chain, trusted = _load_parts(settings)
-    _check_key(certificate, key)
+def open_ledger(settings: CASettings, *, certificate: x509.Certificate | None = None) -> Ledger:
+    """The CA's ledger, opened and checked against its record and the CRL folder.
+
+    Needs no key.  Raises :class:`StateError` for a ledger that is missing, damaged, older
+    than its record, or that does not know a revocation the newest kept CRL lists.
+    """
+    certificate = certificate or _one_certificate(settings.certificate)
+    ledger = Ledger(settings.ledger)
+    try:
+        newest_crl(ledger, crl_folder(settings), certificate)
+    except BaseException:
+        ledger.close()
+        raise
+    return ledger
+
+
+def open_ca_with_key(settings: CASettings, key: SigningKey, *, ledger: Ledger | None = None) -> CA:
+    """A :class:`CA` around an already opened ``key`` (ceremonies, inline mode, tests).
+
+    ``ledger``, when given, was opened with :func:`open_ledger`; the CA then owns it.
+    """
+    try:
+        certificate, chain, trusted = _load_parts(settings)
+        _check_key(certificate, key)
+        if ledger is None:
+            ledger = open_ledger(settings, certificate=certificate)
+    except BaseException:
+        if ledger is not None:
+            ledger.close()
+        raise
     return CA(
         settings=settings,
         certificate=certificate,
         chain=chain,
         key=key,
-        ledger=Ledger(settings.ledger),
+        ledger=ledger,
         trusted_ra=trusted,
     )
 
 
-def open_ca(settings: CASettings, *, shares: Sequence[Share] = (), pin: str | None = None) -> CA:
-    """Open the CA of ``settings``: certificates, then the key (shares or PIN), then ledger.
+def open_ca(
+    settings: CASettings,
+    *,
+    shares: Sequence[Share] = (),
+    pin: str | None = None,
+    ledger: Ledger | None = None,
+) -> CA:
+    """Open the CA of ``settings``: certificates, then the ledger, then the key (shares or PIN).
 
-    Raises :class:`NotFound`/:class:`ConfigError` for missing or unreadable certificates and
+    Raises :class:`NotFound`/:class:`ConfigError` for missing or unreadable certificates,
+    :class:`StateError` for a ledger that may not be used (:func:`open_ledger`) and
     :class:`CustodyError` when the key cannot be opened or is not the CA certificate's.
+    ``ledger``, when given, was opened with :func:`open_ledger`; the CA then owns it.
     """
     from ca.custody import open_ca_key
 
-    _load_parts(settings)  # fail on a bad certificate before anyone types a share
-    key = open_ca_key(settings.key, shares=shares, pin=pin)
-    return open_ca_with_key(settings, key)
+    # Fail on a bad certificate or ledger before the key is opened.
+    certificate, _, _ = _load_parts(settings)
+    if ledger is None:
+        ledger = open_ledger(settings, certificate=certificate)
+    try:
+        key = open_ca_key(settings.key, shares=shares, pin=pin)
+    except BaseException:
+        ledger.close()
+        raise
+    return open_ca_with_key(settings, key, ledger=ledger)

@@ -14,6 +14,11 @@ later therefore always has a higher number as long as the clock does not go back
 even then the ledger and the folder carry the sequence on.  The CRL is written as
 ``NUMBER.crl`` in the CA home's CRL folder, never over an existing file, before the ledger
 records it, so a crash in between still leaves the number taken.
+
+A CRL never lists less than the one before it, except entries past ``keep_after_expiry``:
+before signing, the CRL folder is checked against the ledger and the new list against the
+newest CRL in the folder (:mod:`ca.crlcheck`), so a ledger restored from an older backup
+stops here instead of dropping a revocation.
 """
 
 from __future__ import annotations
@@ -21,10 +26,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from ca.context import CA
+from ca.crlcheck import highest_on_disk, newest_crl, require_listed
 from ca.ledger import CrlRecord
 from ca.lint import lint_crl, require_clean
 from crl.builder import build_crl
@@ -43,12 +48,6 @@ def time_number(this_update: dt.datetime) -> int:
     return (delta // dt.timedelta(microseconds=1)) * 1000
 
 
-def highest_on_disk(folder: Path) -> int:
-    """The highest ``NUMBER`` of the ``NUMBER.crl`` files in ``folder`` (0 if none)."""
-    numbers = [int(p.stem) for p in folder.glob("*.crl") if p.stem.isdigit()]
-    return max(numbers, default=0)
-
-
 def next_crl_number(ca: CA, this_update: dt.datetime) -> int:
     """The cRLNumber for a CRL issued at ``this_update`` (see the module docstring)."""
     last = ca.ledger.last_crl()
@@ -61,10 +60,12 @@ def issue_crl(ca: CA, *, now: dt.datetime) -> bytes:
     # RFC 5280 §4.1.2.5 (to which §5.1.2.4 refers) has no fractional seconds.
     this_update = require_aware(now, "now").replace(microsecond=0)
     next_update = this_update + ca.settings.crl.validity
+    keep = ca.settings.crl.keep_after_expiry
+    newest = newest_crl(ca.ledger, ca.crl_dir, ca.certificate)
+    listing = ca.ledger.crl_listing(now=this_update, keep_after_expiry=keep)
+    require_listed({serial for serial, _ in listing}, newest, ca.ledger, cutoff=this_update - keep)
+    entries = [entry for _, entry in listing]
     number = next_crl_number(ca, this_update)
-    entries = ca.ledger.crl_entries(
-        now=this_update, keep_after_expiry=ca.settings.crl.keep_after_expiry
-    )
     der = build_crl(
         issuer=ca.certificate,
         key=ca.key,

@@ -16,11 +16,18 @@ processed twice.
 The schema is versioned with ``PRAGMA user_version``; :data:`_MIGRATIONS` holds one step per
 version and opening an older file upgrades it in place.  The file runs in WAL mode with
 ``synchronous=FULL`` so that a commit has reached the disk when it returns.
+
+A ledger is made once, by the ceremony that creates the CA (:meth:`Ledger.create`); opening
+never creates one.  A missing, unreadable or damaged file, one that is not a CA ledger, and
+one older than the record kept beside it (:mod:`ca.ledger_record`: a ledger restored from an
+older backup) are refused with :class:`StateError`, which says what to restore, so that no
+CRL or certificate is ever signed from a ledger that forgot what the CA did.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -31,8 +38,12 @@ from typing import Any, Literal, Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from ca import ledger_file
+from ca.ledger_record import Marks, check_record, record_path, write_record
 from shomei.clock import UTC, Clock, require_aware, utcnow
 from shomei.errors import ConfigError, NotFound, Refused
+
+log = logging.getLogger("shomei.ca.ledger")
 
 BatchOutcome = Literal["processing", "done", "failed"]
 SerialState = Literal["reserved", "signed", "refused"]
@@ -98,6 +109,15 @@ _MIGRATIONS: tuple[str, ...] = (
         at       TEXT NOT NULL
     );
     CREATE INDEX serials_revoked ON serials (revoked_at) WHERE revoked_at IS NOT NULL;
+    """,
+    # 2 -> 3: the ledger's identity, which its record outside the ledger names
+    # (ca.ledger_record), and whether such a record is kept ('record' = 'kept').
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    INSERT INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))));
     """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -188,11 +208,12 @@ def _default_new_serial() -> int:
 
 
 class Ledger:
-    """The CA ledger in the SQLite file ``path`` (created and upgraded as needed).
+    """The CA ledger in the existing SQLite file ``path`` (upgraded as needed, never created).
 
     Implements ``ca.issue.SerialStore``: :meth:`reserve`, :meth:`record_signed` and
     :meth:`record_refused`.  Serials reserved while a batch is open (:meth:`begin_batch`)
-    are recorded against that batch.
+    are recorded against that batch.  Opening checks the file and compares it with its
+    record (see the module docstring); :meth:`create` makes a new one for a ceremony.
     """
 
     def __init__(
@@ -201,50 +222,138 @@ class Ledger:
         *,
         clock: Clock = utcnow,
         new_serial: Callable[[], int] = _default_new_serial,
+        _create: bool = False,
     ) -> None:
         self.path = Path(path)
+        self.record_path = record_path(self.path)
         self._clock = clock
         self._new_serial = new_serial
         self._lock = threading.RLock()
         self._batch_id: str | None = None
+        self._db = ledger_file.connect(self.path, create=_create)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Autocommit mode: every transaction below is an explicit BEGIN IMMEDIATE.
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        except sqlite3.DatabaseError as exc:
-            raise ConfigError(
-                f"cannot open the CA ledger {self.path}: {exc}",
-                message_ja=f"CA 台帳 {self.path} を開けません: {exc}",
-                path=str(self.path),
-            ) from exc
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate(SCHEMA_VERSION)
-        except ConfigError:
+            if _create:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._migrate(SCHEMA_VERSION)
+                with self._tx() as db:
+                    db.execute("INSERT INTO meta (key, value) VALUES ('record', 'kept')")
+                self._write_record(strict=True)
+            else:
+                self._open_existing()
+        except BaseException:
             self._db.close()
+            if _create:
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             raise
-        except sqlite3.DatabaseError as exc:
-            self._db.close()
-            raise ConfigError(
-                f"cannot open the CA ledger {self.path}: {exc}",
-                message_ja=f"CA 台帳 {self.path} を開けません: {exc}",
-                path=str(self.path),
-            ) from exc
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        *,
+        clock: Clock = utcnow,
+        new_serial: Callable[[], int] = _default_new_serial,
+    ) -> Ledger:
+        """Make a new, empty ledger at ``path`` and its record (the ceremony that creates a CA).
+
+        Raises :class:`Refused` when a ledger or a record is already there.
+        """
+        path = Path(path)
+        if record_path(path).exists():
+            raise Refused(
+                f"{record_path(path)} already exists: a ledger was kept here; restore it "
+                "rather than making a new one",
+                message_ja=f"{record_path(path)} が既にあります。新しい台帳を作らず、"
+                "元の台帳を復元してください",
+                path=str(path),
+            )
+        return cls(path, clock=clock, new_serial=new_serial, _create=True)
 
     # -- housekeeping -----------------------------------------------------------------------
 
+    def _open_existing(self) -> None:
+        try:
+            version = ledger_file.check_file(self._db, self.path)
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"the CA ledger {self.path} has schema version {version}, newer than this "
+                    f"software ({SCHEMA_VERSION}); upgrade Shomei",
+                    message_ja=f"CA 台帳 {self.path} のスキーマ版 {version} はこのソフトウェア"
+                    f"({SCHEMA_VERSION})より新しいため使えません",
+                    path=str(self.path),
+                )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._migrate(SCHEMA_VERSION)
+            ledger_file.check_schema(self._db, self.path, _MIGRATIONS)
+        except sqlite3.OperationalError as exc:
+            raise ConfigError(
+                f"cannot open the CA ledger {self.path}: {exc}",
+                message_ja=f"CA 台帳 {self.path} を開けません: {exc}",
+                path=str(self.path),
+            ) from exc
+        self._check_record()
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _check_record(self) -> None:
+        """Refuse a ledger that knows less than its record says (an older backup)."""
+        kept = self._meta("record") == "kept"
+        if check_record(self.record_path, self.path, self.marks(), self, kept=kept):
+            return
+        # A ledger from before records were kept: its record starts now.
+        with self._tx() as db:
+            db.execute("INSERT INTO meta (key, value) VALUES ('record', 'kept')")
+        self._write_record()
+        log.info("the CA ledger %s now keeps a record in %s", self.path, self.record_path)
+
+    def _write_record(self, *, strict: bool = False) -> None:
+        # After the ledger's commit, so the record is never ahead of the ledger.  A record that
+        # cannot be written only lags behind (the next write catches up): the ledger is intact.
+        # A new ledger without its record could not be opened, so there it is an error.
+        try:
+            write_record(self.record_path, self.marks(), now=self._clock())
+        except ConfigError as exc:
+            if strict:
+                raise
+            log.warning("%s", exc.message)
+
+    def marks(self) -> Marks:
+        """The ledger's high-water marks (what its record keeps)."""
+        db = self._db
+        last_batch = db.execute("SELECT batch_id FROM batches ORDER BY rowid DESC LIMIT 1")
+        batch_row = last_batch.fetchone()
+        signed = db.execute("SELECT count(*) FROM serials WHERE state = 'signed'").fetchone()
+        revoked = db.execute("SELECT count(*) FROM serials WHERE revoked_at IS NOT NULL")
+        last = self.last_crl()
+        ledger_id = self._meta("ledger_id")
+        assert ledger_id is not None  # made by migration 2 -> 3
+        return Marks(
+            ledger_id=ledger_id,
+            batches=int(db.execute("SELECT count(*) FROM batches").fetchone()[0]),
+            last_batch=None if batch_row is None else str(batch_row[0]),
+            signed=int(signed[0]),
+            revoked=int(revoked.fetchone()[0]),
+            crls=int(db.execute("SELECT count(*) FROM crls").fetchone()[0]),
+            last_crl_number=None if last is None else last.number,
+            last_crl_sha256=None if last is None else last.sha256,
+            last_crl_entries=None if last is None else last.entry_count,
+        )
+
+    def has_batch(self, batch_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM batches WHERE batch_id = ?", (batch_id,))
+        return row.fetchone() is not None
+
+    def crl_sha256(self, number: int) -> str | None:
+        row = self._db.execute("SELECT sha256 FROM crls WHERE number = ?", (number,)).fetchone()
+        return None if row is None else str(row[0])
+
     def _migrate(self, target: int) -> None:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise ConfigError(
-                f"the CA ledger {self.path} has schema version {version}, newer than this "
-                f"software ({SCHEMA_VERSION}); upgrade Shomei",
-                message_ja=f"CA 台帳 {self.path} のスキーマ版 {version} はこのソフトウェア"
-                f"({SCHEMA_VERSION})より新しいため使えません",
-                path=str(self.path),
-            )
         while version < target:
             # executescript commits first; the step and its version bump share one transaction.
             self._db.executescript(
@@ -300,6 +409,7 @@ class Ledger:
                 (batch_id, sha256, ra_name, request_count, _ts(now)),
             )
         self._batch_id = batch_id
+        self._write_record()
 
     def finish_batch(self, batch_id: str, *, outcome: BatchOutcome, now: dt.datetime) -> None:
         """Mark batch ``batch_id`` finished with ``outcome``."""
@@ -310,6 +420,8 @@ class Ledger:
             ).rowcount
         if self._batch_id == batch_id:
             self._batch_id = None
+        if changed == 1:
+            self._write_record()
         if changed != 1:
             raise NotFound(
                 f"no batch {batch_id} in the ledger",
@@ -488,13 +600,26 @@ class Ledger:
 
         An entry is dropped once its certificate expired more than ``keep_after_expiry`` ago.
         """
+        return [
+            entry for _, entry in self.crl_listing(now=now, keep_after_expiry=keep_after_expiry)
+        ]
+
+    def crl_listing(
+        self, *, now: dt.datetime, keep_after_expiry: dt.timedelta
+    ) -> list[tuple[int, bytes]]:
+        """(serial, stored CRL entry) of every serial :meth:`crl_entries` lists, in order."""
         cutoff = _ts(require_aware(now) - keep_after_expiry)
         rows = self._db.execute(
-            "SELECT crl_entry FROM serials WHERE revoked_at IS NOT NULL AND not_after >= ?"
-            " ORDER BY serial",
+            "SELECT serial, crl_entry FROM serials WHERE revoked_at IS NOT NULL"
+            " AND not_after >= ? ORDER BY serial",
             (cutoff,),
-        )
-        return [bytes(r[0]) for r in rows]
+        ).fetchall()
+        return [(int(str(r[0]), 16), bytes(r[1])) for r in rows]
+
+    def revoked_serials(self) -> set[int]:
+        """Every serial this ledger has revoked, listed on a CRL still or not."""
+        rows = self._db.execute("SELECT serial FROM serials WHERE revoked_at IS NOT NULL")
+        return {int(str(r[0]), 16) for r in rows.fetchall()}
 
     # -- CRLs -------------------------------------------------------------------------------
 
@@ -519,6 +644,7 @@ class Ledger:
                 f"CRL number {number} is already in the ledger",
                 message_ja=f"CRL 番号 {number} は台帳に記録済みです",
             ) from exc
+        self._write_record()
 
     def last_crl(self) -> CrlRecord | None:
         row = self._db.execute(

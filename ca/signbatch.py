@@ -40,11 +40,10 @@ from ca.batch import (
     read_request_batch,
     write_result_batch,
 )
-from ca.context import CA
+from ca.context import CA, open_ledger
 from ca.crls import issue_crl
 from ca.issue import IssueRequest, Refusal
 from ca.issuebatch import issue_many
-from ca.ledger import Ledger
 from ca.settings import CASettings
 from ca.trust import trusted_link_certificates
 from crl.builder import RevokedEntry, encode_entry
@@ -118,7 +117,7 @@ def check_request(settings: CASettings, request_bytes: bytes, *, now: dt.datetim
     trusted = trusted_link_certificates(settings)
     if not trusted:
         raise _no_trusted_ra()
-    with Ledger(settings.ledger) as ledger:
+    with open_ledger(settings) as ledger:
         try:
             request = read_request_batch(request_bytes, trusted=trusted)
             known = ledger.find_batch(request.batch_id, sha256=request.sha256)

@@ -3,6 +3,8 @@
 Thin commands: read the CA home's ``ca.toml``, open the key with the custodians' shares (from
 files, or typed in with hidden input) or the token PIN, call one service function of
 :mod:`ca`, and print the outcome.  Errors become one line and an exit code (:mod:`cli.errors`).
+The ledger is opened and checked (:func:`ca.context.open_ledger`) before anyone is asked for a
+share, so a lost or older ledger stops a command before the custodians gather round.
 """
 
 from __future__ import annotations
@@ -17,18 +19,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ca.batch import Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
-from ca.context import CA, open_ca
+from ca.context import CA, open_ca, open_ledger
 from ca.crls import crl_status, issue_crl
 from ca.custody.secretfile import read_pin_file, read_share_file
 from ca.custody.shares import Share, parse_share
-from ca.ledger import Ledger
 from ca.settings import CASettings, load_ca_settings
 from ca.signbatch import check_request, results_dir, sign_batch
 from cli.errors import handle_errors
 from cli.groups import ca_group
 from cli.prompts import read_hidden
 from shomei.clock import to_japan, utcnow
-from shomei.errors import CustodyError, NotFound, Refused
+from shomei.errors import CustodyError, Refused
 from shomei.files import write_new
 
 _TRIES = 3
@@ -84,18 +85,24 @@ def _prompt_shares(settings: CASettings) -> list[Share]:
 
 
 def _open(settings: CASettings, share_files: tuple[Path, ...], pin_file: Path | None) -> CA:
-    pin: str | None = None
-    shares: list[Share] = []
-    if settings.key.backend == "file":
-        if share_files:
-            shares = [parse_share(read_share_file(p)) for p in share_files]
+    # The ledger first: a lost or older ledger stops here, before anyone types a share.
+    ledger = open_ledger(settings)
+    try:
+        pin: str | None = None
+        shares: list[Share] = []
+        if settings.key.backend == "file":
+            if share_files:
+                shares = [parse_share(read_share_file(p)) for p in share_files]
+            else:
+                shares = _prompt_shares(settings)
+        elif pin_file is not None:
+            pin = read_pin_file(pin_file)
         else:
-            shares = _prompt_shares(settings)
-    elif pin_file is not None:
-        pin = read_pin_file(pin_file)
-    else:
-        pin = read_hidden("token PIN").strip()
-    return open_ca(settings, shares=shares, pin=pin)
+            pin = read_hidden("token PIN").strip()
+    except BaseException:
+        ledger.close()
+        raise
+    return open_ca(settings, shares=shares, pin=pin, ledger=ledger)
 
 
 @contextmanager
@@ -205,9 +212,11 @@ def issue_crl_command(ca_home: Path, share_files: tuple[Path, ...], pin_file: Pa
 @ca_home_option
 @handle_errors
 def status_command(ca_home: Path) -> None:
-    """Show the current CRL, batches, serials, and anything left unfinished.
+    """Check the ledger, then show the current CRL, batches, serials and anything unfinished.
 
-    Exits 1 when there is no CRL or it has expired, or the CA cannot issue certificates.
+    Exits 1 when there is no CRL or it has expired, or the CA cannot issue certificates; 2 when
+    the ledger may not be used (lost, damaged, older than its record or than the CRL folder:
+    restore it).
     """
     from ca.readiness import issuing_problems
     from ca.staging import leftovers
@@ -215,16 +224,12 @@ def status_command(ca_home: Path) -> None:
     for left in leftovers(ca_home):
         click.echo(f"WARNING: {left} holds the output of a ceremony that did not finish")
     settings = _settings(ca_home)
-    if not settings.ledger.exists():
-        raise NotFound(
-            f"no CA ledger at {settings.ledger}",
-            message_ja=f"CA 台帳 {settings.ledger} がありません",
-        )
     now = utcnow()
-    with Ledger(settings.ledger) as ledger:
+    with open_ledger(settings) as ledger:
         stats = ledger.stats()
     crl = crl_status(stats.last_crl, validity=settings.crl.validity, now=now)
     click.echo(f"CA: {settings.name}")
+    click.echo(f"ledger: {settings.ledger} (checked against its record and the CRL folder)")
     if crl.last is None or crl.remaining is None:
         click.echo("CRL: none issued yet (run shomei ca issue-crl)")
     else:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import handle_errors
+from cli.errors import handle_errors, language
 from ra.jobs import JOBS
 from ra.settings import load_ra_settings
 from shomei.clock import utcnow
@@ -33,6 +33,7 @@ settings_option = click.option(
 def run_job_command(name: str, settings_path: Path) -> None:
     """Run the scheduled job NAME once, now (the scheduler need not be running)."""
     from ra.db import open_database, session_factory
+    from ra.link_import import refused_crls
     from ra.scheduler import describe, run_job
 
     settings = load_ra_settings(settings_path)
@@ -42,6 +43,11 @@ def run_job_command(name: str, settings_path: Path) -> None:
     finally:
         engine.dispose()
     click.echo(f"{name}: {describe(summary)}")
+    refused = refused_crls(summary)
+    for english, japanese in refused:
+        click.echo(f"shomei: {japanese if language() == 'ja' else english}", err=True)
+    if refused:
+        raise SystemExit(1)  # the certificates are in; the CRL was checked and found bad
 
 
 @click.command("scheduler")

@@ -10,6 +10,14 @@ and, in the same transaction, exactly the applications in 失効待ち (7) whose
 move to 失効済み (8) through :func:`ra.lifecycle.apply` (REGISTER_CRL), with the revocation
 date of the CRL entry on their certificate.  Nothing else changes status here.
 
+A revocation is never lost (:func:`missing_revocations`): a CRL that leaves out a serial the
+RA knows was revoked is refused (:class:`LostRevocation`, nothing registered or published),
+unless the certificate had expired by the CRL's thisUpdate (RFC 5280 §3.3 lets the CA drop
+it then).  The RA knows a serial was revoked when the certificate's application is 失効済み or
+a registered CRL confirmed it (its ``revoked_at``), and when the last CRL registered for the
+issuer listed a certificate the RA holds.  Such a CRL comes from a CA whose ledger is older
+than what it revoked (docs/ca-operator-guide.md, "Backing up and restoring the CA").
+
 Publishing (:func:`publish`) puts the DER at ``data_dir/publish/<name>``, where ``name`` is
 the last path segment of the CRL distribution point URL (RFC 5280 §4.2.1.13) of the
 certificates the CA issued, so a web server serving that folder answers the URL the
@@ -22,7 +30,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,17 +40,27 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from ca.crlcheck import some
 from crl.reader import LoadedCrl, load_crl
 from ra import lifecycle
 from ra.lifecycle import Actor, Event, Status
 from ra.models import Application, Certificate, CrlRecord
 from ra.settings import RASettings
-from shomei.errors import MalformedInput, Refused, ShomeiError
-from shomei.files import read_bytes
+from shomei.errors import MalformedInput, Refused, ShomeiError, VerificationFailed
+from shomei.files import read_bytes, replace_file
 
 ACTOR_ID = "crl-registration"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 MAX_CRL_BYTES = 512 * 1024 * 1024
+
+
+class LostRevocation(VerificationFailed):
+    """A CRL leaves out serials the RA knows were revoked and have not expired (exit 1).
+
+    ``fields["serials"]`` holds the missing serials (hex).
+    """
+
+    code = "crl_lost_revocation"
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,18 @@ def register_crl(
             number=loaded.number,
             last=last,
         )
+    missing = missing_revocations(session, loaded, ca_certificate=ca_certificate)
+    if missing:
+        raise LostRevocation(
+            f"CRL number {loaded.number} leaves out {len(missing)} revoked serial(s) whose "
+            f"certificates have not expired ({some(missing)}); it is neither registered nor "
+            "published: the CA must restore its newest ledger backup and issue a new CRL",
+            message_ja=f"CRL 番号 {loaded.number} には失効済みで有効期限内の {len(missing)} 件"
+            f"({some(missing)})が載っていません。登録も公開もしません。CA は最新の台帳"
+            "バックアップを復元して CRL を発行し直してください",
+            number=loaded.number,
+            serials=[format(s, "x") for s in missing],
+        )
     der = _der(data)
     session.add(
         CrlRecord(
@@ -133,6 +162,58 @@ def register_crl(
     session.flush()
     revoked = _revoke_listed(session, loaded, now=now)
     return CrlRegistration(loaded.number, sha256, len(loaded.index), True, tuple(revoked))
+
+
+def missing_revocations(
+    session: Session, loaded: LoadedCrl, *, ca_certificate: x509.Certificate
+) -> list[int]:
+    """The serials ``loaded`` should list but does not (see the module docstring), sorted."""
+    unexpired = Certificate.not_after > loaded.this_update
+    known = session.execute(
+        select(Certificate.serial_hex, Certificate.der)
+        .join(Application, Application.id == Certificate.application_id)
+        .where(unexpired)
+        .where(Certificate.revoked_at.is_not(None) | (Application.status == Status.REVOKED))
+    ).all()
+    required = {int(h, 16) for h, der in known if _issued_by(der, ca_certificate)}
+    previous = _last_registered(session, issuer_digest(ca_certificate))
+    if previous is not None:
+        try:
+            listed = load_crl(previous, issuer=ca_certificate).index
+        except ShomeiError:
+            listed = None  # signed by an earlier key under the same name: not this CA's list
+        if listed is not None:
+            held = session.execute(select(Certificate.serial_hex).where(unexpired)).scalars()
+            required.update(s for s in (int(h, 16) for h in held) if s in listed)
+    return sorted(serial for serial in required if serial not in loaded.index)
+
+
+def _issued_by(der: bytes, ca_certificate: x509.Certificate) -> bool:
+    """Whether the certificate ``der`` was issued by ``ca_certificate`` (name and key id).
+
+    A row that cannot be read counts as this CA's: a revocation is never dropped on a doubt.
+    """
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        if cert.issuer != ca_certificate.subject:
+            return False
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+        ski = ca_certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+    except x509.ExtensionNotFound:
+        return True
+    except ValueError:
+        return True
+    return aki.key_identifier is None or aki.key_identifier == ski.value.digest
+
+
+def _last_registered(session: Session, issuer_sha256: str) -> bytes | None:
+    rows = session.execute(
+        select(CrlRecord.number, CrlRecord.id).where(CrlRecord.issuer_sha256 == issuer_sha256)
+    ).all()
+    if not rows:
+        return None
+    _, best = max((int(n), i) for n, i in rows)
+    return session.execute(select(CrlRecord.der).where(CrlRecord.id == best)).scalar_one()
 
 
 def _der(data: bytes) -> bytes:
@@ -230,17 +311,7 @@ def publish(
             return None
         if current is not None and (current.number or 0) > (new.number or 0):
             return None
-    temp = folder / f".{name}.{os.getpid()}.tmp"
-    with temp.open("wb") as out:
-        out.write(der)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temp, target)
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    replace_file(target, der)
     return target
 
 
@@ -250,13 +321,9 @@ def publish_latest(
     """Publish the highest-numbered registered CRL of the issuer (after a commit)."""
     issuer = issuer_digest(ca_certificate)
     with factory() as session:
-        rows = session.execute(
-            select(CrlRecord.number, CrlRecord.id).where(CrlRecord.issuer_sha256 == issuer)
-        ).all()
-        if not rows:
+        der = _last_registered(session, issuer)
+        if der is None:
             return None
-        _, best = max((int(n), i) for n, i in rows)
-        der = session.execute(select(CrlRecord.der).where(CrlRecord.id == best)).scalar_one()
         name = publish_name(session, issuer)
     return publish(settings.data_dir, name, der, ca_certificate=ca_certificate)
 

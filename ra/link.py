@@ -202,6 +202,8 @@ def dispatch(
 ) -> DispatchSummary:
     """B7/B8: put every 3 and 6 into one signed request batch and deliver it (see module)."""
     identity = identity or load_link_identity(settings.link)
+    if settings.link.mode == "offline":  # before any application moves to 発行待ち
+        link_folder(settings.link.outbox, "outbox", "送信フォルダ")
     with factory() as session, session.begin():
         batch, issues, revokes, held, lost = _create_batch(session, settings, identity, now=now)
         batch_id = batch.batch_id if batch is not None else None

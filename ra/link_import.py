@@ -6,7 +6,12 @@ signature), checks that it answers a batch this RA sent (same batch id and reque
 applies it in ONE transaction: Issued → a :class:`~ra.models.Certificate` row,
 REGISTER_CERTIFICATE (4→5) and the notice and mail 「証明書が発行されました」; IssueRefused →
 CA_REFUSED (4→9) with the CA's reason; Revoked → nothing yet (7 stays until a CRL lists it);
-then the batch's CRL is registered (:mod:`ra.crls`) and the batch marked imported.  A crash
+then the batch's CRL is registered (:mod:`ra.crls`) and the batch marked imported.  A CRL that
+would lose a revocation (:class:`ra.crls.LostRevocation`) is not registered and nothing is
+published; the certificates and refusals of the batch are still imported (they are genuine, and
+the offices wait for them), the refusal is audited and logged, and the summary says so
+(``crl_refused``), so the job exits non-zero until the CA sends a CRL that lists every
+revocation.  A crash
 anywhere rolls all of it back, and importing the same result again is a no-op, so the end
 state is the same however often and wherever it is interrupted.  :func:`import_inbox` does it
 for every file the operator carried into the offline inbox.  Dispatch is :mod:`ra.link`.
@@ -55,16 +60,29 @@ class ImportSummary:
     crl_registered: bool = False
     moved_to_revoked: int = 0
     published: Path | None = None
+    crl_refused: str | None = None  # why the batch's CRL was not registered (LostRevocation)
+    crl_refused_ja: str | None = None
 
 
 def link_folder(path: Path | None, what: str, what_ja: str) -> Path:
-    """The offline ``outbox``/``inbox`` folder of the settings, created if missing."""
+    """The offline ``outbox``/``inbox`` folder of the settings, which must exist.
+
+    It is never created here: it is often on the medium carried to the CA, and a folder made
+    on the local disk because that medium was not mounted would swallow the batches unseen.
+    """
     if path is None:
         raise ConfigError(
             f"offline mode needs ra.link.{what}",
             message_ja=f"オフライン連携には ra.link.{what} ({what_ja}) の設定が必要です",
         )
-    path.mkdir(parents=True, exist_ok=True)
+    if not path.is_dir():
+        raise ConfigError(
+            f"the offline {what} folder {path} does not exist; mount the medium it is on, or "
+            "create it once when setting up the link",
+            message_ja=f"{what_ja} {path} がありません。媒体をマウントするか、連携の設定時に"
+            "一度だけ作成してください",
+            path=str(path),
+        )
     return path
 
 
@@ -238,9 +256,14 @@ def import_result(
                 else:
                     counts["revoke_refused"] += 1
                     _note_revoke_refused(session, app, item, now=now)
-            crl = crls.register_crl(
-                session, result.crl_der, ca_certificate=ca_certificate, now=now, older="skip"
-            )
+            refused: crls.LostRevocation | None = None
+            try:
+                crl = crls.register_crl(
+                    session, result.crl_der, ca_certificate=ca_certificate, now=now, older="skip"
+                )
+            except crls.LostRevocation as exc:
+                refused = exc
+                crl = _crl_refused(session, result.batch_id, exc, now=now)
             batch.result_sha256 = digest
             batch.imported_at = now
             summary = ImportSummary(
@@ -248,6 +271,8 @@ def import_result(
                 already_imported=False,
                 crl_number=crl.number,
                 crl_registered=crl.registered,
+                crl_refused=None if refused is None else refused.message,
+                crl_refused_ja=None if refused is None else refused.message_ja,
                 moved_to_revoked=len(crl.revoked),
                 issued=counts["issued"],
                 refused=counts["refused"],
@@ -256,6 +281,30 @@ def import_result(
             )
     published = crls.publish_latest(factory, settings, ca_certificate=ca_certificate)
     return dataclasses.replace(summary, published=published)
+
+
+def _crl_refused(
+    session: Session, batch_id: str, exc: crls.LostRevocation, *, now: dt.datetime
+) -> crls.CrlRegistration:
+    number = exc.fields.get("number")
+    log.error("the CRL of result batch %s was not registered: %s", batch_id, exc.message)
+    audit.record(
+        session,
+        actor=Actor.SYSTEM,
+        actor_id=ACTOR_ID,
+        action="crl_refused",
+        object_type="ca_batch",
+        object_id=batch_id,
+        now=now,
+        details={"crl_number": str(number), "missing": exc.fields.get("serials", [])},
+    )
+    return crls.CrlRegistration(
+        number=int(number) if number is not None else 0,
+        sha256="",
+        entries=0,
+        registered=False,
+        revoked=(),
+    )
 
 
 def _note_revoke_refused(
@@ -277,6 +326,22 @@ def _note_revoke_refused(
     )
     if item.code == "unknown_serial":
         log.error("the CA does not know serial %x of application %s", item.serial, app.id)
+
+
+def refused_crls(summary: object) -> tuple[tuple[str, str], ...]:
+    """Why the CRL of each imported result was refused (English, Japanese), in a job's summary.
+
+    Takes an :class:`ImportSummary`, an :class:`InboxSummary` or any summary with an
+    ``imported`` tuple of them (the inline dispatch), so a job can exit non-zero and say why.
+    """
+    if isinstance(summary, ImportSummary):
+        if summary.crl_refused is None:
+            return ()
+        return ((summary.crl_refused, summary.crl_refused_ja or summary.crl_refused),)
+    imported = getattr(summary, "imported", ())
+    if not isinstance(imported, tuple):
+        return ()
+    return tuple(why for item in imported for why in refused_crls(item))
 
 
 # -- the offline inbox -----------------------------------------------------------------------
@@ -340,4 +405,5 @@ __all__ = [
     "import_inbox",
     "import_result",
     "link_folder",
+    "refused_crls",
 ]

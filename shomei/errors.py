@@ -82,3 +82,13 @@ class Undecided(ShomeiError):
     """
 
     code = "undecided"
+
+
+class StateError(ShomeiError):
+    """Kept state is missing, damaged or older than the evidence of what was done since.
+
+    A lost or garbled CA ledger, one restored from an older backup, a CRL folder that no
+    longer matches the ledger: nothing is signed until the operator restores it (exit 2).
+    """
+
+    code = "state"

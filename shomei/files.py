@@ -69,3 +69,37 @@ def read_bytes(path: Path, *, what: str, what_ja: str) -> bytes:
             message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
             path=str(path),
         ) from exc
+
+
+def replace_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Put ``data`` at ``path`` in one step: the old contents or the new, never half of either.
+
+    A temporary file beside ``path`` is written and fsynced, renamed over ``path`` (atomic on
+    POSIX) and the folder fsynced, so the new name survives a power cut.  For files that are
+    meant to change (a published CRL, the CA ledger's record); evidence uses :func:`write_new`.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.fchmod(fd, mode)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        os.replace(temp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot write {path}: {exc.strerror}",
+            message_ja=f"{path} を書き込めません: {exc.strerror}",
+            path=str(path),
+        ) from exc

@@ -23,6 +23,7 @@ from ca.batch import make_link_identity
 from ca.context import CA, load_certificates, open_ca, open_ca_with_key
 from ca.custody.keyfile import create_key_file
 from ca.custody.shares import Share
+from ca.ledger import Ledger
 from ca.settings import CASettings, load_ca_settings
 from shomei.errors import ConfigError, CustodyError, NotFound
 from signer.keys import SigningKey, SoftwareKey
@@ -127,6 +128,7 @@ def build_ca_home(folder: Path, pki: Pki, *, algorithm: str = "p256") -> CaHome:
         encoding="utf-8",
     )
     settings = load_ca_settings(folder / "ca.toml")
+    Ledger.create(settings.ledger).close()  # as the ceremony that creates a CA does
     return CaHome(folder, settings, key, shares, link_key, link_cert)
 
 

@@ -16,9 +16,10 @@ from cryptography.x509.oid import NameOID
 
 from ca.context import CA
 from ca.crls import current_crl, issue_crl, next_crl_number, time_number
-from crl.builder import RevokedEntry, encode_entry
+from ca.ledger_record import record_path
+from crl.builder import RevokedEntry, build_crl, encode_entry
 from crl.reader import load_crl
-from shomei.errors import Refused
+from shomei.errors import Refused, StateError
 from tests.ca.test_batch_home import CaHome, build_ca_home
 from tests.pki import Pki
 
@@ -125,40 +126,62 @@ def test_numbers_strictly_increase(home: CaHome) -> None:
 
 
 def _backup(ledger_path: Path, copy: Path) -> None:
+    """The ledger and its record, as a backup of the CA home holds them."""
     source = sqlite3.connect(ledger_path)
     target = sqlite3.connect(copy)
     source.backup(target)
     source.close()
     target.close()
+    shutil.copy(record_path(ledger_path), record_path(copy))
 
 
-def test_numbers_increase_after_an_older_ledger_is_restored(home: CaHome) -> None:
-    backup = home.folder / "ledger-backup.sqlite"
+def _restore(backup: Path, ledger_path: Path, *, record: bool = True) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{ledger_path}{suffix}").unlink(missing_ok=True)
+    shutil.copy(backup, ledger_path)
+    if record:
+        shutil.copy(record_path(backup), record_path(ledger_path))
+
+
+def test_numbers_increase_after_the_ca_home_is_restored(home: CaHome) -> None:
+    backup = home.folder / "backup" / "ledger.sqlite"
+    backup.parent.mkdir()
     with home.open() as ca:
         issue_crl(ca, now=NOW)
         _backup(ca.settings.ledger, backup)
         for minutes in (1, 2):
             issue_crl(ca, now=NOW + dt.timedelta(minutes=minutes))
         highest = ca.ledger.last_crl().number  # type: ignore[union-attr]
-    # The operator copies back yesterday's ledger; the CRL folder still has the later CRLs.
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{home.settings.ledger}{suffix}").unlink(missing_ok=True)
-    shutil.copy(backup, home.settings.ledger)
+    # The ledger alone put back from yesterday's backup: older than its record, refused.
+    _restore(backup, home.settings.ledger, record=False)
+    with pytest.raises(StateError, match="older than its record"):
+        home.open()
+    # Ledger and record restored together (the CRL folder kept the later CRLs): the numbers
+    # go on from the folder, even at the same instant as the last CRL.
+    _restore(backup, home.settings.ledger)
     with home.open() as ca:
         assert ca.ledger.last_crl().number < highest  # type: ignore[union-attr]
-        # Even at the same instant as the last CRL, the number goes on from the folder.
         number = load_crl(
             issue_crl(ca, now=NOW + dt.timedelta(minutes=2)), issuer=ca.certificate
         ).number
         assert number is not None and number > highest
-    # The CRL folder lost as well: the time-derived number still increases.
+    # The CRL folder lost as well: refused, and not started again from nothing.
     shutil.rmtree(home.folder / "crl")
-    for suffix in ("", "-wal", "-shm"):
-        Path(f"{home.settings.ledger}{suffix}").unlink(missing_ok=True)
-    shutil.copy(backup, home.settings.ledger)
-    with home.open() as ca:
-        later = issue_crl(ca, now=NOW + dt.timedelta(minutes=3))
-        assert load_crl(later, issuer=ca.certificate).number > number  # type: ignore[operator]
+    _restore(backup, home.settings.ledger)
+    with pytest.raises(StateError, match=r"CRL folder .* is missing"):
+        home.open()
+    assert not (home.folder / "crl").exists()
+
+
+def _planted_crl(ca: CA, home: CaHome, number: int) -> bytes:
+    """A genuine CRL of this CA numbered ``number`` (as another writer would have made)."""
+    return build_crl(
+        issuer=ca.certificate,
+        key=home.key,
+        number=number,
+        this_update=NOW,
+        next_update=NOW + dt.timedelta(days=7),
+    )
 
 
 def test_a_crl_file_is_never_overwritten(home: CaHome) -> None:
@@ -166,10 +189,11 @@ def test_a_crl_file_is_never_overwritten(home: CaHome) -> None:
         number = next_crl_number(ca, NOW)
         ca.crl_dir.mkdir(parents=True, exist_ok=True)
         planted = ca.crl_dir / f"{number}.crl"
-        planted.write_bytes(b"someone else's file")
+        planted.write_bytes(_planted_crl(ca, home, number))
+        kept = planted.read_bytes()
         # The folder now has a higher number than the ledger: the next CRL goes past it.
         issue_crl(ca, now=NOW)
-        assert planted.read_bytes() == b"someone else's file"
+        assert planted.read_bytes() == kept
         numbers = sorted(int(p.stem) for p in ca.crl_dir.glob("*.crl"))
         assert numbers == [number, number + 1]
 
@@ -182,7 +206,7 @@ def test_refuses_to_overwrite_when_the_name_is_taken(
     with home.open() as ca:
         number = next_crl_number(ca, NOW)
         ca.crl_dir.mkdir(parents=True, exist_ok=True)
-        (ca.crl_dir / f"{number}.crl").write_bytes(b"x")
+        (ca.crl_dir / f"{number}.crl").write_bytes(_planted_crl(ca, home, number))
         # Simulate a second writer that took the name between numbering and writing.
         monkeypatch.setattr(crls, "next_crl_number", lambda _ca, _t: number)
         with pytest.raises(Refused, match="never overwritten"):
@@ -207,3 +231,86 @@ def test_crl_status() -> None:
     assert crl_status(record, validity=week, now=NOW + dt.timedelta(days=6)).state == "due"
     late = crl_status(record, validity=week, now=NOW + dt.timedelta(days=8))
     assert late.state == "expired" and late.remaining == -dt.timedelta(days=1)
+
+
+def test_a_ledger_that_forgot_a_revocation_signs_no_crl(home: CaHome) -> None:
+    # The whole CA home but the CRL folder put back from a backup taken before a revocation:
+    # ledger and record agree, but the newest CRL in the folder lists what the ledger forgot.
+    backup = home.folder / "backup" / "ledger.sqlite"
+    backup.parent.mkdir()
+    with home.open() as ca:
+        serial = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))
+        issue_crl(ca, now=NOW)
+        _backup(ca.settings.ledger, backup)
+        _revoke(ca, serial, x509.ReasonFlags.key_compromise)
+        issue_crl(ca, now=NOW + dt.timedelta(minutes=1))
+    _restore(backup, home.settings.ledger)
+    files = sorted(p.name for p in (home.folder / "crl").iterdir())
+    with pytest.raises(StateError) as caught:
+        home.open()
+    assert f"does not know 1 revocation(s) listed on CRL number {files[-1][:-4]}" in str(
+        caught.value
+    )
+    assert f"({serial:x})" in caught.value.message and "restore the newest ledger" in str(
+        caught.value
+    )
+    assert sorted(p.name for p in (home.folder / "crl").iterdir()) == files
+
+
+def test_the_last_crl_of_the_ledger_must_be_in_the_folder(home: CaHome) -> None:
+    with home.open() as ca:
+        der = issue_crl(ca, now=NOW)
+        path = ca.crl_dir / f"{load_crl(der, issuer=ca.certificate).number}.crl"
+    path.write_bytes(der + b"\x00")
+    with pytest.raises(StateError, match=r"differs in .*restore the CRL folder"):
+        home.open()
+    path.unlink()
+    with pytest.raises(StateError, match=r"is missing in .*restore the CRL folder"):
+        home.open()
+    path.write_bytes(der)
+    home.open().close()
+
+
+def test_a_foreign_file_as_the_newest_crl_is_refused(home: CaHome, pki: Pki) -> None:
+    with home.open() as ca:
+        issue_crl(ca, now=NOW)
+        planted = ca.crl_dir / f"{next_crl_number(ca, NOW) + 5}.crl"
+    planted.write_bytes(pki.crl_der)  # a genuine CRL, of another CA
+    with pytest.raises(StateError, match="is not a readable CRL of this CA"):
+        home.open()
+    planted.write_bytes(b"junk")
+    with pytest.raises(StateError, match="move it out of the folder"):
+        home.open()
+
+
+def test_expired_entries_drop_off_and_nothing_else(
+    home: CaHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with home.open() as ca:
+        soon = _signed(ca, home, not_after=NOW + dt.timedelta(days=1))
+        later = _signed(ca, home, not_after=NOW + dt.timedelta(days=300))
+        _revoke(ca, soon, None)
+        _revoke(ca, later, None)
+        first = load_crl(issue_crl(ca, now=NOW), issuer=ca.certificate)
+        assert soon in first.index and later in first.index
+        # Expired for more than keep_after_expiry (30 days): it may drop off, and does.
+        after = NOW + dt.timedelta(days=40)
+        second = load_crl(issue_crl(ca, now=after), issuer=ca.certificate)
+        assert soon not in second.index and later in second.index
+        # Anything else that would leave the CRL is refused, with nothing signed.
+        real = ca.ledger.crl_listing
+        monkeypatch.setattr(
+            ca.ledger,
+            "crl_listing",
+            lambda **kw: [(s, e) for s, e in real(**kw) if s != later],
+        )
+        count = len(list(ca.crl_dir.glob("*.crl")))
+        with pytest.raises(StateError, match=f"would leave out 1 serial.*\\({later:x}\\)"):
+            issue_crl(ca, now=after + dt.timedelta(days=1))
+        assert len(list(ca.crl_dir.glob("*.crl"))) == count
+
+
+def test_a_file_where_the_crl_folder_should_be_is_refused(home: CaHome) -> None:
+    (home.folder / "crl").write_bytes(b"not a folder")
+    with pytest.raises(StateError, match="is not a folder"):
+        home.open()

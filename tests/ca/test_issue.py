@@ -423,7 +423,7 @@ def test_issue_many_mixed_batch(
 def test_issue_many_with_the_ledger(
     pki: Pki, profile: Profile, keys: dict[str, object], tmp_path: Path
 ) -> None:
-    ledger = Ledger(tmp_path / "ledger.sqlite")
+    ledger = Ledger.create(tmp_path / "ledger.sqlite")
     try:
         results = issue_many(
             _requests(keys, 4),

@@ -12,7 +12,7 @@ import pytest
 
 from ca import ledger as ledger_mod
 from ca.ledger import SCHEMA_VERSION, Ledger
-from shomei.errors import ConfigError, NotFound, Refused
+from shomei.errors import ConfigError, NotFound, Refused, StateError
 from tests.pki import Pki
 
 NOW = dt.datetime(2026, 11, 1, 9, 0, tzinfo=dt.UTC)
@@ -32,7 +32,7 @@ def _serials(*values: int) -> Iterator[int]:
 
 def _ledger(path: Path, *serials: int) -> Ledger:
     source = _serials(*serials)
-    return Ledger(path, clock=lambda: NOW, new_serial=lambda: next(source))
+    return Ledger.create(path, clock=lambda: NOW, new_serial=lambda: next(source))
 
 
 def test_reserve_is_durable_before_returning(tmp_path: Path) -> None:
@@ -55,7 +55,7 @@ def test_serial_collision_is_retried(tmp_path: Path) -> None:
 
 
 def test_serial_source_that_only_repeats_is_refused(tmp_path: Path) -> None:
-    ledger = Ledger(tmp_path / "l.sqlite", new_serial=lambda: 5)
+    ledger = Ledger.create(tmp_path / "l.sqlite", new_serial=lambda: 5)
     ledger.reserve("a")
     with pytest.raises(Refused):
         ledger.reserve("b")
@@ -169,9 +169,11 @@ def test_old_schema_is_migrated(tmp_path: Path) -> None:
     )
     db.close()
     ledger = Ledger(path)
-    assert ledger.schema_version == SCHEMA_VERSION == 2
+    assert ledger.schema_version == SCHEMA_VERSION >= 3
     assert ledger.serial(42) is not None  # data survives the upgrade
     assert ledger.stats().batch_refusals == 0  # the table of version 2 exists
+    assert len(ledger.marks().ledger_id) == 32  # version 3: the ledger has an identity
+    assert ledger.record_path.is_file()  # ... and from now on a record outside it
     ledger.close()
 
 
@@ -184,7 +186,7 @@ def test_newer_or_broken_ledger_is_refused(tmp_path: Path) -> None:
         Ledger(newer)
     garbage = tmp_path / "garbage.sqlite"
     garbage.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(ConfigError):
+    with pytest.raises(StateError, match="damaged"):
         Ledger(garbage)
 
 

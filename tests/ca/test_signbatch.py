@@ -29,9 +29,10 @@ from ca.batch import (
     write_request_batch,
 )
 from ca.context import CA
+from ca.ledger_record import record_path
 from ca.signbatch import results_dir, sign_batch
 from crl.reader import load_crl
-from shomei.errors import ConfigError, MalformedInput, Refused, VerificationFailed
+from shomei.errors import ConfigError, MalformedInput, Refused, StateError, VerificationFailed
 from signer.keys import KeyType, PublicKey, SigningKey
 from tests.ca.test_batch_home import NOW, CaHome, build_ca_home
 from tests.pki import Pki
@@ -335,10 +336,17 @@ def test_replay_after_an_older_ledger_was_restored(home: CaHome) -> None:
         source.backup(target)
         source.close()
         target.close()
+        record = record_path(ca.settings.ledger).read_bytes()
         sign_batch(ca, data, now=NOW, workers=1)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{home.settings.ledger}{suffix}").unlink(missing_ok=True)
     backup.rename(home.settings.ledger)
+    # The ledger alone from the backup is older than its record: it is not even opened.
+    with pytest.raises(StateError, match="older than its record"):
+        home.open()
+    # Ledger and record restored together (a whole older CA home): the kept result still
+    # knows the batch was done.
+    record_path(home.settings.ledger).write_bytes(record)
     counter = CountingKey(home.key)
     with home.open(counter) as ca:
         assert ca.ledger.stats().batches == {}  # the restored ledger forgot the batch ...

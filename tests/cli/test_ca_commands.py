@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from ca.batch import Issued, make_link_identity, read_result_batch, write_request_batch
+from ca.crls import issue_crl
 from ca.ledger import Ledger
 from cli.main import main
 from tests.ca.test_batch_home import NOW, CaHome, build_ca_home
@@ -93,7 +94,8 @@ def test_sign_batch_refuses_existing_output_and_replays(home: CaHome, tmp_path: 
     assert result.exit_code == 2  # type: ignore[attr-defined]
     assert "already exists" in result.stderr  # type: ignore[attr-defined]
     assert out.read_bytes() == b"keep me"
-    assert not (home.folder / "ledger.sqlite").exists()  # nothing opened, nothing signed
+    with Ledger(home.settings.ledger) as ledger:  # nothing received, nothing signed
+        assert ledger.stats().batches == {} and ledger.stats().signed == 0
     out.unlink()
     assert _run(args + _share_files(home)).exit_code == 0  # type: ignore[attr-defined]
     again = _run(
@@ -136,7 +138,7 @@ def test_sign_batch_refuses_a_forged_batch(home: CaHome, tmp_path: Path) -> None
 
 def test_issue_crl_and_status(home: CaHome) -> None:
     status = _run(["ca", "status", "--ca-home", str(home.folder)])
-    assert status.exit_code == 2 and "no CA ledger" in status.stderr  # type: ignore[attr-defined]
+    assert status.exit_code == 1 and "none issued yet" in status.stdout  # type: ignore[attr-defined]
     result = _run(["ca", "issue-crl", "--ca-home", str(home.folder), *_share_files(home)])
     assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
     assert "CRL number" in result.stdout and "0 entries" in result.stdout  # type: ignore[attr-defined]
@@ -155,30 +157,19 @@ def test_issue_crl_needs_enough_shares(home: CaHome) -> None:
 
 
 def test_status_warns_about_due_expired_and_unfinished(home: CaHome) -> None:
-    with Ledger(home.settings.ledger) as ledger:
-        old = NOW - dt.timedelta(days=8)
-        ledger.record_crl(
-            number=1,
-            this_update=old,
-            next_update=old + dt.timedelta(days=7),
-            sha256="",
-            entry_count=0,
+    with home.open() as ca:
+        issue_crl(ca, now=NOW - dt.timedelta(days=8))  # expired a day ago
+        ca.ledger.begin_batch(
+            batch_id="b-1", sha256="aa", ra_name="Test RA", request_count=1, now=NOW
         )
-        ledger.begin_batch(batch_id="b-1", sha256="aa", ra_name="Test RA", request_count=1, now=NOW)
-        ledger.reserve("req-9")
+        ca.ledger.reserve("req-9")
     status = _run(["ca", "status", "--ca-home", str(home.folder)])
     assert status.exit_code == 1  # type: ignore[attr-defined]
     assert "EXPIRED" in status.stderr  # type: ignore[attr-defined]
     assert "batch b-1 from Test RA" in status.stdout and "never finished" in status.stdout  # type: ignore[attr-defined]
     assert "(request req-9) was reserved but never signed" in status.stdout  # type: ignore[attr-defined]
-    with Ledger(home.settings.ledger) as ledger:
-        ledger.record_crl(
-            number=2,
-            this_update=NOW - dt.timedelta(days=6),
-            next_update=NOW + dt.timedelta(days=1),
-            sha256="",
-            entry_count=0,
-        )
+    with home.open() as ca:
+        issue_crl(ca, now=NOW - dt.timedelta(days=6))  # a day left of seven
     status = _run(["ca", "status", "--ca-home", str(home.folder)])
     assert status.exit_code == 0 and "CRL is due" in status.stderr  # type: ignore[attr-defined]
 
@@ -294,3 +285,53 @@ def test_status_reports_a_ca_that_cannot_issue(home: CaHome) -> None:
     status = _run(["ca", "status", "--ca-home", str(home.folder)])
     assert status.exit_code == 1  # type: ignore[attr-defined]
     assert "CANNOT ISSUE: no profiles" in status.stdout  # type: ignore[attr-defined]
+
+
+def test_a_lost_ledger_stops_every_signing_command_before_shares(
+    home: CaHome, tmp_path: Path
+) -> None:
+    home.settings.ledger.unlink()
+    request = tmp_path / "in.p7m"
+    request.write_bytes(request_batch(home, [issue(1)]))
+    for args in (
+        ["ca", "issue-crl", "--ca-home", str(home.folder)],
+        [
+            "ca",
+            "sign-batch",
+            str(request),
+            str(tmp_path / "out.p7m"),
+            "--ca-home",
+            str(home.folder),
+        ],
+        ["ca", "status", "--ca-home", str(home.folder)],
+    ):
+        # No share files and no input: a prompt for shares would end in an abort (exit 1).
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "custodian" not in result.output and "share" not in result.output
+        lines = result.stderr.strip().splitlines()
+        assert (
+            len(lines) == 1 and "is missing; restore it from the newest ledger backup" in lines[0]
+        )
+        assert not home.settings.ledger.exists() and not (tmp_path / "out.p7m").exists()
+    assert not (home.folder / "crl").exists()
+    ja = CliRunner(env={"SHOMEI_LANG": "ja"}).invoke(
+        main, ["ca", "issue-crl", "--ca-home", str(home.folder)]
+    )
+    assert ja.exit_code == 2 and "最新の台帳バックアップから復元" in ja.stderr
+
+
+def test_a_garbled_ledger_page_is_one_line_before_shares(home: CaHome) -> None:
+    with home.settings.ledger.open("r+b") as f:  # the root page of the batches table
+        f.seek(4096)
+        f.write(b"\xa5\x5a" * 1000)
+    for args in (
+        ["ca", "issue-crl", "--ca-home", str(home.folder)],
+        ["ca", "status", "--ca-home", str(home.folder)],
+    ):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "share" not in result.output and result.exception is not None
+        assert isinstance(result.exception, SystemExit)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "is damaged" in lines[0] and "restore it" in lines[0]

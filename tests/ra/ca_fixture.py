@@ -128,6 +128,9 @@ def ra_settings(
         inbox=data_dir / "inbox" if mode == "offline" else None,
         ra_name="Shomei Test RA",
     )
+    if mode == "offline":  # as the operator does once, when setting up the link
+        for folder in (data_dir / "outbox", data_dir / "inbox"):
+            folder.mkdir(parents=True, exist_ok=True)
     return RASettings(
         database_url=database_url,
         data_dir=data_dir,

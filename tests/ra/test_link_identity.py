@@ -127,8 +127,9 @@ def test_an_offline_batch_needs_its_folders(
         requested(s, now=now)
     with pytest.raises(ConfigError, match="outbox"):
         link.dispatch(database.factory, broken, now=now)
-    # The batch was committed; once configured, the next run writes it.
-    assert len(link.deliver_pending(database.factory, settings, now=now).written) == 1
+    # Refused before any batch was made; once configured, the next run makes and writes it.
+    assert link.deliver_pending(database.factory, settings, now=now).written == ()
+    assert len(link.dispatch(database.factory, settings, now=now).written) == 1
     no_inbox = dataclasses.replace(settings, link=dataclasses.replace(settings.link, inbox=None))
     with pytest.raises(ConfigError, match="inbox"):
         link.import_inbox(database.factory, no_inbox, now=now)
