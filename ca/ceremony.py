@@ -426,9 +426,8 @@ class _Run:
             file=self.final(self.staged.settings),
             sha256=file_digest(self.staged.settings),
             ledger=self.final(self.staged.ledger),
-            ledger_id=ledger_id,
-            ledger_record=self.final(record_path(self.staged.ledger)),
         )
+        self.log("ledger-created", file=self.final(self.staged.ledger), ledger_id=ledger_id)
 
     def _issuing_crl(self, settings_path: Path, key: SigningKey, result: CeremonyResult) -> None:
         from ca.context import open_ca_with_key

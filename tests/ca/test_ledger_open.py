@@ -234,7 +234,7 @@ def test_the_ceremony_that_creates_the_ca_makes_its_ledger_and_record(tmp_path: 
 
     path = write_ceremony(tmp_path, actions=["create-root"], issuing=None)  # single tier
     cfg = load_ceremony(path)
-    planned = [out for step in ceremony.plan(cfg) for out in step.outputs]
+    planned = ceremony.plan(cfg, now=PKI_NOW).settings
     home = cfg.ceremony.ca_home
     assert home / "ledger.sqlite" in planned and home / "ledger-record.json" in planned
     done = ceremony.run(cfg, config_path=path, now=PKI_NOW, echo=lambda _: None)
