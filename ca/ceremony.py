@@ -370,7 +370,8 @@ class _Run:
     # -- CRLs, settings, shares ------------------------------------------------------------
 
     def _root_crl(self) -> None:
-        from ca.crls import highest_on_disk, time_number
+        from ca.crlcheck import highest_on_disk
+        from ca.crls import time_number
         from crl.builder import build_crl
 
         cert, key = self.certs["root"], self.keys["root"]
