@@ -14,14 +14,14 @@ one lost race does not undo the others) and changes a status only through
   private key is destroyed and the certificate archived; the rows and the audit log stay.
 - ``fee-export`` (B11): the fee-offset balance of every office not yet exported, as a CSV
   file for the payment system (UTF-8 with BOM, CRLF, so Excel and the payment system both
-  read it), written atomically and never over a file.
+  read it; text cells made inert for spreadsheets by :mod:`shomei.spreadsheet`), written
+  atomically and never over a file.
 - ``send-mail``: the outbox over SMTP (:mod:`ra.mail`).
 - ``audit-anchor``: a signed anchor of the audit chain's head (:func:`ra.audit.anchor`).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import logging
@@ -43,6 +43,7 @@ from ra.notify import notify
 from ra.settings import RASettings
 from shomei.clock import to_japan
 from shomei.errors import Refused
+from shomei.spreadsheet import excel_writer
 
 log = logging.getLogger("shomei.ra.jobs")
 
@@ -324,7 +325,7 @@ def export_fee_balances(
                 for a in session.execute(select(Account).where(Account.id.in_(sums))).scalars()
             }
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\r\n")
+            writer = excel_writer(buffer)
             writer.writerow(FEE_HEADER)
             for account_id in sorted(sums, key=lambda i: accounts[i].office_number or ""):
                 acct = accounts[account_id]

@@ -9,12 +9,11 @@ back in any order and are reported in file order.
 
 The report is CSV (RFC 4180) in UTF-8 with a byte-order mark and CRLF line ends, which Excel
 opens with Japanese intact; cells that Excel would take for a formula are prefixed with an
-apostrophe (CSV injection).
+apostrophe (CSV injection), by the product's one CSV writer, :mod:`shomei.spreadsheet`.
 """
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import multiprocessing
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shomei.errors import Refused
+from shomei.spreadsheet import excel_writer
 from signer.verdict import Reason, Status, Verdict
 from signer.verifier import Verifier
 
@@ -205,21 +205,16 @@ COLUMNS = (
 )
 
 
-def _cell(value: str) -> str:
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def write_report(rows: Sequence[Row], path: Path) -> None:
     """The rows as CSV for Excel: UTF-8 with BOM, CRLF, one line per claim."""
     try:
         with path.open("w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out, lineterminator="\r\n")
+            writer = excel_writer(out)
             writer.writerow(COLUMNS)
             for row in rows:
                 v = row.verdict
                 writer.writerow(
-                    _cell(x)
-                    for x in (
+                    (
                         row.item.claim.name,
                         row.item.signature.name if row.item.signature else "(PDF)",
                         v.status.value,
