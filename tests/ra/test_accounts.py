@@ -302,3 +302,27 @@ def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None
             .all()
         )
         assert len(actions) == 2
+
+
+def test_hash_passwords_uses_every_core_and_keeps_the_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    real = passwords.hash_password
+    threads: set[str] = set()
+
+    def spy(password: str) -> str:
+        threads.add(threading.current_thread().name)
+        return real(password)
+
+    monkeypatch.setattr(passwords, "hash_password", spy)
+    words = [f"password-{i}" for i in range(6)]
+    seen: list[int] = []
+    hashes = passwords.hash_passwords(words, workers=2, progress=seen.append)
+    assert seen == [1, 2, 3, 4, 5, 6]
+    assert len(threads) == 2 and all(t.startswith("argon2") for t in threads)
+    for word, hashed in zip(words, hashes, strict=True):
+        passwords.check_password(hashed, word, what="x", what_ja="x")
+    assert hashes[0].startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # RFC 9106 strength kept
+    assert passwords.hash_passwords([], workers=2) == []
