@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca.batch import make_link_identity
 from ra.settings import LinkSettings
+from ra.vault import warn_if_shared
 from shomei.errors import ConfigError, Refused
 from shomei.files import read_bytes
 from signer.keys import SoftwareKey
@@ -71,6 +72,8 @@ def load_link_identity(link: LinkSettings) -> LinkIdentity:
     passphrase = _read(
         link.link_key_passphrase_file, "link key passphrase file", "連携鍵のパスフレーズ"
     )
+    if link.link_key_passphrase_file is not None:
+        warn_if_shared(link.link_key_passphrase_file, "the link key passphrase file")
     try:
         certificate = x509.load_pem_x509_certificate(cert_bytes)
     except ValueError as exc:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 import os
 import stat
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from shomei.errors import ConfigError
 from shomei.files import write_new
+
+log = logging.getLogger("shomei.ra.vault")
 
 PREFIX = "v1:"
 KEY_BYTES = 32
@@ -143,3 +146,19 @@ def load_vault(path: Path | None) -> Vault:
             path=str(path),
         )
     return Vault(key, source=str(path))
+
+
+def warn_if_shared(path: Path, what: str) -> None:
+    """Log a warning when the secret file ``path`` can be read by other users (as ssh does).
+
+    For secrets the operator provides (the link key's passphrase, the SMTP password): they are
+    used all the same, since refusing would stop the RA for a matter of hygiene.
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return  # reading it will say what is wrong
+    if mode & 0o077:
+        log.warning(
+            "%s %s can be read by other users (mode %04o): chmod 600 %s", what, path, mode, path
+        )

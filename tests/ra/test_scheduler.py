@@ -226,10 +226,20 @@ def test_the_scheduler_logs_events_without_third_party_noise(
     )
     repo = Path(__file__).resolve().parents[2]
     args = ["-v"] if verbose else []
+    holder_args = ("--holder", "logged")
     code = "import sys; from cli.main import main; main(sys.argv[1:])"
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, *args, "ra", "scheduler", "--settings", str(toml)]
-        + ["--holder", "logged"],
+        [
+            sys.executable,
+            "-c",
+            code,
+            *args,
+            "ra",
+            "scheduler",
+            "--settings",
+            str(toml),
+            *holder_args,
+        ],
         cwd=repo,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

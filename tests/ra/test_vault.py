@@ -49,7 +49,7 @@ def test_seal_and_open() -> None:
         VAULT.open(
             "v1:" + base64.b64encode(bytes(raw)).decode(), context="accounts.totp_secret/st1"
         )
-    with pytest.raises(ConfigError, match="stored in clear.*init-db"):
+    with pytest.raises(ConfigError, match=r"stored in clear.*init-db"):
         VAULT.open("JBSWY3DPEHPK3PXP", context="accounts.totp_secret/st1")
 
 
@@ -147,7 +147,7 @@ def test_upgrading_clear_secrets_needs_the_key(database: Database, now: dt.datet
             ),
             {"t": True, "now": now.replace(tzinfo=None)},
         )
-    with pytest.raises(ConfigError, match="TOTP secret.*no secrets key"):
+    with pytest.raises(ConfigError, match=r"TOTP secret.*no secrets key"):
         command.upgrade(cfg, "head")  # no key: refused, nothing changed
     with database.engine.connect() as c:
         assert c.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0005"
