@@ -78,7 +78,11 @@ DEMO_OFFICES = (
 
 
 def _factory(settings: RASettings) -> sessionmaker[Session]:
-    return session_factory(open_database(settings.database_url))
+    engine = open_database(settings.database_url)
+    context = click.get_current_context(silent=True)
+    if context is not None:  # close the connections when the command ends, even on an error
+        context.call_on_close(engine.dispose)
+    return session_factory(engine)
 
 
 def _print_new(new: NewAccount, issuer: str = "Shomei") -> None:

@@ -4,8 +4,8 @@ SQLAlchemy wraps every driver error in a class such as ``OperationalError``, who
 tells an operator nothing.  :func:`explain` reads the driver's own error (SQLite's result code
 name, PostgreSQL's SQLSTATE, or for a failed connection the libpq text, which carries no
 SQLSTATE) and returns a :class:`~shomei.errors.DatabaseFailure`: cannot connect (host, port),
-login refused, database or file missing, not a database, damaged, disk full, read-only,
-busy.  :func:`ra.db.make_engine` raises it in place of the SQLAlchemy error, so every command,
+login refused, database or file missing, not a database, damaged, a table or column missing,
+disk full, read-only, busy.  :func:`ra.db.make_engine` raises it in place of the SQLAlchemy error, so every command,
 job and the scheduler report the same line.  Constraint violations (``IntegrityError``) and
 programming errors are not failures of the database and are left alone.  The URL is shown
 with its password hidden, and the password is removed from any text the driver returns.
@@ -89,6 +89,13 @@ DISK = _Kind(
     "the RA database {db} could not be read or written ({why}): check the disk and the system log",
     "RA のデータベース {db} を読み書きできません({why})。ディスクとシステムログを確認してください",
 )
+SCHEMA = _Kind(
+    "the RA database {db} lacks a table or column this software uses ({why}): it was changed "
+    "by hand or restored from another version; restore it from a backup, then run "
+    "`shomei ra init-db --settings FILE`",
+    "RA のデータベース {db} に必要な表または列がありません({why})。バックアップから戻し、"
+    "`shomei ra init-db` を実行してください",
+)
 OTHER = _Kind(
     "the RA database {db} failed ({why}): check the database and its log, then run the "
     "command again",
@@ -119,6 +126,8 @@ _SQLSTATE = {
     "55P03": BUSY,
     "57014": BUSY,
     "58030": DISK,
+    "42P01": SCHEMA,  # undefined table
+    "42703": SCHEMA,  # undefined column
     "28": LOGIN,
     "08": CONNECT,
     "53": FULL,
@@ -147,6 +156,8 @@ _CONNECT_TEXT = (
     ),
 )
 _GENERIC = ("OperationalError", "DatabaseError", "InterfaceError")
+# SQLite reports a missing table or column only in its text (SQLITE_ERROR).
+_SQLITE_SCHEMA = re.compile(r"^no such (table|column)", re.I)
 
 
 def explain(error: BaseException, url: URL) -> DatabaseFailure | None:
@@ -188,6 +199,8 @@ def _kind(error: BaseException) -> _Kind | None:
         for prefix, kind in _SQLITE.items():
             if errorname.startswith(prefix):
                 return kind
+        if _SQLITE_SCHEMA.match(str(error)):
+            return SCHEMA
     sqlstate = getattr(error, "sqlstate", None)
     if isinstance(sqlstate, str) and sqlstate:
         found = _SQLSTATE.get(sqlstate) or _SQLSTATE.get(sqlstate[:2])

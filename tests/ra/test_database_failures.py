@@ -68,6 +68,16 @@ def test_a_relative_sqlite_path_is_relative_to_the_settings_file(tmp_path: Path)
     assert settings.secrets_key_file == tmp_path / "conf" / "ra-secrets.key"
 
 
+def test_init_db_creates_the_database_readable_by_its_owner_only(tmp_path: Path) -> None:
+    conf = _settings(tmp_path, "sqlite:///ra.sqlite")
+    old = os.umask(0o022)  # the usual umask, which left it 0644
+    try:
+        assert _ra("init-db", "--settings", conf).exit_code == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "ra.sqlite").stat().st_mode) == 0o600
+
+
 def test_no_command_but_init_db_creates_a_database(tmp_path: Path) -> None:
     conf = _settings(tmp_path / "conf", "sqlite:///ra.sqlite")
     for args in (
@@ -243,3 +253,11 @@ def test_constraint_violations_are_left_to_the_services(database: Database) -> N
 
     with pytest.raises(IntegrityError), database.engine.begin() as c:
         c.execute(text("INSERT INTO audit_head (id, seq, hash) VALUES (2, 0, 'x')"))
+
+
+def test_a_table_dropped_by_hand_is_one_line(database: Database, tmp_path: Path) -> None:
+    with database.engine.begin() as c:
+        c.execute(text("DROP TABLE audit_anchors"))
+    conf = _settings(tmp_path, database.url)
+    line = _one_line(_ra("verify-audit", "--settings", conf))
+    assert "lacks a table or column" in line and "restore it from a backup" in line, line
