@@ -6,9 +6,10 @@ name, PostgreSQL's SQLSTATE, or for a failed connection the libpq text, which ca
 SQLSTATE) and returns a :class:`~shomei.errors.DatabaseFailure`: cannot connect (host, port),
 login refused, database or file missing, not a database, damaged, a table or column missing,
 disk full, read-only, busy.  :func:`ra.db.make_engine` raises it in place of the SQLAlchemy
-error, so every command, job and the scheduler report the same line.  Constraint violations (``IntegrityError``) and
-programming errors are not failures of the database and are left alone.  The URL is shown
-with its password hidden, and the password is removed from any text the driver returns.
+error, so every command, job and the scheduler report the same line.  Constraint violations
+(``IntegrityError``) and programming errors are not failures of the database and are left
+alone.  The URL is shown with its password hidden, and the password is removed from any text
+the driver returns.
 """
 
 from __future__ import annotations
