@@ -241,7 +241,7 @@ def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
 
 
 @ra_group.command("show")
-@click.argument("application_id", type=int)
+@click.argument("application_id", type=click.IntRange(1, 2**31 - 1))  # an INTEGER column
 @settings_option
 @handle_errors
 def show(application_id: int, settings_path: Path) -> None:

@@ -141,10 +141,24 @@ def create_link_identity(
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_new(files.passphrase, passphrase + b"\n", 0o600)
-    _write_new(files.key, pem_key, 0o600)
-    _write_new(files.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    written: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, data, mode in (
+            (files.passphrase, passphrase + b"\n", 0o600),
+            (files.key, pem_key, 0o600),
+            (files.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644),
+        ):
+            _write_new(path, data, mode)
+            written.append(path)
+    except OSError as exc:
+        for path in written:  # all three files or none
+            path.unlink(missing_ok=True)
+        raise Refused(
+            f"cannot write the link identity in {folder}: {exc.strerror}",
+            message_ja=f"{folder} に連携鍵を書き込めません: {exc.strerror}",
+            path=str(folder),
+        ) from exc
     return LinkIdentity(key=key, certificate=certificate), files
 
 

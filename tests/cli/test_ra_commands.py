@@ -263,3 +263,12 @@ def test_import_accounts_shows_progress_and_checks_before_hashing(
         main, ["ra", "import-accounts", str(big), "--settings", str(settings_file)]
     )
     assert result.exit_code == 2 and "larger than 10 MiB" in result.output
+
+
+def test_show_an_id_out_of_range_is_a_usage_error(settings_file: Path) -> None:
+    run("init-db", "--settings", settings_file)
+    result = CliRunner().invoke(
+        main, ["ra", "show", "99999999999999999999", "--settings", str(settings_file)]
+    )
+    assert result.exit_code == 2 and "is not in the range" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
