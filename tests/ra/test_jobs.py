@@ -324,3 +324,23 @@ def test_an_undo_of_the_rejection_before_the_job_reaches_it_wins(
         assert s.get(Application, undone).status is Status.AWAITING_ISSUE_REQUEST  # type: ignore[union-attr]
         assert s.get(Application, processed).status is Status.REJECTED  # type: ignore[union-attr]
         assert s.execute(select(func.count()).select_from(OutboxMail)).scalar_one() == 0
+
+
+def test_fee_export_into_an_unwritable_folder_marks_nothing(
+    database: Database, ca_home: CaHome, tmp_path: Path, now: dt.datetime
+) -> None:
+    from shomei.errors import ConfigError
+
+    settings = _settings(ca_home, database, tmp_path)
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data" / "exports").write_text("a file where the folder should be")
+    with database.factory() as s, s.begin():
+        a = factories.account(s, kind=AccountKind.OFFICE, now=now)
+        s.add(FeeEntry(account_id=a.id, amount_yen=5000, kind="charge", created_at=now))
+    with pytest.raises(ConfigError, match="cannot write the fee export in"):
+        jobs.export_fee_balances(database.factory, settings, now)
+    with database.factory() as s:
+        unmarked = s.execute(
+            select(func.count()).select_from(FeeEntry).where(FeeEntry.exported_in.is_(None))
+        ).scalar_one()
+    assert unmarked == 1
