@@ -18,10 +18,10 @@ from shomei import __version__
 @click.option("-v", "--verbose", is_flag=True, help="Log details (to stderr).")
 def main(verbose: bool) -> None:
     """Shomei (証明): the PKI of a welfare-claims federation."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # Third-party libraries (apscheduler, sqlalchemy, pyhanko...) log their details at DEBUG
+    # and INFO: only their warnings are shown, -v or not; -v shows Shomei's own details.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("shomei").setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _register() -> None:

@@ -1,8 +1,10 @@
 """``shomei ra …``: the RA operator's commands (thin: parse, call one service, print).
 
-``init-db`` creates or upgrades the schema (Alembic); ``load-demo`` creates demo accounts and
-prints their one-time passwords; ``import-accounts`` creates offices and agents from a CSV
-(exit 2 and a report of every bad row when any row is bad; nothing is imported then);
+``init-db`` creates or upgrades the schema (Alembic) and the key that seals the database's
+secrets; ``add-staff`` creates a console user (the first admin) and prints its password and
+TOTP secret once; ``load-demo`` creates demo accounts and prints their one-time passwords;
+``import-accounts`` creates offices and agents from a CSV, with progress on stderr (exit 2 and
+a report of every bad row when any row is bad; nothing is imported then);
 ``show`` prints an application and its history from the audit log in Japan time;
 ``verify-audit`` walks the hash-chained audit log (exit 1 when it was tampered with).
 Every command reads the RA settings file given with ``--settings``.
@@ -20,15 +22,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cli.errors import handle_errors, language
+from cli.progress import progress
 from ra import audit
 from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
 from ra.csvimport import ImportRefused, import_accounts
-from ra.db import open_database, session_factory, transaction, upgrade
+from ra.db import open_database, session_factory, transaction
 from ra.lifecycle import LABELS_JA, NUMBERS
 from ra.models import Account, AccountKind, Application, AuditRecord
 from ra.settings import RASettings, load_ra_settings
+from ra.vault import load_vault
 from shomei.clock import to_japan, utcnow
 from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.files import read_bytes
 
 ra_group = click.Group("ra", help="RA operator: database, accounts, applications, audit log.")
 COMMANDS = (ra_group,)
@@ -73,10 +78,14 @@ DEMO_OFFICES = (
 
 
 def _factory(settings: RASettings) -> sessionmaker[Session]:
-    return session_factory(open_database(settings.database_url))
+    engine = open_database(settings.database_url)
+    context = click.get_current_context(silent=True)
+    if context is not None:  # close the connections when the command ends, even on an error
+        context.call_on_close(engine.dispose)
+    return session_factory(engine)
 
 
-def _print_new(new: NewAccount) -> None:
+def _print_new(new: NewAccount, issuer: str = "Shomei") -> None:
     acct = new.account
     click.echo(f"{acct.kind.value}\t{acct.user_id}\t{acct.office_number or '-'}\t{acct.name}")
     if new.issuance_password:
@@ -84,15 +93,27 @@ def _print_new(new: NewAccount) -> None:
     click.echo(f"  login password: {new.login_password}")
     if new.totp_secret:
         click.echo(f"  TOTP secret: {new.totp_secret}")
+        click.echo(f"  TOTP URI (for an authenticator app): {new.otpauth_uri(issuer)}")
 
 
 @ra_group.command("init-db")
 @settings_option
 @handle_errors
 def init_db(settings_path: Path) -> None:
-    """Create or upgrade the RA database schema (Alembic migrations)."""
+    """Create or upgrade the RA database schema, and the key that seals its secrets."""
+    from ra.initdb import init_database
+
     settings = load_ra_settings(settings_path)
-    upgrade(settings.database_url)
+    report = init_database(settings)
+    if report.created_database is not None:
+        click.echo(f"created the RA database {report.created_database} (mode 0600)")
+    if report.created_key is not None:
+        click.echo(
+            f"created the secrets key {report.created_key} (mode 0600): back it up with the "
+            "database; the TOTP secrets cannot be read without it"
+        )
+    for path in report.restricted:
+        click.echo(f"{path} was readable by other users: its mode is now 0600")
     click.echo("RA database is at the newest schema.")
 
 
@@ -104,7 +125,9 @@ def load_demo(settings_path: Path) -> None:
     settings = load_ra_settings(settings_path)
     operator = Operator("load-demo")
     now = utcnow()
-    with transaction(_factory(settings)) as session:
+    factory = _factory(settings)
+    vault = load_vault(settings.secrets_key_file)
+    with transaction(factory) as session:
         taken = session.execute(
             select(Account.user_id).where(
                 Account.office_number.in_([o.number for o in DEMO_OFFICES])
@@ -123,6 +146,7 @@ def load_demo(settings_path: Path) -> None:
                 name="デモ管理者",
                 email="admin@federation.example",
                 now=now,
+                vault=vault,
                 rng=secrets.token_bytes,
             ),
             add_console_user(
@@ -132,13 +156,59 @@ def load_demo(settings_path: Path) -> None:
                 name="デモ職員",
                 email="staff@federation.example",
                 now=now,
+                vault=vault,
                 rng=secrets.token_bytes,
             ),
         ]
         created += [add_portal_account(session, operator, o, now=now) for o in DEMO_OFFICES]
     click.echo("Demo accounts (the passwords are shown only now):")
     for new in created:
-        _print_new(new)
+        _print_new(new, settings.federation_name)
+
+
+@ra_group.command("add-staff")
+@click.argument("user_id")
+@click.option("--name", required=True, help="The person's name (氏名).")
+@click.option("--email", required=True, help="The person's mail address.")
+@click.option("--admin", is_flag=True, help="An administrator (管理者) rather than staff (職員).")
+@settings_option
+@handle_errors
+def add_staff(user_id: str, name: str, email: str, admin: bool, settings_path: Path) -> None:
+    """Create a console user USER_ID (staff, or --admin); print its secrets once.
+
+    The way to create the first administrator.  Prints the login password, the TOTP secret
+    and its otpauth:// URI (for an authenticator app) only now; a taken USER_ID is refused.
+    """
+    settings = load_ra_settings(settings_path)
+    factory = _factory(settings)
+    vault = load_vault(settings.secrets_key_file)
+    with transaction(factory) as session:
+        new = add_console_user(
+            session,
+            Operator("add-staff"),
+            kind=AccountKind.ADMIN if admin else AccountKind.STAFF,
+            name=name,
+            email=email,
+            now=utcnow(),
+            vault=vault,
+            user_id=user_id,
+        )
+    click.echo("Created (the password and TOTP secret are shown only now):")
+    _print_new(new, settings.federation_name)
+
+
+def _check_size(path: Path) -> None:
+    from ra.csvimport import MAX_BYTES
+
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # read_bytes says what is wrong
+    if size > MAX_BYTES:
+        raise MalformedInput(
+            f"{path} is larger than {MAX_BYTES // (1024 * 1024)} MiB",
+            message_ja=f"{path} が大きすぎます({MAX_BYTES // (1024 * 1024)} MiB まで)",
+        )
 
 
 @ra_group.command("import-accounts")
@@ -148,10 +218,18 @@ def load_demo(settings_path: Path) -> None:
 def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
     """Create office and agent accounts from CSV_FILE (UTF-8 or CP932), all or none."""
     settings = load_ra_settings(settings_path)
-    data = csv_file.read_bytes()
+    _check_size(csv_file)
+    data = read_bytes(csv_file, what="CSV file", what_ja="CSV ファイル")
     try:
-        with transaction(_factory(settings)) as session:
-            created = import_accounts(session, Operator("import-accounts"), data, now=utcnow())
+        with (
+            transaction(_factory(settings)) as session,
+            progress("hashing passwords", unit="accounts") as report,
+        ):
+            # Every row is checked first; the hashing (the slow part) reports its progress;
+            # the accounts are written in one transaction at the end, so all or none.
+            created = import_accounts(
+                session, Operator("import-accounts"), data, now=utcnow(), progress=report
+            )
     except ImportRefused as exc:
         lang = language()
         for problem in exc.problems:
@@ -163,7 +241,7 @@ def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
 
 
 @ra_group.command("show")
-@click.argument("application_id", type=int)
+@click.argument("application_id", type=click.IntRange(1, 2**31 - 1))  # an INTEGER column
 @settings_option
 @handle_errors
 def show(application_id: int, settings_path: Path) -> None:

@@ -59,8 +59,24 @@ def scheduler_command(settings_path: Path, holder: str | None) -> None:
     from ra.scheduler import run_scheduler
 
     settings = load_ra_settings(settings_path)
+    _log_events()
     click.echo("scheduler starting (Ctrl-C to stop)", err=True)
     run_scheduler(settings, holder=holder)
+
+
+def _log_events() -> None:
+    """A service logs what happens (INFO, with the time) even without -v."""
+    import logging
+
+    form = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    if not root.handlers:  # called without `shomei` (tests, an embedding program)
+        logging.basicConfig(level=logging.WARNING)
+    for handler in root.handlers:
+        handler.setFormatter(form)
+    shomei = logging.getLogger("shomei")
+    if shomei.getEffectiveLevel() > logging.INFO:
+        shomei.setLevel(logging.INFO)
 
 
 @click.command("register-crl")

@@ -4,9 +4,11 @@ Staff create office and agent accounts (one by one here, in bulk with :mod:`ra.c
 each gets a user ID, an issuance password (証明書発行用パスワード) and a login password,
 generated from injected randomness and returned once, for the notification letter; only argon2
 hashes are stored (:mod:`ra.passwords`).  Admins create staff and admin users, who also get a
-TOTP secret (RFC 6238) for the console's second factor.  When an office has lost its issuance
-password and has no certificate to receive a sealed notice, it phones the federation, and staff
-issue a new one here with the text of the letter to post (SPEC A7, phone path).
+TOTP secret (RFC 6238) for the console's second factor, stored sealed under the RA's secrets
+key (:mod:`ra.vault`); the first admin is made at the RA host's command line
+(``shomei ra add-staff``), with a user ID the operator chooses.  When an office has lost its
+issuance password and has no certificate to receive a sealed notice, it phones the federation,
+and staff issue a new one here with the text of the letter to post (SPEC A7, phone path).
 
 Agents (代理人) carry their 10-digit registration number in ``office_number``: it is the OU of
 their certificate exactly as an office's number is.  Every change is audited.
@@ -29,6 +31,7 @@ from ra.lifecycle import Actor
 from ra.models import Account, AccountKind
 from ra.passwords import Rng, WrongPassword, hash_password, new_issuance_password
 from ra.passwords import new_login_password as _new_login_password
+from ra.vault import Vault, totp_context
 from shomei.clock import to_japan
 from shomei.errors import MalformedInput, NotFound, Refused
 
@@ -36,6 +39,8 @@ NUMBER = re.compile(r"[0-9]{10}")  # ASCII digits only (\d would accept full-wid
 PHONE = re.compile(r"[0-9]{2,5}-?[0-9]{1,4}-?[0-9]{3,4}")
 POSTAL = re.compile(r"[0-9]{3}-?[0-9]{4}")
 REPRESENTATIVE = re.compile(r"[0-9][0-9-]{0,19}")
+# A user ID chosen for a staff member or admin: lower-case ASCII, 3-32 characters.
+CHOSEN_USER_ID = re.compile(r"[a-z][a-z0-9._-]{2,31}")
 EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
 NAME_LIMIT = 64  # the certificate's CN (RFC 5280 Appendix A.1, ub-common-name)
 USER_ID_PREFIX = {
@@ -197,6 +202,14 @@ class NewAccount:
     def user_id(self) -> str:
         return self.account.user_id
 
+    def otpauth_uri(self, issuer: str) -> str | None:
+        """The ``otpauth://totp/...`` URI an authenticator app reads (as a QR code or text)."""
+        if self.totp_secret is None:
+            return None
+        return pyotp.TOTP(self.totp_secret).provisioning_uri(
+            name=self.account.user_id, issuer_name=issuer
+        )
+
 
 def _new_user_id(session: Session, kind: AccountKind, rng: Rng) -> str:
     for _ in range(20):
@@ -215,6 +228,21 @@ def number_taken(session: Session, number: str) -> bool:
     return found is not None
 
 
+@dataclass(frozen=True)
+class PortalPasswords:
+    """The two passwords of a new portal account and their argon2id hashes."""
+
+    issuance: str = field(repr=False)
+    login: str = field(repr=False)
+    issuance_hash: str = field(repr=False)
+    login_hash: str = field(repr=False)
+
+
+def new_portal_passwords(rng: Rng = secrets.token_bytes) -> tuple[str, str]:
+    """A fresh issuance password and login password (in that order)."""
+    return new_issuance_password(rng), _new_login_password(rng)
+
+
 def add_portal_account(
     session: Session,
     actor: Principal,
@@ -223,12 +251,14 @@ def add_portal_account(
     now: dt.datetime,
     rng: Rng = secrets.token_bytes,
     source_address: str | None = None,
+    passwords: PortalPasswords | None = None,
 ) -> NewAccount:
     """Create an office or agent account with a user ID and its two passwords.
 
     Staff, admins or the operator only.  Bad input raises :class:`MalformedInput` naming the
     first bad column (all of them in ``fields["problems"]``); a number already registered is
-    :class:`Refused`.  Nothing is written in either case.
+    :class:`Refused`.  Nothing is written in either case.  ``passwords`` are made here unless
+    given (a bulk import hashes them on every core first, :mod:`ra.csvimport`).
     """
     require_kind(actor, AccountKind.STAFF, AccountKind.ADMIN)
     problems = data.problems()
@@ -246,8 +276,9 @@ def add_portal_account(
             message_ja=f"番号 {data.number} のアカウントは既に登録されています",
             column="number",
         )
-    issuance = new_issuance_password(rng)
-    login = _new_login_password(rng)
+    if passwords is None:
+        issuance, login = new_portal_passwords(rng)
+        passwords = PortalPasswords(issuance, login, hash_password(issuance), hash_password(login))
     account = Account(
         user_id=_new_user_id(session, data.kind, rng),
         kind=data.kind,
@@ -258,8 +289,8 @@ def add_portal_account(
         address=data.address,
         phone=data.phone,
         email=data.email,
-        password_hash=hash_password(login),
-        issuance_password_hash=hash_password(issuance),
+        password_hash=passwords.login_hash,
+        issuance_password_hash=passwords.issuance_hash,
         failed_logins=0,
         active=True,
         created_at=now,
@@ -267,7 +298,7 @@ def add_portal_account(
     session.add(account)
     session.flush()
     _audit(session, actor, account, "create_account", now, source_address)
-    return NewAccount(account, issuance, login)
+    return NewAccount(account, passwords.issuance, passwords.login)
 
 
 def add_console_user(
@@ -278,10 +309,17 @@ def add_console_user(
     name: str,
     email: str,
     now: dt.datetime,
+    vault: Vault,
     rng: Rng = secrets.token_bytes,
     source_address: str | None = None,
+    user_id: str | None = None,
 ) -> NewAccount:
-    """Create a staff or admin user (admins or the operator only) with a TOTP secret."""
+    """Create a staff or admin user (admins or the operator only) with a TOTP secret.
+
+    ``user_id`` is the ID the operator chose (``[a-z][a-z0-9._-]{2,31}``); a taken one is
+    :class:`Refused`.  Without it an ID ``st…``/``ad…`` is drawn.  The TOTP secret is stored
+    sealed under ``vault`` and returned in clear, once.
+    """
     require_kind(actor, AccountKind.ADMIN)
     if kind not in (AccountKind.STAFF, AccountKind.ADMIN):
         raise MalformedInput(
@@ -297,15 +335,19 @@ def add_console_user(
             message_ja="メールアドレスの形式が正しくありません",
             column="email",
         )
+    if user_id is not None:
+        _check_chosen_user_id(session, user_id)
+    else:
+        user_id = _new_user_id(session, kind, rng)
     login = _new_login_password(rng)
     totp = base64.b32encode(rng(20)).decode("ascii")  # 160 bits, RFC 4226 §4 recommends it
     account = Account(
-        user_id=_new_user_id(session, kind, rng),
+        user_id=user_id,
         kind=kind,
         name=name.strip(),
         email=email,
         password_hash=hash_password(login),
-        totp_secret=totp,
+        totp_secret_sealed=vault.seal(totp, context=totp_context(user_id)),
         failed_logins=0,
         active=True,
         created_at=now,
@@ -314,6 +356,23 @@ def add_console_user(
     session.flush()
     _audit(session, actor, account, "create_account", now, source_address)
     return NewAccount(account, None, login, totp)
+
+
+def _check_chosen_user_id(session: Session, user_id: str) -> None:
+    if not CHOSEN_USER_ID.fullmatch(user_id):
+        raise MalformedInput(
+            f"a user ID is 3-32 characters: a-z first, then a-z, 0-9, '.', '_' or '-' "
+            f"(not {user_id!r})",
+            message_ja="ユーザー ID は 3〜32 文字で、先頭は a-z、続けて a-z・0-9・「.」「_」「-」"
+            f"です({user_id!r})",
+            column="user_id",
+        )
+    if session.execute(select(Account.id).where(Account.user_id == user_id)).first() is not None:
+        raise Refused(
+            f"the user ID {user_id!r} is already taken; nothing was created",
+            message_ja=f"ユーザー ID {user_id!r} は既に使われています(何も作成していません)",
+            column="user_id",
+        )
 
 
 def get_account(session: Session, user_id: str) -> Account:
@@ -418,11 +477,18 @@ def password_letter(account: Account, password: str, federation_name: str, now: 
     )
 
 
-def check_totp(account: Account, code: str, *, now: dt.datetime) -> None:
-    """Check a staff member's TOTP code (RFC 6238, 30 s, one step of clock drift)."""
-    if not account.totp_secret or not pyotp.TOTP(account.totp_secret).verify(
-        code.strip(), for_time=now, valid_window=1
-    ):
+def check_totp(account: Account, code: str, *, now: dt.datetime, vault: Vault) -> None:
+    """Check a staff member's TOTP code (RFC 6238, 30 s, one step of clock drift).
+
+    The secret is opened with ``vault``; a key that does not open it is a
+    :class:`~shomei.errors.ConfigError`, not a wrong code.
+    """
+    secret = (
+        vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
+        if account.totp_secret_sealed
+        else None
+    )
+    if not secret or not pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=1):
         raise WrongPassword(
             "the one-time code is not correct", message_ja="ワンタイムパスワードが正しくありません"
         )

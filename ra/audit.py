@@ -6,7 +6,10 @@ its own hash over all of that (canonical JSON).  Writers lock the single ``audit
 (``SELECT ... FOR UPDATE``; SQLite serialises writers anyway), so sequence numbers have no
 gaps and two transactions cannot fork the chain.  :func:`anchor` signs the current head (CMS,
 with the RA's link key); :func:`verify` walks the chain and checks the anchors, so an edited,
-deleted, reordered or truncated record is detected and named.
+deleted, reordered or truncated record is detected and named.  It then checks the data
+against the log: every application must be in the status its last audited move left it in,
+so a status changed outside :mod:`ra.lifecycle` (an UPDATE typed into the database), an
+application without a record or one deleted is found even though the log itself is intact.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ra.models import AuditAnchor, AuditHead, AuditRecord
+from ra.models import Application, AuditAnchor, AuditHead, AuditRecord
 from shomei.errors import VerificationFailed
 from signer import cms
 from signer.keys import SigningKey
@@ -138,6 +141,7 @@ def verify(session: Session, *, trusted: list[x509.Certificate]) -> AuditReport:
     prev = GENESIS
     expected_seq = 1
     hashes: dict[int, str] = {}
+    logged_status: dict[str, str] = {}  # application id -> status after its last record
     for rec in session.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars():
         if rec.seq != expected_seq:
             raise VerificationFailed(
@@ -158,6 +162,8 @@ def verify(session: Session, *, trusted: list[x509.Certificate]) -> AuditReport:
                 seq=rec.seq,
             )
         hashes[rec.seq] = rec.hash
+        if rec.object_type == "application" and rec.status_after is not None:
+            logged_status[rec.object_id] = rec.status_after
         prev = rec.hash
         expected_seq += 1
     last = expected_seq - 1
@@ -186,4 +192,39 @@ def verify(session: Session, *, trusted: list[x509.Certificate]) -> AuditReport:
                 message_ja=f"監査記録 {a.seq} が署名時と異なります",
                 seq=a.seq,
             )
+    _check_statuses(session, logged_status)
     return AuditReport(records=last, anchors=len(anchors), head_hash=prev)
+
+
+def _check_statuses(session: Session, logged: dict[str, str]) -> None:
+    """Raise unless every application is in the status its audit records leave it in."""
+    wrong: list[tuple[str, str | None, str | None]] = []  # id, status now, status logged
+    rows = session.execute(select(Application.id, Application.status).order_by(Application.id))
+    present: set[str] = set()
+    for app_id, status in rows:
+        key = str(app_id)
+        present.add(key)
+        if logged.get(key) != status.value:
+            wrong.append((key, status.value, logged.get(key)))
+    # Applications are never deleted (B6 keeps the rows): one the log knows must be there.
+    wrong += [(key, None, was) for key, was in logged.items() if key not in present]
+    if not wrong:
+        return
+    shown = "; ".join(
+        f"application {i} is {now or 'missing from the database'} but its log says "
+        f"{was or 'nothing (no record)'}"
+        for i, now, was in wrong[:5]
+    )
+    more = f" (and {len(wrong) - 5} more)" if len(wrong) > 5 else ""
+    raise VerificationFailed(
+        f"{len(wrong)} application(s) are not in the status their audit log says, changed "
+        f"outside the lifecycle: {shown}{more}",
+        message_ja=f"{len(wrong)} 件の申請の状況が監査記録と一致しません(正規の手続き以外で"
+        f"変更されています): "
+        + "、".join(
+            f"申請 {i}: 現在 {now or '(行がありません)'}、記録 {was or 'なし'}"
+            for i, now, was in wrong[:5]
+        )
+        + (f" ほか {len(wrong) - 5} 件" if len(wrong) > 5 else ""),
+        applications=[i for i, _, _ in wrong],
+    )

@@ -5,24 +5,67 @@ set up for an application that writes from several threads and processes: WAL, f
 on, a busy timeout, and ``BEGIN IMMEDIATE`` for every transaction, so two writers queue
 instead of failing half-way with "database is locked".  The schema is created and upgraded
 only by the Alembic migrations (:func:`upgrade`).
+
+A database is created only by :func:`upgrade` (``shomei ra init-db``): every other engine
+opens an SQLite file read-write without creating it (``mode=rw``), so a wrong path is "no RA
+database at …" rather than a new empty database.  The file is created with mode 0600 (SQLite
+gives its ``-wal``, ``-shm`` and ``-journal`` files the same mode), as it holds the accounts'
+password hashes.  Driver errors other than constraint violations are raised as one-line
+:class:`~shomei.errors.DatabaseFailure` (:mod:`ra.dberrors`).
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import stat
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from ra import dberrors
+from shomei.errors import ConfigError, DatabaseFailure
+
+if TYPE_CHECKING:
+    from ra.vault import Vault
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+FILE_MODE = 0o600
+# The files SQLite keeps beside the database (WAL mode, rollback journal).
+COMPANIONS = ("-wal", "-shm", "-journal")
+
+
+def sqlite_path(url: str | URL) -> Path | None:
+    """The file of an SQLite URL (None for other databases and in-memory SQLite)."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def _open_existing(path: Path) -> Any:
+    # mode=rw: SQLite opens the file or fails with SQLITE_CANTOPEN; it never creates one.
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=rw"
+    return sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``)."""
-    if url.startswith("sqlite"):
+    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
+
+    An SQLite file must exist (:func:`upgrade` creates it); its driver errors and those of
+    PostgreSQL come out as :class:`~shomei.errors.DatabaseFailure`.
+    """
+    parsed = make_url(url)
+    path = sqlite_path(parsed)
+    if parsed.get_backend_name() == "sqlite":
+        if path is not None:
+            kwargs.setdefault("creator", lambda: _open_existing(path))
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -39,8 +82,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _on_begin(connection: Any) -> None:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, **kwargs)
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if context.is_pre_ping:
+            return  # the pool replaces a dead connection itself
+        failure = dberrors.explain(context.original_exception, parsed)
+        if failure is not None:
+            raise failure from context.sqlalchemy_exception
+
+    return engine
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -63,11 +116,58 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Create or upgrade the schema of the database at ``url`` (Alembic)."""
+def create_sqlite_file(url: str) -> bool:
+    """Create the empty SQLite file of ``url`` with mode 0600; False if it is there already."""
+    path = sqlite_path(url)
+    if path is None:
+        return False
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        raise DatabaseFailure(
+            f"cannot create the RA database {path}: {exc.strerror}; check that its folder "
+            "exists and is writable",
+            message_ja=f"RA のデータベース {path} を作成できません({exc.strerror})。"
+            "フォルダがあり書き込めるか確認してください",
+            database=str(path),
+        ) from exc
+    os.fchmod(fd, FILE_MODE)  # exactly 0600, whatever the umask
+    os.close(fd)
+    return True
+
+
+def restrict_sqlite_files(url: str) -> list[Path]:
+    """Make the SQLite file of ``url`` and its companions 0600; return those that were wider."""
+    path = sqlite_path(url)
+    if path is None:
+        return []
+    changed: list[Path] = []
+    for candidate in [path, *(path.with_name(path.name + s) for s in COMPANIONS)]:
+        try:
+            mode = stat.S_IMODE(candidate.stat().st_mode)
+            if mode & 0o077:
+                candidate.chmod(FILE_MODE)
+                changed.append(candidate)
+        except FileNotFoundError:
+            continue
+    return changed
+
+
+def upgrade(url: str, revision: str = "head", *, vault: Vault | None = None) -> None:
+    """Create or upgrade the schema of the database at ``url`` (Alembic).
+
+    The one place a database is created: an SQLite file that does not exist is created empty
+    with mode 0600 first.  ``vault`` seals the secrets a migration finds in clear
+    (:mod:`ra.vault`); a database that has such secrets cannot be upgraded without it.
+    """
     from alembic import command
 
-    command.upgrade(alembic_config(url), revision)
+    create_sqlite_file(url)
+    cfg = alembic_config(url)
+    cfg.attributes["vault"] = vault
+    command.upgrade(cfg, revision)
 
 
 def head_revision() -> str:
@@ -89,10 +189,15 @@ def open_database(url: str, **kwargs: Any) -> Engine:
     from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
-    from shomei.errors import ConfigError
-
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise ConfigError(
+            dberrors.NO_FILE.en.format(db=path, why=""),
+            message_ja=dberrors.NO_FILE.ja.format(db=path, why=""),
+            database=str(path),
+        )
     engine = make_engine(url, **kwargs)
-    shown = engine.url.render_as_string(hide_password=True)
+    shown = dberrors.shown(engine.url)
     try:
         with engine.connect() as connection:
             has_table = engine.dialect.has_table(connection, "alembic_version")
@@ -101,13 +206,12 @@ def open_database(url: str, **kwargs: Any) -> Engine:
                 if has_table
                 else None
             )
+    except DatabaseFailure:
+        engine.dispose()
+        raise
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise ConfigError(
-            f"cannot open the RA database {shown}: {exc.__class__.__name__}",
-            message_ja=f"RA のデータベース {shown} を開けません",
-            url=shown,
-        ) from exc
+        raise dberrors.describe(getattr(exc, "orig", None) or exc, engine.url) from exc
     head = head_revision()
     if current != head:
         engine.dispose()

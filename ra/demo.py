@@ -11,7 +11,9 @@ revocation, and the next dispatch brings back the CRL that moves it to 失効済
 Fixed file names (PEM unless said): ``root.pem``, ``issuing.pem``, ``office.pem``,
 ``revoked.pem``, ``issuing.crl`` (DER), ``office.p12`` + ``office.p12.password``,
 ``claim.txt`` + ``claim.txt.p7s``, ``revoked-claim.txt`` + ``.p7s``, ``ra.sqlite``,
-``ra.toml`` and ``demo-accounts.txt`` (the demo logins).
+``ra.toml`` and ``demo-accounts.txt`` (the demo logins).  Files that hold a password or a key
+(``demo-accounts.txt``, the PKCS#12 files and their passwords, the RA database and its secrets
+key, the custodian shares) are readable by their owner only (0600).
 """
 
 from __future__ import annotations
@@ -34,18 +36,21 @@ from ca.profile import load_profiles
 from ca.trust import pin_ra_certificate
 from ra import applications, downloads, jobs, revocations
 from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
-from ra.db import make_engine, session_factory, transaction, upgrade
+from ra.db import make_engine, session_factory, transaction
 from ra.identity import create_link_identity
+from ra.initdb import init_database
 from ra.lifecycle import Status
 from ra.models import Account, AccountKind, Application, Certificate, CrlRecord
 from ra.settings import load_ra_settings
 from shomei.clock import utcnow
 from shomei.errors import Refused
+from shomei.files import write_new
 from signer.claims import sign_claim
 from signer.credentials import load_pkcs12
 
 Echo = Callable[[str], None]
 MARKER = ".shomei-demo"
+SECRET = 0o600  # files holding a password or a private key
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "conf" / "ceremonies" / "example.toml"
 PROFILES = REPO / "conf" / "profiles"
@@ -106,9 +111,10 @@ def _set_line(text: str, key: str, line: str) -> str:
 
 def _ra_settings_file(folder: Path) -> Path:
     # Demo only: the CA is inline and two custodians' share files open its key unattended.
-    text = f"""# RA settings of the demonstration federation (made by `shomei demo`).
+    text = """# RA settings of the demonstration federation (made by `shomei demo`).
+# Relative paths are relative to this file, so the folder may be moved.
 [ra]
-database_url = "sqlite:///{folder / "ra.sqlite"}"
+database_url = "sqlite:///ra.sqlite"
 data_dir = "ra-data"
 federation_name = "Shomei Demo Federation"
 
@@ -153,7 +159,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             src.rename(src.with_name(name))
     pin_ra_certificate(home, link_ids.certificate.public_bytes(serialization.Encoding.PEM))
     settings = load_ra_settings(_ra_settings_file(folder))
-    upgrade(settings.database_url)
+    vault = init_database(settings).vault
     engine = make_engine(settings.database_url)
     factory = session_factory(engine)
     profile = load_profiles(home / "profiles")[settings.profile]
@@ -166,6 +172,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             name="デモ管理者",
             email="admin@federation.example",
             now=now,
+            vault=vault,
         )
         staff = add_console_user(
             session,
@@ -174,6 +181,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             name="デモ職員",
             email="staff@federation.example",
             now=now,
+            vault=vault,
         )
         portal: dict[str, NewAccount] = {}
         registered = {**OFFICES, "rejected": REJECTED, "by-agent": BY_AGENT, "agent": AGENT}
@@ -257,8 +265,8 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
                 now=now,
                 encryption=settings.pkcs12_encryption,
             )
-            (folder / f"{label}.p12").write_bytes(p12)
-            (folder / f"{label}.p12.password").write_text(password + "\n")
+            write_new(folder / f"{label}.p12", p12, mode=SECRET)
+            write_new(folder / f"{label}.p12.password", (password + "\n").encode(), mode=SECRET)
             claim_name = "claim.txt" if label == "office" else "revoked-claim.txt"
             claim = CLAIM.format(number=OFFICES[label][0]).encode()
             (folder / claim_name).write_bytes(claim)
@@ -309,7 +317,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             f"{role:<8} {new.account.user_id:<14} {new.login_password} / "
             f"{new.issuance_password or '-'}"
         )
-    (folder / "demo-accounts.txt").write_text("\n".join(accounts) + "\n", encoding="utf-8")
+    write_new(folder / "demo-accounts.txt", ("\n".join(accounts) + "\n").encode(), mode=SECRET)
     _ = admin_id
     return DemoResult(
         folder=folder,
@@ -324,6 +332,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             "revoked-claim.txt(.p7s)": "a claim signed with the revoked certificate",
             "ra.sqlite": "the RA database (all ten statuses' history in its audit log)",
             "ra.toml": "the RA settings (inline CA)",
+            "ra-secrets.key": "the key that seals the RA database's TOTP secrets (0600)",
             "demo-accounts.txt": "demo logins: admin, staff, four offices, an agent",
             "ca-home/": "the CA machine's folder: keys (encrypted), ledger, CRLs, transcripts",
             "custodians/": "the demo custodian shares (2 of 3 open a CA key)",

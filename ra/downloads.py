@@ -2,7 +2,10 @@
 
 Only the owner (the office or agent whose application it is) downloads, only in status
 発行済み.  The PKCS#12 needs the issuance password, which both unwraps the key the RA kept
-(:mod:`ra.keys`) and protects the file (:mod:`ra.pkcs12`).  An office that brought its own CSR
+(:mod:`ra.keys`) and protects the file (:mod:`ra.pkcs12`) in its printed form (upper case with
+hyphens, :mod:`shomei.issuance`), whatever way it was typed: installers (Windows, macOS,
+Firefox, openssl) need exactly that form, so the page that offers the download shows it and
+says so, as docs/office-guide.md does.  An office that brought its own CSR
 holds its key already and downloads the certificate with its chain.  Each download is audited
 in the caller's transaction; a wrong password raises before anything is recorded.
 """

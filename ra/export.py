@@ -5,7 +5,8 @@ mark (without it Excel reads the bytes as CP932 and the Japanese turns to garbag
 ends, fields quoted when they hold a comma, a quote or a line break, Japanese headers, and
 dates as ``YYYY/MM/DD`` in Japan time (UTC+9, no daylight saving time).  Every text cell that
 starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so a
-spreadsheet shows it as text instead of running it as a formula (CSV/formula injection, OWASP).
+spreadsheet shows it as text instead of running it as a formula (CSV/formula injection, OWASP):
+the rows go through :func:`shomei.spreadsheet.excel_writer`, as every CSV of the product does.
 
 Rows are read with the keyset paging of :mod:`ra.queries`, one chunk at a time, and written
 as they come, so a list of any length is saved in constant memory.  Run it in a
@@ -15,7 +16,6 @@ COMMITTED an application added meanwhile is newer than every cursor and is simpl
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from collections.abc import Iterable
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from ra.lifecycle import Applicant, Status
 from ra.queries import ApplicantType, Cursor, ListRow, fetch_page, make_filters
 from shomei.errors import MalformedInput
+from shomei.spreadsheet import excel_writer, safe_cell
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 BOM = "\ufeff".encode()
@@ -44,13 +45,8 @@ HEADERS: tuple[str, ...] = (
     "失効年月日",
 )
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 MAX_CHUNK = 500
-
-
-def safe_cell(value: str) -> str:
-    """``value`` made inert for spreadsheets: a leading ``'`` before a formula start."""
-    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+__all__ = ["BOM", "HEADERS", "csv_fields", "export_csv", "japan_date", "safe_cell"]
 
 
 def japan_date(value: dt.datetime | None) -> str:
@@ -77,8 +73,7 @@ def csv_fields(row: ListRow) -> list[str]:
 
 def _encode(lines: Iterable[list[str]]) -> bytes:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
-    writer.writerows(lines)
+    excel_writer(buffer).writerows(lines)
     return buffer.getvalue().encode("utf-8")
 
 

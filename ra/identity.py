@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from ca.batch import make_link_identity
 from ra.settings import LinkSettings
+from ra.vault import warn_if_shared
 from shomei.errors import ConfigError, Refused
 from shomei.files import read_bytes
 from signer.keys import SoftwareKey
@@ -71,6 +72,8 @@ def load_link_identity(link: LinkSettings) -> LinkIdentity:
     passphrase = _read(
         link.link_key_passphrase_file, "link key passphrase file", "連携鍵のパスフレーズ"
     )
+    if link.link_key_passphrase_file is not None:
+        warn_if_shared(link.link_key_passphrase_file, "the link key passphrase file")
     try:
         certificate = x509.load_pem_x509_certificate(cert_bytes)
     except ValueError as exc:
@@ -138,10 +141,24 @@ def create_link_identity(
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_new(files.passphrase, passphrase + b"\n", 0o600)
-    _write_new(files.key, pem_key, 0o600)
-    _write_new(files.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+    written: list[Path] = []
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for path, data, mode in (
+            (files.passphrase, passphrase + b"\n", 0o600),
+            (files.key, pem_key, 0o600),
+            (files.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644),
+        ):
+            _write_new(path, data, mode)
+            written.append(path)
+    except OSError as exc:
+        for path in written:  # all three files or none
+            path.unlink(missing_ok=True)
+        raise Refused(
+            f"cannot write the link identity in {folder}: {exc.strerror}",
+            message_ja=f"{folder} に連携鍵を書き込めません: {exc.strerror}",
+            path=str(folder),
+        ) from exc
     return LinkIdentity(key=key, certificate=certificate), files
 
 

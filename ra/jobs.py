@@ -14,14 +14,14 @@ one lost race does not undo the others) and changes a status only through
   private key is destroyed and the certificate archived; the rows and the audit log stay.
 - ``fee-export`` (B11): the fee-offset balance of every office not yet exported, as a CSV
   file for the payment system (UTF-8 with BOM, CRLF, so Excel and the payment system both
-  read it), written atomically and never over a file.
+  read it; text cells made inert for spreadsheets by :mod:`shomei.spreadsheet`), written
+  atomically and never over a file.
 - ``send-mail``: the outbox over SMTP (:mod:`ra.mail`).
 - ``audit-anchor``: a signed anchor of the audit chain's head (:func:`ra.audit.anchor`).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 import logging
@@ -42,7 +42,8 @@ from ra.models import Account, Application, Certificate, FeeEntry
 from ra.notify import notify
 from ra.settings import RASettings
 from shomei.clock import to_japan
-from shomei.errors import Refused
+from shomei.errors import ConfigError, Refused
+from shomei.spreadsheet import excel_writer
 
 log = logging.getLogger("shomei.ra.jobs")
 
@@ -273,6 +274,15 @@ def _finalize(partial: Path) -> Path:
     return final
 
 
+def _cannot_write(folder: Path, exc: OSError) -> ConfigError:
+    return ConfigError(
+        f"cannot write the fee export in {folder}: {exc.strerror}; nothing was marked exported",
+        message_ja=f"{folder} に手数料相殺の出力を書き込めません({exc.strerror})。"
+        "出力済みの記録はしていません",
+        path=str(folder),
+    )
+
+
 def _recover_partials(session: Session, folder: Path) -> None:
     """Finish exports committed before a crash; drop files of exports that never committed."""
     for partial in sorted(folder.glob("*.csv.partial")):
@@ -297,7 +307,10 @@ def export_fee_balances(
     sees an export twice or misses one.
     """
     folder = settings.data_dir / "exports"
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _cannot_write(folder, exc) from exc
     with factory() as session:
         _recover_partials(session, folder)
     export_id = f"fee-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -324,7 +337,7 @@ def export_fee_balances(
                 for a in session.execute(select(Account).where(Account.id.in_(sums))).scalars()
             }
             buffer = io.StringIO()
-            writer = csv.writer(buffer, lineterminator="\r\n")
+            writer = excel_writer(buffer)
             writer.writerow(FEE_HEADER)
             for account_id in sorted(sums, key=lambda i: accounts[i].office_number or ""):
                 acct = accounts[account_id]
@@ -339,10 +352,13 @@ def export_fee_balances(
                 .execution_options(synchronize_session=False)
             )
             assert marked.rowcount == len(entries)  # type: ignore[attr-defined]
-            with partial.open("x", encoding="utf-8-sig", newline="") as out:
-                out.write(buffer.getvalue())
-                out.flush()
-                os.fsync(out.fileno())
+            try:
+                with partial.open("x", encoding="utf-8-sig", newline="") as out:
+                    out.write(buffer.getvalue())
+                    out.flush()
+                    os.fsync(out.fileno())
+            except OSError as exc:  # disk full, read-only: the marks roll back with it
+                raise _cannot_write(folder, exc) from exc
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -25,7 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ra.models import OutboxMail
 from ra.settings import MailSettings, RASettings
-from shomei.errors import ConfigError, NotFound
+from ra.vault import warn_if_shared
+from shomei.errors import ConfigError
+from shomei.files import read_bytes
 
 log = logging.getLogger("shomei.ra.mail")
 
@@ -54,6 +56,8 @@ def build_message(row: OutboxMail, *, sender: str) -> EmailMessage:
 
 def connect(settings: MailSettings) -> smtplib.SMTP:
     """An SMTP connection as configured (STARTTLS and login when asked for)."""
+    # The password file is read first: a problem with it leaves no connection open.
+    password = _smtp_password(settings) if settings.username else None
     try:
         smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30)
     except OSError as exc:
@@ -61,23 +65,42 @@ def connect(settings: MailSettings) -> smtplib.SMTP:
             f"cannot reach the SMTP server {settings.smtp_host}:{settings.smtp_port}: {exc}",
             message_ja=f"メールサーバ {settings.smtp_host}:{settings.smtp_port} に接続できません",
         ) from exc
-    if settings.starttls:
-        smtp.starttls(context=ssl.create_default_context())
-    if settings.username:
-        if settings.password_file is None:
-            raise ConfigError(
-                "ra.mail.username is set but ra.mail.password_file is not",
-                message_ja="ra.mail.password_file が設定されていません",
-            )
-        try:
-            password = settings.password_file.read_text(encoding="utf-8").strip()
-        except FileNotFoundError as exc:
-            raise NotFound(
-                f"SMTP password file not found: {settings.password_file}",
-                message_ja=f"SMTP パスワードファイルがありません: {settings.password_file}",
-            ) from exc
-        smtp.login(settings.username, password)
+    try:
+        if settings.starttls:
+            smtp.starttls(context=ssl.create_default_context())
+        if settings.username and password is not None:
+            smtp.login(settings.username, password)
+    except (smtplib.SMTPException, OSError) as exc:
+        smtp.close()
+        step = "refused the login of" if settings.username else "failed STARTTLS for"
+        what = settings.username or "the RA"
+        reason = " ".join(str(exc).split())[:200]
+        raise ConfigError(
+            f"the SMTP server {settings.smtp_host}:{settings.smtp_port} {step} {what} "
+            f"({reason}): check ra.mail (starttls, username, password_file)",
+            message_ja=f"メールサーバ {settings.smtp_host}:{settings.smtp_port} で認証または "
+            f"STARTTLS に失敗しました({reason})。ra.mail の設定を確認してください",
+        ) from exc
     return smtp
+
+
+def _smtp_password(settings: MailSettings) -> str:
+    if settings.password_file is None:
+        raise ConfigError(
+            "ra.mail.username is set but ra.mail.password_file is not",
+            message_ja="ra.mail.password_file が設定されていません",
+        )
+    data = read_bytes(
+        settings.password_file, what="SMTP password file", what_ja="SMTP パスワードファイル"
+    )
+    warn_if_shared(settings.password_file, "the SMTP password file")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{settings.password_file} is not UTF-8 text",
+            message_ja=f"{settings.password_file} は UTF-8 のテキストではありません",
+        ) from exc
 
 
 def _unsent(session: Session, limit: int) -> list[OutboxMail]:
@@ -119,6 +142,15 @@ def send_outbox(
                             .values(attempts=OutboxMail.attempts + 1, last_error=str(exc)[:2000])
                         )
                     continue
+                except (smtplib.SMTPException, OSError) as exc:
+                    # The server went away: this mail and the rest stay in the outbox.
+                    raise ConfigError(
+                        f"the SMTP server {settings.mail.smtp_host}:{settings.mail.smtp_port} "
+                        f"stopped answering after {sent} mail(s) "
+                        f"({' '.join(str(exc).split())[:200]}); the rest stay in the outbox",
+                        message_ja=f"メールサーバが {sent} 通の送信後に応答しなくなりました。"
+                        "残りは送信待ちのままです",
+                    ) from exc
                 # The server has it; only now is it marked (a crash here resends it with
                 # the same Message-ID).
                 with factory() as session, session.begin():

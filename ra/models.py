@@ -118,7 +118,8 @@ class Account(Base):
     email: Mapped[str | None] = mapped_column(String(254))
     password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2, web login
     issuance_password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2
-    totp_secret: Mapped[str | None] = mapped_column(String(64))  # staff and admins
+    # Staff and admins: the TOTP secret, sealed under the RA's secrets key (ra.vault).
+    totp_secret_sealed: Mapped[str | None] = mapped_column(String(200))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -10,27 +10,30 @@ The issuance password has 12 characters from a 32-letter alphabet without look-a
 0/O, no 1/I; typed input is upper-cased), shown in groups of four (``ABCD-EFGH-JKMN``, 60
 bits).  :func:`normalize` forgives what people do when they type it from a letter (lower
 case, spaces, missing hyphens), so the canonical printed form is the one that protects keys
-and PKCS#12 files.
+and PKCS#12 files (the format itself is :mod:`shomei.issuance`, which the signer shares).
 """
 
 from __future__ import annotations
 
+import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from shomei import issuance
 from shomei.errors import Refused
 
 Rng = Callable[[int], bytes]
 
 # 32 symbols: a byte modulo 32 is uniform, so no rejection sampling is needed.
-ISSUANCE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+ISSUANCE_ALPHABET = issuance.ALPHABET
 # 56 symbols for login passwords (no look-alikes either); rejection sampling below.
 LOGIN_ALPHABET = "abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-ISSUANCE_GROUPS = 3
-GROUP = 4
+ISSUANCE_GROUPS = issuance.GROUPS
+GROUP = issuance.GROUP
 LOGIN_LENGTH = 14
 
 _HASHER = PasswordHasher()  # argon2id with argon2-cffi's RFC 9106 "low memory" defaults
@@ -69,15 +72,51 @@ def normalize(typed: str) -> str:
     Input that cannot be an issuance password is returned stripped but otherwise unchanged,
     so it simply fails to match.
     """
-    compact = "".join(c for c in typed.upper() if c not in " -\t\u3000")
-    if len(compact) == ISSUANCE_GROUPS * GROUP and all(c in ISSUANCE_ALPHABET for c in compact):
-        return "-".join(compact[i : i + GROUP] for i in range(0, len(compact), GROUP))
-    return typed.strip()
+    return issuance.canonical(typed) or typed.strip()
 
 
 def hash_password(password: str) -> str:
     """The argon2id hash (PHC string) of ``password``."""
     return _HASHER.hash(password)
+
+
+def cores() -> int:
+    """The CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def hash_passwords(
+    passwords: Sequence[str],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[str]:
+    """The argon2id hashes of ``passwords``, in order, computed on every core.
+
+    For bulk imports: one hash costs a few tenths of a CPU second by design.  argon2-cffi
+    releases the GIL while it hashes, so threads use every core, with the same parameters
+    as :func:`hash_password`.  ``progress`` is called (in this thread) with the number of
+    hashes finished so far.
+    """
+    count = len(passwords)
+    workers = max(1, min(workers or cores(), count))
+    hashes: list[str] = [""] * count
+    if workers == 1:
+        for index, password in enumerate(passwords):
+            hashes[index] = hash_password(password)
+            if progress is not None:
+                progress(index + 1)
+        return hashes
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2") as pool:
+        futures = {pool.submit(hash_password, pw): index for index, pw in enumerate(passwords)}
+        for done, future in enumerate(as_completed(futures), start=1):
+            hashes[futures[future]] = future.result()
+            if progress is not None:
+                progress(done)
+    return hashes
 
 
 def check_password(stored_hash: str | None, password: str, *, what: str, what_ja: str) -> None:

@@ -12,6 +12,12 @@ writers) and is skipped by a scheduler that does not hold it; a heartbeat renews
 third of ``lock_lease``.  When the holder dies its lease expires and the first stand-by to
 ask takes over.  The jobs are idempotent besides, so a job cut short by a crash is finished
 by the next run.
+
+The log (logger ``shomei.ra.scheduler``) says what happened at INFO, one line an event: the
+scheduler started (with its timetable) or stopped, the lease taken or lost, a job started and
+finished with its summary and duration; a failed job or an unreachable database is one ERROR
+line (the traceback of an unexpected error only at DEBUG).  Repeated failures of the lease's
+heartbeat are logged once, and again when the database answers.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import datetime as dt
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -159,7 +166,7 @@ def default_holder() -> str:
 
 
 class Gate:
-    """Runs a job only while this scheduler holds the lease."""
+    """Runs a job only while this scheduler holds the lease; logs each change of the lease."""
 
     def __init__(
         self,
@@ -173,32 +180,69 @@ class Gate:
         self.holder = holder
         self.lease = lease
         self.clock = clock
+        self.holding: bool | None = None  # None: not asked yet
+        self.unreachable = False
 
     def holds(self) -> bool:
         try:
-            return acquire_lease(
+            held = acquire_lease(
                 self.factory, holder=self.holder, now=self.clock(), lease=self.lease
             )
-        except Exception:  # the database is down: do not run jobs, try again next time
-            log.exception("cannot reach the lease")
-            return False
+        except Exception as exc:  # the database is down: do not run jobs, try again next time
+            if not self.unreachable:
+                log.error("cannot reach the database to renew the lease: %s", _message(exc))
+                log.debug("lease failure details", exc_info=exc)
+            self.unreachable = True
+            held = False
+        else:
+            if self.unreachable:
+                log.info("the database answers again")
+            self.unreachable = False
+        if held and not self.holding:
+            log.info("lease %s taken by %s: this scheduler runs the jobs", LOCK_NAME, self.holder)
+        elif not held and self.holding is not False:
+            what = "lost" if self.holding else "held elsewhere"
+            log.info("lease %s %s: %s stands by", LOCK_NAME, what, self.holder)
+        self.holding = held
+        return held
 
     def wrap(self, spec: JobSpec, settings: RASettings) -> Callable[[], None]:
         def run() -> None:
             if not self.holds():
                 log.debug("%s: stand-by, %s skipped", self.holder, spec.name)
                 return
+            log.info("job %s started", spec.name)
+            started = time.monotonic()
             try:
                 summary = spec.function(self.factory, settings, self.clock())
             except ShomeiError as exc:
                 log.error("job %s failed: %s", spec.name, exc.message)
+                log.debug("job %s failure details", spec.name, exc_info=exc)
                 return
-            except Exception:
-                log.exception("job %s failed", spec.name)
+            except Exception as exc:
+                log.error("job %s failed: %s", spec.name, _message(exc))
+                log.debug("job %s failure details", spec.name, exc_info=exc)
                 return
-            log.info("job %s: %s", spec.name, describe(summary))
+            seconds = time.monotonic() - started
+            log.info("job %s finished in %.1f s: %s", spec.name, seconds, describe(summary))
 
         return run
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, ShomeiError):
+        return exc.message
+    text = " ".join(str(exc).split())[:300]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _when(trigger: BaseTrigger) -> str:
+    if isinstance(trigger, IntervalTrigger):
+        return f"every {int(trigger.interval.total_seconds() // 60)} min"
+    if isinstance(trigger, CronTrigger):
+        fields = {f.name: str(f) for f in trigger.fields}
+        return f"daily at {int(fields['hour']):02d}:{int(fields['minute']):02d} JST"
+    return str(trigger)
 
 
 def build_scheduler(
@@ -256,14 +300,19 @@ def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
 
     # A service manager stops with SIGTERM: leave cleanly so a stand-by takes over at once.
     signal.signal(signal.SIGTERM, stop)
-    log.info("scheduler %s starting", holder)
+    plan = ", ".join(f"{spec.name} {_when(spec.trigger)}" for spec in timetable(settings))
+    log.info("scheduler %s starting: %s", holder, plan)
     try:
         scheduler.start()
     except (KeyboardInterrupt, SystemExit):
         if scheduler.running:
             scheduler.shutdown(wait=False)
     finally:
-        release_lease(factory, holder=holder)
+        try:
+            release_lease(factory, holder=holder)
+            log.info("scheduler %s stopped; lease released", holder)
+        except ShomeiError as exc:
+            log.error("scheduler %s stopped; the lease could not be released: %s", holder, exc)
         engine.dispose()
 
 

@@ -4,16 +4,33 @@
 copies it and changes what differs.  Unknown keys are errors that name the key.  Nothing else
 in the RA reads environment variables: ``create_app(settings)``, the scheduler and the CLI
 receive this object.
+
+Every relative path in the file is relative to the file's folder, never to the folder a command
+was started from: the ``Path`` settings (:mod:`shomei.config`) and the file of a
+``sqlite:///`` database URL alike, so a command run from elsewhere opens the same database (and
+never a new empty one).  The database URL is checked here, once: SQLite (``sqlite:///PATH``) or
+PostgreSQL through psycopg 3 (``postgresql+psycopg://USER:PASSWORD@HOST:PORT/NAME``;
+``postgresql://`` means the same); anything else is one clear line.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
 from shomei import config
+from shomei.errors import ConfigError
+
+# The key that seals the secrets the RA must read back (TOTP secrets), beside the settings file
+# unless ``secrets_key_file`` says otherwise; ``shomei ra init-db`` creates it (ra.vault).
+DEFAULT_SECRETS_KEY = "ra-secrets.key"
+URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/NAME"
 
 
 @dataclass(frozen=True)
@@ -100,8 +117,72 @@ class RASettings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     # PKCS#12 downloads: "aes" (AES-256-CBC + PBKDF2-SHA256) or "legacy" (3DES, old Windows).
     pkcs12_encryption: Literal["aes", "legacy"] = "aes"
+    # The AES-256-GCM key of the secrets kept in the database (ra.vault); when the file does
+    # not set it, ``ra-secrets.key`` beside the settings file.
+    secrets_key_file: Path | None = None
 
 
 def load_ra_settings(path: str | Path) -> RASettings:
-    """Read an RA settings file (table ``[ra]``) strictly."""
-    return config.load(path, RASettings, section="ra")
+    """Read an RA settings file (table ``[ra]``) strictly; relative paths follow the file."""
+    path = Path(path)
+    settings = config.load(path, RASettings, section="ra")
+    base = path.parent.resolve()
+    return dataclasses.replace(
+        settings,
+        database_url=resolve_database_url(settings.database_url, base=base, where=str(path)),
+        secrets_key_file=settings.secrets_key_file or base / DEFAULT_SECRETS_KEY,
+    )
+
+
+def _bad_url(where: str, problem: str, problem_ja: str) -> ConfigError:
+    return ConfigError(
+        f"{where}: ra.database_url: {problem} (use {URL_FORMS})",
+        message_ja=f"{where}: ra.database_url: {problem_ja}({URL_FORMS} の形式で書いてください)",
+        key="database_url",
+    )
+
+
+def resolve_database_url(value: str, *, base: Path, where: str = "settings") -> str:
+    """``value`` checked and made absolute: a relative SQLite file is relative to ``base``.
+
+    Raises :class:`ConfigError` for a URL that does not parse, a database other than SQLite or
+    PostgreSQL (psycopg 3), or an SQLite URL without a file.  The message never repeats the
+    URL, which may hold a password.
+    """
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError) as exc:
+        raise _bad_url(where, "not a database URL", "データベース URL として読めません") from exc
+    backend, _, driver = url.drivername.partition("+")
+    if backend == "sqlite" and driver in ("", "pysqlite"):
+        return _sqlite_url(url, base=base, where=where)
+    if backend in ("postgresql", "postgres") and driver in ("", "psycopg"):
+        # psycopg 3 is the one PostgreSQL driver Shomei installs; a bare postgresql:// would
+        # make SQLAlchemy look for psycopg2.
+        return url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    shown = backend if not driver else f"{backend}+{driver}"
+    raise _bad_url(
+        where,
+        f"database {shown!r} is not supported",
+        f"データベース {shown!r} には対応していません",
+    )
+
+
+def _sqlite_url(url: URL, *, base: Path, where: str) -> str:
+    name = url.database or ""
+    if not name or name == ":memory:" or name.startswith("file:"):
+        raise _bad_url(
+            where,
+            "an SQLite URL must name a file",
+            "SQLite の URL にはファイルを指定してください",
+        )
+    if url.query or url.host or url.username or url.password or url.port:
+        raise _bad_url(
+            where,
+            "an SQLite URL takes only a file path",
+            "SQLite の URL にはファイルのパスだけを書いてください",
+        )
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = base / path
+    return URL.create("sqlite", database=str(path.resolve())).render_as_string()

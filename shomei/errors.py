@@ -92,3 +92,13 @@ class StateError(ShomeiError):
     """
 
     code = "state"
+
+
+class DatabaseFailure(ShomeiError):
+    """The RA database could not be reached or used (down, full, read-only, not a database).
+
+    Not a verdict on the input: the same command may succeed once the cause is fixed, so a
+    job leaves its input (an inbox file, a queued mail) where it was.
+    """
+
+    code = "database"

@@ -14,12 +14,11 @@ back in any order and are reported in file order.
 
 The report is CSV (RFC 4180) in UTF-8 with a byte-order mark and CRLF line ends, which Excel
 opens with Japanese intact; cells that Excel would take for a formula are prefixed with an
-apostrophe (CSV injection).
+apostrophe (CSV injection), by the product's one CSV writer, :mod:`shomei.spreadsheet`.
 """
 
 from __future__ import annotations
 
-import csv
 import gc
 import logging
 import multiprocessing
@@ -29,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shomei.errors import Refused
+from shomei.spreadsheet import excel_writer
 from signer.verdict import Reason, Status, Verdict
 from signer.verifier import Verifier
 
@@ -318,11 +318,6 @@ COLUMNS = (
 )
 
 
-def _cell(value: str) -> str:
-    value = printable(value)
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
-
-
 def _signature_cell(item: Item) -> str:
     if item.problem is not None:
         return ""
@@ -335,14 +330,13 @@ def write_report(rows: Sequence[Row], path: Path) -> None:
     """The rows as CSV for Excel: UTF-8 with BOM, CRLF, one line per claim."""
     try:
         with path.open("w", encoding="utf-8-sig", newline="") as out:
-            writer = csv.writer(out, lineterminator="\r\n")
+            writer = excel_writer(out)
             writer.writerow(COLUMNS)
             for row in rows:
                 v = row.verdict
                 writer.writerow(
-                    _cell(x)
-                    for x in (
-                        row.item.name,
+                    (
+                        printable(row.item.name),
                         _signature_cell(row.item),
                         v.status.value,
                         ",".join(r.code for r in v.reasons),

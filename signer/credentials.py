@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 
+from shomei import issuance
 from shomei.errors import CustodyError, MalformedInput
 from signer.keys import PrivateKey, SigningKey, SoftwareKey
 
@@ -60,15 +61,30 @@ def _software_key(private_key: object) -> SoftwareKey:
 
 
 def load_pkcs12(data: bytes, password: str) -> Credentials:
-    """Key, certificate and chain from a PKCS#12 file (RFC 7292) opened with ``password``."""
-    try:
-        key, cert, extra = pkcs12.load_key_and_certificates(data, password.encode("utf-8"))
-    except ValueError as exc:
+    """Key, certificate and chain from a PKCS#12 file (RFC 7292) opened with ``password``.
+
+    A PKCS#12 downloaded from the RA is protected by the issuance password in its printed
+    form (``ABCD-EFGH-JKMN``); when ``password`` does not open the file but is that password
+    typed another way (lower case, spaces, no hyphens), its printed form is tried too.
+    """
+    candidates = [password]
+    printed = issuance.canonical(password)
+    if printed is not None and printed != password:
+        candidates.append(printed)
+    opened = None
+    for candidate in candidates:
+        try:
+            opened = pkcs12.load_key_and_certificates(data, candidate.encode("utf-8"))
+            break
+        except ValueError:
+            continue
+    if opened is None:
         # cryptography does not tell a wrong password from a corrupt file; say both.
         raise CustodyError(
             "cannot open the PKCS#12 file: wrong password, or not a PKCS#12 file",
             message_ja="PKCS#12 ファイルを開けません(パスワードが違うか、PKCS#12 ではありません)",
-        ) from exc
+        )
+    key, cert, extra = opened
     if key is None or cert is None:
         raise MalformedInput(
             "the PKCS#12 file lacks a private key or its certificate",

@@ -187,6 +187,28 @@ def test_the_lifecycle_went_through_the_ra(demo: Path) -> None:
     assert "revoked" in result.output and "register_crl" in result.output
 
 
+def test_files_with_secrets_are_readable_by_their_owner_only(demo: Path) -> None:
+    import stat
+
+    secret = [
+        "demo-accounts.txt",
+        "office.p12",
+        "office.p12.password",
+        "revoked.p12",
+        "revoked.p12.password",
+        "ra.sqlite",
+        "ra-secrets.key",
+        "ra-link/link.key",
+        "ra-link/link.passphrase",
+        *(str(p.relative_to(demo)) for p in (demo / "custodians").rglob("*share*")),
+    ]
+    for name in secret:
+        mode = stat.S_IMODE((demo / name).stat().st_mode)
+        assert mode == 0o600, f"{name}: {mode:04o}"
+    # The database file moved with its folder: ra.toml names it relative to itself.
+    assert 'database_url = "sqlite:///ra.sqlite"' in (demo / "ra.toml").read_text()
+
+
 def test_shomei_verify_on_the_demo_claims(demo: Path) -> None:
     common = ["--trust", str(demo / "root.pem"), "--crl", str(demo / "issuing.crl")]
     good = CliRunner().invoke(

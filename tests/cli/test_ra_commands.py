@@ -175,3 +175,100 @@ def test_export_list_writes_excel_csv_and_refuses_bad_input(tmp_path: Path) -> N
         ],
     )
     assert bad.exit_code == 2 and not (tmp_path / "x.csv").exists()
+
+
+def test_add_staff_creates_the_first_admin_once(settings_file: Path, tmp_path: Path) -> None:
+    import pyotp
+
+    from ra import accounts
+    from ra.models import AccountKind, AuditRecord
+    from ra.vault import load_vault
+
+    assert run("init-db", "--settings", settings_file).exit_code == 0  # type: ignore[attr-defined]
+    args = ["add-staff", "tanaka", "--name", "田中 一郎", "--email", "tanaka@fed.example"]
+    made = run(*args, "--admin", "--settings", settings_file)
+    out = made.output  # type: ignore[attr-defined]
+    assert made.exit_code == 0, out  # type: ignore[attr-defined]
+    assert "admin\ttanaka\t-\t田中 一郎" in out and "shown only now" in out
+    login = re.search(r"login password: (\S+)", out).group(1)  # type: ignore[union-attr]
+    secret = re.search(r"TOTP secret: (\S+)", out).group(1)  # type: ignore[union-attr]
+    uri = re.search(r"TOTP URI \(for an authenticator app\): (\S+)", out).group(1)  # type: ignore[union-attr]
+    assert uri.startswith("otpauth://totp/") and f"secret={secret}" in uri and "tanaka" in uri
+    settings = load_ra_settings(settings_file)
+    now = dt.datetime.now(dt.UTC)
+    engine = make_engine(settings.database_url)
+    with transaction(session_factory(engine)) as s:
+        admin = get_account(s, "tanaka")
+        assert admin.kind is AccountKind.ADMIN and admin.active
+        from ra.passwords import check_password
+
+        check_password(admin.password_hash, login, what="login password", what_ja="x")
+        code = pyotp.TOTP(secret).at(now)
+        accounts.check_totp(admin, code, now=now, vault=load_vault(settings.secrets_key_file))
+        assert admin.totp_secret_sealed and secret not in admin.totp_secret_sealed
+        record = s.execute(
+            text(
+                "SELECT actor, actor_id, action, details FROM audit_log WHERE object_id = 'tanaka'"
+            )
+        ).one()
+        assert record[:3] == ("system", "cli:add-staff", "create_account")
+        assert login not in str(record) and secret not in str(record)
+        assert s.query(AuditRecord).count() == 1
+    engine.dispose()
+    # The same user ID again: refused, nothing printed but the reason.
+    again = run(*args, "--settings", settings_file)
+    assert again.exit_code == 2  # type: ignore[attr-defined]
+    assert "'tanaka' is already taken" in again.output  # type: ignore[attr-defined]
+    assert "password" not in again.output  # type: ignore[attr-defined]
+    staff = run(
+        "add-staff",
+        "sato",
+        "--name",
+        "佐藤",
+        "--email",
+        "sato@fed.example",
+        "--settings",
+        settings_file,
+    )
+    assert staff.exit_code == 0 and "staff\tsato" in staff.output  # type: ignore[attr-defined]
+    bad = run(
+        "add-staff", "Bad ID", "--name", "x", "--email", "x@f.example", "--settings", settings_file
+    )
+    assert bad.exit_code == 2 and "3-32 characters" in bad.output  # type: ignore[attr-defined]
+    bad = run("add-staff", "kato", "--name", "加藤", "--email", "nope", "--settings", settings_file)
+    assert bad.exit_code == 2 and "not a mail address" in bad.output  # type: ignore[attr-defined]
+
+
+def test_import_accounts_shows_progress_and_checks_before_hashing(
+    settings_file: Path, tmp_path: Path
+) -> None:
+    run("init-db", "--settings", settings_file)
+    rows = ["種別,番号,名称,住所,電話番号,メールアドレス"] + [
+        f"事業所,{1330000000 + i},事業所{i},東京都港区1-{i},03-1111-{i:04d},o{i}@example.jp"
+        for i in range(12)
+    ]
+    path = tmp_path / "many.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = CliRunner().invoke(
+        main, ["ra", "import-accounts", str(path), "--settings", str(settings_file)]
+    )
+    assert result.exit_code == 0, result.output
+    progress = [line for line in result.output.splitlines() if line.startswith("hashing")]
+    assert progress and progress[-1].startswith("hashing passwords: 12/12 accounts (100%")
+    assert "Imported 12 account(s)" in result.output
+    big = tmp_path / "big.csv"
+    with big.open("wb") as out:
+        out.truncate(11 * 1024 * 1024)
+    result = CliRunner().invoke(
+        main, ["ra", "import-accounts", str(big), "--settings", str(settings_file)]
+    )
+    assert result.exit_code == 2 and "larger than 10 MiB" in result.output
+
+
+def test_show_an_id_out_of_range_is_a_usage_error(settings_file: Path) -> None:
+    run("init-db", "--settings", settings_file)
+    result = CliRunner().invoke(
+        main, ["ra", "show", "99999999999999999999", "--settings", str(settings_file)]
+    )
+    assert result.exit_code == 2 and "is not in the range" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

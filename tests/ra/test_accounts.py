@@ -16,7 +16,7 @@ from ra.accounts import AccountInput, Operator
 from ra.models import Account, AccountKind, AuditRecord
 from ra.passwords import WrongPassword
 from shomei.errors import MalformedInput, NotFound, Refused
-from tests.ra.conftest import Database
+from tests.ra.conftest import VAULT, Database
 
 GOOD = AccountInput(
     kind=AccountKind.OFFICE,
@@ -115,10 +115,24 @@ def test_bad_input_is_refused_and_changes_nothing(  # type: ignore[no-untyped-de
 def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None:  # type: ignore[no-untyped-def]
     with database.factory() as s, s.begin():
         admin = accounts.add_console_user(
-            s, Operator(), kind=AccountKind.ADMIN, name="管理者", email="a@f.jp", now=now, rng=rng
+            s,
+            Operator(),
+            kind=AccountKind.ADMIN,
+            name="管理者",
+            email="a@f.jp",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         ).account
         staff = accounts.add_console_user(
-            s, admin, kind=AccountKind.STAFF, name="職員", email="s@f.jp", now=now, rng=rng
+            s,
+            admin,
+            kind=AccountKind.STAFF,
+            name="職員",
+            email="s@f.jp",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         ).account
         office = accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng).account
         with pytest.raises(Refused) as info:  # the same office number twice
@@ -126,7 +140,14 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
         assert "既に登録" in info.value.message_ja
         with pytest.raises(Refused):  # staff do not manage console users
             accounts.add_console_user(
-                s, staff, kind=AccountKind.ADMIN, name="x", email="x@f.jp", now=now, rng=rng
+                s,
+                staff,
+                kind=AccountKind.ADMIN,
+                name="x",
+                email="x@f.jp",
+                now=now,
+                vault=VAULT,
+                rng=rng,
             )
         with pytest.raises(Refused):  # offices create nothing
             accounts.add_portal_account(
@@ -134,11 +155,25 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
             )
         with pytest.raises(MalformedInput):
             accounts.add_console_user(
-                s, admin, kind=AccountKind.OFFICE, name="x", email="x@f.jp", now=now, rng=rng
+                s,
+                admin,
+                kind=AccountKind.OFFICE,
+                name="x",
+                email="x@f.jp",
+                now=now,
+                vault=VAULT,
+                rng=rng,
             )
         with pytest.raises(MalformedInput):
             accounts.add_console_user(
-                s, admin, kind=AccountKind.STAFF, name="x", email="bad", now=now, rng=rng
+                s,
+                admin,
+                kind=AccountKind.STAFF,
+                name="x",
+                email="bad",
+                now=now,
+                vault=VAULT,
+                rng=rng,
             )
         count = s.execute(select(func.count()).select_from(Account)).scalar_one()
         assert count == 3
@@ -147,7 +182,14 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
 def test_reset_issuance_password_and_letter(database: Database, now: dt.datetime, rng) -> None:  # type: ignore[no-untyped-def]
     with database.factory() as s, s.begin():
         staff = accounts.add_console_user(
-            s, Operator(), kind=AccountKind.STAFF, name="職員", email="s@f.jp", now=now, rng=rng
+            s,
+            Operator(),
+            kind=AccountKind.STAFF,
+            name="職員",
+            email="s@f.jp",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         ).account
         new = accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng)
         reissued = accounts.reset_issuance_password(
@@ -190,25 +232,50 @@ def test_reset_issuance_password_and_letter(database: Database, now: dt.datetime
 def test_totp_for_staff(database: Database, now: dt.datetime, rng) -> None:  # type: ignore[no-untyped-def]
     with database.factory() as s, s.begin():
         new = accounts.add_console_user(
-            s, Operator(), kind=AccountKind.STAFF, name="職員", email="s@f.jp", now=now, rng=rng
+            s,
+            Operator(),
+            kind=AccountKind.STAFF,
+            name="職員",
+            email="s@f.jp",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         )
     assert new.totp_secret and len(new.totp_secret) == 32
     code = pyotp.TOTP(new.totp_secret).at(now)
-    accounts.check_totp(new.account, code, now=now)
-    accounts.check_totp(new.account, code, now=now + dt.timedelta(seconds=30))  # one step drift
+    accounts.check_totp(new.account, code, now=now, vault=VAULT)
+    accounts.check_totp(
+        new.account, code, now=now + dt.timedelta(seconds=30), vault=VAULT
+    )  # one step drift
     with pytest.raises(WrongPassword):
-        accounts.check_totp(new.account, code, now=now + dt.timedelta(minutes=5))
+        accounts.check_totp(new.account, code, now=now + dt.timedelta(minutes=5), vault=VAULT)
     with pytest.raises(WrongPassword):
-        accounts.check_totp(new.account, "000000" if code != "000000" else "111111", now=now)
+        accounts.check_totp(
+            new.account, "000000" if code != "000000" else "111111", now=now, vault=VAULT
+        )
 
 
 def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None:  # type: ignore[no-untyped-def]
     with database.factory() as s, s.begin():
         admin = accounts.add_console_user(
-            s, Operator(), kind=AccountKind.ADMIN, name="管理者", email="a@f.jp", now=now, rng=rng
+            s,
+            Operator(),
+            kind=AccountKind.ADMIN,
+            name="管理者",
+            email="a@f.jp",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         ).account
         staff_new = accounts.add_console_user(
-            s, admin, kind=AccountKind.STAFF, name="職員", email="s@f.jp", now=now, rng=rng
+            s,
+            admin,
+            kind=AccountKind.STAFF,
+            name="職員",
+            email="s@f.jp",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         )
         staff = staff_new.account
         office = accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng)
@@ -235,3 +302,27 @@ def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None
             .all()
         )
         assert len(actions) == 2
+
+
+def test_hash_passwords_uses_every_core_and_keeps_the_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    real = passwords.hash_password
+    threads: set[str] = set()
+
+    def spy(password: str) -> str:
+        threads.add(threading.current_thread().name)
+        return real(password)
+
+    monkeypatch.setattr(passwords, "hash_password", spy)
+    words = [f"password-{i}" for i in range(6)]
+    seen: list[int] = []
+    hashes = passwords.hash_passwords(words, workers=2, progress=seen.append)
+    assert seen == [1, 2, 3, 4, 5, 6]
+    assert len(threads) == 2 and all(t.startswith("argon2") for t in threads)
+    for word, hashed in zip(words, hashes, strict=True):
+        passwords.check_password(hashed, word, what="x", what_ja="x")
+    assert hashes[0].startswith("$argon2id$v=19$m=65536,t=3,p=4$")  # RFC 9106 strength kept
+    assert passwords.hash_passwords([], workers=2) == []

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from ra import audit
-from ra.models import AuditHead, AuditRecord
+from ra.models import Application, AuditHead, AuditRecord
 from shomei.errors import VerificationFailed
 from signer.keys import SoftwareKey
 from tests.pki import Pki
@@ -26,7 +26,9 @@ def _fill(database: Database, pki: Pki, now: dt.datetime) -> None:
                 actor="staff",
                 actor_id=f"s{i % 3}",
                 action="register_payment",
-                object_type="application",
+                # Not "application": these records stand alone, with no application rows for
+                # the status check of verify() to compare with.
+                object_type="payment",
                 object_id=str(i),
                 now=now,
                 status_before="awaiting_payment",
@@ -117,3 +119,91 @@ def test_truncation_with_a_forged_head_is_caught_by_the_anchor(
         session.execute(update(AuditHead).values(seq=tail.seq, hash=tail.hash))
     with pytest.raises(VerificationFailed, match="anchor"):
         _verify(database, pki)
+
+
+# -- statuses changed outside the lifecycle ---------------------------------------------------
+
+
+def _applications(database: Database, now: dt.datetime) -> list[int]:
+    """Three applications moved only through ra.lifecycle (apply, then approve one)."""
+    from ra import lifecycle
+    from ra.lifecycle import Actor, Applicant, Event, Status
+    from tests.ra import factories
+
+    ids = []
+    with database.factory() as session, session.begin():
+        for _ in range(3):
+            app = factories.application(
+                session, applicant=Applicant.OFFICE, status=Status.AWAITING_ISSUE_REQUEST, now=now
+            )
+            lifecycle.create(session, app, actor=Actor.OFFICE, actor_id="of1", now=now)
+            ids.append(app.id)
+        first = session.get(Application, ids[0])
+        assert first is not None
+        lifecycle.apply(
+            session,
+            first,
+            Event.REGISTER_ISSUE_REQUEST,
+            actor=Actor.STAFF,
+            actor_id="st1",
+            now=now,
+        )
+    return ids
+
+
+def _verify_plain(database: Database) -> audit.AuditReport:
+    with database.factory() as session, session.begin():
+        return audit.verify(session, trusted=[])
+
+
+def test_statuses_that_match_the_log_verify(database: Database, now: dt.datetime) -> None:
+    _applications(database, now)
+    assert _verify_plain(database).records == 4
+
+
+def test_a_status_changed_in_sql_is_detected(database: Database, now: dt.datetime) -> None:
+    ids = _applications(database, now)
+    with database.factory() as session, session.begin():
+        session.execute(update(Application).where(Application.id == ids[1]).values(status="issued"))
+    with pytest.raises(VerificationFailed) as info:
+        _verify_plain(database)
+    message = info.value.message
+    assert message.startswith("1 application(s) are not in the status their audit log says")
+    assert f"application {ids[1]} is issued but its log says awaiting_issue_request" in message
+    assert info.value.fields["applications"] == [str(ids[1])]
+    assert info.value.exit_code == 1 and "申請" in info.value.message_ja
+
+
+def test_an_undone_move_and_a_deleted_application_are_detected(
+    database: Database, now: dt.datetime
+) -> None:
+    ids = _applications(database, now)
+    with database.factory() as session, session.begin():
+        # Back to the previous status, as if the approval never happened, and one row gone.
+        session.execute(
+            update(Application)
+            .where(Application.id == ids[0])
+            .values(status="awaiting_issue_request")
+        )
+        session.execute(delete(Application).where(Application.id == ids[2]))
+    with pytest.raises(VerificationFailed, match="2 application") as info:
+        _verify_plain(database)
+    assert "log says issue_requested" in info.value.message
+    assert f"application {ids[2]} is missing from the database" in info.value.message
+
+
+def test_an_application_without_any_record_is_detected(
+    database: Database, now: dt.datetime
+) -> None:
+    from ra.lifecycle import Applicant, Status
+    from tests.ra import factories
+
+    with database.factory() as session, session.begin():
+        app = factories.application(
+            session, applicant=Applicant.OFFICE, status=Status.ISSUED, now=now
+        )
+        app_id = app.id
+    with pytest.raises(
+        VerificationFailed, match=f"application {app_id} is issued but its log says nothing"
+    ):
+        _verify_plain(database)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from ra.db import head_revision, open_database, upgrade
-from shomei.errors import ConfigError
+from shomei.errors import ConfigError, DatabaseFailure
 
 
 def _settings(tmp_path: Path, url: str) -> Path:
@@ -25,9 +25,18 @@ def test_current_schema_opens(tmp_path: Path) -> None:
     engine.dispose()
 
 
+def test_missing_database_says_init_db_and_is_not_created(tmp_path: Path) -> None:
+    path = tmp_path / "missing.sqlite"
+    with pytest.raises(ConfigError, match=r"no RA database at .*missing.sqlite.*init-db"):
+        open_database(f"sqlite:///{path}")
+    assert not path.exists()
+
+
 def test_empty_database_says_init_db(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite"
+    path.touch()
     with pytest.raises(ConfigError, match=r"no RA schema.*init-db"):
-        open_database(f"sqlite:///{tmp_path / 'empty.sqlite'}")
+        open_database(f"sqlite:///{path}")
 
 
 def test_older_schema_says_init_db_and_upgrading_fixes_it(tmp_path: Path) -> None:
@@ -44,6 +53,7 @@ def test_older_schema_says_init_db_and_upgrading_fixes_it(tmp_path: Path) -> Non
 
 def test_unreachable_server_is_a_clear_message() -> None:
     url = "postgresql+psycopg://nobody:secret@127.0.0.1:1/none?connect_timeout=2"
-    with pytest.raises(ConfigError, match="cannot open the RA database") as info:
+    with pytest.raises(DatabaseFailure, match="cannot connect to the RA database") as info:
         open_database(url)
     assert "secret" not in info.value.message  # the password is never shown
+    assert "host and port" in info.value.message

@@ -185,6 +185,31 @@ def test_fee_export_writes_each_balance_once(
     assert [p.name for p in (tmp_path / "data" / "exports").iterdir()] == [summary.path.name]
 
 
+def test_fee_export_makes_formula_cells_inert(
+    database: Database, ca_home: CaHome, tmp_path: Path, now: dt.datetime
+) -> None:
+    """An office name (or any text) that a spreadsheet would run as a formula is written as
+    text; amounts stay numbers, negative ones too."""
+    import csv
+    import io
+
+    settings = _settings(ca_home, database, tmp_path)
+    attack = "=cmd|' /C calc'!A0"
+    with database.factory() as s, s.begin():
+        a = factories.account(s, kind=AccountKind.OFFICE, now=now)
+        a.name = attack
+        b = factories.account(s, kind=AccountKind.OFFICE, now=now)
+        b.name = "+1+1"
+        s.add(FeeEntry(account_id=a.id, amount_yen=5000, kind="charge", created_at=now))
+        s.add(FeeEntry(account_id=b.id, amount_yen=-5000, kind="cancel", created_at=now))
+    summary = jobs.export_fee_balances(database.factory, settings, now)
+    assert summary.path is not None
+    rows = list(csv.reader(io.StringIO(summary.path.read_text(encoding="utf-8-sig"))))
+    names = {row[1]: row[3] for row in rows[1:]}
+    assert names == {"'" + attack: "5000", "'+1+1": "-5000"}
+    assert not any(cell.startswith(("=", "+", "@")) for row in rows for cell in row)
+
+
 def test_fee_export_finishes_or_drops_a_partial_file_after_a_crash(
     database: Database, ca_home: CaHome, tmp_path: Path, now: dt.datetime
 ) -> None:
@@ -299,3 +324,23 @@ def test_an_undo_of_the_rejection_before_the_job_reaches_it_wins(
         assert s.get(Application, undone).status is Status.AWAITING_ISSUE_REQUEST  # type: ignore[union-attr]
         assert s.get(Application, processed).status is Status.REJECTED  # type: ignore[union-attr]
         assert s.execute(select(func.count()).select_from(OutboxMail)).scalar_one() == 0
+
+
+def test_fee_export_into_an_unwritable_folder_marks_nothing(
+    database: Database, ca_home: CaHome, tmp_path: Path, now: dt.datetime
+) -> None:
+    from shomei.errors import ConfigError
+
+    settings = _settings(ca_home, database, tmp_path)
+    (tmp_path / "data").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data" / "exports").write_text("a file where the folder should be")
+    with database.factory() as s, s.begin():
+        a = factories.account(s, kind=AccountKind.OFFICE, now=now)
+        s.add(FeeEntry(account_id=a.id, amount_yen=5000, kind="charge", created_at=now))
+    with pytest.raises(ConfigError, match="cannot write the fee export in"):
+        jobs.export_fee_balances(database.factory, settings, now)
+    with database.factory() as s:
+        unmarked = s.execute(
+            select(func.count()).select_from(FeeEntry).where(FeeEntry.exported_in.is_(None))
+        ).scalar_one()
+    assert unmarked == 1

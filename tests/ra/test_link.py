@@ -88,7 +88,10 @@ def test_inline_round_trip_issue_refuse_revoke_crl(
         good = requested(s, now=now, email="good@example.jp")
         other = requested(s, now=now)
         bad = requested(s, now=now, email="bad@example.jp", csr=b"\x30\x03\x02\x01\x00")
-        waiting = make_application(s, status=Status.AWAITING_ISSUE_REQUEST, now=now).id
+        waiting_app = make_application(s, status=Status.AWAITING_ISSUE_REQUEST, now=now)
+        # Its APPLY record, so verify-audit finds the status the log says.
+        lifecycle.create(s, waiting_app, actor=Actor.OFFICE, actor_id="office", now=now)
+        waiting = waiting_app.id
 
     summary = link.dispatch(database.factory, settings, now=now)
     assert summary.batch_id is not None and summary.issue == 3 and summary.revoke == 0

@@ -160,3 +160,18 @@ def test_a_batch_the_ca_began_but_never_finished_is_reported_stuck(
     assert summary.stuck == (batch.batch_id,) and summary.imported == ()
     with database.factory() as s:
         assert status_of(s, app) is Status.AWAITING_ISSUANCE
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = CliRunner().invoke(
+        main, ["ra", "link-identity", str(blocker / "link"), "--name", "Shomei RA"]
+    )
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "cannot write the link identity in" in result.output
+    assert "Not a directory" in result.output and "Traceback" not in result.output

@@ -8,6 +8,7 @@ has arrived, and the one sent twice carries the same Message-ID both times.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import email
 import email.policy
@@ -228,3 +229,28 @@ def test_random_kills_lose_no_mail(
         assert set(recorder.ids()) == {r.message_id for r in rows}
     finally:
         controller.stop()
+
+
+def test_smtp_login_and_password_file_problems_are_one_line(tmp_path: Path, smtp: Any) -> None:
+    from shomei.errors import NotFound, Refused
+
+    _, port = smtp
+    base = MailSettings(smtp_port=port, username="ra")
+    with pytest.raises(ConfigError, match="password_file is not"):
+        mail.connect(base)
+    with pytest.raises(NotFound, match="SMTP password file not found"):
+        mail.connect(dataclasses.replace(base, password_file=tmp_path / "none"))
+    with pytest.raises(Refused, match="cannot read the SMTP password file"):
+        mail.connect(dataclasses.replace(base, password_file=tmp_path))
+    (tmp_path / "pw").write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        mail.connect(dataclasses.replace(base, password_file=tmp_path / "pw"))
+    (tmp_path / "pw").write_text("s3cret\n")
+    # The test server offers no AUTH without TLS: the login is refused, in one line.
+    with pytest.raises(
+        ConfigError, match=r"refused the login of ra \(.*\): check ra\.mail"
+    ) as info:
+        mail.connect(dataclasses.replace(base, password_file=tmp_path / "pw"))
+    assert "s3cret" not in info.value.message
+    with pytest.raises(ConfigError, match="failed STARTTLS"):
+        mail.connect(MailSettings(smtp_port=port, starttls=True))

@@ -125,3 +125,46 @@ def test_refusals(pki: Pki) -> None:
             password="",
             friendly_name=NAME,
         )
+
+
+TYPED = ("abcd-efgh-jkmn", "ABCDEFGHJKMN", "abcd efgh jkmn", "ＡＢＣＤ－ＥＦＧＨ－ＪＫＭＮ")
+
+
+@pytest.mark.parametrize("encryption", pkcs12.ENCRYPTIONS)
+def test_what_the_office_guide_says_to_type_opens_the_download(
+    pki: Pki, tmp_path: Path, encryption: pkcs12.Encryption
+) -> None:
+    """docs/office-guide.md: installers (Windows, macOS, Firefox, openssl) need the password
+    exactly as printed, upper case with hyphens; Shomei's own tools accept it typed any way."""
+    from signer.credentials import load_pkcs12
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "office-guide.md").read_text()
+    assert "印字どおり" in guide and "大文字" in guide  # the guide says how to type it
+    path = tmp_path / "office.p12"
+    data = _build(pki, encryption)
+    path.write_bytes(data)
+    exact = _run("openssl", "pkcs12", "-in", path, "-passin", f"pass:{PASSWORD}", "-noout")
+    assert exact.returncode == 0, exact.stderr
+    for typed in TYPED[:3]:  # why the guide insists on the printed form
+        other = _run("openssl", "pkcs12", "-in", path, "-passin", f"pass:{typed}", "-noout")
+        assert other.returncode != 0, typed
+    for typed in TYPED:
+        assert load_pkcs12(data, typed).certificate == pki.certs["office"]
+
+
+def test_shomei_sign_accepts_the_issuance_password_typed_loosely(pki: Pki, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    (tmp_path / "office.p12").write_bytes(_build(pki, "aes"))
+    (tmp_path / "claim.csv").write_text("請求,1\n", encoding="utf-8")
+    (tmp_path / "pw").write_text("abcd efgh jkmn\n", encoding="utf-8")
+    args = ["sign", str(tmp_path / "claim.csv"), "--p12", str(tmp_path / "office.p12")]
+    result = CliRunner().invoke(main, [*args, "--password-file", str(tmp_path / "pw")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "claim.csv.p7s").is_file()
+    (tmp_path / "claim.csv.p7s").unlink()
+    (tmp_path / "pw").write_text("abcd-efgh-jkmm\n", encoding="utf-8")  # one letter wrong
+    result = CliRunner().invoke(main, [*args, "--password-file", str(tmp_path / "pw")])
+    assert result.exit_code == 2 and "wrong password" in result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import signal
@@ -165,3 +166,104 @@ def test_the_scheduler_command_holds_the_lease_and_gives_it_up_on_sigterm(
     assert proc.returncode == 0, output
     with database.factory() as s:
         assert s.execute(select(SchedulerLock)).scalar_one_or_none() is None
+
+
+def test_the_gate_logs_each_event_once_at_info(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Summary:
+        processed: int
+        items: tuple[str, ...]
+
+    def job(factory: object, settings: object, now: dt.datetime) -> Summary:
+        return Summary(2, ("a", "b"))
+
+    def crash(factory: object, settings: object, now: dt.datetime) -> None:
+        raise KeyError("boom")
+
+    gate = Gate(database.factory, holder="solo", lease=LEASE)
+    other = Gate(database.factory, holder="other", lease=LEASE)
+    with caplog.at_level(logging.INFO, logger="shomei.ra.scheduler"):
+        gate.wrap(JobSpec("tick", job, IntervalTrigger(minutes=1)), None)()  # type: ignore[arg-type]
+        gate.wrap(JobSpec("tick", job, IntervalTrigger(minutes=1)), None)()  # type: ignore[arg-type]
+        gate.wrap(JobSpec("crash", crash, IntervalTrigger(minutes=1)), None)()  # type: ignore[arg-type]
+        other.holds()
+        other.holds()
+    lines = [f"{r.levelname} {r.getMessage()}" for r in caplog.records]
+    assert lines.count("INFO lease ra-scheduler taken by solo: this scheduler runs the jobs") == 1
+    assert lines.count("INFO job tick started") == 2
+    finished = [line for line in lines if line.startswith("INFO job tick finished in ")]
+    assert len(finished) == 2 and finished[0].endswith(" s: processed=2, items=2")
+    assert "ERROR job crash failed: KeyError: 'boom'" in lines
+    assert lines.count("INFO lease ra-scheduler held elsewhere: other stands by") == 1
+    assert all(r.exc_info is None for r in caplog.records if r.levelno >= logging.INFO)
+
+
+def test_an_unreachable_database_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'gone.sqlite'}")
+    gate = Gate(session_factory(engine), holder="solo", lease=LEASE)
+    with caplog.at_level(logging.INFO, logger="shomei.ra.scheduler"):
+        assert not gate.holds() and not gate.holds() and not gate.holds()
+    engine.dispose()
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and errors[0].exc_info is None
+    assert "cannot reach the database to renew the lease: there is no RA database" in (
+        errors[0].getMessage()
+    )
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_the_scheduler_logs_events_without_third_party_noise(
+    database: Database, tmp_path: Path, verbose: bool
+) -> None:
+    toml = tmp_path / "ra.toml"
+    toml.write_text(
+        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n',
+        encoding="utf-8",
+    )
+    repo = Path(__file__).resolve().parents[2]
+    args = ["-v"] if verbose else []
+    holder_args = ("--holder", "logged")
+    code = "import sys; from cli.main import main; main(sys.argv[1:])"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            code,
+            *args,
+            "ra",
+            "scheduler",
+            "--settings",
+            str(toml),
+            *holder_args,
+        ],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        holder = None
+        while time.monotonic() < deadline and holder is None:
+            time.sleep(0.2)
+            with database.factory() as s:
+                holder = s.execute(select(SchedulerLock.holder)).scalar_one_or_none()
+        assert holder == "logged"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "INFO shomei.ra.scheduler: scheduler logged starting: dispatch every 10 min" in err
+    assert "daily at 02:00 JST" in err
+    assert "INFO shomei.ra.scheduler: lease ra-scheduler taken by logged" in err
+    assert "INFO shomei.ra.scheduler: scheduler logged stopped; lease released" in err
+    for noise in ("apscheduler", "sqlalchemy", "DEBUG psycopg", "Traceback"):
+        assert noise not in err, err
+    assert all(line[:4].isdigit() for line in err.splitlines()[1:]), err  # each line timed

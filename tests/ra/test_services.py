@@ -44,7 +44,7 @@ from ra.passwords import WrongPassword
 from ra.settings import RASettings
 from shomei.errors import MalformedInput, NotFound, Refused
 from tests.pki import Pki
-from tests.ra.conftest import Database
+from tests.ra.conftest import VAULT, Database
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -144,10 +144,24 @@ def people(database: Database, now: dt.datetime, rng: Callable[[int], bytes]) ->
     op = Operator("test")
     with tx(database) as s:
         staff = accounts.add_console_user(
-            s, op, kind=AccountKind.STAFF, name="職員", email="st@fed.example", now=now, rng=rng
+            s,
+            op,
+            kind=AccountKind.STAFF,
+            name="職員",
+            email="st@fed.example",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         )
         admin = accounts.add_console_user(
-            s, op, kind=AccountKind.ADMIN, name="管理者", email="ad@fed.example", now=now, rng=rng
+            s,
+            op,
+            kind=AccountKind.ADMIN,
+            name="管理者",
+            email="ad@fed.example",
+            now=now,
+            vault=VAULT,
+            rng=rng,
         )
         made = [
             accounts.add_portal_account(s, op, portal(k, n, name), now=now, rng=rng)
