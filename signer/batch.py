@@ -335,8 +335,9 @@ def write_report(rows: Sequence[Row], path: Path) -> None:
             for row in rows:
                 v = row.verdict
                 writer.writerow(
-                    (
-                        printable(row.item.name),
+                    printable(x)
+                    for x in (
+                        row.item.name,
                         _signature_cell(row.item),
                         v.status.value,
                         ",".join(r.code for r in v.reasons),

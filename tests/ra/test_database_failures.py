@@ -190,7 +190,9 @@ def test_a_read_only_sqlite_database_says_so(tmp_path: Path) -> None:
 
 def _pg(database: Database) -> None:
     if not database.is_postgres:
-        pytest.skip("a PostgreSQL failure")
+        pytest.skip(
+            "checks how a PostgreSQL server failure is reported; runs on the PostgreSQL database only"
+        )
 
 
 def _with(url: str, **parts: object) -> str:
