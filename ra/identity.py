@@ -16,7 +16,6 @@ that result batches and CRLs are checked against.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ca.batch import make_link_identity
 from ra.settings import LinkSettings
 from shomei.errors import ConfigError, Refused
-from shomei.files import read_bytes
+from shomei.files import read_bytes, write_new
 from signer.keys import SoftwareKey
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -101,17 +100,13 @@ def load_link_identity(link: LinkSettings) -> LinkIdentity:
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError as exc:
+        write_new(path, data, mode=mode)
+    except Refused as exc:
         raise Refused(
             f"{path} already exists; a link identity is never overwritten",
             message_ja=f"{path} は既にあります。連携鍵は上書きしません",
             path=str(path),
         ) from exc
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def create_link_identity(
@@ -124,13 +119,25 @@ def create_link_identity(
         passphrase=folder / "ra-link.pass",
         certificate=folder / "ra-link.pem",
     )
-    for path in (files.key, files.passphrase, files.certificate):
-        if path.exists():
-            raise Refused(
-                f"{path} already exists; a link identity is never overwritten",
-                message_ja=f"{path} は既にあります。連携鍵は上書きしません",
-                path=str(path),
-            )
+    paths = (files.passphrase, files.key, files.certificate)
+    present = [p for p in paths if p.exists()]
+    if present and not files.certificate.exists():
+        # An earlier run stopped part-way (the certificate is written last): nobody can have
+        # pinned an identity without its certificate, so the leftovers may simply go.
+        names = ", ".join(str(p) for p in present)
+        raise Refused(
+            f"an earlier run stopped part-way and left {names} without {files.certificate}; "
+            "nothing uses them yet: delete them and run the command again",
+            message_ja=f"以前の実行が途中で止まり {names} だけが残っています"
+            f"({files.certificate} がありません)。使われていないので削除してやり直してください",
+            path=str(present[0]),
+        )
+    if present:
+        raise Refused(
+            f"{present[0]} already exists; a link identity is never overwritten",
+            message_ja=f"{present[0]} は既にあります。連携鍵は上書きしません",
+            path=str(present[0]),
+        )
     key, certificate = make_link_identity(name, now=now, days=days)
     passphrase = secrets.token_urlsafe(32).encode("ascii")
     pem_key = key.private_key.private_bytes(
@@ -138,7 +145,8 @@ def create_link_identity(
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
-    folder.mkdir(parents=True, exist_ok=True)
+    # Each file is written whole or not at all; the certificate, the part that is handed
+    # to the CA, comes last.
     _write_new(files.passphrase, passphrase + b"\n", 0o600)
     _write_new(files.key, pem_key, 0o600)
     _write_new(files.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
