@@ -110,7 +110,7 @@ def work_lock(settings: CASettings) -> Iterator[None]:
     with _THREAD_LOCKS_GUARD:
         in_process = _THREAD_LOCKS.setdefault(str(path.absolute()), threading.Lock())
     if not in_process.acquire(blocking=False):
-        raise _busy(path, "another thread of this process")
+        raise _busy(path, "another thread of this process", "このプロセスの別スレッド")
     try:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -122,7 +122,7 @@ def work_lock(settings: CASettings) -> Iterator[None]:
             except OSError as exc:
                 if exc.errno not in (errno.EACCES, errno.EAGAIN):
                     raise write_failed(path, exc) from exc
-                raise _busy(path, _holder(fd)) from exc
+                raise _busy(path, *_holder(fd)) from exc
             try:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -135,18 +135,20 @@ def work_lock(settings: CASettings) -> Iterator[None]:
         in_process.release()
 
 
-def _holder(fd: int) -> str:
+def _holder(fd: int) -> tuple[str, str]:
     try:
         pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
     except OSError:
         pid = ""
-    return f"process {pid}" if pid.isdigit() else "another process"
+    if pid.isdigit():
+        return f"process {pid}", f"プロセス {pid}"
+    return "another process", "別のプロセス"
 
 
-def _busy(path: Path, who: str) -> Busy:
+def _busy(path: Path, who: str, who_ja: str) -> Busy:
     return Busy(
         f"the CA is working on a batch in {who} (lock {path}); try again when it has finished",
-        message_ja=f"CA は別の処理({who})でバッチを処理中です。終了後にやり直してください",
+        message_ja=f"CA は{who_ja}でバッチを処理中です(ロック {path})。終了後にやり直してください",
         path=str(path),
     )
 

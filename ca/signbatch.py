@@ -292,7 +292,8 @@ def check_request(
         revoked = ledger.revoked_count()
     result = None
     if certificates and (known is None or known.outcome == "done"):
-        result = _kept_answer(settings, request, certificates[0], known)
+        # Without the work lock: look, never move anything.
+        result = _kept_answer(settings, request, certificates[0], known, set_aside=False)
     if result is None:
         check_space(
             settings,
@@ -344,12 +345,15 @@ def _kept_answer(
     request: RequestBatch,
     certificate: x509.Certificate,
     known: BatchRecord | None,
+    *,
+    set_aside: bool = True,
 ) -> bytes | None:
     """The kept result that answers exactly ``request``, or None.
 
     With the hash the ledger recorded it must match; without one (an older ledger, or a run
     that stopped between writing the copy and recording it) it must carry the CA's signature
-    and answer this very request file.  A copy that fails is set aside, never used.
+    and answer this very request file.  A copy that fails is never used; under the work
+    lock (``set_aside``) it is renamed aside, so that the batch can be answered afresh.
     """
     path = result_path(settings, request.batch_id)
     data = read_kept(path)
@@ -372,9 +376,10 @@ def _kept_answer(
                 message_ja=f"バッチ {request.batch_id} は別の内容で処理済みです(結果は {path})",
                 batch_id=request.batch_id,
             )
-    aside = path.with_name(f"{path.name}.damaged-{hashlib.sha256(data).hexdigest()[:12]}")
-    log.error("the kept result %s does not match the ledger; moved to %s", path, aside)
-    path.replace(aside)
+    if set_aside:
+        aside = path.with_name(f"{path.name}.damaged-{hashlib.sha256(data).hexdigest()[:12]}")
+        log.error("the kept result %s does not match the ledger; moved to %s", path, aside)
+        path.replace(aside)
     return None
 
 

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ca.batch import Abandoned, Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
+from ca.batchstore import work_lock
 from ca.context import CA, load_certificates, open_ca
 from ca.crls import crl_status, issue_crl
 from ca.custody.shares import Share, parse_share
@@ -238,7 +239,8 @@ def report_result(data: bytes, out_file: Path, settings: CASettings) -> None:
 def issue_crl_command(ca_home: Path, share_files: tuple[Path, ...], pin_file: Path | None) -> None:
     """Issue a CRL now (on demand, or on schedule before the current one is due)."""
     settings = _settings(ca_home)
-    with _open(settings, share_files, pin_file) as ca:
+    with _open(settings, share_files, pin_file) as ca, work_lock(settings):
+        # Under the work lock: a batch being signed at the same time issues its own CRL.
         issue_crl(ca, now=utcnow())
         last = ca.ledger.last_crl()
         assert last is not None
