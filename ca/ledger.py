@@ -10,11 +10,11 @@ Why a ledger: RFC 5280 §4.1.2.2 requires serials unique per CA; the ``serials``
 PRIMARY KEY enforces that, and a serial is committed *before* anything is signed with it, so
 a crash can leave a serial reserved-but-unsigned (shown by ``shomei ca status``) but never a
 certificate the ledger does not know.  A batch is committed as ``processing`` before its
-first signature, so a batch that crashed half-way is still "already received" and is never
-processed twice.
+first signature, so a batch that crashed half-way is known and never started afresh.
 
-A batch a crash (or a full disk) left unfinished is taken up again by :meth:`Ledger.reopen_batch`,
-only ever by the one process that holds the CA's work lock (:mod:`ca.batchstore`): the
+A batch a crash (or a full disk) left unfinished is taken up again by
+:meth:`Ledger.reopen_batch`, only ever by the one process that holds the CA's work lock
+(:mod:`ca.batchstore`): the
 serials its earlier run reserved but never signed are marked *void* (state ``refused``, code
 ``void``) so they are never used, and the rest of the batch is resumed, or abandoned
 (``abandoned_at``); every such step is kept in ``batch_recoveries``.  A certificate is never

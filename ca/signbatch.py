@@ -159,6 +159,9 @@ def answer_batch(
             )
             data = run_batch(ca, request, now=now, mode="issue", progress=progress, workers=workers)
             return Answer(data, request.batch_id, "signed", kept_at=_kept(ca, request))
+        if known.unfinished and not request_path(ca.settings, request.batch_id).exists():
+            # Begun by an older version, which kept no copy: keep one now, for an abandon.
+            keep(request_path(ca.settings, request.batch_id), request_bytes)
         return take_up(
             ca,
             request,

@@ -3,9 +3,9 @@
 Each round makes a few applications at 発行依頼中 and forks a child that runs the real command
 (``cli.main.main``, as the shell would, with a database connection of its own).  The parent
 kills the child with SIGKILL after a random delay: every other round anywhere within the time
-a whole job takes, the others within the stretch where the CA signs (both measured in round
-0, the happy path), so that kills land among the CA's ledger commits as often as around the
-RA's transactions.  It notes
+a whole job takes (measured in round 0, the happy path), the others a little after the
+child's CA began to sign (the child says so on a pipe), so that kills land among the CA's
+ledger commits as often as around the RA's transactions.  It notes
 what the kill left (a CA batch ``processing``, an RA batch not imported), and runs the
 job's next run, the same command, in-process.  That run must exit 0 and leave every
 application of every round 発行済み with exactly one certificate, the CA ledger with exactly
@@ -24,9 +24,7 @@ import datetime as dt
 import os
 import random
 import signal
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -35,6 +33,7 @@ from sqlalchemy import func, select
 from ca import signbatch
 from cli.main import main
 from ra.models import CaBatch
+from tests.forkkill import fork_command, signalling_run_batch
 from tests.ra.ca_fixture import CaHome, ca_home_fixture, ra_settings  # noqa: F401
 from tests.ra.conftest import Database
 from tests.ra.recovery_fixture import (
@@ -47,54 +46,10 @@ from tests.ra.test_link import requested
 
 ROUNDS = 20
 PER_ROUND = 3
-_STARTED: list[float] = []
 
 
-def _timed_run_batch(real: Any, log: Path) -> Any:
-    """``ca.signbatch.run_batch`` noting when the CA's work began and ended, in round 0."""
-
-    def run(*args: Any, **kwargs: Any) -> Any:
-        begin = time.monotonic() - _STARTED[-1]
-        try:
-            return real(*args, **kwargs)
-        finally:
-            log.write_text(f"{begin} {time.monotonic() - _STARTED[-1]}", encoding="utf-8")
-
-    return run
-
-
-def _fork_job(toml: Path, kill_after: float | None) -> tuple[int, float]:
-    """Run ``shomei ra run-job dispatch`` in a child; SIGKILL it ``kill_after`` seconds after
-    it began (None: let it finish).  Returns the wait status and the child's own run time."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child
-        os.close(read_end)
-        code = 3
-        try:
-            os.write(write_end, b"b")
-            started = time.monotonic()
-            _STARTED.append(started)
-            try:
-                main(["ra", "run-job", "dispatch", "--settings", str(toml)], standalone_mode=False)
-                code = 0
-            except SystemExit as exc:
-                code = exc.code if isinstance(exc.code, int) else 3
-            os.write(write_end, f"{time.monotonic() - started:.6f}".encode())
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        began = pipe.read(1)
-        if kill_after is not None and began:
-            time.sleep(kill_after)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        took = pipe.read()
-    _, status = os.waitpid(pid, 0)
-    return status, float(took) if took else 0.0
+def _argv(toml: Path) -> list[str]:
+    return ["ra", "run-job", "dispatch", "--settings", str(toml)]
 
 
 def _new_round(database: Database) -> list[int]:
@@ -117,26 +72,25 @@ def test_kill_minus_nine_during_inline_dispatch(
     toml = write_ra_toml(settings, tmp_path / "ra.toml")
     rng = random.Random(20261124)
     issued: list[int] = []
-    # Round 0 measures how long a whole job takes in a child (and is the happy path).
+    # Round 0 measures how long a whole job, and the CA's part of it, take in a child (and is
+    # the happy path).
+    monkeypatch.setattr(signbatch, "run_batch", signalling_run_batch(signbatch.run_batch))
     issued += _new_round(database)
     database.engine.dispose()  # nothing pooled across the forks
-    timing = tmp_path / "ca-timing.txt"
-    with monkeypatch.context() as patch:
-        patch.setattr(signbatch, "run_batch", _timed_run_batch(signbatch.run_batch, timing))
-        status, duration = _fork_job(toml, None)
-    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and duration > 0
-    sign_from, sign_to = (float(x) for x in timing.read_text(encoding="utf-8").split())
-    assert 0 < sign_from < sign_to < duration
+    first = fork_command(_argv(toml), None)
+    assert os.WIFEXITED(first.status) and os.WEXITSTATUS(first.status) == 0
+    assert first.signing is not None and 0 < first.signing < first.duration
     check_ca_and_ra(database, settings, ca, issued)
     killed = ca_unfinished = ra_pending = 0
     for n in range(ROUNDS):
         issued += _new_round(database)
         database.engine.dispose()
         if n % 2:
-            kill_after = rng.uniform(sign_from, sign_to)
+            # Aimed at the CA: within its signing (three requests, the CRL, the result).
+            run = fork_command(_argv(toml), rng.uniform(0.0, first.signing), at_signing=True)
         else:
-            kill_after = rng.uniform(0.0, duration * 1.1)
-        status, _ = _fork_job(toml, kill_after)
+            run = fork_command(_argv(toml), rng.uniform(0.0, first.duration * 1.1))
+        status = run.status
         assert not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3), "child job failed"
         killed += os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         facts = ledger_facts(ca)
@@ -152,5 +106,5 @@ def test_kill_minus_nine_during_inline_dispatch(
         check_ca_and_ra(database, settings, ca, issued)
     assert killed >= ROUNDS // 4, f"only {killed} of {ROUNDS} jobs were killed mid-way"
     # The kills landed where it matters: while the CA was signing, and before the import.
-    assert ca_unfinished >= 3, f"only {ca_unfinished} kills left a CA batch unfinished"
+    assert ca_unfinished >= ROUNDS // 4, f"only {ca_unfinished} kills left a CA batch unfinished"
     assert ra_pending >= ROUNDS // 4, f"only {ra_pending} kills left an RA batch pending"
