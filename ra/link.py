@@ -370,12 +370,12 @@ def _deliver_inline(
                 log.warning("batch %s: %s", batch.batch_id, exc.message)
                 busy.append(batch.batch_id)
             except ShomeiError as exc:
-                log.error("batch %s could not be delivered: %s", batch.batch_id, exc.message)
+                log.error("batch %s could not be finished: %s", batch.batch_id, exc.message)
                 attention.append(
                     Attention(
-                        f"batch {batch.batch_id} could not be delivered to the CA: "
-                        f"{exc.message} (the next run tries again)",
-                        f"バッチ {batch.batch_id} を認証局に渡せませんでした: {exc.message_ja}"
+                        f"batch {batch.batch_id} could not be finished: {exc.message} "
+                        "(the next run tries again)",
+                        f"バッチ {batch.batch_id} を完了できませんでした: {exc.message_ja}"
                         "(次回の実行で再試行します)",
                     )
                 )

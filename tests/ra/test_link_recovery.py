@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -295,3 +296,24 @@ def test_the_scheduler_logs_work_left_stuck_as_an_error(
     assert "shomei ra re-request 0f0f0f0f-" in errors[0].getMessage()
     with database.factory() as s:
         assert s.get(Application, app.id).status is Status.AWAITING_ISSUANCE  # type: ignore[union-attr]
+
+
+def test_a_batch_the_inline_ca_cannot_answer_makes_the_job_exit_2_until_fixed(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    ca = private_ca_home(ca_home, tmp_path / "ca")
+    settings = ra_settings(ca, database.url, tmp_path / "data")
+    toml = str(write_ra_toml(settings, tmp_path / "ra.toml"))
+    ids = _apps(database, 2)
+    ca_toml = ca.home / "ca.toml"
+    pinned = ca_toml.read_text(encoding="utf-8")
+    ca_toml.write_text(re.sub(r"(?m)^trusted_ra = .*$", "trusted_ra = []", pinned), "utf-8")
+    job = _run("ra", "run-job", "dispatch", "--settings", toml)
+    assert job.exit_code == 2, job.output
+    (line,) = job.stderr.strip().splitlines()
+    assert "could not be finished" in line and "trusted_ra" in line
+    with database.factory() as s:
+        assert {status_of(s, i) for i in ids} == {Status.AWAITING_ISSUANCE}
+    ca_toml.write_text(pinned, encoding="utf-8")  # the operator fixes the cause
+    assert _run("ra", "run-job", "dispatch", "--settings", toml).exit_code == 0
+    check_ca_and_ra(database, settings, ca, ids)
