@@ -132,7 +132,20 @@ class RevokeRefused:
     message_ja: str
 
 
-ResultItem = Issued | IssueRefused | Revoked | RevokeRefused
+@dataclass(frozen=True)
+class Abandoned:
+    """The CA abandoned the batch before it signed anything for this issue request.
+
+    Nothing was issued and nothing was refused: the RA may send the request again in a new
+    batch (``shomei ra re-request``); see docs/batch-format.md.
+    """
+
+    request_id: str
+    message: str
+    message_ja: str
+
+
+ResultItem = Issued | IssueRefused | Revoked | RevokeRefused | Abandoned
 
 
 @dataclass(frozen=True)
@@ -271,6 +284,15 @@ def write_result_batch(
                     "outcome": "revoked",
                     "serial": format(result.serial, "x"),
                     "revoked_at": _time(result.revoked_at),
+                }
+            )
+        elif isinstance(result, Abandoned):
+            items.append(
+                {
+                    "id": result.request_id,
+                    "outcome": "abandoned",
+                    "message": result.message,
+                    "message_ja": result.message_ja,
                 }
             )
         else:
@@ -505,6 +527,13 @@ def read_result_batch(
                 f.text("id", pattern=_ID, limit=MAX_ID_LENGTH),
                 f.serial("serial"),
                 f.time("revoked_at"),
+            )
+        elif outcome == "abandoned":
+            f = Fields(raw, where, {"id", "outcome", "message", "message_ja"})
+            result = Abandoned(
+                f.text("id", pattern=_ID, limit=MAX_ID_LENGTH),
+                f.text("message", limit=4096),
+                f.text("message_ja", limit=4096),
             )
         elif outcome == "revoke_refused":
             f = Fields(raw, where, {"id", "outcome", "serial", "code", "message", "message_ja"})

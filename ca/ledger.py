@@ -10,8 +10,16 @@ Why a ledger: RFC 5280 §4.1.2.2 requires serials unique per CA; the ``serials``
 PRIMARY KEY enforces that, and a serial is committed *before* anything is signed with it, so
 a crash can leave a serial reserved-but-unsigned (shown by ``shomei ca status``) but never a
 certificate the ledger does not know.  A batch is committed as ``processing`` before its
-first signature, so a batch that crashed half-way is still "already received" and is never
-processed twice.
+first signature, so a batch that crashed half-way is known and never started afresh.
+
+A batch a crash (or a full disk) left unfinished is taken up again by
+:meth:`Ledger.reopen_batch`, only ever by the one process that holds the CA's work lock
+(:mod:`ca.batchstore`): the
+serials its earlier run reserved but never signed are marked *void* (state ``refused``, code
+``void``) so they are never used, and the rest of the batch is resumed, or abandoned
+(``abandoned_at``); every such step is kept in ``batch_recoveries``.  A certificate is never
+signed twice for one request: what the ledger recorded as signed is answered from the
+ledger (docs/ca-operator-guide.md, "When a batch did not finish").
 
 The schema is versioned with ``PRAGMA user_version``; :data:`_MIGRATIONS` holds one step per
 version and opening an older file upgrades it in place.  The file runs in WAL mode with
@@ -41,12 +49,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca import ledger_file
 from ca.ledger_record import Marks, check_record, record_path, write_record
 from shomei.clock import UTC, Clock, require_aware, utcnow
-from shomei.errors import ConfigError, NotFound, Refused
+from shomei.errors import ConfigError, NotFound, Refused, StorageError
 
 log = logging.getLogger("shomei.ca.ledger")
 
 BatchOutcome = Literal["processing", "done", "failed"]
 SerialState = Literal["reserved", "signed", "refused"]
+RecoveryAction = Literal["resume", "abandon"]
+# The refusal code of a serial reserved by a run that stopped before signing it: never used.
+VOID = "void"
 
 # Each step upgrades the schema from version i to i + 1 (the list index is the old version).
 _MIGRATIONS: tuple[str, ...] = (
@@ -119,6 +130,22 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     INSERT INTO meta (key, value) VALUES ('ledger_id', lower(hex(randomblob(16))));
     """,
+    # 3 -> 4: recovering unfinished batches.  When a batch was abandoned, the SHA-256 of the
+    # result written for it (a retry writes that very file again), and a record of every
+    # resume and abandon with what was found signed and what was voided.
+    """
+    ALTER TABLE batches ADD COLUMN abandoned_at TEXT;
+    ALTER TABLE batches ADD COLUMN result_sha256 TEXT;
+    CREATE INDEX serials_batch ON serials (batch_id, state);
+    CREATE TABLE batch_recoveries (
+        id       INTEGER PRIMARY KEY AUTOINCREMENT,
+        batch_id TEXT NOT NULL REFERENCES batches (batch_id),
+        action   TEXT NOT NULL CHECK (action IN ('resume', 'abandon')),
+        at       TEXT NOT NULL,
+        signed   INTEGER NOT NULL,
+        voided   INTEGER NOT NULL
+    );
+    """,
 )
 SCHEMA_VERSION = len(_MIGRATIONS)
 _COLLISION_RETRIES = 8
@@ -146,6 +173,13 @@ class BatchRecord:
     received_at: dt.datetime
     finished_at: dt.datetime | None
     outcome: BatchOutcome
+    abandoned_at: dt.datetime | None = None
+    result_sha256: str | None = None
+
+    @property
+    def unfinished(self) -> bool:
+        """Begun and never finished: a crash or an error stopped it (see ``reopen_batch``)."""
+        return self.outcome != "done"
 
 
 @dataclass(frozen=True)
@@ -172,6 +206,15 @@ class CrlRecord:
 
 
 @dataclass(frozen=True)
+class Reopened:
+    """What :meth:`Ledger.reopen_batch` found: certificates already signed, serials voided."""
+
+    batch: BatchRecord
+    signed: int
+    voided: int
+
+
+@dataclass(frozen=True)
 class LedgerStats:
     """Counts for ``shomei ca status``."""
 
@@ -183,6 +226,7 @@ class LedgerStats:
     reserved_unsigned: tuple[SerialRecord, ...]
     unfinished_batches: tuple[BatchRecord, ...]
     last_crl: CrlRecord | None
+    abandoned: int = 0  # batches abandoned (their outcome is "done": a result was written)
 
 
 def serial_key(serial: int) -> str:
@@ -411,12 +455,20 @@ class Ledger:
         self._batch_id = batch_id
         self._write_record()
 
-    def finish_batch(self, batch_id: str, *, outcome: BatchOutcome, now: dt.datetime) -> None:
-        """Mark batch ``batch_id`` finished with ``outcome``."""
+    def finish_batch(
+        self,
+        batch_id: str,
+        *,
+        outcome: BatchOutcome,
+        now: dt.datetime,
+        result_sha256: str | None = None,
+    ) -> None:
+        """Mark batch ``batch_id`` finished with ``outcome`` (and the hash of its result)."""
         with self._tx() as db:
             changed = db.execute(
-                "UPDATE batches SET outcome = ?, finished_at = ? WHERE batch_id = ?",
-                (outcome, _ts(now), batch_id),
+                "UPDATE batches SET outcome = ?, finished_at = ?,"
+                " result_sha256 = coalesce(?, result_sha256) WHERE batch_id = ?",
+                (outcome, _ts(now), result_sha256, batch_id),
             ).rowcount
         if self._batch_id == batch_id:
             self._batch_id = None
@@ -439,12 +491,85 @@ class Ledger:
                 (sha256, batch_id, code, message, _ts(now)),
             )
 
+    def reopen_batch(self, batch_id: str, *, action: RecoveryAction, now: dt.datetime) -> Reopened:
+        """Take batch ``batch_id`` up again, to finish it (``resume``) or to ``abandon`` it.
+
+        In one transaction: every serial the batch reserved and never signed is voided (its
+        certificate, if one was ever made, died with the process: a certificate leaves the
+        CA only in a result written after its serial was recorded as signed), an abandoned
+        batch is marked so (for good: a later resume finishes the abandon), the batch is
+        ``processing`` again and the step is recorded.  Serials reserved from now on belong
+        to the batch.  The caller must hold the CA's work lock, so that no live process is
+        still working on the batch.
+        """
+        with self._tx() as db:
+            row = db.execute(_BATCH_SELECT + " WHERE batch_id = ?", (batch_id,)).fetchone()
+            if row is None:
+                raise NotFound(
+                    f"no batch {batch_id} in the ledger",
+                    message_ja=f"台帳にバッチ {batch_id} がありません",
+                    batch_id=batch_id,
+                )
+            voided = db.execute(
+                "UPDATE serials SET state = 'refused', refusal_code = ?, refusal_message = ?,"
+                " refusal_message_ja = ? WHERE batch_id = ? AND state = 'reserved'",
+                (
+                    VOID,
+                    "reserved by a run that stopped before signing; never used",
+                    "署名前に停止した処理が確保した番号です(使用しません)",
+                    batch_id,
+                ),
+            ).rowcount
+            signed = db.execute(
+                "SELECT count(*) FROM serials WHERE batch_id = ? AND state = 'signed'", (batch_id,)
+            ).fetchone()[0]
+            if action == "abandon":
+                db.execute(
+                    "UPDATE batches SET abandoned_at = coalesce(abandoned_at, ?)"
+                    " WHERE batch_id = ?",
+                    (_ts(now), batch_id),
+                )
+            db.execute(
+                "UPDATE batches SET outcome = 'processing', finished_at = NULL WHERE batch_id = ?",
+                (batch_id,),
+            )
+            db.execute(
+                "INSERT INTO batch_recoveries (batch_id, action, at, signed, voided)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (batch_id, action, _ts(now), signed, voided),
+            )
+            record = _batch(
+                db.execute(_BATCH_SELECT + " WHERE batch_id = ?", (batch_id,)).fetchone()
+            )
+        self._batch_id = batch_id
+        return Reopened(record, int(signed), int(voided))
+
+    def refusal_for(self, request_id: str, batch_id: str) -> tuple[str, str, str] | None:
+        """The refusal (code, message, message_ja) recorded for ``request_id`` in the batch."""
+        row = self._db.execute(
+            "SELECT code, message, message_ja FROM refusals WHERE request_id = ? AND batch_id = ?"
+            " ORDER BY id LIMIT 1",
+            (request_id, batch_id),
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]), str(row[2]))
+
+    def signed_in_batch(self, batch_id: str) -> list[SerialRecord]:
+        """The certificates signed for batch ``batch_id``, in the order they were signed."""
+        rows = self._db.execute(
+            _SERIAL_SELECT + " WHERE batch_id = ? AND state = 'signed' ORDER BY signed_at, serial",
+            (batch_id,),
+        )
+        return [_serial(r) for r in rows]
+
+    def revoked_count(self) -> int:
+        """How many serials are revoked (a CRL lists at most these)."""
+        row = self._db.execute("SELECT count(*) FROM serials WHERE revoked_at IS NOT NULL")
+        return int(row.fetchone()[0])
+
     def find_batch(self, batch_id: str, *, sha256: str | None = None) -> BatchRecord | None:
         """The batch with ``batch_id`` (or, when given, with file hash ``sha256``), if any."""
         row = self._db.execute(
-            "SELECT batch_id, sha256, ra_name, request_count, received_at, finished_at, outcome"
-            " FROM batches WHERE batch_id = ? OR sha256 = ?",
-            (batch_id, sha256),
+            _BATCH_SELECT + " WHERE batch_id = ? OR sha256 = ?", (batch_id, sha256)
         ).fetchone()
         return None if row is None else _batch(row)
 
@@ -548,10 +673,19 @@ class Ledger:
         found = row.fetchone()
         return None if found is None else _serial(found)
 
-    def signed_for_request(self, request_id: str) -> SerialRecord | None:
-        """The certificate already signed for ``request_id``, if any (a re-sent request)."""
+    def signed_for_request(
+        self, request_id: str, *, include_revoked: bool = False
+    ) -> SerialRecord | None:
+        """The certificate already signed for ``request_id`` and not revoked, if any.
+
+        A re-sent request is answered with it rather than with a second certificate.  One
+        revoked before it reached anybody (``abandon-batch --revoke-signed``) answers nothing
+        (unless ``include_revoked``): the request is then signed afresh.
+        """
+        revoked = "" if include_revoked else " AND revoked_at IS NULL"
         row = self._db.execute(
-            _SERIAL_SELECT + " WHERE request_id = ? AND state = 'signed' ORDER BY signed_at",
+            _SERIAL_SELECT + f" WHERE request_id = ? AND state = 'signed'{revoked}"
+            " ORDER BY signed_at",
             (request_id,),
         ).fetchone()
         return None if row is None else _serial(row)
@@ -666,10 +800,8 @@ class Ledger:
         revoked = db.execute("SELECT count(*) FROM serials WHERE revoked_at IS NOT NULL")
         refusals = db.execute("SELECT count(*) FROM batch_refusals").fetchone()[0]
         reserved = db.execute(_SERIAL_SELECT + " WHERE state = 'reserved' ORDER BY reserved_at")
-        unfinished = db.execute(
-            "SELECT batch_id, sha256, ra_name, request_count, received_at, finished_at, outcome"
-            " FROM batches WHERE outcome = 'processing' ORDER BY received_at"
-        )
+        unfinished = db.execute(_BATCH_SELECT + " WHERE outcome != 'done' ORDER BY received_at")
+        abandoned = db.execute("SELECT count(*) FROM batches WHERE abandoned_at IS NOT NULL")
         return LedgerStats(
             batches={str(k): int(v) for k, v in batches.items()},
             batch_refusals=int(refusals),
@@ -680,9 +812,14 @@ class Ledger:
             reserved_unsigned=tuple(_serial(r) for r in reserved),
             unfinished_batches=tuple(_batch(r) for r in unfinished),
             last_crl=self.last_crl(),
+            abandoned=int(abandoned.fetchone()[0]),
         )
 
 
+_BATCH_SELECT = (
+    "SELECT batch_id, sha256, ra_name, request_count, received_at, finished_at, outcome,"
+    " abandoned_at, result_sha256 FROM batches"
+)
 _SERIAL_SELECT = (
     "SELECT serial, request_id, batch_id, state, subject, not_after, certificate, revoked_at,"
     " revocation_reason, revoke_request_id FROM serials"
@@ -716,6 +853,8 @@ def _batch(row: Any) -> BatchRecord:
         received_at=received,
         finished_at=_from_ts(row[5]),
         outcome=row[6],
+        abandoned_at=_from_ts(row[7]),
+        result_sha256=None if row[8] is None else str(row[8]),
     )
 
 
@@ -735,19 +874,44 @@ class _Transaction:
             raise
         return self._db
 
-    def __exit__(self, exc_type: object, *rest: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, *rest: object) -> None:
         try:
-            self._db.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+            if exc_type is None:
+                try:
+                    self._db.execute("COMMIT")
+                except sqlite3.OperationalError as failed:
+                    self._rollback()
+                    raise _storage_error(failed) from failed
+                return
+            self._rollback()
+            if isinstance(exc, sqlite3.OperationalError):
+                # A full disk (SQLITE_FULL) or a failing one: nothing of the transaction
+                # was kept, so the ledger holds exactly what it held before.
+                raise _storage_error(exc) from exc
         finally:
             self._lock.release()
+
+    def _rollback(self) -> None:
+        # SQLite may already have rolled back by itself (it does on SQLITE_FULL).
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+
+
+def _storage_error(exc: sqlite3.OperationalError) -> StorageError:
+    return StorageError(
+        f"the CA ledger could not be written ({exc}); nothing of this step was recorded",
+        message_ja=f"CA 台帳に書き込めません({exc})。この処理は記録されていません",
+    )
 
 
 __all__ = [
     "SCHEMA_VERSION",
+    "VOID",
     "BatchRecord",
     "CrlRecord",
     "Ledger",
     "LedgerStats",
+    "Reopened",
     "SerialRecord",
     "serial_key",
 ]

@@ -1,5 +1,8 @@
 """``shomei ca sign-batch``, ``shomei ca status`` and ``shomei ca issue-crl``: the CA operator.
 
+(``resume-batch`` and ``abandon-batch``, for a batch a crash left unfinished, are in
+:mod:`cli.ca_recovery_commands`.)
+
 Thin commands: read the CA home's ``ca.toml``, open the key with the custodians' shares (from
 files, or typed in with hidden input) or the token PIN, call one service function of
 :mod:`ca`, and print the outcome.  Errors become one line and an exit code (:mod:`cli.errors`).
@@ -18,19 +21,21 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ca.batch import Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
-from ca.context import CA, open_ca, open_ledger
+from ca.batch import Abandoned, Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
+from ca.batchstore import work_lock
+from ca.context import CA, load_certificates, open_ca, open_ledger
 from ca.crls import crl_status, issue_crl
 from ca.custody.secretfile import read_pin_file, read_share_file
 from ca.custody.shares import Share, parse_share
+from ca.recovery import unfinished_batches
 from ca.settings import CASettings, load_ca_settings
-from ca.signbatch import check_request, results_dir, sign_batch
+from ca.signbatch import answer_batch, check_request
 from cli.errors import handle_errors
 from cli.groups import ca_group
 from cli.prompts import read_hidden
 from shomei.clock import to_japan, utcnow
-from shomei.errors import CustodyError, Refused
-from shomei.files import write_new
+from shomei.errors import CustodyError, Refused, ShomeiError, StorageError
+from shomei.files import read_bytes, write_new
 
 _TRIES = 3
 
@@ -147,42 +152,85 @@ def sign_batch_command(
     share_files: tuple[Path, ...],
     pin_file: Path | None,
 ) -> None:
-    """Sign the RA request batch IN_FILE; write the signed result batch to OUT_FILE."""
-    if out_file.exists():
-        raise Refused(
-            f"{out_file} already exists; it is not overwritten",
-            message_ja=f"{out_file} は既にあります。上書きしません",
-        )
+    """Sign the RA request batch IN_FILE; write the signed result batch to OUT_FILE.
+
+    The same IN_FILE again signs nothing: a finished batch's kept result is written again,
+    byte for byte (no shares needed), and a batch a crash left unfinished is finished.
+    """
+    refuse_existing(out_file)
     settings = _settings(ca_home)
-    data = in_file.read_bytes()
-    request = check_request(settings, data, now=utcnow())
+    data = read_bytes(in_file, what="request batch", what_ja="依頼バッチ")
+    checked = check_request(settings, data, now=utcnow(), also=(out_file.parent,))
+    request = checked.request
+    if checked.result is not None:
+        write_result(out_file, checked.result, batch_id=request.batch_id, kept=checked.kept_at)
+        click.echo(
+            f"batch {request.batch_id} was signed before; its kept result {checked.kept_at} "
+            "was written again (nothing was signed)",
+            err=True,
+        )
+        report_result(checked.result, out_file, settings)
+        return
     click.echo(
         f"batch {request.batch_id} from {request.ra_name}: {len(request.requests)} requests, "
         "signature verified",
         err=True,
     )
+    if checked.known is not None:
+        click.echo(
+            f"batch {request.batch_id} was begun {_when(checked.known.received_at)} and never "
+            "finished: it is finished now (what the ledger recorded as signed is not signed "
+            "again)",
+            err=True,
+        )
     with _open(settings, share_files, pin_file) as ca, _progress_bar("signing") as bar:
         task = bar.add_task("signing", total=None)
 
         def progress(done: int, total: int) -> None:
             bar.update(task, completed=done, total=total)
 
-        result_bytes = sign_batch(ca, data, now=utcnow(), progress=progress)
-        result = read_result_batch(result_bytes, ca_certificate=ca.certificate)
-        try:
-            write_new(out_file, result_bytes)
-        except (Refused, OSError) as exc:
-            kept = results_dir(ca) / f"{result.batch_id}.p7m"
-            raise Refused(
-                f"the batch was signed but {out_file} could not be written; copy {kept}",
-                message_ja=f"署名は完了しましたが {out_file} を書けません。{kept} を使ってください",
-            ) from exc
-    counts = {kind: 0 for kind in (Issued, IssueRefused, Revoked, RevokeRefused)}
+        answer = answer_batch(ca, data, now=utcnow(), progress=progress, also=(out_file.parent,))
+    write_result(out_file, answer.result, batch_id=request.batch_id, kept=answer.kept_at)
+    report_result(answer.result, out_file, settings)
+
+
+def refuse_existing(out_file: Path) -> None:
+    """Refuse an existing OUT before anything is signed (nothing is ever overwritten)."""
+    if out_file.exists():
+        raise Refused(
+            f"{out_file} already exists; it is not overwritten",
+            message_ja=f"{out_file} は既にあります。上書きしません",
+        )
+
+
+def write_result(out_file: Path, data: bytes, *, batch_id: str, kept: Path | None) -> None:
+    """Write the result to OUT; if that fails, say that the work is done and where it is."""
+    try:
+        write_new(out_file, data)
+    except ShomeiError as exc:
+        where = kept or "results/ in the CA home"
+        raise StorageError(
+            f"batch {batch_id} is signed and its result is kept at {where}, but {out_file} "
+            f"could not be written ({exc.message}); copy {where}, or run the same command "
+            "again with another OUT: it writes the same result again",
+            message_ja=f"バッチ {batch_id} の署名は完了し、結果は {where} に保存されていますが、"
+            f"{out_file} を書けませんでした({exc.message_ja})。{where} をコピーするか、"
+            "別の出力先で同じコマンドを再実行してください(同じ結果を書き出します)",
+            batch_id=batch_id,
+        ) from exc
+
+
+def report_result(data: bytes, out_file: Path, settings: CASettings) -> None:
+    """Print what a result batch says, one line per refusal or abandoned request."""
+    certificate = load_certificates(settings.certificate)[0]
+    result = read_result_batch(data, ca_certificate=certificate)
+    counts = {kind: 0 for kind in (Issued, IssueRefused, Revoked, RevokeRefused, Abandoned)}
     for item in result.results:
         counts[type(item)] += 1
+    abandoned = f", {counts[Abandoned]} abandoned" if counts[Abandoned] else ""
     click.echo(
         f"batch {result.batch_id}: {counts[Issued]} issued, {counts[IssueRefused]} refused, "
-        f"{counts[Revoked]} revoked, {counts[RevokeRefused]} revocations refused"
+        f"{counts[Revoked]} revoked, {counts[RevokeRefused]} revocations refused{abandoned}"
     )
     for item in result.results:
         if isinstance(item, IssueRefused | RevokeRefused):
@@ -198,7 +246,8 @@ def sign_batch_command(
 def issue_crl_command(ca_home: Path, share_files: tuple[Path, ...], pin_file: Path | None) -> None:
     """Issue a CRL now (on demand, or on schedule before the current one is due)."""
     settings = _settings(ca_home)
-    with _open(settings, share_files, pin_file) as ca:
+    with _open(settings, share_files, pin_file) as ca, work_lock(settings):
+        # Under the work lock: a batch being signed at the same time issues its own CRL.
         issue_crl(ca, now=utcnow())
         last = ca.ledger.last_crl()
         assert last is not None
@@ -214,9 +263,9 @@ def issue_crl_command(ca_home: Path, share_files: tuple[Path, ...], pin_file: Pa
 def status_command(ca_home: Path) -> None:
     """Check the ledger, then show the current CRL, batches, serials and anything unfinished.
 
-    Exits 1 when there is no CRL or it has expired, or the CA cannot issue certificates; 2 when
-    the ledger may not be used (lost, damaged, older than its record or than the CRL folder:
-    restore it).
+    Exits 1 when there is no CRL or it has expired, a batch was left unfinished, or the CA
+    cannot issue certificates; 2 when the ledger may not be used (lost, damaged, older than its
+    record or than the CRL folder: restore it).
     """
     from ca.readiness import issuing_problems
     from ca.staging import leftovers
@@ -242,20 +291,28 @@ def status_command(ca_home: Path) -> None:
         else:
             click.echo(f"CRL expires in {_span(crl.remaining)}, at {_when(crl.last.next_update)}")
     batches = ", ".join(f"{n} {outcome}" for outcome, n in sorted(stats.batches.items()))
-    click.echo(f"batches: {batches or 'none'}; refused before processing: {stats.batch_refusals}")
+    abandoned = f" ({stats.abandoned} of them abandoned)" if stats.abandoned else ""
+    click.echo(
+        f"batches: {batches or 'none'}{abandoned}; refused before processing: "
+        f"{stats.batch_refusals}"
+    )
     click.echo(
         f"serials: {stats.signed} issued, {stats.revoked} revoked, {stats.refused} requests refused"
     )
-    for batch in stats.unfinished_batches:
+    for unfinished in unfinished_batches(settings):
+        batch = unfinished.batch
+        request = "" if unfinished.request_kept else " --request REQUEST.p7m"
+        doing = "abandoning" if batch.abandoned_at else "processing"
         click.echo(
             f"WARNING: batch {batch.batch_id} from {batch.ra_name} was received "
-            f"{_when(batch.received_at)} and never finished (crashed?); it will not be "
-            "processed again: ask the RA to send its requests in a new batch"
+            f"{_when(batch.received_at)} and stopped while {doing} ({batch.outcome}); finish "
+            f"it: shomei ca resume-batch {batch.batch_id} OUT.p7m --ca-home {ca_home}{request}"
+            f" (or abandon it: shomei ca abandon-batch {batch.batch_id} OUT.p7m ...)"
         )
     for record in stats.reserved_unsigned:
         click.echo(
             f"WARNING: serial {record.serial:x} (request {record.request_id}) was reserved "
-            "but never signed"
+            "but never signed (it is voided when its batch is resumed or abandoned)"
         )
     if crl.state == "none":
         click.echo("WARNING: no CRL has been issued", err=True)
@@ -270,5 +327,5 @@ def status_command(ca_home: Path) -> None:
     cannot = issuing_problems(settings, now=now)
     for problem in cannot:
         click.echo(f"CANNOT ISSUE: {problem}")
-    if crl.state in ("none", "expired") or cannot:
+    if crl.state in ("none", "expired") or stats.unfinished_batches or cannot:
         raise SystemExit(1)

@@ -32,6 +32,7 @@ def _register() -> None:
     main.add_command(ca_group)
     for module_name in (
         "cli.ca_commands",
+        "cli.ca_recovery_commands",
         "cli.ceremony_commands",
         "cli.demo",
         "cli.sign_commands",

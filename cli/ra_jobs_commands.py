@@ -1,5 +1,8 @@
 """``shomei ra scheduler``, ``run-job``, ``register-crl`` and ``link-identity``: RA operations.
 
+``link-status``, ``re-request`` and ``resend-batch`` bring back what a crash or an abandoned
+batch left between the RA and the CA (:mod:`ra.recovery`).
+
 Thin commands: load the RA settings (``--settings``), open the database at the edge, call one
 function of :mod:`ra.scheduler`, :mod:`ra.crls` or :mod:`ra.identity`, print the outcome.
 They are attached to the ``shomei ra`` group through :data:`RA_COMMANDS` (see
@@ -8,6 +11,7 @@ They are attached to the ``shomei ra`` group through :data:`RA_COMMANDS` (see
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -31,10 +35,15 @@ settings_option = click.option(
 @settings_option
 @handle_errors
 def run_job_command(name: str, settings_path: Path) -> None:
-    """Run the scheduled job NAME once, now (the scheduler need not be running)."""
+    """Run the scheduled job NAME once, now (the scheduler need not be running).
+
+    Exits 2 when the job left work it could not finish, and says what to do about it; 1 when
+    a CRL from the CA was checked and refused (it would lose a revocation).
+    """
     from ra.db import open_database, session_factory
     from ra.link_import import refused_crls
     from ra.scheduler import describe, run_job
+    from ra.stuck import attention_of
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
@@ -43,11 +52,18 @@ def run_job_command(name: str, settings_path: Path) -> None:
     finally:
         engine.dispose()
     click.echo(f"{name}: {describe(summary)}")
+    lang = language()
     refused = refused_crls(summary)
     for english, japanese in refused:
-        click.echo(f"shomei: {japanese if language() == 'ja' else english}", err=True)
+        click.echo(f"shomei: {japanese if lang == 'ja' else english}", err=True)
+    stuck = attention_of(summary)
+    if stuck:
+        what = "; ".join(a.localized(lang) for a in stuck)
+        line = f"{name} に未完了の作業があります: " if lang == "ja" else f"{name} left work stuck: "
+        click.echo(f"shomei: {line}{what}", err=True)
+        sys.exit(2)
     if refused:
-        raise SystemExit(1)  # the certificates are in; the CRL was checked and found bad
+        sys.exit(1)  # the certificates are in; the CRL was checked and found bad
 
 
 @click.command("scheduler")
@@ -116,5 +132,94 @@ def link_identity_command(folder: Path, name: str) -> None:
     click.echo(f"link certificate: {files.certificate} (give it to the CA operator to pin)")
 
 
-RA_COMMANDS = (run_job_command, scheduler_command, register_crl_command, link_identity_command)
+@click.command("link-status")
+@settings_option
+@handle_errors
+def link_status_command(settings_path: Path) -> None:
+    """List the batches the CA has not answered yet and the applications it abandoned.
+
+    Exits 1 when applications wait to be sent again (shomei ra re-request).
+    """
+    from ra.db import open_database, session_factory
+    from ra.recovery import link_status
+
+    settings = load_ra_settings(settings_path)
+    engine = open_database(settings.database_url)
+    try:
+        status = link_status(session_factory(engine))
+    finally:
+        engine.dispose()
+    if not status.pending:
+        click.echo("no batch waits for the CA")
+    for batch in status.pending:
+        click.echo(
+            f"waiting for the CA: batch {batch.batch_id} ({batch.kind}, {batch.applications} "
+            f"applications), sent {batch.created_at:%Y-%m-%d %H:%M:%S} UTC"
+            + (f", outbox file {batch.outbox_file}" if settings.link.mode == "offline" else "")
+        )
+    for batch_id, ids in status.left_out.items():
+        click.echo(
+            f"abandoned by the CA: batch {batch_id}, applications {', '.join(map(str, ids))} "
+            f"at 発行待ち; send them again: shomei ra re-request {batch_id}"
+        )
+    if status.left_out:
+        sys.exit(1)
+
+
+@click.command("re-request")
+@click.argument("batch_id")
+@settings_option
+@handle_errors
+def rerequest_command(batch_id: str, settings_path: Path) -> None:
+    """Send again the applications the CA abandoned in BATCH_ID (発行待ち → 発行依頼中).
+
+    Audited; the next dispatch puts them into a new batch.
+    """
+    from ra.accounts import Operator
+    from ra.db import open_database, session_factory
+    from ra.recovery import rerequest_batch
+
+    settings = load_ra_settings(settings_path)
+    engine = open_database(settings.database_url)
+    try:
+        done = rerequest_batch(
+            session_factory(engine), Operator("re-request"), batch_id, now=utcnow()
+        )
+    finally:
+        engine.dispose()
+    ids = ", ".join(map(str, done.applications))
+    click.echo(
+        f"batch {batch_id}: {len(done.applications)} application(s) ({ids}) moved back to "
+        "発行依頼中; the next dispatch sends them"
+        + (f"; {done.lost_races} changed by someone else first" if done.lost_races else "")
+    )
+
+
+@click.command("resend-batch")
+@click.argument("batch_id")
+@settings_option
+@handle_errors
+def resend_batch_command(batch_id: str, settings_path: Path) -> None:
+    """Offline mode: write the request file of BATCH_ID (not yet answered) to the outbox again."""
+    from ra.db import open_database, session_factory
+    from ra.recovery import resend_batch
+
+    settings = load_ra_settings(settings_path)
+    engine = open_database(settings.database_url)
+    try:
+        path = resend_batch(session_factory(engine), settings, batch_id)
+    finally:
+        engine.dispose()
+    click.echo(f"batch {batch_id} written to {path}; carry it to the CA")
+
+
+RA_COMMANDS = (
+    run_job_command,
+    scheduler_command,
+    register_crl_command,
+    link_identity_command,
+    link_status_command,
+    rerequest_command,
+    resend_batch_command,
+)
 ra_jobs = RA_COMMANDS

@@ -16,7 +16,6 @@ that result batches and CRLs are checked against.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from ca.batch import make_link_identity
 from ra.settings import LinkSettings
 from ra.vault import warn_if_shared
 from shomei.errors import ConfigError, Refused
-from shomei.files import read_bytes
+from shomei.files import read_bytes, write_new
 from signer.keys import SoftwareKey
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -104,17 +103,13 @@ def load_link_identity(link: LinkSettings) -> LinkIdentity:
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    except FileExistsError as exc:
+        write_new(path, data, mode=mode)
+    except Refused as exc:
         raise Refused(
             f"{path} already exists; a link identity is never overwritten",
             message_ja=f"{path} は既にあります。連携鍵は上書きしません",
             path=str(path),
         ) from exc
-    with os.fdopen(fd, "wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
 
 
 def create_link_identity(
@@ -127,13 +122,25 @@ def create_link_identity(
         passphrase=folder / "ra-link.pass",
         certificate=folder / "ra-link.pem",
     )
-    for path in (files.key, files.passphrase, files.certificate):
-        if path.exists():
-            raise Refused(
-                f"{path} already exists; a link identity is never overwritten",
-                message_ja=f"{path} は既にあります。連携鍵は上書きしません",
-                path=str(path),
-            )
+    paths = (files.passphrase, files.key, files.certificate)
+    present = [p for p in paths if p.exists()]
+    if present and not files.certificate.exists():
+        # An earlier run stopped part-way (the certificate is written last): nobody can have
+        # pinned an identity without its certificate, so the leftovers may simply go.
+        names = ", ".join(str(p) for p in present)
+        raise Refused(
+            f"an earlier run stopped part-way and left {names} without {files.certificate}; "
+            "nothing uses them yet: delete them and run the command again",
+            message_ja=f"以前の実行が途中で止まり {names} だけが残っています"
+            f"({files.certificate} がありません)。使われていないので削除してやり直してください",
+            path=str(present[0]),
+        )
+    if present:
+        raise Refused(
+            f"{present[0]} already exists; a link identity is never overwritten",
+            message_ja=f"{present[0]} は既にあります。連携鍵は上書きしません",
+            path=str(present[0]),
+        )
     key, certificate = make_link_identity(name, now=now, days=days)
     passphrase = secrets.token_urlsafe(32).encode("ascii")
     pem_key = key.private_key.private_bytes(
@@ -141,9 +148,10 @@ def create_link_identity(
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
+    # Each file is written whole or not at all; the certificate, the part that is handed
+    # to the CA, comes last.
     written: list[Path] = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         for path, data, mode in (
             (files.passphrase, passphrase + b"\n", 0o600),
             (files.key, pem_key, 0o600),
@@ -151,12 +159,12 @@ def create_link_identity(
         ):
             _write_new(path, data, mode)
             written.append(path)
-    except OSError as exc:
+    except ConfigError as exc:  # the folder cannot be written (write_new says why)
         for path in written:  # all three files or none
             path.unlink(missing_ok=True)
         raise Refused(
-            f"cannot write the link identity in {folder}: {exc.strerror}",
-            message_ja=f"{folder} に連携鍵を書き込めません: {exc.strerror}",
+            f"cannot write the link identity in {folder}: {exc.message}",
+            message_ja=f"{folder} に連携鍵を書き込めません: {exc.message_ja}",
             path=str(folder),
         ) from exc
     return LinkIdentity(key=key, certificate=certificate), files

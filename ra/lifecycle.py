@@ -86,6 +86,8 @@ class Event(enum.StrEnum):
     DISPATCH_ISSUANCE = "dispatch_issuance"  # 証明書発行依頼 (B7)
     REGISTER_CERTIFICATE = "register_certificate"  # 証明書登録 (B9)
     CA_REFUSED = "ca_refused"  # the CA refused the request (bad CSR, ...): to 却下待ち
+    # The CA abandoned the batch before signing the request: send it again (4 → 3).
+    REREQUEST_ISSUANCE = "rerequest_issuance"  # 発行依頼の再送
     PROCESS_REJECTION = "process_rejection"  # 却下処理
     REGISTER_REVOCATION = "register_revocation"  # 証明書失効申請 (B4)
     UNDO_REVOCATION = "undo_revocation"  # 失効取消
@@ -160,6 +162,8 @@ TRANSITIONS: Mapping[tuple[Status | None, Event], Transition] = MappingProxyType
             _t(S.ISSUE_REQUESTED, E.DISPATCH_ISSUANCE, {A.SYSTEM}, S.AWAITING_ISSUANCE),
             _t(S.AWAITING_ISSUANCE, E.REGISTER_CERTIFICATE, {A.SYSTEM}, S.ISSUED),
             _t(S.AWAITING_ISSUANCE, E.CA_REFUSED, {A.SYSTEM}, S.REJECTION_PENDING),
+            # An admin, or the RA operator at the command line (audited as system "cli:…").
+            _t(S.AWAITING_ISSUANCE, E.REREQUEST_ISSUANCE, {A.ADMIN, A.SYSTEM}, S.ISSUE_REQUESTED),
             _t(S.REJECTION_PENDING, E.PROCESS_REJECTION, {A.SYSTEM}, S.REJECTED),
             _t(S.ISSUED, E.REGISTER_REVOCATION, set(STAFF_SIDE), S.REVOCATION_REQUESTED),
             _t(S.REVOCATION_REQUESTED, E.UNDO_REVOCATION, {A.ADMIN}, S.ISSUED),
@@ -181,6 +185,7 @@ EVENT_LABELS_JA: Mapping[Event, str] = MappingProxyType(
         E.DISPATCH_ISSUANCE: "証明書発行依頼",
         E.REGISTER_CERTIFICATE: "証明書登録",
         E.CA_REFUSED: "認証局による発行拒否",
+        E.REREQUEST_ISSUANCE: "発行依頼の再送",
         E.PROCESS_REJECTION: "却下処理",
         E.REGISTER_REVOCATION: "証明書失効申請",
         E.UNDO_REVOCATION: "失効取消",

@@ -19,6 +19,12 @@ first. Every move writes an audit record in the same transaction.
 One move goes beyond the table of SPEC §3: `ca_refused` (4 発行待ち → 9 却下待ち), when the
 CA refuses a request (a bad CSR, a subject its profile does not allow); the rejection is then
 processed and the applicant notified with the CA's reason, as for a rejection by staff.
+
+A second one is `rerequest_issuance` (4 発行待ち → 3 発行依頼中), by an admin or the RA operator
+(`shomei ra re-request BATCH_ID`), only for an application whose batch the CA answered
+"abandoned" (it stopped the batch before signing the request, see
+docs/batch-link-operations.md): the next dispatch sends the same request again, and the CA
+answers with the certificate it may already have signed for it, never a second one.
 """
 
 

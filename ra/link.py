@@ -10,8 +10,12 @@ Only after the commit does the batch leave the RA: inline mode hands it to the i
 (:func:`ca.signbatch.sign_batch`) and imports the result at once through the same
 :func:`import_result`; offline mode writes it to ``link.outbox``, never over a file.  A batch
 committed but not delivered (a crash in between) is delivered by the next dispatch: inline
-mode imports the copy the CA kept, or hands the batch over if the CA never saw it; offline
-mode writes the missing outbox file.
+mode hands the batch to the CA again, which answers with the result it kept, finishes a batch
+a crash left unfinished (its ledger says exactly what was signed; see
+:mod:`ca.signbatch`), or signs it if it never saw it; offline mode writes the missing outbox
+file.  What cannot be finished is reported as :class:`~ra.stuck.Attention` (the job then
+exits non-zero): a batch the CA could not answer, and applications the CA abandoned, which
+``shomei ra re-request`` sends again (:mod:`ra.recovery`).
 
 **Import** of the result batches is :mod:`ra.link_import` (re-exported here).
 """
@@ -55,10 +59,8 @@ from ra.link_import import (
 )
 from ra.models import Application, CaBatch, Certificate
 from ra.settings import RASettings
-from shomei.errors import (
-    ConfigError,
-    Refused,
-)
+from ra.stuck import Attention, left_out_attention
+from shomei.errors import ConfigError, Refused, ShomeiError
 
 if TYPE_CHECKING:
     from ca.context import CA
@@ -84,7 +86,8 @@ class DispatchSummary:
     lost_races: int = 0  # applications another operator changed first (e.g. an undo)
     written: tuple[Path, ...] = ()  # offline: batch files written to the outbox
     imported: tuple[ImportSummary, ...] = ()  # inline: results imported
-    stuck: tuple[str, ...] = field(default=())  # inline: batches the CA began but never ended
+    busy: tuple[str, ...] = field(default=())  # inline: batches another process is signing
+    attention: tuple[Attention, ...] = field(default=())  # what an operator must look at
 
 
 # -- dispatch --------------------------------------------------------------------------------
@@ -210,6 +213,17 @@ def dispatch(
     if held:
         log.warning("applications %s have no office number and stay in 発行依頼中", held)
     delivered = deliver_pending(factory, settings, now=now)
+    if held:
+        delivered = dataclasses.replace(
+            delivered,
+            attention=(
+                *delivered.attention,
+                Attention(
+                    f"applications {list(held)} have no office number and stay 発行依頼中",
+                    f"申請 {list(held)} は事業所番号がないため発行依頼中のままです",
+                ),
+            ),
+        )
     return dataclasses.replace(
         delivered,
         batch_id=batch_id,
@@ -229,14 +243,15 @@ def deliver_pending(
     or hand the batch to the CA if it never saw it.
     """
     pending = _pending(factory)
-    if not pending:
-        return DispatchSummary(None)
-    if settings.link.mode == "offline":
+    summary = DispatchSummary(None)
+    if pending and settings.link.mode == "offline":
         paths = (_write_outbox(factory, settings, b) for b in pending)
-        written = tuple(p for p in paths if p is not None)
-        return DispatchSummary(None, written=written)
-    imported, stuck = _deliver_inline(factory, settings, pending, now=now)
-    return DispatchSummary(None, imported=imported, stuck=stuck)
+        summary = DispatchSummary(None, written=tuple(p for p in paths if p is not None))
+    elif pending:
+        summary = _deliver_inline(factory, settings, pending, now=now)
+    with factory() as session:
+        abandoned = left_out_attention(session)
+    return dataclasses.replace(summary, attention=(*summary.attention, *abandoned))
 
 
 @dataclass(frozen=True)
@@ -330,30 +345,46 @@ def _deliver_inline(
     pending: list[_Pending],
     *,
     now: dt.datetime,
-) -> tuple[tuple[ImportSummary, ...], tuple[str, ...]]:
-    from ca.signbatch import results_dir, sign_batch
+) -> DispatchSummary:
+    """Hand each pending batch to the inline CA and import its answer (see the module).
+
+    The CA answers a batch it finished with the result it kept, and finishes one a crash
+    left unfinished: resuming is safe, because only a live process holds the CA's work lock
+    (a batch another process is at is skipped, ``busy``) and the ledger says exactly what was
+    signed.  A batch that fails is reported and the others still go.
+    """
+    from ca.batchstore import Busy
+    from ca.signbatch import sign_batch
 
     ca_certificate = load_ca_certificate(settings.link)
     imported: list[ImportSummary] = []
-    stuck: list[str] = []
+    busy: list[str] = []
+    attention: list[Attention] = []
     with _open_inline_ca(settings) as ca:
         for batch in pending:
-            kept = results_dir(ca) / f"{batch.batch_id}.p7m"
-            if kept.exists():
-                # Signed before a crash: the CA kept the answer; import that.
-                result = kept.read_bytes()
-            elif ca.ledger.find_batch(batch.batch_id) is None:
-                workers = 1 if batch.items <= INLINE_POOL_THRESHOLD else 0
+            workers = 1 if batch.items <= INLINE_POOL_THRESHOLD else 0
+            try:
                 request = _request_der(factory, batch.batch_id)
                 result = sign_batch(ca, request, now=now, workers=workers)
-            else:
-                log.error("batch %s was begun by the CA but has no result", batch.batch_id)
-                stuck.append(batch.batch_id)
-                continue
-            imported.append(
-                import_result(factory, settings, result, now=now, ca_certificate=ca_certificate)
-            )
-    return tuple(imported), tuple(stuck)
+                imported.append(
+                    import_result(factory, settings, result, now=now, ca_certificate=ca_certificate)
+                )
+            except Busy as exc:
+                log.warning("batch %s: %s", batch.batch_id, exc.message)
+                busy.append(batch.batch_id)
+            except ShomeiError as exc:
+                log.error("batch %s could not be finished: %s", batch.batch_id, exc.message)
+                attention.append(
+                    Attention(
+                        f"batch {batch.batch_id} could not be finished: {exc.message} "
+                        "(the next run tries again)",
+                        f"バッチ {batch.batch_id} を完了できませんでした: {exc.message_ja}"
+                        "(次回の実行で再試行します)",
+                    )
+                )
+    return DispatchSummary(
+        None, imported=tuple(imported), busy=tuple(busy), attention=tuple(attention)
+    )
 
 
 __all__ = [

@@ -6,8 +6,10 @@ signature), checks that it answers a batch this RA sent (same batch id and reque
 applies it in ONE transaction: Issued → a :class:`~ra.models.Certificate` row,
 REGISTER_CERTIFICATE (4→5) and the notice and mail 「証明書が発行されました」; IssueRefused →
 CA_REFUSED (4→9) with the CA's reason; Revoked → nothing yet (7 stays until a CRL lists it);
-then the batch's CRL is registered (:mod:`ra.crls`) and the batch marked imported.  A CRL that
-would lose a revocation (:class:`ra.crls.LostRevocation`) is not registered and nothing is
+Abandoned (the CA abandoned the batch before signing the request) → an audit record, and the
+application stays 発行待ち until an operator re-requests it (:mod:`ra.recovery`); then the
+batch's CRL is registered (:mod:`ra.crls`) and the batch marked imported.  A CRL that would
+lose a revocation (:class:`ra.crls.LostRevocation`) is not registered and nothing is
 published; the certificates and refusals of the batch are still imported (they are genuine, and
 the offices wait for them), the refusal is audited and logged, and the summary says so
 (``crl_refused``), so the job exits non-zero until the CA sends a CRL that lists every
@@ -32,13 +34,21 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca.batch import Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
+from ca.batch import (
+    Abandoned,
+    Issued,
+    IssueRefused,
+    Revoked,
+    RevokeRefused,
+    read_result_batch,
+)
 from ra import audit, crls, lifecycle
 from ra.identity import load_ca_certificate
 from ra.lifecycle import Actor, Event, Status
 from ra.models import Account, Application, CaBatch, Certificate
 from ra.notify import notify
 from ra.settings import RASettings
+from ra.stuck import Attention, left_out_attention
 from shomei.clock import to_japan
 from shomei.errors import ConfigError, MalformedInput, NotFound, Refused, VerificationFailed
 
@@ -56,6 +66,7 @@ class ImportSummary:
     refused: int = 0
     revoked: int = 0  # the CA revoked them; they move to 8 when a CRL lists them
     revoke_refused: int = 0
+    abandoned: int = 0  # left at 発行待ち for ``shomei ra re-request``
     crl_number: int | None = None
     crl_registered: bool = False
     moved_to_revoked: int = 0
@@ -211,7 +222,7 @@ def import_result(
     ca_certificate = ca_certificate or load_ca_certificate(settings.link)
     result = read_result_batch(data, ca_certificate=ca_certificate)
     digest = hashlib.sha256(data).hexdigest()
-    counts = {"issued": 0, "refused": 0, "revoked": 0, "revoke_refused": 0}
+    counts = {"issued": 0, "refused": 0, "revoked": 0, "revoke_refused": 0, "abandoned": 0}
     with factory() as session, session.begin():
         batch = session.execute(
             select(CaBatch).where(CaBatch.batch_id == result.batch_id).with_for_update()
@@ -253,6 +264,9 @@ def import_result(
                     counts["refused"] += _refuse(session, app, item, now=now)
                 elif isinstance(item, Revoked):
                     counts["revoked"] += 1
+                elif isinstance(item, Abandoned):
+                    counts["abandoned"] += 1
+                    _note_abandoned(session, app, item, now=now)
                 else:
                     counts["revoke_refused"] += 1
                     _note_revoke_refused(session, app, item, now=now)
@@ -278,6 +292,7 @@ def import_result(
                 refused=counts["refused"],
                 revoked=counts["revoked"],
                 revoke_refused=counts["revoke_refused"],
+                abandoned=counts["abandoned"],
             )
     published = crls.publish_latest(factory, settings, ca_certificate=ca_certificate)
     return dataclasses.replace(summary, published=published)
@@ -344,6 +359,25 @@ def refused_crls(summary: object) -> tuple[tuple[str, str], ...]:
     return tuple(why for item in imported for why in refused_crls(item))
 
 
+def _note_abandoned(
+    session: Session, app: Application, item: Abandoned, *, now: dt.datetime
+) -> None:
+    # No status change: the operator decides to send the request again (ra.recovery).
+    audit.record(
+        session,
+        actor=Actor.SYSTEM,
+        actor_id=ACTOR_ID,
+        action="ca_abandoned_request",
+        object_type="application",
+        object_id=str(app.id),
+        status_before=app.status.value,
+        status_after=app.status.value,
+        now=now,
+        details={"batch_id": app.issue_batch_id, "message": item.message},
+    )
+    log.warning("the CA abandoned the request of application %s", app.id)
+
+
 # -- the offline inbox -----------------------------------------------------------------------
 
 
@@ -351,6 +385,7 @@ def refused_crls(summary: object) -> tuple[tuple[str, str], ...]:
 class InboxSummary:
     imported: tuple[ImportSummary, ...]
     failed: tuple[tuple[str, str], ...]  # (file name, reason)
+    attention: tuple[Attention, ...] = ()  # refused files, applications the CA abandoned
 
 
 def import_inbox(
@@ -382,7 +417,16 @@ def import_inbox(
             continue
         imported.append(summary)
         _move(path, done)
-    return InboxSummary(tuple(imported), tuple(failed))
+    refused = tuple(
+        Attention(
+            f"result file {name} was refused and moved to {failed_dir}: {reason}",
+            f"結果ファイル {name} は取り込めず {failed_dir} に移しました: {reason}",
+        )
+        for name, reason in failed
+    )
+    with factory() as session:
+        abandoned = left_out_attention(session)
+    return InboxSummary(tuple(imported), tuple(failed), (*refused, *abandoned))
 
 
 def _move(path: Path, folder: Path) -> None:

@@ -11,7 +11,8 @@ run first takes or renews the lease (a row lock, ``SELECT ... FOR UPDATE``; SQLi
 writers) and is skipped by a scheduler that does not hold it; a heartbeat renews it every
 third of ``lock_lease``.  When the holder dies its lease expires and the first stand-by to
 ask takes over.  The jobs are idempotent besides, so a job cut short by a crash is finished
-by the next run.
+by the next run; work a job cannot finish by itself (:mod:`ra.stuck`) is logged as an error
+on every run until an operator has brought it back.
 
 The log (logger ``shomei.ra.scheduler``) says what happened at INFO, one line an event: the
 scheduler started (with its timetable) or stopped, the lease taken or lost, a job started and
@@ -43,6 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ra.jobs import JOBS, JobFunction
 from ra.models import SchedulerLock
 from ra.settings import RASettings
+from ra.stuck import attention_of
 from shomei.clock import JST, utcnow
 from shomei.errors import ConfigError, NotFound, ShomeiError
 
@@ -225,6 +227,9 @@ class Gate:
                 return
             seconds = time.monotonic() - started
             log.info("job %s finished in %.1f s: %s", spec.name, seconds, describe(summary))
+            for item in attention_of(summary):
+                # Work the job could not finish: said as an error every run until it is.
+                log.error("job %s left work stuck: %s", spec.name, item.message)
 
         return run
 

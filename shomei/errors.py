@@ -102,3 +102,13 @@ class DatabaseFailure(ShomeiError):
     """
 
     code = "database"
+
+
+class StorageError(ShomeiError):
+    """A file or the ledger could not be written: the disk is full, a write failed, ...
+
+    What was being written was left as it was before (writes are atomic), so the operation
+    can simply be run again once there is room; the message says what failed and where.
+    """
+
+    code = "storage"

@@ -174,6 +174,7 @@ def test_old_schema_is_migrated(tmp_path: Path) -> None:
     assert ledger.stats().batch_refusals == 0  # the table of version 2 exists
     assert len(ledger.marks().ledger_id) == 32  # version 3: the ledger has an identity
     assert ledger.record_path.is_file()  # ... and from now on a record outside it
+    assert ledger.stats().abandoned == 0  # the column of version 3 exists
     ledger.close()
 
 

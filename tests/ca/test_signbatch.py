@@ -172,17 +172,17 @@ def test_replayed_and_altered_batches_sign_nothing(home: CaHome) -> None:
     data = request_batch(home, [issue(1), issue(2)])
     counter = CountingKey(home.key)
     with home.open(counter) as ca:
-        sign_batch(ca, data, now=NOW, workers=1)
+        first = sign_batch(ca, data, now=NOW, workers=1)
         signatures, serials = counter.count, serial_rows(ca)
         assert signatures == 4  # two certificates, the CRL, the result batch
-        with pytest.raises(Refused, match="already received"):
-            sign_batch(ca, data, now=NOW, workers=1)
+        # The same file again is answered with the very same result, and signs nothing.
+        assert sign_batch(ca, data, now=NOW + dt.timedelta(hours=1), workers=1) == first
         altered = bytearray(data)
         altered[len(altered) // 2] ^= 0x01
         with pytest.raises((VerificationFailed, MalformedInput)):
             sign_batch(ca, bytes(altered), now=NOW, workers=1)
         assert counter.count == signatures and serial_rows(ca) == serials
-        assert ca.ledger.stats().batch_refusals == 2
+        assert ca.ledger.stats().batch_refusals == 1
         assert ca.ledger.stats().batches == {"done": 1}
 
 
@@ -216,7 +216,7 @@ def test_no_trusted_ra_configured(home: CaHome, pki: Pki) -> None:
         sign_batch(ca, request_batch(home, [issue(1)]), now=NOW, workers=1)
 
 
-def test_crash_half_way_is_never_processed_again(home: CaHome) -> None:
+def test_crash_half_way_is_finished_by_the_same_file(home: CaHome) -> None:
     data = request_batch(home, [issue(1), issue(2), issue(3)])
     # The CA key "crashes" after the first certificate was signed and recorded.
     with home.open(CountingKey(home.key, fail_after=1)) as ca:
@@ -228,19 +228,28 @@ def test_crash_half_way_is_never_processed_again(home: CaHome) -> None:
         assert first is not None
     counter = CountingKey(home.key)
     with home.open(counter) as ca:
-        with pytest.raises(Refused):
-            sign_batch(ca, data, now=NOW, workers=1)
-        assert counter.count == 0
-        # The RA sends the same requests again in a new batch: iss-1 gets the certificate
-        # it already has (no second one), the others are signed now.
+        # The same file finishes the batch: iss-1 keeps its certificate (from the ledger),
+        # the two others are signed now, each exactly once.
+        resumed = read_result_batch(
+            sign_batch(ca, data, now=NOW, workers=1), ca_certificate=ca.certificate
+        )
+        certs = [r.certificate for r in resumed.results if isinstance(r, Issued)]
+        assert len(certs) == 3
+        assert certs[0].public_bytes(Encoding.DER) == first.certificate_der
+        assert counter.count == 2 + 2  # two new certificates, the CRL, the result
+        assert ca.ledger.stats().batches == {"done": 1}
+        assert ca.ledger.stats().signed == 3
+    counter = CountingKey(home.key)
+    with home.open(counter) as ca:
+        # The RA sends the same requests again in a new batch: each gets the certificate
+        # it already has (no second one).
         again = read_result_batch(
             sign_batch(ca, request_batch(home, [issue(1), issue(2), issue(3)]), now=NOW, workers=1),
             ca_certificate=ca.certificate,
         )
-        certs = [r.certificate for r in again.results if isinstance(r, Issued)]
-        assert len(certs) == 3
-        assert certs[0].public_bytes(Encoding.DER) == first.certificate_der
-        assert counter.count == 2 + 2  # two new certificates, the CRL, the result
+        again_certs = [r.certificate for r in again.results if isinstance(r, Issued)]
+        assert again_certs == certs
+        assert counter.count == 2  # the CRL and the result; no certificate
 
 
 def test_process_killed_while_processing(home: CaHome) -> None:
@@ -258,12 +267,21 @@ def test_process_killed_while_processing(home: CaHome) -> None:
             request_count=1,
             now=NOW,
         )
-        ca.ledger.reserve("iss-1")
-        with pytest.raises(Refused, match="already received"):
-            sign_batch(ca, data, now=NOW, workers=1)
-        assert counter.count == 0
+        reserved = ca.ledger.reserve("iss-1")
         stats = ca.ledger.stats()
         assert len(stats.unfinished_batches) == 1 and len(stats.reserved_unsigned) == 1
+        # Nobody holds the work lock: the process that began the batch is dead, and the
+        # same file finishes it.  The serial it reserved is voided, never used.
+        result = read_result_batch(
+            sign_batch(ca, data, now=NOW, workers=1), ca_certificate=ca.certificate
+        )
+        (issued,) = result.results
+        assert isinstance(issued, Issued) and issued.certificate.serial_number != reserved
+        assert counter.count == 3
+        stats = ca.ledger.stats()
+        assert not stats.unfinished_batches and not stats.reserved_unsigned
+        void = ca.ledger.serial(reserved)
+        assert void is not None and void.state == "refused" and void.certificate_der is None
 
 
 def test_revocation_resent_after_a_lost_result_is_answered_again(home: CaHome) -> None:
@@ -337,35 +355,44 @@ def test_replay_after_an_older_ledger_was_restored(home: CaHome) -> None:
         source.close()
         target.close()
         record = record_path(ca.settings.ledger).read_bytes()
-        sign_batch(ca, data, now=NOW, workers=1)
+        first = sign_batch(ca, data, now=NOW, workers=1)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{home.settings.ledger}{suffix}").unlink(missing_ok=True)
     backup.rename(home.settings.ledger)
     # The ledger alone from the backup is older than its record: it is not even opened.
     with pytest.raises(StateError, match="older than its record"):
         home.open()
-    # Ledger and record restored together (a whole older CA home): the kept result still
-    # knows the batch was done.
+    # Ledger and record restored together (a whole older CA home): the kept result in
+    # results/ is newer evidence: the ledger that forgot its batch may not sign anything, and
+    # the kept result is not answered from it either.
     record_path(home.settings.ledger).write_bytes(record)
     counter = CountingKey(home.key)
     with home.open(counter) as ca:
         assert ca.ledger.stats().batches == {}  # the restored ledger forgot the batch ...
-        with pytest.raises(Refused, match="already processed"):  # ... the kept result did not
+        kept = (
+            results_dir(ca)
+            / f"{read_result_batch(first, ca_certificate=ca.certificate).batch_id}.p7m"
+        )
+        with pytest.raises(StateError, match="older than its results"):
             sign_batch(ca, data, now=NOW, workers=1)
-        assert counter.count == 0
+        assert kept.read_bytes() == first  # the evidence is kept as it was
+        assert counter.count == 0  # ... and nothing was signed
 
 
 def test_check_request_needs_no_key(home: CaHome) -> None:
     from ca.signbatch import check_request
 
     data = request_batch(home, [issue(1)])
-    assert check_request(home.settings, data, now=NOW).requests[0].request_id == "iss-1"
+    checked = check_request(home.settings, data, now=NOW)
+    assert checked.request.requests[0].request_id == "iss-1"
+    assert checked.known is None and checked.result is None
     with home.open() as ca:
-        sign_batch(ca, data, now=NOW, workers=1)
-    with pytest.raises(Refused, match="already received"):
-        check_request(home.settings, data, now=NOW)
+        result = sign_batch(ca, data, now=NOW, workers=1)
+    # A finished batch: its kept result, for which nobody needs to open the key.
+    again = check_request(home.settings, data, now=NOW)
+    assert again.result == result and again.known is not None and again.known.outcome == "done"
     altered = data.replace(b"iss-1", b"iss-2")
     with pytest.raises(VerificationFailed):
         check_request(home.settings, altered, now=NOW)
     with home.open() as ca:
-        assert ca.ledger.stats().batch_refusals == 2
+        assert ca.ledger.stats().batch_refusals == 1

@@ -190,9 +190,7 @@ def test_a_read_only_sqlite_database_says_so(tmp_path: Path) -> None:
 
 def _pg(database: Database) -> None:
     if not database.is_postgres:
-        pytest.skip(
-            "checks how a PostgreSQL server failure is reported; runs on the PostgreSQL database only"
-        )
+        pytest.skip("reports a PostgreSQL server failure: runs on the PostgreSQL database only")
 
 
 def _with(url: str, **parts: object) -> str:

@@ -110,7 +110,7 @@ def test_inline_delivery_after_a_crash_imports_the_copy_the_ca_kept(
         batch_id = s.execute(select(CaBatch.batch_id)).scalar_one()
     assert (results_dir_of(ca_home) / f"{batch_id}.p7m").exists()
     recovered = link.deliver_pending(database.factory, settings, now=now)
-    assert [i.issued for i in recovered.imported] == [1] and recovered.stuck == ()
+    assert [i.issued for i in recovered.imported] == [1] and recovered.attention == ()
     with database.factory() as s:
         assert status_of(s, app) is Status.ISSUED
     # Nothing pending any more.
@@ -135,7 +135,7 @@ def test_an_offline_batch_needs_its_folders(
         link.import_inbox(database.factory, no_inbox, now=now)
 
 
-def test_a_batch_the_ca_began_but_never_finished_is_reported_stuck(
+def test_a_batch_the_ca_began_but_never_finished_is_finished_by_the_next_delivery(
     database: Database, ca_home: CaHome, tmp_path: Path
 ) -> None:
     from tests.ra.ca_fixture import open_test_ca
@@ -157,9 +157,11 @@ def test_a_batch_the_ca_began_but_never_finished_is_reported_stuck(
         )
     inline = ra_settings(ca_home, database.url, tmp_path / "data")
     summary = link.deliver_pending(database.factory, inline, now=now)
-    assert summary.stuck == (batch.batch_id,) and summary.imported == ()
+    # Nobody holds the CA's work lock, so the process that began it is gone; the ledger says
+    # nothing was signed yet, and the batch is finished now (it was "stuck" for good before).
+    assert summary.attention == () and [i.issued for i in summary.imported] == [1]
     with database.factory() as s:
-        assert status_of(s, app) is Status.AWAITING_ISSUANCE
+        assert status_of(s, app) is Status.ISSUED
 
 
 def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
@@ -175,3 +177,33 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "cannot write the link identity in" in result.output
     assert "Not a directory" in result.output and "Traceback" not in result.output
+
+
+def test_an_identity_left_half_made_by_a_crash_says_what_to_delete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ra.identity
+
+    real = ra.identity.write_new
+    written: list[Path] = []
+
+    def die_before_the_certificate(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+        if path.suffix == ".pem":
+            raise KeyboardInterrupt  # the process dies here
+        real(path, data, mode=mode)
+        written.append(path)
+
+    monkeypatch.setattr(ra.identity, "write_new", die_before_the_certificate)
+    now = dt.datetime.now(dt.UTC)
+    with pytest.raises(KeyboardInterrupt):
+        create_link_identity("RA", tmp_path / "link", now=now)
+    monkeypatch.undo()
+    with pytest.raises(Refused, match="stopped part-way") as info:
+        create_link_identity("RA", tmp_path / "link", now=now)
+    assert all(str(p) in info.value.message for p in written) and len(written) == 2
+    for path in written:
+        path.unlink()
+    _, files = create_link_identity("RA", tmp_path / "link", now=now)
+    assert files.certificate.exists()
+    with pytest.raises(Refused, match="never overwritten"):
+        create_link_identity("RA", tmp_path / "link", now=now)
