@@ -36,6 +36,7 @@ def _args(home: CaHome, request: Path, out: Path) -> list[str]:
         path = home.folder.parent / f"share-{i}.txt"
         if not path.exists():
             path.write_text(home.shares[i].encode() + "\n", encoding="utf-8")
+            path.chmod(0o600)  # a share file open to others is refused
         shares += ["--share-file", str(path)]
     return ["ca", "sign-batch", str(request), str(out), "--ca-home", str(home.folder), *shares]
 

@@ -176,7 +176,7 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
     assert "cannot write the link identity in" in result.output
-    assert "Not a directory" in result.output and "Traceback" not in result.output
+    assert "is not a folder" in result.output and "Traceback" not in result.output
 
 
 def test_an_identity_left_half_made_by_a_crash_says_what_to_delete(

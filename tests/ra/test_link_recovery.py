@@ -193,7 +193,7 @@ def test_offline_crashed_sign_batch_is_finished_by_resume_batch(
     assert status.exit_code == 1 and f"shomei ca resume-batch {batch_id}" in status.output
     # The operator follows the guide: no need for the request file, the CA kept a copy.
     assert settings.link.inbox is not None
-    settings.link.inbox.mkdir(parents=True)
+    settings.link.inbox.mkdir(parents=True, exist_ok=True)
     result = settings.link.inbox / "result.p7m"
     resumed = _run("ca", "resume-batch", batch_id, str(result), "--ca-home", str(ca.home), *shares)
     assert resumed.exit_code == 0, resumed.output
@@ -216,7 +216,7 @@ def test_an_abandoned_offline_batch_goes_round_again(
     # The CA operator decides not to sign this batch at all, from the carried file.
     shares = [arg for p in ca.shares for arg in ("--share-file", str(p))]
     assert settings.link.inbox is not None
-    settings.link.inbox.mkdir(parents=True)
+    settings.link.inbox.mkdir(parents=True, exist_ok=True)
     abandoned = _run(
         "ca",
         "abandon-batch",

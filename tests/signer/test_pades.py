@@ -114,15 +114,21 @@ def test_pyhanko_logs_only_at_debug(signed: bytes, make_verifier: MakeVerifier) 
     # it could not build; the verdict is the one place for reasons, the log gets it at DEBUG.
     # (A handler of our own on the root logger sees what an application's handlers would;
     # pytest's caplog also listens on loggers that do not propagate.)
-    root = logging.getLogger()
-    seen, level = _Collect(), root.level
+    # The CLI's logging set-up (run in-process by other tests) may have left the ``shomei``
+    # logger at another level or not propagating: this test sets both for itself.
+    root, ours = logging.getLogger(), logging.getLogger("shomei")
+    seen, saved = _Collect(), (root.level, ours.level, ours.propagate)
     root.addHandler(seen)
     root.setLevel(logging.DEBUG)
+    ours.setLevel(logging.NOTSET)
+    ours.propagate = True
     try:
         assert verify_pdf(signed, verifier=make_verifier()).ok
     finally:
         root.removeHandler(seen)
-        root.setLevel(level)
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
+        ours.propagate = saved[2]
     assert [r.name for r in seen.records if r.levelno >= logging.INFO] == []
     routed = [r for r in seen.records if r.name == "shomei.signer.pades"]
     assert routed and "pyhanko" in routed[0].getMessage()
