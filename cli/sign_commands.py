@@ -8,7 +8,6 @@ commands so that ``shomei --help`` stays quick.
 
 from __future__ import annotations
 
-import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,7 +15,8 @@ from typing import TYPE_CHECKING
 import click
 
 from cli.errors import handle_errors, language
-from shomei.errors import MalformedInput, NotFound, Refused, ShomeiError
+from shomei import files
+from shomei.errors import MalformedInput, NotFound, ShomeiError
 
 if TYPE_CHECKING:
     from signer.credentials import Credentials
@@ -27,54 +27,31 @@ ANY_PATH = click.Path(exists=True, path_type=Path)
 OUT = click.Path(dir_okay=False, path_type=Path)
 
 
-# The largest input any of these commands reads (a claim, a CRL of millions of entries).
-MAX_INPUT_BYTES = 512 * 1024 * 1024
+def _read(path: Path, what: str, what_ja: str, *, limit: int = files.MAX_OBJECT) -> bytes:
+    """A file the user named, through the one input layer (:mod:`shomei.files`): refused
+    before reading when it is a folder, a FIFO or device, or larger than ``limit``."""
+    return files.read_bytes(path, what=what, what_ja=what_ja, limit=limit)
 
 
-def _read(path: Path) -> bytes:
-    """A file the user named, checked before it is read: a regular file, not too large."""
-    try:
-        status = path.stat()
-        if not stat.S_ISREG(status.st_mode):
-            # A FIFO or a device would block or never end; a folder cannot be read at all.
-            raise Refused(
-                f"{path} is not a regular file", message_ja=f"{path} は通常のファイルではありません"
-            )
-        if status.st_size > MAX_INPUT_BYTES:
-            raise Refused(
-                f"{path} is too large ({status.st_size} bytes, at most {MAX_INPUT_BYTES})",
-                message_ja=f"{path} が大きすぎます({status.st_size} バイト)",
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise NotFound(
-            f"cannot read {path}: {exc.strerror}", message_ja=f"{path} を読み取れません"
-        ) from exc
+def _certificates(path: Path) -> bytes:
+    return _read(path, "certificate file", "証明書ファイル")
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> None:
-    if path.exists() and not force:
-        raise Refused(
-            f"{path} already exists (not overwritten)",
-            message_ja=f"{path} は既に存在します(上書きしません)",
-        )
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise Refused(
-            f"cannot write {path}: {exc.strerror}", message_ja=f"{path} に書き込めません"
-        ) from exc
+    files.write_file(path, data, overwrite=force)
 
 
-def _secret(file: Path | None, prompt: str) -> str:
+def _secret(
+    file: Path | None,
+    prompt: str,
+    *,
+    what: str = "password file",
+    what_ja: str = "パスワードファイル",
+) -> str:
     """A password or PIN from the first line of ``file``, else asked at the prompt."""
     if file is not None:
-        try:
-            lines = _read(file).decode("utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise MalformedInput(
-                f"{file} is not UTF-8 text", message_ja=f"{file} は UTF-8 のテキストではありません"
-            ) from exc
+        text = files.read_text(file, what=what, what_ja=what_ja, limit=files.MAX_SECRET)
+        lines = text.splitlines()
         return lines[0] if lines else ""
     return str(click.prompt(prompt, hide_input=True, err=True))
 
@@ -100,32 +77,39 @@ def _credentials(
             message_ja="鍵の指定は --p12、--key と --cert、--pkcs11-module の"
             "いずれか 1 つにしてください",
         )
-    extra = [_read(p) for p in chain]
+    extra = [_certificates(p) for p in chain]
     if p12 is not None:
-        return creds.load_pkcs12(_read(p12), _secret(password_file, "PKCS#12 password"))
+        return creds.load_pkcs12(
+            _read(p12, "PKCS#12 file", "PKCS#12 ファイル"),
+            _secret(password_file, "PKCS#12 password"),
+        )
     if cert is None:
         raise MalformedInput(
             "--cert is required with --key and --pkcs11-module",
             message_ja="--key と --pkcs11-module には --cert が必要です",
         )
     if key is not None:
-        key_data = _read(key)
+        key_data = _read(key, "key file", "鍵ファイル")
         password = None
         if password_file is not None or b"ENCRYPTED" in key_data:
             password = _secret(password_file, "Key password")
-        return creds.load_pem(key_data, _read(cert), password=password, chain=extra)
+        return creds.load_pem(key_data, _certificates(cert), password=password, chain=extra)
     if not token_label or not key_label:
         raise MalformedInput(
             "--token-label and --key-label are required with --pkcs11-module",
             message_ja="--pkcs11-module には --token-label と --key-label が必要です",
         )
     assert pkcs11_module is not None
+    # The dynamic linker opens the module itself: check it is a plain file first.
+    files.check_file(pkcs11_module, what="PKCS#11 module", what_ja="PKCS#11 モジュール")
+    pin = _secret(pin_file, "Token PIN", what="PIN file", what_ja="PIN ファイル")
+    cert_data = _certificates(cert)
     return creds.load_pkcs11(
         module=pkcs11_module,
         token_label=token_label,
         key_label=key_label,
-        pin=_secret(pin_file, "Token PIN"),
-        cert_data=_read(cert),
+        pin=pin,
+        cert_data=cert_data,
         chain=extra,
     )
 
@@ -178,7 +162,8 @@ def sign_command(
         from signer.pades import sign_pdf
 
         out = output or claim.with_name(claim.stem + "-signed.pdf")
-        _write(out, sign_pdf(_read(claim), credentials=credentials), force=force)
+        claim_data = _read(claim, "claim", "請求ファイル", limit=files.MAX_INPUT)
+        _write(out, sign_pdf(claim_data, credentials=credentials), force=force)
     else:
         out = sign_file(claim, credentials=credentials, output=output, overwrite=force)
     click.echo(f"signed: {out}" if language() != "ja" else f"署名しました: {out}")
@@ -207,10 +192,11 @@ def verify_command(
     from signer.verifier import load_verifier
 
     verifier = load_verifier(
-        trust=[_read(p) for p in trust], untrusted=[_read(p) for p in untrusted]
+        trust=[_read(p, "trust anchor file", "信頼点のファイル") for p in trust],
+        untrusted=[_certificates(p) for p in untrusted],
     )
     for crl_path in crl:
-        data = _read(crl_path)
+        data = _read(crl_path, "CRL file", "CRL ファイル", limit=files.MAX_INPUT)
         try:
             verifier.add_crl(data)
         except ShomeiError as exc:  # say which of several --crl files it was
@@ -220,18 +206,16 @@ def verify_command(
     lang = language()
     if path.is_dir():
         sys.exit(_verify_folder(verifier, path, report, workers, lang))
-    data = _read(path)
-    from signer.pades import is_pdf
+    detached = signature or path.with_name(path.name + ".p7s")
+    sig_path: Path | None = detached
+    if signature is None and not detached.exists():
+        # No detached signature: a PDF carries its own (PAdES); anything else is unsigned
+        # (INVALID, exit 1), as in a folder.
+        from signer.pades import is_pdf
 
-    sig_path: Path | None = signature or path.with_name(path.name + ".p7s")
-    if signature is None and is_pdf(data) and not path.with_name(path.name + ".p7s").exists():
-        from signer.pades import verify_pdf
-
-        sig_path = None
-        verdict = verify_pdf(data, verifier=verifier)
-    else:
-        assert sig_path is not None
-        verdict = verifier.verify(data, _read(sig_path))
+        head = files.read_head(path, 1024, what="claim", what_ja="請求ファイル")
+        sig_path = None if is_pdf(head) else detached
+    verdict = batch.check(verifier, batch.Item(path, sig_path))
     if report is not None:
         batch.write_report([batch.Row(batch.Item(path, sig_path), verdict)], report)
     verdict.raise_for_status()
@@ -287,9 +271,10 @@ def notice_group() -> None:
 def seal_command(document: Path, to: Path, output: Path, force: bool) -> None:
     """Encrypt DOCUMENT to the holder of the certificate --to (CMS AuthEnvelopedData, AES-GCM)."""
     from signer.credentials import load_certificates
-    from signer.notices import seal
+    from signer.notices import MAX_NOTICE_BYTES, seal
 
-    sealed = seal(_read(document), recipient=load_certificates(_read(to))[0])
+    document_data = _read(document, "document", "文書", limit=MAX_NOTICE_BYTES)
+    sealed = seal(document_data, recipient=load_certificates(_certificates(to))[0])
     _write(output, sealed, force=force)
     click.echo(f"sealed: {output}" if language() != "ja" else f"暗号化しました: {output}")
 
@@ -324,7 +309,7 @@ def open_command(
         key_label=None,
         pin_file=None,
     )
-    document = open_notice(_read(sealed), credentials=credentials)
+    document = open_notice(_read(sealed, "sealed notice", "お知らせ"), credentials=credentials)
     if output is None:
         click.echo(document, nl=False)
     else:

@@ -1,5 +1,12 @@
-"""Writing files that must never be overwritten: keys, certificates, CRLs, batches, reports.
+"""The one layer through which Shomei reads the files a user names, and writes new ones.
 
+Reading (:func:`read_bytes`, :func:`read_text`, :func:`sha256_file`, :func:`check_file`): a
+file is opened without blocking and checked on the open descriptor before anything is read:
+a folder, a FIFO, socket or device, or a file over the cap for its kind of input is one clear
+error (exit 2), never a hang or a ``MemoryError``; at most the cap is ever read.  Claims are
+hashed in blocks where only their digest is needed.
+
+Writing files that must never be overwritten: keys, certificates, CRLs, batches, reports.
 Outputs of the CA and the RA are evidence; replacing one silently could lose what was signed.
 :func:`write_new` creates the file exclusively (``O_EXCL``), with the mode asked for, and
 fsyncs it before returning, so a crash never leaves a half-written file under the final name
@@ -8,10 +15,12 @@ unnoticed and an existing file is refused with a clear message.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import stat
 from pathlib import Path
 
-from shomei.errors import ConfigError, NotFound, Refused
+from shomei.errors import ConfigError, MalformedInput, NotFound, Refused
 
 
 def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
@@ -49,14 +58,74 @@ def write_new(path: Path, data: bytes, *, mode: int = 0o644) -> None:
         raise
 
 
-def read_bytes(path: Path, *, what: str, what_ja: str) -> bytes:
-    """The contents of ``path``, an input the user named (``what``: "CRL file", ...).
+def write_file(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path``: a new file, or, with ``overwrite``, in place of a file.
 
-    A missing file is :class:`~shomei.errors.NotFound`; a folder, a file without read
-    permission or any other I/O failure is :class:`~shomei.errors.Refused` with the reason.
+    Without ``overwrite`` this is :func:`write_new`.  With it, an existing regular file is
+    replaced whole (written beside it, fsynced, renamed over it), so a crash leaves the old
+    file or the new one; anything else at ``path`` (a folder, a FIFO, a device) is refused,
+    never opened: writing into a FIFO would wait for a reader for ever.
     """
+    if not overwrite:
+        write_new(path, data, mode=mode)
+        return
     try:
-        return path.read_bytes()
+        info = path.lstat()
+    except FileNotFoundError:
+        write_new(path, data, mode=mode)
+        return
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot create {path}: {exc.strerror}",
+            message_ja=f"{path} を作成できません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+    if not stat.S_ISREG(info.st_mode):
+        raise Refused(
+            f"{path} exists and is not a regular file; it is not replaced",
+            message_ja=f"{path} は通常のファイルではないため置き換えません",
+            path=str(path),
+        )
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.unlink(missing_ok=True)
+    write_new(temp, data, mode=mode)
+    try:
+        os.replace(temp, path)
+    except OSError as exc:
+        temp.unlink(missing_ok=True)
+        raise ConfigError(
+            f"cannot replace {path}: {exc.strerror}",
+            message_ja=f"{path} を置き換えられません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+
+
+# --- reading what the user names -----------------------------------------------------------
+
+MiB = 1 << 20
+# Caps by kind of input, each far above the largest legitimate file of its kind and far below
+# what would exhaust memory when read whole.  The size is checked on the open file before a
+# byte is read, and at most the cap (plus one byte, to notice growth) is ever read.
+MAX_INPUT = 512 * MiB  # the largest of any kind: a claim, a CRL of ten million entries
+MAX_OBJECT = 16 * MiB  # certificates and bundles, keys, PKCS#12, signatures, sealed notices
+MAX_TEXT = 1 * MiB  # settings, ceremony files, profiles
+MAX_SECRET = 4096  # a password or PIN file
+_BLOCK = 1 * MiB
+
+
+def _size(n: int) -> str:
+    return f"{n} bytes" if n < MiB else f"{n / MiB:.1f} MiB ({n} bytes)"
+
+
+def _open_regular(path: Path, what: str, what_ja: str, limit: int) -> int:
+    """A descriptor of the regular file ``path`` of at most ``limit`` bytes, opened for reading.
+
+    Opened without blocking, so a FIFO without a writer is refused here instead of hanging the
+    command; the checks are made on the open file (``fstat``), so what is read is what passed.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    try:
+        fd = os.open(path, flags)
     except FileNotFoundError as exc:
         raise NotFound(
             f"{what} not found: {path}",
@@ -69,3 +138,124 @@ def read_bytes(path: Path, *, what: str, what_ja: str) -> bytes:
             message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
             path=str(path),
         ) from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise Refused(
+                f"the {what} {path} is a folder, not a file",
+                message_ja=f"{what_ja} {path} はフォルダです(ファイルを指定してください)",
+                path=str(path),
+            )
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO, socket or device could block or never end: never read.
+            raise Refused(
+                f"the {what} {path} is not a regular file (a FIFO, socket or device)",
+                message_ja=f"{what_ja} {path} は通常のファイルではありません",
+                path=str(path),
+            )
+        if info.st_size > limit:
+            raise _too_large(path, what, what_ja, info.st_size, limit)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _too_large(path: Path, what: str, what_ja: str, size: int, limit: int) -> Refused:
+    return Refused(
+        f"the {what} {path} is {_size(size)}, more than the {_size(limit)} a {what} may be",
+        message_ja=f"{what_ja} {path} が大きすぎます({_size(size)}、上限 {_size(limit)})",
+        path=str(path),
+        size=size,
+        limit=limit,
+    )
+
+
+def read_bytes(path: Path, *, what: str, what_ja: str, limit: int = MAX_INPUT) -> bytes:
+    """The contents of ``path``, an input the user named (``what``: "CRL file", ...).
+
+    A missing file is :class:`~shomei.errors.NotFound`; a folder, a FIFO or device, a file
+    larger than ``limit`` bytes (checked before reading), a file without read permission or
+    any other I/O failure is :class:`~shomei.errors.Refused` with the reason.
+    """
+    fd = _open_regular(path, what, what_ja, limit)
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        while total <= limit:
+            chunk = os.read(fd, min(_BLOCK, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as exc:
+        raise Refused(
+            f"cannot read the {what} {path}: {exc.strerror}",
+            message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+    finally:
+        os.close(fd)
+    if total > limit:  # it grew after the check
+        raise _too_large(path, what, what_ja, total, limit)
+    return b"".join(chunks)
+
+
+def read_head(path: Path, size: int, *, what: str, what_ja: str, limit: int = MAX_INPUT) -> bytes:
+    """The first ``size`` bytes of ``path`` (checked as :func:`read_bytes` checks it)."""
+    fd = _open_regular(path, what, what_ja, limit)
+    try:
+        return os.read(fd, size)
+    except OSError as exc:
+        raise Refused(
+            f"cannot read the {what} {path}: {exc.strerror}",
+            message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+    finally:
+        os.close(fd)
+
+
+def read_text(path: Path, *, what: str, what_ja: str, limit: int = MAX_TEXT) -> str:
+    """:func:`read_bytes`, decoded as UTF-8: :class:`MalformedInput` when it is not."""
+    data = read_bytes(path, what=what, what_ja=what_ja, limit=limit)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedInput(
+            f"the {what} {path} is not UTF-8 text (byte {exc.start + 1})",
+            message_ja=f"{what_ja} {path} が UTF-8 のテキストではありません"
+            f"({exc.start + 1} バイト目)",
+            path=str(path),
+        ) from exc
+
+
+def sha256_file(path: Path, *, what: str, what_ja: str, limit: int = MAX_INPUT) -> bytes:
+    """The SHA-256 digest of ``path``, read in blocks: the file is never held whole."""
+    fd = _open_regular(path, what, what_ja, limit)
+    digest = hashlib.sha256()
+    total = 0
+    try:
+        while chunk := os.read(fd, _BLOCK):
+            total += len(chunk)
+            if total > limit:
+                raise _too_large(path, what, what_ja, total, limit)
+            digest.update(chunk)
+    except OSError as exc:
+        raise Refused(
+            f"cannot read the {what} {path}: {exc.strerror}",
+            message_ja=f"{what_ja} {path} を読めません: {exc.strerror}",
+            path=str(path),
+        ) from exc
+    finally:
+        os.close(fd)
+    return digest.digest()
+
+
+def check_file(path: Path, *, what: str, what_ja: str, limit: int = MAX_INPUT) -> None:
+    """Check that ``path`` is a readable regular file within ``limit``, without reading it.
+
+    For files another library opens itself (a PKCS#11 module is loaded by the dynamic linker,
+    which would block on a FIFO just as a read would).
+    """
+    os.close(_open_regular(path, what, what_ja, limit))

@@ -28,9 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shomei.errors import Refused
+from shomei import files
+from shomei.errors import Refused, ShomeiError
 from signer.verdict import Reason, Status, Verdict
-from signer.verifier import Verifier
+from signer.verifier import MAX_CLAIM_BYTES, Verifier
 
 CHUNK = 32
 log = logging.getLogger("shomei.signer.batch")
@@ -206,14 +207,11 @@ def _check(verifier: Verifier, item: Item) -> Verdict:
         from signer.pades import verify_pdf
 
         try:
-            data = item.claim.read_bytes()
-        except OSError as exc:
-            return _verdict(
-                Status.UNDECIDED,
-                "malformed",
-                f"cannot read {item.claim}: {exc}",
-                f"{item.claim} を読み取れません",
+            data = files.read_bytes(
+                item.claim, what="claim", what_ja="請求ファイル", limit=MAX_CLAIM_BYTES
             )
+        except ShomeiError as exc:
+            return _verdict(Status.UNDECIDED, "malformed", exc.message, exc.message_ja)
         return verify_pdf(data, verifier=verifier)
     if not item.claim.exists():
         return _verdict(

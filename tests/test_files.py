@@ -39,5 +39,5 @@ def test_read_bytes_missing_folder_and_ok(tmp_path: Path) -> None:
     assert read_bytes(tmp_path / "a.crl", what="CRL file", what_ja="CRL ファイル") == b"x"
     with pytest.raises(NotFound, match="CRL file not found"):
         read_bytes(tmp_path / "none.crl", what="CRL file", what_ja="CRL ファイル")
-    with pytest.raises(Refused, match="cannot read"):
+    with pytest.raises(Refused, match="is a folder, not a file"):
         read_bytes(tmp_path, what="CRL file", what_ja="CRL ファイル")
