@@ -16,20 +16,27 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ca.batch import Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
+from ca.batch import (
+    MAX_REQUEST_BYTES,
+    Issued,
+    IssueRefused,
+    Revoked,
+    RevokeRefused,
+    read_result_batch,
+)
 from ca.context import CA, open_ca
 from ca.crls import crl_status, issue_crl
-from ca.custody.secretfile import read_pin_file, read_share_file
+from ca.custody.secretfile import read_pin_file
 from ca.custody.shares import Share, parse_share
 from ca.ledger import Ledger
 from ca.settings import CASettings, load_ca_settings
 from ca.signbatch import check_request, results_dir, sign_batch
-from cli.errors import handle_errors
+from cli.errors import handle_errors, naming
 from cli.groups import ca_group
-from cli.prompts import read_hidden
+from cli.prompts import read_hidden, read_shares
 from shomei.clock import to_japan, utcnow
-from shomei.errors import CustodyError, NotFound, Refused
-from shomei.files import write_new
+from shomei.errors import CustodyError, MalformedInput, NotFound, Refused, VerificationFailed
+from shomei.files import check_new_file, read_bytes, write_new
 
 _TRIES = 3
 
@@ -86,9 +93,17 @@ def _prompt_shares(settings: CASettings) -> list[Share]:
 def _open(settings: CASettings, share_files: tuple[Path, ...], pin_file: Path | None) -> CA:
     pin: str | None = None
     shares: list[Share] = []
+    if pin_file is not None and settings.key.backend == "file":
+        read_pin_file(pin_file)  # a bad file is named as such, before the option is refused
+        raise Refused(
+            "--pin-file is for a CA key on a PKCS#11 token; this CA's key is opened with "
+            "custodian shares (--share-file, or typed when asked)",
+            message_ja="--pin-file は PKCS#11 トークン上の鍵の場合に使います。この認証局の鍵は"
+            "鍵管理者の分割鍵(--share-file、または入力)で開きます",
+        )
     if settings.key.backend == "file":
         if share_files:
-            shares = [parse_share(read_share_file(p)) for p in share_files]
+            shares = read_shares(share_files)
         else:
             shares = _prompt_shares(settings)
     elif pin_file is not None:
@@ -107,7 +122,8 @@ def _progress_bar(label: str) -> Iterator[Progress]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=True,  # gone when done: stderr keeps only a failure's one line
+        disable=not console.is_terminal,  # elsewhere it would leave a blank line
     ) as bar:
         yield bar
 
@@ -141,18 +157,15 @@ def sign_batch_command(
     pin_file: Path | None,
 ) -> None:
     """Sign the RA request batch IN_FILE; write the signed result batch to OUT_FILE."""
-    if out_file.exists():
-        raise Refused(
-            f"{out_file} already exists; it is not overwritten",
-            message_ja=f"{out_file} は既にあります。上書きしません",
-        )
+    # Refused before anything is signed: where the result goes must be free and writable.
+    check_new_file(out_file, what="result batch", what_ja="結果バッチ")
     settings = _settings(ca_home)
-    data = in_file.read_bytes()
-    request = check_request(settings, data, now=utcnow())
-    click.echo(
+    data = read_bytes(in_file, what="request batch", what_ja="要求バッチ", limit=MAX_REQUEST_BYTES)
+    with naming(in_file, MalformedInput, VerificationFailed):
+        request = check_request(settings, data, now=utcnow())
+    click.echo(  # stdout: stderr is for the one line that says why a command failed
         f"batch {request.batch_id} from {request.ra_name}: {len(request.requests)} requests, "
-        "signature verified",
-        err=True,
+        "signature verified"
     )
     with _open(settings, share_files, pin_file) as ca, _progress_bar("signing") as bar:
         task = bar.add_task("signing", total=None)

@@ -14,11 +14,13 @@ Every line shown is printable: the bytes of a file name that is not UTF-8 appear
 from __future__ import annotations
 
 import codecs
+import contextlib
 import functools
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -121,3 +123,23 @@ def configure_logging(verbose: bool) -> None:
         handler.addFilter(lambda record: record.name != "py.warnings")
     logging.captureWarnings(True)
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, handlers=[handler])
+
+
+@contextlib.contextmanager
+def naming(path: Path | str, *kinds: type[ShomeiError]) -> Iterator[None]:
+    """Errors raised while the content of the file ``path`` is used name the file.
+
+    ``path`` may be a description naming several files ("a.p12 (password in a.txt)").
+
+    A parser says what is wrong ("not a readable certificate") but not which of the files a
+    command was given it was; the command knows.  Only errors of ``kinds`` (default: all) are
+    named, and a message that names the file already is left as it is.
+    """
+    try:
+        yield
+    except ShomeiError as exc:
+        if isinstance(exc, kinds or (ShomeiError,)) and str(path) not in exc.message:
+            exc.message = f"{path}: {exc.message}"
+            exc.message_ja = f"{path}: {exc.message_ja}"
+            exc.args = (exc.message,)
+        raise

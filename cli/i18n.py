@@ -161,6 +161,7 @@ OWN_JA: dict[str, str] = {
     "details, and report it": "内部エラー({kind}{place})です(不具合)。-v を付けて再実行すると"
     "詳細が表示されます。開発元に報告してください",
     "(see {command} --help)": "({command} --help を参照)",
+    "shomei, version {version}": "shomei バージョン {version}",
 }
 
 
@@ -257,6 +258,10 @@ def apply(command: click.Command, lang: str) -> None:
             kind = (param.type.file_okay, param.type.dir_okay)
             name = {(True, False): "file", (False, True): "directory"}.get(kind, "path")
             param.type.name = CLICK_JA[name] if lang == "ja" else name
+    if getattr(command, "_help_option", None) is not None:
+        # click keeps the --help option it made (with its help text in the language of that
+        # time) for the life of the command; it makes a new one, in this language, on demand.
+        command._help_option = None
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             apply(sub, lang)

@@ -144,8 +144,22 @@ def _internal_error(exc: BaseException, lang: str) -> str:
     ).format(kind=type(exc).__name__, place=place)
 
 
+def _version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        line = i18n.text("shomei, version {version}", language())
+        click.echo(line.format(version=__version__))
+        ctx.exit()
+
+
 @click.group("shomei", cls=ShomeiGroup)
-@click.version_option(__version__, prog_name="shomei")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_version,
+    help="Show the version and exit.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log details (to stderr).")
 def main(verbose: bool) -> None:
     """Shomei (証明): the PKI of a welfare-claims federation."""

@@ -19,16 +19,17 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.errors import handle_errors, language
+from cli.errors import handle_errors, language, naming
 from ra import audit
 from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
-from ra.csvimport import ImportRefused, import_accounts
+from ra.csvimport import MAX_BYTES, ImportRefused, import_accounts
 from ra.db import open_database, session_factory, transaction, upgrade
 from ra.lifecycle import LABELS_JA, NUMBERS
 from ra.models import Account, AccountKind, Application, AuditRecord
 from ra.settings import RASettings, load_ra_settings
 from shomei.clock import to_japan, utcnow
 from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.files import MAX_OBJECT, read_bytes
 
 ra_group = click.Group("ra", help="RA operator: database, accounts, applications, audit log.")
 COMMANDS = (ra_group,)
@@ -148,14 +149,14 @@ def load_demo(settings_path: Path) -> None:
 def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
     """Create office and agent accounts from CSV_FILE (UTF-8 or CP932), all or none."""
     settings = load_ra_settings(settings_path)
-    data = csv_file.read_bytes()
+    data = read_bytes(csv_file, what="CSV file", what_ja="CSV ファイル", limit=MAX_BYTES)
     try:
-        with transaction(_factory(settings)) as session:
+        with naming(csv_file, MalformedInput), transaction(_factory(settings)) as session:
             created = import_accounts(session, Operator("import-accounts"), data, now=utcnow())
     except ImportRefused as exc:
         lang = language()
-        for problem in exc.problems:
-            click.echo(problem.line(lang), err=True)
+        for problem in exc.problems:  # stdout: stderr is for the one line that sums up
+            click.echo(problem.line(lang))
         raise
     click.echo(f"Imported {len(created)} account(s) (passwords are shown only now):")
     for new in created:
@@ -229,13 +230,20 @@ def verify_audit(settings_path: Path) -> None:
     settings = load_ra_settings(settings_path)
     trusted: list[x509.Certificate] = []
     if settings.link.link_certificate is not None:
+        pem = read_bytes(
+            settings.link.link_certificate,
+            what="link certificate",
+            what_ja="連携証明書",
+            limit=MAX_OBJECT,
+        )
         try:
-            pem = settings.link.link_certificate.read_bytes()
             trusted.append(x509.load_pem_x509_certificate(pem))
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             raise MalformedInput(
-                f"cannot read the link certificate {settings.link.link_certificate}",
-                message_ja=f"連携証明書 {settings.link.link_certificate} を読めません",
+                f"the link certificate {settings.link.link_certificate} (ra.link."
+                "link_certificate) is not a PEM certificate",
+                message_ja=f"連携証明書 {settings.link.link_certificate}"
+                "(ra.link.link_certificate)が PEM 形式の証明書ではありません",
             ) from exc
     with transaction(_factory(settings)) as session:
         report = audit.verify(session, trusted=trusted)
@@ -276,8 +284,9 @@ def export_list(
     import io
 
     from ra.export import export_csv
-    from shomei.files import write_new
+    from shomei.files import check_new_file, write_new
 
+    check_new_file(out_file, what="certificate list", what_ja="証明書一覧")
     settings = load_ra_settings(settings_path)
     buffer = io.BytesIO()
     with _factory(settings)() as session:

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import click
 
-from cli.errors import handle_errors
+from cli.errors import handle_errors, naming
 from ra.jobs import JOBS
 from ra.settings import load_ra_settings
 from shomei.clock import utcnow
+from shomei.errors import MalformedInput, VerificationFailed
 
 settings_option = click.option(
     "--settings",
@@ -69,7 +70,8 @@ def register_crl_command(crl_file: Path, settings_path: Path) -> None:
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
     try:
-        result = register_crl_file(session_factory(engine), settings, crl_file, now=utcnow())
+        with naming(crl_file, MalformedInput, VerificationFailed):
+            result = register_crl_file(session_factory(engine), settings, crl_file, now=utcnow())
     finally:
         engine.dispose()
     if result.registered:
@@ -88,7 +90,9 @@ def register_crl_command(crl_file: Path, settings_path: Path) -> None:
 def link_identity_command(folder: Path, name: str) -> None:
     """Make the RA's link key (encrypted) and certificate in FOLDER, for the CA to pin."""
     from ra.identity import create_link_identity
+    from shomei.files import check_output_folder
 
+    check_output_folder(folder, what="folder", what_ja="フォルダ")
     _, files = create_link_identity(name, folder, now=utcnow())
     click.echo(f"link key: {files.key} (passphrase in {files.passphrase})")
     click.echo(f"link certificate: {files.certificate} (give it to the CA operator to pin)")

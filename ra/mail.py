@@ -25,7 +25,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ra.models import OutboxMail
 from ra.settings import MailSettings, RASettings
-from shomei.errors import ConfigError, NotFound
+from shomei.errors import ConfigError
+from shomei.files import MAX_SECRET, read_text
 
 log = logging.getLogger("shomei.ra.mail")
 
@@ -69,13 +70,12 @@ def connect(settings: MailSettings) -> smtplib.SMTP:
                 "ra.mail.username is set but ra.mail.password_file is not",
                 message_ja="ra.mail.password_file が設定されていません",
             )
-        try:
-            password = settings.password_file.read_text(encoding="utf-8").strip()
-        except FileNotFoundError as exc:
-            raise NotFound(
-                f"SMTP password file not found: {settings.password_file}",
-                message_ja=f"SMTP パスワードファイルがありません: {settings.password_file}",
-            ) from exc
+        password = read_text(
+            settings.password_file,
+            what="SMTP password file",
+            what_ja="SMTP パスワードファイル",
+            limit=MAX_SECRET,
+        ).strip()
         smtp.login(settings.username, password)
     return smtp
 

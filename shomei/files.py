@@ -100,6 +100,55 @@ def write_file(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o644) -
         ) from exc
 
 
+def check_new_file(path: Path, *, what: str, what_ja: str, overwrite: bool = False) -> None:
+    """Check, before any work is done, that ``path`` can be written as asked.
+
+    Nothing may be there yet (or, with ``overwrite``, only a regular file), and the nearest
+    existing folder above it must be a folder that may be written.  The write itself stays
+    exclusive (:func:`write_new`); this moves the refusal before the work, so a command that
+    could not save its result refuses before it signs, exports or records anything.
+    """
+    if path.is_symlink() or path.exists():
+        if not overwrite or not path.is_file():
+            kind = "" if path.is_file() else " and is not a regular file"
+            raise Refused(
+                f"the {what} {path} already exists{kind}; it is never overwritten",
+                message_ja=f"{what_ja} {path} は既に存在します(上書きしません)",
+                path=str(path),
+            )
+    _check_writable(path.parent, path, what, what_ja)
+
+
+def _check_writable(folder: Path, path: Path, what: str, what_ja: str) -> None:
+    """The nearest existing folder at or above ``folder`` is a folder that may be written."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(
+            f"cannot create the {what} {path}: {folder} is not a folder",
+            message_ja=f"{what_ja} {path} を作成できません({folder} はフォルダではありません)",
+            path=str(path),
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise Refused(
+            f"cannot create the {what} {path}: the folder {folder} may not be written",
+            message_ja=f"{what_ja} {path} を作成できません(フォルダ {folder} に書き込めません)",
+            path=str(path),
+        )
+
+
+def check_output_folder(path: Path, *, what: str, what_ja: str) -> None:
+    """Check, before any work, that files can be made in the folder ``path`` (or in the
+    folder it will be): what is there is a folder, and the nearest existing one is writable."""
+    if (path.exists() or path.is_symlink()) and not path.is_dir():
+        raise Refused(
+            f"the {what} {path} exists and is not a folder",
+            message_ja=f"{what_ja} {path} はフォルダではありません",
+            path=str(path),
+        )
+    _check_writable(path, path, what, what_ja)
+
+
 # --- reading what the user names -----------------------------------------------------------
 
 MiB = 1 << 20

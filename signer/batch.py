@@ -330,9 +330,12 @@ def _signature_cell(item: Item) -> str:
 
 
 def write_report(rows: Sequence[Row], path: Path) -> None:
-    """The rows as CSV for Excel: UTF-8 with BOM, CRLF, one line per claim."""
+    """The rows as CSV for Excel: UTF-8 with BOM, CRLF, one line per claim.
+
+    A new file: an existing one is refused (:class:`Refused`), never overwritten.
+    """
     try:
-        with path.open("w", encoding="utf-8-sig", newline="") as out:
+        with path.open("x", encoding="utf-8-sig", newline="") as out:
             writer = csv.writer(out, lineterminator="\r\n")
             writer.writerow(COLUMNS)
             for row in rows:
@@ -351,6 +354,11 @@ def write_report(rows: Sequence[Row], path: Path) -> None:
                         v.signing_time.isoformat() if v.signing_time else "",
                     )
                 )
+    except FileExistsError as exc:
+        raise Refused(
+            f"the report {path} already exists; it is never overwritten",
+            message_ja=f"レポート {path} は既に存在します(上書きしません)",
+        ) from exc
     except OSError as exc:
         raise Refused(
             f"cannot write the report {path}: {exc.strerror}",

@@ -68,6 +68,14 @@ def _load_module(module: Path) -> Any:
             message_ja=f"PKCS#11 モジュール {path} が見つかりません",
             module=str(path),
         )
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError as exc:  # python-pkcs11 takes a str it encodes as UTF-8
+        raise CustodyError(
+            f"cannot load PKCS#11 module {path}: its path is not UTF-8; rename it",
+            message_ja=f"PKCS#11 モジュール {path} を読み込めません(パスが UTF-8 ではありません)",
+            module=str(path),
+        ) from exc
     # python-pkcs11 caches one library object per path string; resolving symlinks makes two
     # spellings of the same module share it instead of calling C_Initialize twice.
     try:

@@ -130,6 +130,17 @@ class Verifier:
             return self._verify_digest(
                 digest, sig, lambda: _read(claim, "claim", "請求ファイル", limit=MAX_CLAIM_BYTES)
             )
+        except MalformedInput as exc:
+            # A claim is any bytes: what could not be read is the signature file; say so.
+            return from_error(
+                exc
+                if signature.name in exc.message
+                else MalformedInput(
+                    f"{signature.name}: {exc.message}",
+                    message_ja=f"{signature.name}: {exc.message_ja}",
+                    **exc.fields,
+                )
+            )
         except ShomeiError as exc:
             return from_error(exc)
 
