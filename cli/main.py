@@ -45,8 +45,21 @@ _NO_ARGS: tuple[type[click.UsageError], ...] = tuple(
 )
 
 
+class _PipeClosed(Exception):
+    """The reader of our output went away: carried past click, which would exit 1 for it
+    (and 1 means "checked and found bad" here)."""
+
+
 class ShomeiGroup(click.Group):
     """The ``shomei`` group: runs a command and turns whatever ends it into an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise _PipeClosed from exc
+            raise
 
     def main(
         self,
@@ -92,11 +105,11 @@ class ShomeiGroup(click.Group):
             log.debug("out of memory", exc_info=exc)
             _line("shomei: " + i18n.text("not enough memory to do this", lang))
             return FAILED
+        except _PipeClosed:
+            # The reader of our output went away (`shomei … | head`): stop quietly.
+            _silence_stdout()
+            return FAILED
         except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                # The reader of our output went away (`shomei … | head`): stop quietly.
-                _silence_stdout()
-                return FAILED
             # The system refused (disk full, I/O error) where no check foresaw it.
             log.debug("system error", exc_info=exc)
             _line(f"shomei: {_system_error(exc, lang)}")

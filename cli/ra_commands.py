@@ -164,7 +164,8 @@ def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
 
 
 @ra_group.command("show")
-@click.argument("application_id", type=int)
+# An application number is a database INTEGER (PostgreSQL: 32 bits).
+@click.argument("application_id", type=click.IntRange(1, 2**31 - 1))
 @settings_option
 @handle_errors
 def show(application_id: int, settings_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from cli.errors import handle_errors, naming
+from cli.errors import handle_errors, language, naming
 from ra.jobs import JOBS
 from ra.settings import load_ra_settings
 from shomei.clock import utcnow
@@ -45,9 +45,26 @@ def run_job_command(name: str, settings_path: Path) -> None:
     click.echo(f"{name}: {describe(summary)}")
 
 
+def _holder(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """The lease holder's name: it is stored (128 characters) and shown in the log."""
+    if value is not None and (
+        not 0 < len(value) <= 128 or not value.isprintable() or value != value.strip()
+    ):
+        raise click.BadParameter(
+            "1 to 128 printable characters"
+            if language() != "ja"
+            else "表示できる文字 1〜128 文字で指定してください"
+        )
+    return value
+
+
 @click.command("scheduler")
 @settings_option
-@click.option("--holder", help="Name of this scheduler in the lease (default: host:pid:random).")
+@click.option(
+    "--holder",
+    callback=_holder,
+    help="Name of this scheduler in the lease (default: host:pid:random).",
+)
 @handle_errors
 def scheduler_command(settings_path: Path, holder: str | None) -> None:
     """Run the RA's scheduled jobs until interrupted (one active scheduler at a time)."""

@@ -59,8 +59,12 @@ def connect(settings: MailSettings) -> smtplib.SMTP:
         smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30)
     except OSError as exc:
         raise ConfigError(
-            f"cannot reach the SMTP server {settings.smtp_host}:{settings.smtp_port}: {exc}",
-            message_ja=f"メールサーバ {settings.smtp_host}:{settings.smtp_port} に接続できません",
+            f"cannot reach the SMTP server {settings.smtp_host}:{settings.smtp_port} "
+            f"({getattr(exc, 'strerror', None) or exc}): check ra.mail.smtp_host and "
+            "smtp_port, and that the server is running; the mails stay in the outbox",
+            message_ja=f"メールサーバ {settings.smtp_host}:{settings.smtp_port} に接続できません"
+            f"({getattr(exc, 'strerror', None) or exc})。ra.mail.smtp_host と smtp_port、"
+            "サーバの稼働を確認してください(メールは送信待ちのまま残ります)",
         ) from exc
     if settings.starttls:
         smtp.starttls(context=ssl.create_default_context())
