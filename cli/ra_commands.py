@@ -74,7 +74,10 @@ DEMO_OFFICES = (
 
 
 def _factory(settings: RASettings) -> sessionmaker[Session]:
-    return session_factory(open_database(settings.database_url))
+    engine = open_database(settings.database_url)
+    # Closed when the command ends, however it ends: no connection is left to the collector.
+    click.get_current_context().call_on_close(engine.dispose)
+    return session_factory(engine)
 
 
 def _print_new(new: NewAccount) -> None:

@@ -402,3 +402,77 @@ def test_plain_string_paths_are_noticed() -> None:
         """A command."""
 
     assert scan_env.file_parameters(command) == {"output_file"}
+
+
+# -- on PostgreSQL: the RA commands whose inputs reach the database ---------------------------
+
+PG_SLOTS = {"csv_file", "crl_file", "out_file", "link certificate"}
+PG_CASES = [c for c in CASES if c.command.startswith("ra ") and c.slot in PG_SLOTS]
+
+
+def _pg_tables(url: str) -> dict[str, tuple[str, str]]:
+    import hashlib
+
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            state = {}
+            for table in inspect(conn).get_table_names():
+                query = text(f'SELECT * FROM "{table}"')  # noqa: S608 - names from the schema
+                rows = sorted(repr(r) for r in conn.execute(query))
+                state[f"postgresql#{table}"] = (
+                    "table",
+                    hashlib.sha256("\n".join(rows).encode()).hexdigest(),
+                )
+            return state
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def pg_env(env: Path) -> Iterator[tuple[Path, str]]:
+    """The environment with its RA on a PostgreSQL schema of its own (with accounts in it)."""
+    from sqlalchemy import create_engine
+
+    from ra.db import upgrade
+    from tests.ra.conftest import _pg_base
+
+    base = _pg_base()
+    schema = f"scan_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    url = f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+    try:
+        upgrade(url)
+        settings = env / "ra.toml"
+        text = settings.read_text(encoding="utf-8")
+        start = text.index("database_url = ")
+        end = text.index("\n", start)
+        settings.write_text(text[:start] + f'database_url = "{url}"' + text[end:], encoding="utf-8")
+        loaded = run(
+            ["ra", "import-accounts", str(env / "accounts.csv"), "--settings", str(settings)],
+            nobody=False,
+        )
+        assert loaded.exit_code == 0, loaded
+        yield env, url
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("case", _params(PG_CASES))
+def test_bad_input_is_one_line_on_postgresql(case: Case, pg_env: tuple[Path, str]) -> None:
+    env, url = pg_env
+    override, nobody = mutate(env, case)
+    before = {**scan_env.snapshot(env), **_pg_tables(url)}
+    outcome = run(case.scenario.args(env, override), nobody=nobody)
+    expected = _expected(case)
+    _check(case, outcome, expected)
+    if expected == 2 and case.mutation not in case.the_slot.expect:
+        _names_the_input(case, env, override, outcome)
+    _unchanged(case, before, {**scan_env.snapshot(env), **_pg_tables(url)})
