@@ -613,10 +613,14 @@ def make_link_identity(
     beyond "batches signed by this key come from the RA the operator installed it for".
     """
     now = require_aware(now)
-    if not name.strip() or len(name) > 64:
+    if (
+        not name.strip()
+        or len(name) > 64
+        or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 for c in name)
+    ):
         raise MalformedInput(
-            "an RA link name must be 1 to 64 characters",
-            message_ja="RA 連携名は 1〜64 文字でなければなりません",
+            "an RA link name must be 1 to 64 characters, without control characters",
+            message_ja="RA 連携名は制御文字を含まない 1〜64 文字でなければなりません",
         )
     private = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name(

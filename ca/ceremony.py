@@ -49,7 +49,7 @@ from ca.staging import Staging
 from ca.transcript import Transcript, file_digest, link_to, transcripts_in
 from shomei import config
 from shomei.errors import Refused, ShomeiError
-from shomei.files import read_bytes, write_new
+from shomei.files import MAX_TEXT, read_bytes, write_new
 from signer.keys import SigningKey
 
 Echo = Callable[[str], None]
@@ -174,7 +174,9 @@ def run(
     the_plan = plan(cfg, now=now)
     preflight = ceremony_check.check(cfg, now=now, shares=shares, pin=pin, credentials=True)
     preflight.raise_if_bad()
-    config_bytes = read_bytes(config_path, what="ceremony file", what_ja="儀式ファイル")
+    config_bytes = read_bytes(
+        config_path, what="ceremony file", what_ja="儀式ファイル", limit=MAX_TEXT
+    )
     stage = Staging(the_plan.home, now.astimezone(dt.UTC).strftime(STAMP))
     stage.create()
     work = _Run(cfg, stage, now=now, pin=pin, echo=echo, preflight=preflight)
@@ -406,7 +408,7 @@ class _Run:
         )
         for copy in copies:
             target = self.staged.profiles / copy.source.name
-            source = read_bytes(copy.source, what="profile", what_ja="プロファイル")
+            source = read_bytes(copy.source, what="profile", what_ja="プロファイル", limit=MAX_TEXT)
             text = federation_profile(source.decode("utf-8"), self.cfg.federation, which)
             write_new(target, text.encode())
             load_profile(target)  # strict: checked in the dry run, checked again here

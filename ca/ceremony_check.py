@@ -52,7 +52,7 @@ from ca.transcript import transcripts_in
 from crl.builder import build_crl
 from shomei import config
 from shomei.errors import ConfigError, Refused, ShomeiError
-from shomei.files import read_bytes
+from shomei.files import MAX_TEXT, read_bytes
 from signer.keys import PrivateKey, SigningKey, SoftwareKey
 
 STAMP = "%Y%m%dT%H%M%SZ"
@@ -576,7 +576,7 @@ def _check_profiles(
 
 
 def _load_rewritten(cfg: CeremonyConfig, which: str, source: Path) -> Profile:
-    raw = read_bytes(source, what="profile", what_ja="プロファイル")
+    raw = read_bytes(source, what="profile", what_ja="プロファイル", limit=MAX_TEXT)
     try:
         original = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

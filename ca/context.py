@@ -26,7 +26,7 @@ from ca.ledger import Ledger
 from ca.profile import Profile, load_profiles
 from ca.settings import CASettings
 from shomei.errors import ConfigError, CustodyError
-from shomei.files import read_bytes
+from shomei.files import MAX_OBJECT, read_bytes
 from signer.keys import SigningKey
 
 
@@ -97,7 +97,7 @@ def load_certificates(path: Path) -> list[x509.Certificate]:
     """Every certificate in a PEM (one or more) or DER file, or in the *.pem of a folder."""
     if path.is_dir():
         return [c for p in sorted(path.glob("*.pem")) for c in load_certificates(p)]
-    data = read_bytes(path, what="certificate file", what_ja="証明書ファイル")
+    data = read_bytes(path, what="certificate file", what_ja="証明書ファイル", limit=MAX_OBJECT)
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)

@@ -21,6 +21,8 @@ from typing import Any
 
 from ca.ceremony_config import CeremonyConfig, FederationSpec, duration_text
 from ca.settings import KeyRef
+from shomei.errors import ShomeiError
+from shomei.files import read_text
 
 
 def toml_string(value: str) -> str:
@@ -174,8 +176,9 @@ def profile_copies(cfg: CeremonyConfig, which: str, home: Path) -> list[ProfileC
     copies: list[ProfileCopy] = []
     for path in sorted(source.glob("*.toml")):
         try:
-            old = _profile_values(tomllib.loads(path.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            text = read_text(path, what="profile", what_ja="プロファイル")
+            old = _profile_values(tomllib.loads(text))
+        except (ShomeiError, tomllib.TOMLDecodeError):
             old = dict.fromkeys(wanted)
         changes = tuple(ProfileChange(k, old[k], v) for k, v in wanted.items())
         copies.append(ProfileCopy(path, home / "profiles" / path.name, changes))

@@ -150,6 +150,22 @@ class TranscriptReport:
     records: tuple[dict[str, Any], ...] = ()
 
 
+# Every line of a transcript has these keys; a first line without them is not a transcript.
+_RECORD_KEYS = frozenset({"seq", "prev", "hash", "event"})
+
+
+def _not_a_transcript(path: Path) -> MalformedInput:
+    """The input is not a transcript at all, so nothing could be checked (exit 2); damage to
+    a transcript after its first line is tampering (VerificationFailed, exit 1)."""
+    return MalformedInput(
+        f"{path.name} is not a ceremony transcript (empty, or its first line is not a "
+        "transcript line)",
+        message_ja=f"{path.name} は儀式の記録ではありません"
+        "(空、または 1 行目が記録の行ではありません)",
+        path=str(path),
+    )
+
+
 def verify_transcript(
     path: Path, *, trusted: list[x509.Certificate] | None = None
 ) -> TranscriptReport:
@@ -158,14 +174,10 @@ def verify_transcript(
     ``trusted``: the CA certificates allowed to have signed it (the CA home's certificates);
     ``None`` accepts any signer whose signature is valid (the chain is still checked).
     """
-    if not path.is_file():
-        raise NotFound(f"no transcript at {path}", message_ja=f"記録ファイルがありません: {path}")
-    if path.stat().st_size > MAX_SIZE:
-        raise MalformedInput(
-            f"{path.name} is larger than {MAX_SIZE >> 20} MiB: not a ceremony transcript",
-            message_ja=f"{path.name} が大きすぎます(儀式の記録ではありません)",
-        )
-    data = read_bytes(path, what="transcript", what_ja="儀式の記録")
+    # A folder, a FIFO or a file over MAX_SIZE is refused before it is read.
+    data = read_bytes(path, what="transcript", what_ja="儀式の記録", limit=MAX_SIZE)
+    if not data.strip():
+        raise _not_a_transcript(path)
     prev = GENESIS
     records: list[dict[str, Any]] = []
     lines = data.split(b"\n")
@@ -175,11 +187,17 @@ def verify_transcript(
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise MalformedInput(
-                f"{path.name}: line {number} is not JSON",
-                message_ja=f"{path.name}: {number} 行目が JSON ではありません",
+            if number == 1:  # not a transcript at all: nothing could be checked (exit 2)
+                raise _not_a_transcript(path) from exc
+            # A transcript damaged after its first line was altered or cut (exit 1), as a
+            # line changed into other valid JSON is.
+            raise VerificationFailed(
+                f"{path.name}: line {number} was altered (it is no longer JSON)",
+                message_ja=f"{path.name}: {number} 行目が改変されています(JSON ではありません)",
                 line=number,
             ) from exc
+        if number == 1 and not (isinstance(record, dict) and _RECORD_KEYS <= record.keys()):
+            raise _not_a_transcript(path)
         if not isinstance(record, dict) or _canonical(record) != line:
             raise VerificationFailed(
                 f"{path.name}: line {number} was altered",
@@ -218,12 +236,9 @@ def verify_transcript(
             f"{path.name}: its signature {sig_path.name} is missing",
             message_ja=f"{path.name}: 署名ファイル {sig_path.name} がありません",
         )
-    if sig_path.stat().st_size > MAX_SIZE:
-        raise MalformedInput(
-            f"{sig_path.name} is larger than {MAX_SIZE >> 20} MiB: not a signature",
-            message_ja=f"{sig_path.name} が大きすぎます(署名ではありません)",
-        )
-    signature = read_bytes(sig_path, what="transcript signature", what_ja="記録の署名")
+    signature = read_bytes(
+        sig_path, what="transcript signature", what_ja="記録の署名", limit=MAX_SIZE
+    )
     result = cms.verify(signature, content=data)
     if trusted is not None and result.signer not in trusted:
         raise VerificationFailed(

@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from ca.settings import CASettings, load_ca_settings
 from shomei.errors import ConfigError, MalformedInput, Refused
-from shomei.files import read_bytes, write_new
+from shomei.files import MAX_TEXT, read_bytes, write_new
 
 LINK_ORGANIZATION = "Shomei RA link"
 _LINE = re.compile(r"^trusted_ra\s*=\s*\[(?P<items>[^\]\n]*)\]\s*$", re.MULTILINE)
@@ -138,7 +138,7 @@ def pin_ra_certificate(
     digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()[:16]
     relative = f"trusted-ra/ra-link-{digest}.pem"
     target = ca_home / relative
-    raw = read_bytes(settings_path, what="CA settings", what_ja="CA 設定")
+    raw = read_bytes(settings_path, what="CA settings", what_ja="CA 設定", limit=MAX_TEXT)
     text = raw.decode("utf-8")  # load_ca_settings read it as UTF-8 already
     match = _LINE.search(text)
     if match is None:

@@ -21,21 +21,36 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ca.batch import Abandoned, Issued, IssueRefused, Revoked, RevokeRefused, read_result_batch
+from ca.batch import (
+    MAX_REQUEST_BYTES,
+    Abandoned,
+    Issued,
+    IssueRefused,
+    Revoked,
+    RevokeRefused,
+    read_result_batch,
+)
 from ca.batchstore import work_lock
 from ca.context import CA, load_certificates, open_ca, open_ledger
 from ca.crls import crl_status, issue_crl
-from ca.custody.secretfile import read_pin_file, read_share_file
+from ca.custody.secretfile import read_pin_file
 from ca.custody.shares import Share, parse_share
 from ca.recovery import unfinished_batches
 from ca.settings import CASettings, load_ca_settings
 from ca.signbatch import answer_batch, check_request
-from cli.errors import handle_errors
+from cli.errors import handle_errors, naming
 from cli.groups import ca_group
-from cli.prompts import read_hidden
+from cli.prompts import read_hidden, read_shares
 from shomei.clock import to_japan, utcnow
-from shomei.errors import CustodyError, Refused, ShomeiError, StorageError
-from shomei.files import read_bytes, write_new
+from shomei.errors import (
+    CustodyError,
+    MalformedInput,
+    Refused,
+    ShomeiError,
+    StorageError,
+    VerificationFailed,
+)
+from shomei.files import check_new_file, read_bytes, write_new
 
 _TRIES = 3
 
@@ -90,6 +105,14 @@ def _prompt_shares(settings: CASettings) -> list[Share]:
 
 
 def _open(settings: CASettings, share_files: tuple[Path, ...], pin_file: Path | None) -> CA:
+    if pin_file is not None and settings.key.backend == "file":
+        read_pin_file(pin_file)  # a bad file is named as such, before the option is refused
+        raise Refused(
+            "--pin-file is for a CA key on a PKCS#11 token; this CA's key is opened with "
+            "custodian shares (--share-file, or typed when asked)",
+            message_ja="--pin-file は PKCS#11 トークン上の鍵の場合に使います。この認証局の鍵は"
+            "鍵管理者の分割鍵(--share-file、または入力)で開きます",
+        )
     # The ledger first: a lost or older ledger stops here, before anyone types a share.
     ledger = open_ledger(settings)
     try:
@@ -97,7 +120,7 @@ def _open(settings: CASettings, share_files: tuple[Path, ...], pin_file: Path | 
         shares: list[Share] = []
         if settings.key.backend == "file":
             if share_files:
-                shares = [parse_share(read_share_file(p)) for p in share_files]
+                shares = read_shares(share_files)
             else:
                 shares = _prompt_shares(settings)
         elif pin_file is not None:
@@ -119,7 +142,8 @@ def _progress_bar(label: str) -> Iterator[Progress]:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-        transient=False,
+        transient=True,  # gone when done: stderr keeps only a failure's one line
+        disable=not console.is_terminal,  # elsewhere it would leave a blank line
     ) as bar:
         yield bar
 
@@ -157,31 +181,31 @@ def sign_batch_command(
     The same IN_FILE again signs nothing: a finished batch's kept result is written again,
     byte for byte (no shares needed), and a batch a crash left unfinished is finished.
     """
+    # Refused before anything is signed: where the result goes must be free and writable.
     refuse_existing(out_file)
     settings = _settings(ca_home)
-    data = read_bytes(in_file, what="request batch", what_ja="依頼バッチ")
-    checked = check_request(settings, data, now=utcnow(), also=(out_file.parent,))
+    data = read_bytes(in_file, what="request batch", what_ja="要求バッチ", limit=MAX_REQUEST_BYTES)
+    with naming(in_file, MalformedInput, VerificationFailed):
+        checked = check_request(settings, data, now=utcnow(), also=(out_file.parent,))
     request = checked.request
+    # stdout: stderr is for the one line that says why a command failed
     if checked.result is not None:
         write_result(out_file, checked.result, batch_id=request.batch_id, kept=checked.kept_at)
         click.echo(
             f"batch {request.batch_id} was signed before; its kept result {checked.kept_at} "
-            "was written again (nothing was signed)",
-            err=True,
+            "was written again (nothing was signed)"
         )
         report_result(checked.result, out_file, settings)
         return
     click.echo(
         f"batch {request.batch_id} from {request.ra_name}: {len(request.requests)} requests, "
-        "signature verified",
-        err=True,
+        "signature verified"
     )
     if checked.known is not None:
         click.echo(
             f"batch {request.batch_id} was begun {_when(checked.known.received_at)} and never "
             "finished: it is finished now (what the ledger recorded as signed is not signed "
-            "again)",
-            err=True,
+            "again)"
         )
     with _open(settings, share_files, pin_file) as ca, _progress_bar("signing") as bar:
         task = bar.add_task("signing", total=None)
@@ -195,12 +219,8 @@ def sign_batch_command(
 
 
 def refuse_existing(out_file: Path) -> None:
-    """Refuse an existing OUT before anything is signed (nothing is ever overwritten)."""
-    if out_file.exists():
-        raise Refused(
-            f"{out_file} already exists; it is not overwritten",
-            message_ja=f"{out_file} は既にあります。上書きしません",
-        )
+    """Refuse an OUT that exists or cannot be written, before anything is signed."""
+    check_new_file(out_file, what="result batch", what_ja="結果バッチ")
 
 
 def write_result(out_file: Path, data: bytes, *, batch_id: str, kept: Path | None) -> None:

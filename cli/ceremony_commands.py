@@ -9,18 +9,13 @@ import click
 
 from ca import ceremony, ceremony_check
 from ca.ceremony_config import CeremonyConfig, load_ceremony
-from ca.custody.secretfile import read_pin_file, read_share_file
-from ca.custody.shares import Share, parse_share
-from cli.errors import handle_errors
+from ca.custody.secretfile import read_pin_file
+from ca.custody.shares import Share
+from cli.errors import handle_errors, naming
 from cli.groups import ca_group
-from cli.prompts import read_hidden
+from cli.prompts import read_hidden, read_shares
 from shomei.clock import utcnow
-from shomei.errors import Refused, VerificationFailed
-
-
-def read_shares(files: tuple[Path, ...]) -> list[Share]:
-    """Custodian shares from files (one share per file, as the ceremony printed it)."""
-    return [parse_share(read_share_file(f)) for f in files]
+from shomei.errors import MalformedInput, NotFound, Refused, VerificationFailed
 
 
 def read_pin(pin_file: Path | None, *, prompt: bool) -> str | None:
@@ -153,6 +148,14 @@ def verify_log_command(ca_home: Path, transcripts: tuple[Path, ...]) -> None:
     ]
     for left in leftovers(ca_home):
         click.echo(f"NOTE: {left} holds the output of a ceremony that did not finish", err=True)
+    if not trusted and not transcripts_in(ca_home / "transcripts"):
+        # Nothing to check against or to check: a wrong folder, not a tampered CA home.
+        raise NotFound(
+            f"{ca_home} is not a CA home: it holds no CA certificate (root/root.pem, "
+            "issuing/issuing.pem) and no transcripts/",
+            message_ja=f"{ca_home} は認証局のホームフォルダではありません"
+            "(CA 証明書も transcripts/ もありません)",
+        )
     if transcripts:
         reports = [verify_transcript(p, trusted=trusted) for p in transcripts]
     elif trusted and not transcripts_in(ca_home / "transcripts"):
@@ -195,7 +198,8 @@ def trust_ra_command(ca_home: Path, certificate: Path) -> None:
     from shomei.files import read_bytes
 
     data = read_bytes(certificate, what="link certificate", what_ja="連携証明書")
-    stored = pin_ra_certificate(ca_home, data, now=utcnow())
+    with naming(certificate, MalformedInput, Refused):
+        stored = pin_ra_certificate(ca_home, data, now=utcnow())
     click.echo(f"pinned: {stored}")
 
 

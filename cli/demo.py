@@ -8,6 +8,7 @@ import click
 
 from cli.errors import handle_errors
 from ra.demo import build_demo
+from shomei.files import check_output_folder
 
 
 @click.command("demo")
@@ -16,6 +17,7 @@ from ra.demo import build_demo
 @handle_errors
 def demo_command(folder: Path, fresh: bool) -> None:
     """Build a complete demonstration federation in FOLDER through the real code paths."""
+    check_output_folder(folder, what="demo folder", what_ja="デモ用フォルダ")
     result = build_demo(folder, fresh=fresh, echo=click.echo)
     click.echo(f"\nMade in {result.folder}:")
     for name, what in result.files.items():

@@ -1,4 +1,5 @@
-"""Reading a secret typed by a person (a custodian's share, a token PIN): hidden, one line.
+"""Reading a secret typed by a person (a custodian's share, a token PIN): hidden, one line;
+and custodians' shares from files.
 
 At a terminal the input is not echoed (``click.prompt`` with ``hide_input``) and the prompt
 goes to stderr.  From a pipe (scripts, tests) one line is read as bytes and decoded here, so
@@ -8,9 +9,13 @@ input that is not UTF-8 is one clear error (exit 2), never a traceback, wherever
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
+from ca.custody.secretfile import read_share_file
+from ca.custody.shares import Share, parse_share
+from cli.errors import naming
 from shomei.errors import MalformedInput, Refused
 
 MAX_LINE = 4096
@@ -57,3 +62,12 @@ def read_hidden(prompt: str) -> str:
     except UnicodeEncodeError as exc:
         raise _not_text() from exc
     return text
+
+
+def read_shares(files: tuple[Path, ...]) -> list[Share]:
+    """Custodian shares from files (one share per file, as the ceremony printed it)."""
+    shares = []
+    for path in files:
+        with naming(path):  # "share has a typo": in which of the files
+            shares.append(parse_share(read_share_file(path)))
+    return shares

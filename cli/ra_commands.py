@@ -21,11 +21,11 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cli.errors import handle_errors, language
+from cli.errors import handle_errors, language, naming
 from cli.progress import progress
 from ra import audit
 from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
-from ra.csvimport import ImportRefused, import_accounts
+from ra.csvimport import MAX_BYTES, ImportRefused, import_accounts
 from ra.db import open_database, session_factory, transaction
 from ra.lifecycle import LABELS_JA, NUMBERS
 from ra.models import Account, AccountKind, Application, AuditRecord
@@ -33,7 +33,7 @@ from ra.settings import RASettings, load_ra_settings
 from ra.vault import load_vault
 from shomei.clock import to_japan, utcnow
 from shomei.errors import MalformedInput, NotFound, Refused
-from shomei.files import read_bytes
+from shomei.files import MAX_OBJECT, read_bytes
 
 ra_group = click.Group("ra", help="RA operator: database, accounts, applications, audit log.")
 COMMANDS = (ra_group,)
@@ -197,20 +197,6 @@ def add_staff(user_id: str, name: str, email: str, admin: bool, settings_path: P
     _print_new(new, settings.federation_name)
 
 
-def _check_size(path: Path) -> None:
-    from ra.csvimport import MAX_BYTES
-
-    try:
-        size = path.stat().st_size
-    except OSError:
-        return  # read_bytes says what is wrong
-    if size > MAX_BYTES:
-        raise MalformedInput(
-            f"{path} is larger than {MAX_BYTES // (1024 * 1024)} MiB",
-            message_ja=f"{path} が大きすぎます({MAX_BYTES // (1024 * 1024)} MiB まで)",
-        )
-
-
 @ra_group.command("import-accounts")
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @settings_option
@@ -218,10 +204,10 @@ def _check_size(path: Path) -> None:
 def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
     """Create office and agent accounts from CSV_FILE (UTF-8 or CP932), all or none."""
     settings = load_ra_settings(settings_path)
-    _check_size(csv_file)
-    data = read_bytes(csv_file, what="CSV file", what_ja="CSV ファイル")
+    data = read_bytes(csv_file, what="CSV file", what_ja="CSV ファイル", limit=MAX_BYTES)
     try:
         with (
+            naming(csv_file, MalformedInput),
             transaction(_factory(settings)) as session,
             progress("hashing passwords", unit="accounts") as report,
         ):
@@ -232,8 +218,8 @@ def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
             )
     except ImportRefused as exc:
         lang = language()
-        for problem in exc.problems:
-            click.echo(problem.line(lang), err=True)
+        for problem in exc.problems:  # stdout: stderr is for the one line that sums up
+            click.echo(problem.line(lang))
         raise
     click.echo(f"Imported {len(created)} account(s) (passwords are shown only now):")
     for new in created:
@@ -241,7 +227,8 @@ def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
 
 
 @ra_group.command("show")
-@click.argument("application_id", type=click.IntRange(1, 2**31 - 1))  # an INTEGER column
+# An application number is a database INTEGER (PostgreSQL: 32 bits).
+@click.argument("application_id", type=click.IntRange(1, 2**31 - 1))
 @settings_option
 @handle_errors
 def show(application_id: int, settings_path: Path) -> None:
@@ -307,13 +294,20 @@ def verify_audit(settings_path: Path) -> None:
     settings = load_ra_settings(settings_path)
     trusted: list[x509.Certificate] = []
     if settings.link.link_certificate is not None:
+        pem = read_bytes(
+            settings.link.link_certificate,
+            what="link certificate",
+            what_ja="連携証明書",
+            limit=MAX_OBJECT,
+        )
         try:
-            pem = settings.link.link_certificate.read_bytes()
             trusted.append(x509.load_pem_x509_certificate(pem))
-        except (OSError, ValueError) as exc:
+        except ValueError as exc:
             raise MalformedInput(
-                f"cannot read the link certificate {settings.link.link_certificate}",
-                message_ja=f"連携証明書 {settings.link.link_certificate} を読めません",
+                f"the link certificate {settings.link.link_certificate} (ra.link."
+                "link_certificate) is not a PEM certificate",
+                message_ja=f"連携証明書 {settings.link.link_certificate}"
+                "(ra.link.link_certificate)が PEM 形式の証明書ではありません",
             ) from exc
     with transaction(_factory(settings)) as session:
         report = audit.verify(session, trusted=trusted)
@@ -354,8 +348,9 @@ def export_list(
     import io
 
     from ra.export import export_csv
-    from shomei.files import write_new
+    from shomei.files import check_new_file, write_new
 
+    check_new_file(out_file, what="certificate list", what_ja="証明書一覧")
     settings = load_ra_settings(settings_path)
     buffer = io.BytesIO()
     with _factory(settings)() as session:

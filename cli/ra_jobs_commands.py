@@ -16,10 +16,11 @@ from pathlib import Path
 
 import click
 
-from cli.errors import handle_errors, language
+from cli.errors import handle_errors, language, naming
 from ra.jobs import JOBS
 from ra.settings import load_ra_settings
 from shomei.clock import utcnow
+from shomei.errors import MalformedInput, VerificationFailed
 
 settings_option = click.option(
     "--settings",
@@ -66,9 +67,26 @@ def run_job_command(name: str, settings_path: Path) -> None:
         sys.exit(1)  # the certificates are in; the CRL was checked and found bad
 
 
+def _holder(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """The lease holder's name: it is stored (128 characters) and shown in the log."""
+    if value is not None and (
+        not 0 < len(value) <= 128 or not value.isprintable() or value != value.strip()
+    ):
+        raise click.BadParameter(
+            "1 to 128 printable characters"
+            if language() != "ja"
+            else "表示できる文字 1〜128 文字で指定してください"
+        )
+    return value
+
+
 @click.command("scheduler")
 @settings_option
-@click.option("--holder", help="Name of this scheduler in the lease (default: host:pid:random).")
+@click.option(
+    "--holder",
+    callback=_holder,
+    help="Name of this scheduler in the lease (default: host:pid:random).",
+)
 @handle_errors
 def scheduler_command(settings_path: Path, holder: str | None) -> None:
     """Run the RA's scheduled jobs until interrupted (one active scheduler at a time)."""
@@ -107,7 +125,8 @@ def register_crl_command(crl_file: Path, settings_path: Path) -> None:
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
     try:
-        result = register_crl_file(session_factory(engine), settings, crl_file, now=utcnow())
+        with naming(crl_file, MalformedInput, VerificationFailed):
+            result = register_crl_file(session_factory(engine), settings, crl_file, now=utcnow())
     finally:
         engine.dispose()
     if result.registered:
@@ -126,7 +145,9 @@ def register_crl_command(crl_file: Path, settings_path: Path) -> None:
 def link_identity_command(folder: Path, name: str) -> None:
     """Make the RA's link key (encrypted) and certificate in FOLDER, for the CA to pin."""
     from ra.identity import create_link_identity
+    from shomei.files import check_output_folder
 
+    check_output_folder(folder, what="folder", what_ja="フォルダ")
     _, files = create_link_identity(name, folder, now=utcnow())
     click.echo(f"link key: {files.key} (passphrase in {files.passphrase})")
     click.echo(f"link certificate: {files.certificate} (give it to the CA operator to pin)")

@@ -8,15 +8,16 @@ commands so that ``shomei --help`` stays quick.
 
 from __future__ import annotations
 
-import stat
+import dataclasses
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from cli.errors import handle_errors, language
-from shomei.errors import MalformedInput, NotFound, Refused, ShomeiError
+from cli.errors import handle_errors, language, naming
+from shomei import files
+from shomei.errors import MalformedInput, NotFound
 
 if TYPE_CHECKING:
     from signer.credentials import Credentials
@@ -27,54 +28,39 @@ ANY_PATH = click.Path(exists=True, path_type=Path)
 OUT = click.Path(dir_okay=False, path_type=Path)
 
 
-# The largest input any of these commands reads (a claim, a CRL of millions of entries).
-MAX_INPUT_BYTES = 512 * 1024 * 1024
+def _read(path: Path, what: str, what_ja: str, *, limit: int = files.MAX_OBJECT) -> bytes:
+    """A file the user named, through the one input layer (:mod:`shomei.files`): refused
+    before reading when it is a folder, a FIFO or device, or larger than ``limit``."""
+    return files.read_bytes(path, what=what, what_ja=what_ja, limit=limit)
 
 
-def _read(path: Path) -> bytes:
-    """A file the user named, checked before it is read: a regular file, not too large."""
-    try:
-        status = path.stat()
-        if not stat.S_ISREG(status.st_mode):
-            # A FIFO or a device would block or never end; a folder cannot be read at all.
-            raise Refused(
-                f"{path} is not a regular file", message_ja=f"{path} は通常のファイルではありません"
-            )
-        if status.st_size > MAX_INPUT_BYTES:
-            raise Refused(
-                f"{path} is too large ({status.st_size} bytes, at most {MAX_INPUT_BYTES})",
-                message_ja=f"{path} が大きすぎます({status.st_size} バイト)",
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise NotFound(
-            f"cannot read {path}: {exc.strerror}", message_ja=f"{path} を読み取れません"
-        ) from exc
+def _certificates(
+    path: Path, what: str = "certificate file", what_ja: str = "証明書ファイル"
+) -> bytes:
+    """A file of certificates (PEM or DER), checked to hold at least one: an error names it."""
+    from signer.credentials import load_certificates
+
+    data = _read(path, what, what_ja)
+    with naming(path):
+        load_certificates(data)
+    return data
 
 
 def _write(path: Path, data: bytes, *, force: bool) -> None:
-    if path.exists() and not force:
-        raise Refused(
-            f"{path} already exists (not overwritten)",
-            message_ja=f"{path} は既に存在します(上書きしません)",
-        )
-    try:
-        path.write_bytes(data)
-    except OSError as exc:
-        raise Refused(
-            f"cannot write {path}: {exc.strerror}", message_ja=f"{path} に書き込めません"
-        ) from exc
+    files.write_file(path, data, overwrite=force)
 
 
-def _secret(file: Path | None, prompt: str) -> str:
+def _secret(
+    file: Path | None,
+    prompt: str,
+    *,
+    what: str = "password file",
+    what_ja: str = "パスワードファイル",
+) -> str:
     """A password or PIN from the first line of ``file``, else asked at the prompt."""
     if file is not None:
-        try:
-            lines = _read(file).decode("utf-8").splitlines()
-        except UnicodeDecodeError as exc:
-            raise MalformedInput(
-                f"{file} is not UTF-8 text", message_ja=f"{file} は UTF-8 のテキストではありません"
-            ) from exc
+        text = files.read_text(file, what=what, what_ja=what_ja, limit=files.MAX_SECRET)
+        lines = text.splitlines()
         return lines[0] if lines else ""
     return str(click.prompt(prompt, hide_input=True, err=True))
 
@@ -100,32 +86,49 @@ def _credentials(
             message_ja="鍵の指定は --p12、--key と --cert、--pkcs11-module の"
             "いずれか 1 つにしてください",
         )
-    extra = [_read(p) for p in chain]
+    extra = [_certificates(p) for p in chain]
     if p12 is not None:
-        return creds.load_pkcs12(_read(p12), _secret(password_file, "PKCS#12 password"))
+        p12_data = _read(p12, "PKCS#12 file", "PKCS#12 ファイル")
+        password = _secret(password_file, "PKCS#12 password")
+        # "Wrong password, or not a PKCS#12 file": either file may be the one to check.
+        with naming(p12 if password_file is None else f"{p12} (password in {password_file})"):
+            loaded = creds.load_pkcs12(p12_data, password)
+        # --chain adds to the chain the PKCS#12 file brings (it was ignored before).
+        extra_certificates = tuple(c for data in extra for c in creds.load_certificates(data))
+        return dataclasses.replace(loaded, chain=loaded.chain + extra_certificates)
     if cert is None:
         raise MalformedInput(
             "--cert is required with --key and --pkcs11-module",
             message_ja="--key と --pkcs11-module には --cert が必要です",
         )
     if key is not None:
-        key_data = _read(key)
-        password = None
+        key_data = _read(key, "key file", "鍵ファイル")
+        cert_data = _certificates(cert)
+        key_password = None
         if password_file is not None or b"ENCRYPTED" in key_data:
-            password = _secret(password_file, "Key password")
-        return creds.load_pem(key_data, _read(cert), password=password, chain=extra)
+            key_password = _secret(password_file, "Key password")
+        with naming(key):
+            return creds.load_pem(key_data, cert_data, password=key_password, chain=extra)
     if not token_label or not key_label:
         raise MalformedInput(
             "--token-label and --key-label are required with --pkcs11-module",
             message_ja="--pkcs11-module には --token-label と --key-label が必要です",
         )
     assert pkcs11_module is not None
+    # The dynamic linker opens the module itself: check it is a plain file first.
+    files.check_file(pkcs11_module, what="PKCS#11 module", what_ja="PKCS#11 モジュール")
+    pin = _secret(pin_file, "Token PIN", what="PIN file", what_ja="PIN ファイル")
+    if not pin.strip() and pin_file is not None:
+        raise MalformedInput(
+            f"the PIN file {pin_file} is empty", message_ja=f"PIN ファイル {pin_file} が空です"
+        )
+    cert_data = _certificates(cert)
     return creds.load_pkcs11(
         module=pkcs11_module,
         token_label=token_label,
         key_label=key_label,
-        pin=_secret(pin_file, "Token PIN"),
-        cert_data=_read(cert),
+        pin=pin,
+        cert_data=cert_data,
         chain=extra,
     )
 
@@ -163,6 +166,9 @@ def sign_command(
     """Sign CLAIM: a detached CMS signature CLAIM.p7s, or PAdES inside a PDF (--pades)."""
     from signer.claims import sign_file
 
+    default = claim.with_name(claim.stem + "-signed.pdf" if pades else claim.name + ".p7s")
+    out = output or default
+    files.check_new_file(out, what="output file", what_ja="出力ファイル", overwrite=force)
     credentials = _credentials(
         p12=p12,
         key=key,
@@ -177,10 +183,10 @@ def sign_command(
     if pades:
         from signer.pades import sign_pdf
 
-        out = output or claim.with_name(claim.stem + "-signed.pdf")
-        _write(out, sign_pdf(_read(claim), credentials=credentials), force=force)
+        claim_data = _read(claim, "claim", "請求ファイル", limit=files.MAX_INPUT)
+        _write(out, sign_pdf(claim_data, credentials=credentials), force=force)
     else:
-        out = sign_file(claim, credentials=credentials, output=output, overwrite=force)
+        sign_file(claim, credentials=credentials, output=out, overwrite=force)
     click.echo(f"signed: {out}" if language() != "ja" else f"署名しました: {out}")
 
 
@@ -206,35 +212,32 @@ def verify_command(
     from signer import batch
     from signer.verifier import load_verifier
 
-    verifier = load_verifier(
-        trust=[_read(p) for p in trust], untrusted=[_read(p) for p in untrusted]
-    )
+    if report is not None:  # refused now, not after an hour of verifying
+        files.check_new_file(report, what="report", what_ja="レポート")
+
+    trusted = [_certificates(p, "trust anchor file", "信頼点のファイル") for p in trust]
+    verifier = load_verifier(trust=trusted, untrusted=[_certificates(p) for p in untrusted])
     for crl_path in crl:
-        data = _read(crl_path)
-        try:
+        data = _read(crl_path, "CRL file", "CRL ファイル", limit=files.MAX_INPUT)
+        with naming(crl_path):  # which of several --crl files it was
             verifier.add_crl(data)
-        except ShomeiError as exc:  # say which of several --crl files it was
-            raise type(exc)(
-                f"{crl_path}: {exc.message}", message_ja=f"{crl_path}: {exc.message_ja}"
-            ) from exc
     lang = language()
     if path.is_dir():
         sys.exit(_verify_folder(verifier, path, report, workers, lang))
-    data = _read(path)
-    from signer.pades import is_pdf
+    detached = signature or path.with_name(path.name + ".p7s")
+    sig_path: Path | None = detached
+    if signature is None and not detached.exists():
+        # No detached signature: a PDF carries its own (PAdES); anything else is unsigned
+        # (INVALID, exit 1), as in a folder.
+        from signer.pades import is_pdf
 
-    sig_path: Path | None = signature or path.with_name(path.name + ".p7s")
-    if signature is None and is_pdf(data) and not path.with_name(path.name + ".p7s").exists():
-        from signer.pades import verify_pdf
-
-        sig_path = None
-        verdict = verify_pdf(data, verifier=verifier)
-    else:
-        assert sig_path is not None
-        verdict = verifier.verify(data, _read(sig_path))
+        head = files.read_head(path, 1024, what="claim", what_ja="請求ファイル")
+        sig_path = None if is_pdf(head) else detached
+    verdict = batch.check(verifier, batch.Item(path, sig_path))
     if report is not None:
         batch.write_report([batch.Row(batch.Item(path, sig_path), verdict)], report)
-    verdict.raise_for_status()
+    with naming(path):  # the one line names the claim, as a valid verdict's line does
+        verdict.raise_for_status()
     click.echo(batch.printable(f"{path}: {verdict.summary(lang)}"))
 
 
@@ -249,7 +252,9 @@ def _verify_folder(
     items = batch.find_claims(folder)
     if not items:
         raise NotFound(f"no claims in {folder}", message_ja=f"{folder} に請求ファイルがありません")
-    with Progress(transient=True, console=Console(stderr=True)) as bar:  # stdout: results
+    console = Console(stderr=True)  # stdout: results
+    # Only at a terminal: elsewhere a bar leaves blank lines among the one-line reasons.
+    with Progress(transient=True, console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("verifying", total=len(items))
         rows = batch.verify_items(
             verifier, items, workers=workers, progress=lambda n: bar.advance(task, n)
@@ -286,10 +291,13 @@ def notice_group() -> None:
 @handle_errors
 def seal_command(document: Path, to: Path, output: Path, force: bool) -> None:
     """Encrypt DOCUMENT to the holder of the certificate --to (CMS AuthEnvelopedData, AES-GCM)."""
+    files.check_new_file(output, what="output file", what_ja="出力ファイル", overwrite=force)
     from signer.credentials import load_certificates
-    from signer.notices import seal
+    from signer.notices import MAX_NOTICE_BYTES, seal
 
-    sealed = seal(_read(document), recipient=load_certificates(_read(to))[0])
+    document_data = _read(document, "document", "文書", limit=MAX_NOTICE_BYTES)
+    recipient = load_certificates(_certificates(to, "recipient certificate", "受取人の証明書"))[0]
+    sealed = seal(document_data, recipient=recipient)
     _write(output, sealed, force=force)
     click.echo(f"sealed: {output}" if language() != "ja" else f"暗号化しました: {output}")
 
@@ -311,6 +319,8 @@ def open_command(
     output: Path | None,
 ) -> None:
     """Decrypt a sealed notice with your key (e.g. the reissued issuance password)."""
+    if output is not None:
+        files.check_new_file(output, what="output file", what_ja="出力ファイル")
     from signer.notices import open_notice
 
     credentials = _credentials(
@@ -324,7 +334,9 @@ def open_command(
         key_label=None,
         pin_file=None,
     )
-    document = open_notice(_read(sealed), credentials=credentials)
+    sealed_data = _read(sealed, "sealed notice", "お知らせ")
+    with naming(sealed):
+        document = open_notice(sealed_data, credentials=credentials)
     if output is None:
         click.echo(document, nl=False)
     else:

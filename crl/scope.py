@@ -87,10 +87,10 @@ class Scope:
             points = cert.crl_distribution_points_value
             issuer = cert.issuer
             points = list(points) if points is not None else []
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError):
             return _outside(
-                f"the certificate's extensions cannot be read ({type(exc).__name__})",
-                "証明書の拡張を読み取れません",
+                "the certificate's extensions cannot be decoded (broken DER)",
+                "証明書の拡張を復号できません(DER が壊れています)",
             )
         if self.indirect:
             return _outside("indirect CRLs are not supported", "間接 CRL には対応していません")

@@ -28,7 +28,7 @@ from ca.batch import make_link_identity
 from ra.settings import LinkSettings
 from ra.vault import warn_if_shared
 from shomei.errors import ConfigError, Refused
-from shomei.files import read_bytes, write_new
+from shomei.files import MAX_OBJECT, read_bytes, write_new
 from signer.keys import SoftwareKey
 
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -57,7 +57,7 @@ def _read(path: Path | None, what: str, what_ja: str) -> bytes:
             f"the RA settings do not name the {what} (ra.link)",
             message_ja=f"RA 設定 (ra.link) に{what_ja}が指定されていません",
         )
-    return read_bytes(path, what=what, what_ja=what_ja)
+    return read_bytes(path, what=what, what_ja=what_ja, limit=MAX_OBJECT)
 
 
 def load_link_identity(link: LinkSettings) -> LinkIdentity:

@@ -27,7 +27,7 @@ from ra.models import OutboxMail
 from ra.settings import MailSettings, RASettings
 from ra.vault import warn_if_shared
 from shomei.errors import ConfigError
-from shomei.files import read_bytes
+from shomei.files import MAX_SECRET, read_text
 
 log = logging.getLogger("shomei.ra.mail")
 
@@ -62,8 +62,12 @@ def connect(settings: MailSettings) -> smtplib.SMTP:
         smtp = smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=30)
     except OSError as exc:
         raise ConfigError(
-            f"cannot reach the SMTP server {settings.smtp_host}:{settings.smtp_port}: {exc}",
-            message_ja=f"メールサーバ {settings.smtp_host}:{settings.smtp_port} に接続できません",
+            f"cannot reach the SMTP server {settings.smtp_host}:{settings.smtp_port} "
+            f"({getattr(exc, 'strerror', None) or exc}): check ra.mail.smtp_host and "
+            "smtp_port, and that the server is running; the mails stay in the outbox",
+            message_ja=f"メールサーバ {settings.smtp_host}:{settings.smtp_port} に接続できません"
+            f"({getattr(exc, 'strerror', None) or exc})。ra.mail.smtp_host と smtp_port、"
+            "サーバの稼働を確認してください(メールは送信待ちのまま残ります)",
         ) from exc
     try:
         if settings.starttls:
@@ -90,17 +94,14 @@ def _smtp_password(settings: MailSettings) -> str:
             "ra.mail.username is set but ra.mail.password_file is not",
             message_ja="ra.mail.password_file が設定されていません",
         )
-    data = read_bytes(
-        settings.password_file, what="SMTP password file", what_ja="SMTP パスワードファイル"
-    )
+    password = read_text(
+        settings.password_file,
+        what="SMTP password file",
+        what_ja="SMTP パスワードファイル",
+        limit=MAX_SECRET,
+    ).strip()
     warn_if_shared(settings.password_file, "the SMTP password file")
-    try:
-        return data.decode("utf-8").strip()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(
-            f"{settings.password_file} is not UTF-8 text",
-            message_ja=f"{settings.password_file} は UTF-8 のテキストではありません",
-        ) from exc
+    return password
 
 
 def _unsent(session: Session, limit: int) -> list[OutboxMail]:

@@ -20,7 +20,8 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shomei.errors import ConfigError
+from shomei.errors import ConfigError, NotFound, ShomeiError
+from shomei.files import MAX_TEXT, read_bytes
 
 T = TypeVar("T")
 
@@ -31,20 +32,26 @@ def load(path: str | Path, cls: type[T], *, section: str | None = None) -> T:
     """Read ``path`` (TOML) and build ``cls`` from it, or from its table ``section``."""
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
+        # The input layer refuses a folder, a FIFO or an oversized file before reading it.
+        data = read_bytes(path, what="configuration file", what_ja="設定ファイル", limit=MAX_TEXT)
+    except NotFound as exc:
         raise ConfigError(
             f"configuration file not found: {path}",
             message_ja=f"設定ファイルが見つかりません: {path}",
             path=str(path),
         ) from exc
-    except OSError as exc:
+    except ShomeiError as exc:
+        raise ConfigError(exc.message, message_ja=exc.message_ja, path=str(path)) from exc
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
         raise ConfigError(
-            f"cannot read the configuration file {path}: {exc.strerror}",
-            message_ja=f"設定ファイル {path} を読めません: {exc.strerror}",
+            f"{path}: not UTF-8 text (byte {exc.start + 1}); save it as UTF-8",
+            message_ja=f"{path}: UTF-8 のテキストではありません({exc.start + 1} バイト目)。"
+            "UTF-8 で保存してください",
             path=str(path),
         ) from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(
             f"{path}: not valid TOML: {exc}",
             message_ja=f"{path}: TOML として読めません: {exc}",

@@ -27,10 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from shomei.errors import Refused
+from shomei import files
+from shomei.errors import Refused, ShomeiError
 from shomei.spreadsheet import excel_writer
 from signer.verdict import Reason, Status, Verdict
-from signer.verifier import Verifier
+from signer.verifier import MAX_CLAIM_BYTES, Verifier
 
 CHUNK = 32
 log = logging.getLogger("shomei.signer.batch")
@@ -206,14 +207,11 @@ def _check(verifier: Verifier, item: Item) -> Verdict:
         from signer.pades import verify_pdf
 
         try:
-            data = item.claim.read_bytes()
-        except OSError as exc:
-            return _verdict(
-                Status.UNDECIDED,
-                "malformed",
-                f"cannot read {item.claim}: {exc}",
-                f"{item.claim} を読み取れません",
+            data = files.read_bytes(
+                item.claim, what="claim", what_ja="請求ファイル", limit=MAX_CLAIM_BYTES
             )
+        except ShomeiError as exc:
+            return _verdict(Status.UNDECIDED, "malformed", exc.message, exc.message_ja)
         return verify_pdf(data, verifier=verifier)
     if not item.claim.exists():
         return _verdict(
@@ -327,9 +325,12 @@ def _signature_cell(item: Item) -> str:
 
 
 def write_report(rows: Sequence[Row], path: Path) -> None:
-    """The rows as CSV for Excel: UTF-8 with BOM, CRLF, one line per claim."""
+    """The rows as CSV for Excel: UTF-8 with BOM, CRLF, one line per claim.
+
+    A new file: an existing one is refused (:class:`Refused`), never overwritten.
+    """
     try:
-        with path.open("w", encoding="utf-8-sig", newline="") as out:
+        with path.open("x", encoding="utf-8-sig", newline="") as out:
             writer = excel_writer(out)
             writer.writerow(COLUMNS)
             for row in rows:
@@ -348,6 +349,11 @@ def write_report(rows: Sequence[Row], path: Path) -> None:
                         v.signing_time.isoformat() if v.signing_time else "",
                     )
                 )
+    except FileExistsError as exc:
+        raise Refused(
+            f"the report {path} already exists; it is never overwritten",
+            message_ja=f"レポート {path} は既に存在します(上書きしません)",
+        ) from exc
     except OSError as exc:
         raise Refused(
             f"cannot write the report {path}: {exc.strerror}",

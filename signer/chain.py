@@ -108,8 +108,10 @@ class PathValidator:
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             # asn1crypto parses lazily: a broken attached certificate surfaces only here.
             raise MalformedInput(
-                f"an attached certificate is unreadable ({type(exc).__name__})",
-                message_ja="添付された証明書が読めません",
+                "a certificate attached to the signature cannot be decoded (broken DER): the "
+                "signature file is damaged, or was made by faulty software",
+                message_ja="署名に添付された証明書を復号できません(DER が壊れています)。"
+                "署名ファイルの破損、または作成ソフトの不具合です",
             ) from exc
 
 

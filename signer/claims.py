@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shomei.clock import require_aware, utcnow
 from shomei.errors import Refused
-from shomei.files import read_bytes
+from shomei.files import read_bytes, write_file
 from signer import cms
 from signer.credentials import Credentials
 
@@ -50,12 +50,7 @@ def sign_file(
         )
     content = read_bytes(claim, what="claim", what_ja="請求ファイル")
     der = sign_claim(content, credentials=credentials, signing_time=signing_time)
-    try:
-        output.write_bytes(der)
-    except OSError as exc:
-        raise Refused(
-            f"cannot write {output}: {exc.strerror}", message_ja=f"{output} に書き込めません"
-        ) from exc
+    write_file(output, der, overwrite=overwrite)
     return output
 
 

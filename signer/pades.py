@@ -146,10 +146,12 @@ def _verify_one(emb: Any, verifier: Verifier) -> Verdict:
     try:
         status = asyncio.run(async_validate_pdf_signature(emb, signer_validation_context=context))
     except (PdfError, *_PARSE_ERRORS) as exc:  # pyHanko validation errors are ValueErrors
+        log.debug("PDF signature unreadable", exc_info=exc)
         return undecided(
             "malformed",
-            f"the PDF signature cannot be read ({type(exc).__name__})",
-            "PDF の署名を読み取れません",
+            "the PDF signature cannot be read: the PDF is damaged, or its signature is not a "
+            "PAdES signature",
+            "PDF の署名を読み取れません(PDF の破損、または PAdES 以外の署名)",
         )
     if not status.intact:
         return invalid(

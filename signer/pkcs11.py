@@ -54,6 +54,40 @@ _CURVES: dict[str, ec.EllipticCurve] = {"secp256r1": ec.SECP256R1(), "secp384r1"
 _LOGINS: dict[tuple[str, str], bytes] = {}
 _LOGINS_LOCK = threading.Lock()
 
+# What the commonest PKCS#11 return values mean to an operator (python-pkcs11 raises one class
+# per CKR_ value); anything else is named by its class, which is the CKR_ name in CamelCase.
+_TOKEN_SAYS: dict[str, tuple[str, str]] = {
+    "DeviceRemoved": ("the token was removed", "トークンが取り外されました"),
+    "TokenNotPresent": ("no token is present", "トークンがありません"),
+    "DeviceError": ("the token reported a device error", "トークンがデバイスエラーを返しました"),
+    "DeviceMemory": ("the token is out of memory", "トークンのメモリが不足しています"),
+    "SessionClosed": (
+        "the session with the token was closed",
+        "トークンとのセッションが閉じました",
+    ),
+    "SessionHandleInvalid": (
+        "the session with the token was lost",
+        "トークンとのセッションが失われました",
+    ),
+    "UserNotLoggedIn": ("not logged in (PIN)", "ログインしていません(PIN)"),
+    "KeyFunctionNotPermitted": (
+        "the key may not be used for this",
+        "この鍵はこの用途に使えません",
+    ),
+    "FunctionFailed": ("the token could not do it", "トークンが処理できませんでした"),
+    "GeneralError": ("the token reported a general error", "トークンが一般エラーを返しました"),
+    "TokenWriteProtected": ("the token is write-protected", "トークンが書き込み禁止です"),
+}
+
+
+def _token_says(exc: BaseException) -> tuple[str, str]:
+    """What a PKCS#11 error means, in English and Japanese, with its name for the log."""
+    name = type(exc).__name__
+    en, ja = _TOKEN_SAYS.get(
+        name, ("the token answered with an error", "トークンがエラーを返しました")
+    )
+    return f"{en} ({name}); check the token and its software, then try again", f"{ja}({name})"
+
 
 def _pin_digest(pin: str) -> bytes:
     return hashlib.sha256(b"shomei-pkcs11-pin\x00" + pin.encode()).digest()
@@ -68,6 +102,14 @@ def _load_module(module: Path) -> Any:
             message_ja=f"PKCS#11 モジュール {path} が見つかりません",
             module=str(path),
         )
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError as exc:  # python-pkcs11 takes a str it encodes as UTF-8
+        raise CustodyError(
+            f"cannot load PKCS#11 module {path}: its path is not UTF-8; rename it",
+            message_ja=f"PKCS#11 モジュール {path} を読み込めません(パスが UTF-8 ではありません)",
+            module=str(path),
+        ) from exc
     # python-pkcs11 caches one library object per path string; resolving symlinks makes two
     # spellings of the same module share it instead of calling C_Initialize twice.
     try:
@@ -102,8 +144,8 @@ def _open_session(module: Path, token_label: str, pin: str, *, rw: bool) -> Any:
         ) from exc
     except p11e.PKCS11Error as exc:
         raise CustodyError(
-            f"cannot list PKCS#11 tokens: {type(exc).__name__}",
-            message_ja="PKCS#11 トークンを列挙できません",
+            f"cannot list PKCS#11 tokens: {_token_says(exc)[0]}",
+            message_ja=f"PKCS#11 トークンを列挙できません: {_token_says(exc)[1]}",
         ) from exc
     key = (str(Path(module).resolve()), token_label)
     try:
@@ -125,8 +167,9 @@ def _open_session(module: Path, token_label: str, pin: str, *, rw: bool) -> Any:
             return token.open(rw=rw)
         except p11e.PKCS11Error as exc:
             raise CustodyError(
-                f"cannot open a session on PKCS#11 token {token_label!r}: {type(exc).__name__}",
-                message_ja=f"PKCS#11 トークン {token_label!r} のセッションを開けません",
+                f"cannot open a session on PKCS#11 token {token_label!r}: {_token_says(exc)[0]}",
+                message_ja=f"PKCS#11 トークン {token_label!r} のセッションを開けません: "
+                f"{_token_says(exc)[1]}",
                 token_label=token_label,
             ) from exc
     except (p11e.PinIncorrect, p11e.PinLenRange, p11e.PinInvalid) as exc:
@@ -143,8 +186,9 @@ def _open_session(module: Path, token_label: str, pin: str, *, rw: bool) -> Any:
         ) from exc
     except p11e.PKCS11Error as exc:
         raise CustodyError(
-            f"cannot log in to PKCS#11 token {token_label!r}: {type(exc).__name__}",
-            message_ja=f"PKCS#11 トークン {token_label!r} にログインできません",
+            f"cannot log in to PKCS#11 token {token_label!r}: {_token_says(exc)[0]}",
+            message_ja=f"PKCS#11 トークン {token_label!r} にログインできません: "
+            f"{_token_says(exc)[1]}",
             token_label=token_label,
         ) from exc
     with _LOGINS_LOCK:
@@ -283,8 +327,8 @@ class Pkcs11Key:
                     )
             except p11e.PKCS11Error as exc:
                 raise CustodyError(
-                    f"the token refused to sign: {type(exc).__name__}",
-                    message_ja="トークンが署名を拒否しました",
+                    f"the token refused to sign: {_token_says(exc)[0]}",
+                    message_ja=f"トークンが署名を拒否しました: {_token_says(exc)[1]}",
                     token_label=self.token_label,
                     key_label=self.key_label,
                 ) from exc
@@ -388,8 +432,9 @@ def generate_pkcs11_key(
                 params.generate_keypair(**common)
         except p11e.PKCS11Error as exc:
             raise CustodyError(
-                f"the token could not generate a {algorithm} key: {type(exc).__name__}",
-                message_ja=f"トークンで {algorithm} 鍵を生成できませんでした",
+                f"the token could not generate a {algorithm} key: {_token_says(exc)[0]}",
+                message_ja=f"トークンで {algorithm} 鍵を生成できませんでした: "
+                f"{_token_says(exc)[1]}",
                 token_label=token_label,
             ) from exc
     finally:
@@ -410,8 +455,8 @@ def _find_token(module: Path, token_label: str) -> Any:
         ) from exc
     except p11e.PKCS11Error as exc:
         raise CustodyError(
-            f"cannot find PKCS#11 token {token_label!r}: {type(exc).__name__}",
-            message_ja=f"PKCS#11 トークン {token_label!r} を探せません",
+            f"cannot find PKCS#11 token {token_label!r}: {_token_says(exc)[0]}",
+            message_ja=f"PKCS#11 トークン {token_label!r} を探せません: {_token_says(exc)[1]}",
             token_label=token_label,
         ) from exc
 
@@ -439,7 +484,7 @@ def check_can_generate(
         info = token.slot.get_mechanism_info(mechanism)
     except p11e.PKCS11Error as exc:
         raise CustodyError(
-            f"token {token_label!r} cannot generate {algorithm} keys ({type(exc).__name__})",
+            f"token {token_label!r} cannot generate {algorithm} keys: {_token_says(exc)[0]}",
             message_ja=f"トークン {token_label!r} は {algorithm} 鍵を生成できません",
             token_label=token_label,
         ) from exc
@@ -460,8 +505,9 @@ def check_can_generate(
                 used = any(True for _ in session.get_objects({Attribute.LABEL: key_label}))
         except p11e.PKCS11Error as exc:
             raise CustodyError(
-                f"cannot open a session on PKCS#11 token {token_label!r}: {type(exc).__name__}",
-                message_ja=f"PKCS#11 トークン {token_label!r} のセッションを開けません",
+                f"cannot open a session on PKCS#11 token {token_label!r}: {_token_says(exc)[0]}",
+                message_ja=f"PKCS#11 トークン {token_label!r} のセッションを開けません: "
+                f"{_token_says(exc)[1]}",
                 token_label=token_label,
             ) from exc
     else:
@@ -494,8 +540,9 @@ def delete_pkcs11_key(*, module: Path, token_label: str, key_label: str, pin: st
         return len(objects)
     except p11e.PKCS11Error as exc:
         raise CustodyError(
-            f"cannot delete {key_label!r} from token {token_label!r}: {type(exc).__name__}",
-            message_ja=f"トークン {token_label!r} から {key_label!r} を削除できません",
+            f"cannot delete {key_label!r} from token {token_label!r}: {_token_says(exc)[0]}",
+            message_ja=f"トークン {token_label!r} から {key_label!r} を削除できません: "
+            f"{_token_says(exc)[1]}",
             token_label=token_label,
         ) from exc
     finally:

@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from crl.reader import LoadedCrl
+from shomei import files
 from shomei.clock import utcnow
 from shomei.errors import MalformedInput, Refused, ShomeiError
 from signer import chain, cms, fastcms
@@ -44,7 +45,9 @@ from signer.revocation import CrlSet, not_current
 from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
 SKEW = dt.timedelta(minutes=5)
-MAX_CLAIM_BYTES = 512 * 1024 * 1024
+MAX_CLAIM_BYTES = files.MAX_INPUT
+# A detached signature is a few kilobytes with its chain; a PAdES signature lives in its PDF.
+MAX_SIGNATURE_BYTES = files.MAX_OBJECT
 _TIME_CODES = ("expired", "not_yet_valid")
 _MOMENT_LIFE = dt.timedelta(hours=1)
 EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
@@ -113,24 +116,48 @@ class Verifier:
     # -- claims -----------------------------------------------------------------------------
 
     def verify_files(self, claim: Path, signature: Path | None = None) -> Verdict:
-        """Verify ``claim`` against ``signature`` (default: the claim's name + ``.p7s``)."""
+        """Verify ``claim`` against ``signature`` (default: the claim's name + ``.p7s``).
+
+        The claim is hashed in blocks, never held whole, unless the signature is of a shape
+        that only the generic CMS path checks (see :mod:`signer.fastcms`).
+        """
         signature = signature or claim.with_name(claim.name + ".p7s")
         try:
-            content = _read(claim, "claim", "請求ファイル")
-            sig = _read(signature, "signature", "署名ファイル")
+            sig = _read(signature, "signature", "署名ファイル", limit=MAX_SIGNATURE_BYTES)
+            digest = _read(
+                claim, "claim", "請求ファイル", limit=MAX_CLAIM_BYTES, reader=files.sha256_file
+            )
+            return self._verify_digest(
+                digest, sig, lambda: _read(claim, "claim", "請求ファイル", limit=MAX_CLAIM_BYTES)
+            )
+        except MalformedInput as exc:
+            # A claim is any bytes: what could not be read is the signature file; say so.
+            return from_error(
+                exc
+                if signature.name in exc.message
+                else MalformedInput(
+                    f"{signature.name}: {exc.message}",
+                    message_ja=f"{signature.name}: {exc.message_ja}",
+                    **exc.fields,
+                )
+            )
         except ShomeiError as exc:
             return from_error(exc)
-        return self.verify(content, sig)
 
     def verify(self, content: bytes, signature: bytes) -> Verdict:
         """Verify the detached CMS ``signature`` over ``content``; never raises ShomeiError."""
         try:
-            return self._verify(content, signature)
+            return self._verify_digest(hashlib.sha256(content).digest(), signature, lambda: content)
         except ShomeiError as exc:
             return from_error(exc)
 
-    def _verify(self, content: bytes, signature: bytes) -> Verdict:
-        digest = hashlib.sha256(content).digest()
+    def _verify_digest(
+        self, digest: bytes, signature: bytes, content: Callable[[], bytes]
+    ) -> Verdict:
+        """The verdict on ``signature`` over the content whose SHA-256 is ``digest``.
+
+        ``content`` gives the content itself, for the generic path only.
+        """
         try:
             fast = fastcms.check(signature, digest, self._certs)
             signer_der, others, signing_time = fast.signer.der, fast.certificates, fast.signing_time
@@ -138,7 +165,7 @@ class Verifier:
         except fastcms.NotFast:
             # signer.cms maps every decoding failure to MalformedInput and gives its
             # VerificationFailed the same reason codes as the fast path.
-            checked = cms.verify(signature, content=content)
+            checked = cms.verify(signature, content=content())
             signer_cert = checked.signer
             signer_der = signer_cert.public_bytes(Encoding.DER)
             others = tuple(c.public_bytes(Encoding.DER) for c in checked.certificates)
@@ -324,25 +351,20 @@ def _key_usage(cert: x509.Certificate, info: dict[str, Any]) -> Verdict | None:
     )
 
 
-def _read(path: Path, what: str, what_ja: str) -> bytes:
+def _read(
+    path: Path,
+    what: str,
+    what_ja: str,
+    *,
+    limit: int,
+    reader: Callable[..., bytes] = files.read_bytes,
+) -> bytes:
+    """``reader`` (a :mod:`shomei.files` reader) on ``path``; a file that cannot be read is
+    MalformedInput with the reason code ``malformed`` (an UNDECIDED row, never a crash)."""
     try:
-        if path.stat().st_size > MAX_CLAIM_BYTES:
-            raise MalformedInput(
-                f"the {what} {path} is too large", message_ja=f"{what_ja} {path} が大きすぎます"
-            )
-        return path.read_bytes()
-    except FileNotFoundError as exc:
-        raise MalformedInput(
-            f"the {what} {path} does not exist",
-            message_ja=f"{what_ja} {path} がありません",
-            reason="malformed",
-        ) from exc
-    except OSError as exc:
-        raise MalformedInput(
-            f"the {what} {path} cannot be read ({exc.strerror})",
-            message_ja=f"{what_ja} {path} を読み取れません",
-            reason="malformed",
-        ) from exc
+        return reader(path, what=what, what_ja=what_ja, limit=limit)
+    except ShomeiError as exc:
+        raise MalformedInput(exc.message, message_ja=exc.message_ja, reason="malformed") from exc
 
 
 def load_verifier(

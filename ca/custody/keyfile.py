@@ -37,7 +37,7 @@ from ca.custody.shares import SECRET_SIZE, Share, check_key_id, check_threshold,
 from ca.custody.shares import split_secret as _split
 from shomei.clock import require_aware, utcnow
 from shomei.errors import CustodyError, MalformedInput, Refused
-from shomei.files import read_bytes, write_new
+from shomei.files import MAX_OBJECT, MAX_TEXT, read_bytes, write_new
 from signer.keys import PrivateKey, PublicKey, SoftwareKey
 
 Algorithm = Literal["rsa2048", "rsa3072", "rsa4096", "p256", "p384"]
@@ -194,7 +194,7 @@ def key_file_info(path: Path) -> KeyFileInfo:
     """Read the custody metadata of the key file ``path`` strictly."""
     path = Path(path)
     meta_path = metadata_path(path)
-    raw = read_bytes(meta_path, what="key metadata", what_ja="鍵のメタデータ")
+    raw = read_bytes(meta_path, what="key metadata", what_ja="鍵のメタデータ", limit=MAX_TEXT)
     try:
         meta: Any = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -234,7 +234,7 @@ def key_file_info(path: Path) -> KeyFileInfo:
 
 
 def _decrypt(path: Path, info: KeyFileInfo, secret: bytes) -> PrivateKey:
-    pem = read_bytes(path, what="key file", what_ja="鍵ファイル")
+    pem = read_bytes(path, what="key file", what_ja="鍵ファイル", limit=MAX_OBJECT)
     if not pem.lstrip().startswith(PEM_HEADER):
         # A key file that is not encrypted must never be used: it has rested in the clear.
         raise CustodyError(

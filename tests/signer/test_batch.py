@@ -180,7 +180,7 @@ def test_unreadable_folder_and_file(
     folder = tmp_path / "claims"
     _sign_into(pki, folder / "locked" / "a.csv")
     _sign_into(pki, folder / "b.csv")
-    real_scandir, real_read = os.scandir, Path.read_bytes
+    real_scandir, real_open = os.scandir, os.open
 
     # Permissions do not stop root (these tests may run as root), so the OS is told to refuse.
     def scandir(path: object) -> object:
@@ -188,19 +188,19 @@ def test_unreadable_folder_and_file(
             raise PermissionError(13, "Permission denied")
         return real_scandir(path)  # type: ignore[arg-type]
 
-    def read_bytes(self: Path) -> bytes:
-        if self.name == "b.csv":
+    def open_(path: object, flags: int, *args: object) -> int:
+        if Path(str(path)).name == "b.csv":
             raise PermissionError(13, "Permission denied")
-        return real_read(self)
+        return real_open(path, flags, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(os, "scandir", scandir)
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", open_)
     rows = _by_label(batch.verify_folder(make_verifier(), folder, workers=1))
     assert set(rows) == {"locked", "b.csv"}
     assert rows["locked"].verdict.reasons[0].code == "unreadable_folder"
     assert "Permission denied" in rows["locked"].verdict.summary()
     assert rows["b.csv"].verdict.status is Status.UNDECIDED
-    assert "cannot be read" in rows["b.csv"].verdict.summary()
+    assert "cannot read the claim" in rows["b.csv"].verdict.summary()
 
 
 def test_names_that_are_not_utf8_reach_the_report(

@@ -379,4 +379,6 @@ def test_special_files_are_refused_not_read(work: Path, pki_dir: Path) -> None:
         check=False,
     )
     assert proc.returncode == 2
-    assert proc.stderr.decode().strip() == f"shomei: {work / 'pipe'} is not a regular file"
+    assert proc.stderr.decode().strip() == (
+        f"shomei: the claim {work / 'pipe'} is not a regular file (a FIFO, socket or device)"
+    )

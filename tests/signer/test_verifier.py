@@ -216,7 +216,7 @@ def test_verify_files(pki: Pki, make_verifier: MakeVerifier, tmp_path: Path) -> 
     verifier = make_verifier()
     assert verifier.verify_files(claim).ok
     missing = verifier.verify_files(tmp_path / "nope.csv")
-    assert missing.status is Status.UNDECIDED and "does not exist" in missing.summary()
+    assert missing.status is Status.UNDECIDED and "not found" in missing.summary()
 
 
 def test_verifier_needs_a_trust_anchor() -> None:

@@ -1,0 +1,166 @@
+"""The Japanese of the ``shomei`` command's help texts, keyed by their English text.
+
+Keys are the English texts exactly as the commands define them (docstrings after
+``inspect.cleandoc``); :func:`cli.i18n.apply` shows these under a Japanese language setting.
+``tests/cli/test_language.py`` fails when a command or option has a help text missing here,
+so a new or reworded help text comes with its Japanese.
+"""
+
+from __future__ import annotations
+
+_SETTINGS = "RA の設定ファイル(TOML、[ra] テーブル)。"
+
+HELP_JA: dict[str, str] = {
+    # shomei
+    "Shomei (証明): the PKI of a welfare-claims federation.": (
+        "Shomei(証明): 連合会の請求書署名のための認証基盤。"
+    ),
+    "Log details (to stderr).": "詳細なログ(エラーの詳細を含む)を標準エラー出力に表示します。",
+    # shomei ca
+    "Offline CA operator: ceremonies, signing request batches, CRLs, ledger.": (
+        "オフライン認証局の操作: 鍵生成式、要求バッチへの署名、CRL、台帳。"
+    ),
+    "Sign the RA request batch IN_FILE; write the signed result batch to OUT_FILE.": (
+        "RA の要求バッチ IN_FILE に署名し、署名済みの結果バッチを OUT_FILE に書き出します。"
+    ),
+    "The CA home folder (its settings are DIR/ca.toml).": (
+        "認証局のホームフォルダ(設定は DIR/ca.toml)。"
+    ),
+    "A custodian share (repeat M times); without it each custodian types a share.": (
+        "鍵管理者の分割鍵ファイル(M 回指定)。省略すると各管理者が分割鍵を入力します。"
+    ),
+    "File holding the PKCS#11 token PIN (else asked, hidden).": (
+        "PKCS#11 トークンの PIN を記したファイル(省略時は非表示で入力)。"
+    ),
+    "Issue a CRL now (on demand, or on schedule before the current one is due).": (
+        "CRL を今すぐ発行します(随時、または現在の CRL の期限前の定期発行)。"
+    ),
+    "Show the current CRL, batches, serials, and anything left unfinished.\n\n"
+    "Exits 1 when there is no CRL or it has expired, or the CA cannot issue certificates.": (
+        "現在の CRL、バッチ、シリアル番号、未完了の処理を表示します。\n\n"
+        "CRL がない、期限切れ、または証明書を発行できない状態のときは終了コード 1 です。"
+    ),
+    "Run the key ceremony described by CONFIG_FILE (reviewed, strict TOML).": (
+        "CONFIG_FILE(確認済みの厳格な TOML)に記された鍵生成式を実行します。"
+    ),
+    "Print the plan and check it; change nothing.": (
+        "計画を表示して確認します(何も変更しません)。"
+    ),
+    "A custodian share opening an existing CA key (repeat M times).": (
+        "既存の認証局の鍵を開く鍵管理者の分割鍵ファイル(M 回指定)。"
+    ),
+    "File holding the PKCS#11 token PIN (else asked when needed).": (
+        "PKCS#11 トークンの PIN を記したファイル(省略時は必要なときに入力)。"
+    ),
+    "Check the ceremony transcripts: each one's hash chain and signature, and their links.\n\n"
+    "Without TRANSCRIPTS, all of them in order: a missing, moved or replaced transcript is\n"
+    "reported, as is a CA certificate or root CRL that no transcript records.": (
+        "鍵生成式の記録を検証します: 各記録のハッシュ連鎖と署名、記録どうしのつながり。\n\n"
+        "TRANSCRIPTS を省略するとすべての記録を順に検証し、欠けた・移された・差し替えられた"
+        "記録や、どの記録にもない認証局証明書・ルート CRL を報告します。"
+    ),
+    "Pin the RA link CERTIFICATE (PEM) so the CA accepts batches it signed.": (
+        "RA の連携証明書 CERTIFICATE(PEM)を登録し、その署名したバッチを受け付けます。"
+    ),
+    "A custodian types a share back (hidden); prints OK with its fingerprint, or NG.": (
+        "鍵管理者が分割鍵を入力して確認します(非表示)。正しければ OK と指紋、誤りは NG。"
+    ),
+    # shomei demo
+    "Build a complete demonstration federation in FOLDER through the real code paths.": (
+        "FOLDER に実際の処理でデモ用の連合会一式を作ります。"
+    ),
+    "Replace an earlier demo folder.": "以前のデモフォルダを作り直します。",
+    # shomei sign / verify / notice
+    "Sign CLAIM: a detached CMS signature CLAIM.p7s, or PAdES inside a PDF (--pades).": (
+        "請求ファイル CLAIM に署名します: 分離署名 CLAIM.p7s(CMS)、または PDF 内の署名"
+        "(--pades、PAdES)。"
+    ),
+    "PKCS#12 file with the key and certificate.": "鍵と証明書の入った PKCS#12 ファイル。",
+    "PEM private key (with --cert).": "PEM 形式の秘密鍵(--cert と共に)。",
+    "PEM certificate (with --key or --pkcs11-module).": (
+        "PEM 形式の証明書(--key または --pkcs11-module と共に)。"
+    ),
+    "Extra CA certificates to attach.": "署名に添付する追加の CA 証明書。",
+    "File whose first line is the password.": "1 行目がパスワードのファイル。",
+    "PKCS#11 module (.so) of the token.": "トークンの PKCS#11 モジュール(.so)。",
+    "Label of the PKCS#11 token.": "PKCS#11 トークンのラベル。",
+    "Label of the key on the token.": "トークン上の鍵のラベル。",
+    "File whose first line is the token PIN.": "1 行目がトークンの PIN のファイル。",
+    "Sign a PDF claim inside the PDF (PAdES).": "PDF の請求書に PDF 内署名(PAdES)をします。",
+    "Output file (default CLAIM.p7s).": "出力ファイル(既定は CLAIM.p7s)。",
+    "Overwrite an existing output file.": "既存の出力ファイルを上書きします。",
+    "Verify a claim (PATH with PATH.p7s, or a signed PDF) or every claim of a folder.": (
+        "請求ファイル(PATH と PATH.p7s、または署名付き PDF)、またはフォルダ内のすべての"
+        "請求ファイルの署名を検証します。"
+    ),
+    "Detached signature (default PATH.p7s).": "分離署名ファイル(既定は PATH.p7s)。",
+    "Trusted root (PEM).": "信頼するルート証明書(PEM)。",
+    "CRL (DER or PEM); repeatable.": "CRL(DER または PEM)。複数指定できます。",
+    "Extra intermediate certificates.": "追加の中間証明書。",
+    "CSV report for Excel (UTF-8 with BOM).": "Excel 用の CSV レポート(BOM 付き UTF-8)。",
+    "Processes (default: all cores).": "プロセス数(既定: すべてのコア)。",
+    "Sealed notices (暗号化されたお知らせ): seal a document to a certificate, open it.": (
+        "暗号化されたお知らせ: 文書を証明書の持ち主あてに暗号化し、また復号します。"
+    ),
+    "Encrypt DOCUMENT to the holder of the certificate --to (CMS AuthEnvelopedData, AES-GCM).": (
+        "文書 DOCUMENT を証明書 --to の持ち主あてに暗号化します(CMS AuthEnvelopedData、AES-GCM)。"
+    ),
+    "Recipient certificate (PEM).": "受取人の証明書(PEM)。",
+    "Sealed output (DER .p7m).": "暗号化したお知らせの出力先(DER、.p7m)。",
+    "Decrypt a sealed notice with your key (e.g. the reissued issuance password).": (
+        "暗号化されたお知らせを自分の鍵で復号します(再発行された証明書発行用パスワードなど)。"
+    ),
+    "PKCS#12 file with your key and certificate.": "自分の鍵と証明書の入った PKCS#12 ファイル。",
+    "PEM certificate (with --key).": "PEM 形式の証明書(--key と共に)。",
+    "Write the document here (default: stdout).": "文書の出力先(既定: 標準出力)。",
+    # shomei ra
+    "RA operator: database, accounts, applications, audit log.": (
+        "RA の操作: データベース、アカウント、申請、監査ログ。"
+    ),
+    "Create or upgrade the RA database schema (Alembic migrations).": (
+        "RA のデータベースのスキーマを作成・更新します(Alembic)。"
+    ),
+    "The RA settings file (TOML, table [ra]).": _SETTINGS,
+    "The RA settings file (ra.toml).": _SETTINGS,
+    "Create demo offices, an agent, staff and an admin; print their one-time passwords.": (
+        "デモ用の事業所・代理人・職員・管理者を作成し、初回パスワードを表示します。"
+    ),
+    "Create office and agent accounts from CSV_FILE (UTF-8 or CP932), all or none.": (
+        "CSV_FILE(UTF-8 または CP932)から事業所と代理人のアカウントを作成します"
+        "(全件か、何もしないか)。"
+    ),
+    "Show an application and its history from the audit log (Japan time).": (
+        "申請とその履歴を監査ログから表示します(日本時間)。"
+    ),
+    "Check the hash chain and the signed anchors of the audit log (exit 1 if tampered).": (
+        "監査ログのハッシュ連鎖と署名付きアンカーを検証します(改ざんがあれば終了コード 1)。"
+    ),
+    "Save the certificate list (証明書一覧) as CSV that Excel opens (UTF-8 with BOM).": (
+        "証明書一覧を Excel で開ける CSV(BOM 付き UTF-8)で保存します。"
+    ),
+    "Applicant type (事業所/代理人/職員); repeat for several. Default: all.": (
+        "申請者の種別(事業所/代理人/職員)。複数指定できます。既定: すべて。"
+    ),
+    "A user ID, or its beginning.": "利用者 ID、またはその先頭部分。",
+    "Match the user ID exactly, not as a prefix.": "利用者 ID を前方一致でなく完全一致で探します。",
+    "A status code (e.g. issued); repeat for several. Default: all.": (
+        "状態コード(例: issued)。複数指定できます。既定: すべて。"
+    ),
+    "Run the scheduled job NAME once, now (the scheduler need not be running).": (
+        "定期処理 NAME を今すぐ 1 回実行します(スケジューラーが動いていなくても構いません)。"
+    ),
+    "Run the RA's scheduled jobs until interrupted (one active scheduler at a time).": (
+        "RA の定期処理を中断されるまで実行します(同時に動くスケジューラーは 1 つだけ)。"
+    ),
+    "Name of this scheduler in the lease (default: host:pid:random).": (
+        "リースに記すこのスケジューラーの名前(既定: ホスト:PID:乱数)。"
+    ),
+    "Register a CRL file the CA issued (A6): verified, stored, published, 失効待ち→失効済み.": (
+        "認証局が発行した CRL ファイルを登録します(A6): 検証・保存・公開し、"
+        "失効待ち→失効済みにします。"
+    ),
+    "Make the RA's link key (encrypted) and certificate in FOLDER, for the CA to pin.": (
+        "RA の連携用の鍵(暗号化)と証明書を FOLDER に作ります(認証局に登録してもらうもの)。"
+    ),
+    "The RA's name in the link certificate.": "連携証明書に記す RA の名前。",
+}
