@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import ctypes
 import datetime as dt
 import functools
 import gc
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -55,7 +57,29 @@ def _prepare_all(
     ]
 
 
-def _init_pool_worker(profiles: Mapping[str, Profile], issuer_der: bytes) -> None:
+def _die_with_parent(parent: int | None) -> None:
+    """Ask Linux to kill this worker when the process that made it dies (PR_SET_PDEATHSIG).
+
+    A worker waits for tasks on a queue and would never learn that its caller was killed
+    (kill -9, the machine's OOM killer): it would linger for ever, holding whatever its
+    caller had open (a pipe to a supervisor, a terminal).  Elsewhere than Linux nothing is
+    done; the executor's own checks still end workers whose caller shut down cleanly.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:  # it died before prctl took effect
+        os._exit(1)
+
+
+def _init_pool_worker(
+    profiles: Mapping[str, Profile], issuer_der: bytes, parent: int | None = None
+) -> None:
+    # A forked worker's parent is the caller; a forkserver worker's is the server, which
+    # itself ends when the caller does.
+    _die_with_parent(parent)
     _WORKER["profiles"] = dict(profiles)
     _WORKER["issuer"] = x509.load_der_x509_certificate(issuer_der)
     # pkilint builds thousands of short-lived, cyclic tree nodes per certificate.  In a
@@ -111,7 +135,11 @@ def _pool(workers: int, profiles: Mapping[str, Profile], issuer: x509.Certificat
         max_workers=workers,
         mp_context=context,
         initializer=_init_pool_worker,
-        initargs=(dict(profiles), issuer.public_bytes(serialization.Encoding.DER)),
+        initargs=(
+            dict(profiles),
+            issuer.public_bytes(serialization.Encoding.DER),
+            os.getpid() if method == "fork" else None,
+        ),
     )
 
 

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -585,6 +586,49 @@ def test_a_dead_worker_stops_the_batch_with_a_clear_error(
     # Everything signed before the failure was recorded against a reserved serial.
     assert len(store.signed) == info.value.fields["done"] < 200
     assert set(store.signed) <= set(store.reserved)
+
+
+def test_workers_die_with_a_killed_caller(
+    pki: Pki, profile: Profile, keys: dict[str, object]
+) -> None:
+    # kill -9 of the process that runs a batch (an operator's Ctrl-\\, the OOM killer) must
+    # not leave its workers behind: they hold what it had open (here the write end of a pipe,
+    # whose reader sees the end of it only when every holder is gone).
+    import select
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(read_end)
+
+        def say_started(done: int) -> None:
+            os.write(write_end, b"s")
+
+        try:
+            issue_many(
+                _requests(keys, 400),
+                profiles={"office": profile},
+                issuer=pki.certs["issuing"],
+                key=SoftwareKey(pki.keys["issuing"]),
+                serials=RecordingStore(),
+                now=now(),
+                workers=2,
+                progress=say_started,
+            )
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        assert pipe.read(1) == b"s"  # the workers run
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([pipe], [], [], 1.0)
+            if ready and pipe.read(4096) == b"":
+                break  # every holder of the write end is gone: the workers died too
+        else:
+            pytest.fail("the workers outlived their killed caller")
 
 
 def test_office_subject_and_validity_window(pki: Pki, profile: Profile) -> None:
