@@ -20,8 +20,12 @@ HELP_JA: dict[str, str] = {
     "Offline CA operator: ceremonies, signing request batches, CRLs, ledger.": (
         "オフライン認証局の操作: 鍵生成式、要求バッチへの署名、CRL、台帳。"
     ),
-    "Sign the RA request batch IN_FILE; write the signed result batch to OUT_FILE.": (
-        "RA の要求バッチ IN_FILE に署名し、署名済みの結果バッチを OUT_FILE に書き出します。"
+    "Sign the RA request batch IN_FILE; write the signed result batch to OUT_FILE.\n\n"
+    "The same IN_FILE again signs nothing: a finished batch's kept result is written again,\n"
+    "byte for byte (no shares needed), and a batch a crash left unfinished is finished.": (
+        "RA の要求バッチ IN_FILE に署名し、署名済みの結果バッチを OUT_FILE に書き出します。\n\n"
+        "同じ IN_FILE をもう一度渡しても二重には署名しません。完了したバッチは保管してある結果を"
+        "同じバイト列のまま書き出し(分割鍵は不要)、異常終了で途中になったバッチは続きを処理します。"
     ),
     "The CA home folder (its settings are DIR/ca.toml).": (
         "認証局のホームフォルダ(設定は DIR/ca.toml)。"
@@ -35,11 +39,38 @@ HELP_JA: dict[str, str] = {
     "Issue a CRL now (on demand, or on schedule before the current one is due).": (
         "CRL を今すぐ発行します(随時、または現在の CRL の期限前の定期発行)。"
     ),
-    "Show the current CRL, batches, serials, and anything left unfinished.\n\n"
-    "Exits 1 when there is no CRL or it has expired, or the CA cannot issue certificates.": (
-        "現在の CRL、バッチ、シリアル番号、未完了の処理を表示します。\n\n"
-        "CRL がない、期限切れ、または証明書を発行できない状態のときは終了コード 1 です。"
+    "Check the ledger, then show the current CRL, batches, serials and anything unfinished.\n\n"
+    "Exits 1 when there is no CRL or it has expired, a batch was left unfinished, or the CA\n"
+    "cannot issue certificates; 2 when the ledger may not be used (lost, damaged, older than its\n"
+    "record or than the CRL folder: restore it).": (
+        "台帳を確認してから、現在の CRL、バッチ、シリアル番号、未完了の処理を表示します。\n\n"
+        "CRL がない・期限切れ、途中で止まったバッチがある、または証明書を発行できない状態のときは"
+        "終了コード 1、台帳を使えない(失われた・壊れた・記録や CRL フォルダより古い: 復元が必要)"
+        "ときは 2 です。"
     ),
+    "Finish batch BATCH_ID that a crash left unfinished; write its result to OUT_FILE.\n\n"
+    "What the ledger recorded as signed is answered from the ledger, never signed twice;\n"
+    "serials reserved but never signed are voided; the rest is signed now.": (
+        "異常終了で途中になったバッチ BATCH_ID を最後まで処理し、結果を OUT_FILE に書き出します。"
+        "\n\n台帳に署名済みと記録された証明書は台帳から返し、二度と署名しません。予約だけされて"
+        "署名されなかったシリアル番号は無効にし、残りをここで署名します。"
+    ),
+    "The request batch file, when the CA home kept no copy of it.": (
+        "要求バッチファイル(認証局ホームに控えが残っていないときに指定)。"
+    ),
+    "Abandon batch BATCH_ID for good; write the result to OUT_FILE for the RA.\n\n"
+    "Certificates already signed for it are delivered in the result (or revoked, with\n"
+    "--revoke-signed, and listed on its CRL); its revocations are applied; every other issue\n"
+    'request is answered "abandoned", and the RA may send it again (shomei ra re-request).': (
+        "バッチ BATCH_ID の処理を打ち切り、RA に渡す結果を OUT_FILE に書き出します。\n\n"
+        "署名済みの証明書は結果に含めて届けます(--revoke-signed のときは失効させ CRL に載せます)。"
+        "失効の依頼は処理し、その他の発行依頼には「打ち切り」と答えます。RA はそれらを送り直せます"
+        "(shomei ra re-request)。"
+    ),
+    "Revoke the certificates already signed for the batch instead of delivering them.": (
+        "署名済みの証明書を届けず、失効させます。"
+    ),
+    "Do not ask for confirmation.": "確認を求めません。",
     "Run the key ceremony described by CONFIG_FILE (reviewed, strict TOML).": (
         "CONFIG_FILE(確認済みの厳格な TOML)に記された鍵生成式を実行します。"
     ),
@@ -117,8 +148,31 @@ HELP_JA: dict[str, str] = {
     "RA operator: database, accounts, applications, audit log.": (
         "RA の操作: データベース、アカウント、申請、監査ログ。"
     ),
-    "Create or upgrade the RA database schema (Alembic migrations).": (
-        "RA のデータベースのスキーマを作成・更新します(Alembic)。"
+    "Create or upgrade the RA database schema, and the key that seals its secrets.": (
+        "RA のデータベースのスキーマを作成・更新し、秘密情報を封じる鍵を作成します。"
+    ),
+    "Create a console user USER_ID (staff, or --admin); print its secrets once.\n\n"
+    "The way to create the first administrator.  Prints the login password, the TOTP secret\n"
+    "and its otpauth:// URI (for an authenticator app) only now; a taken USER_ID is refused.": (
+        "管理画面の利用者 USER_ID(職員、--admin で管理者)を作成し、その秘密情報を一度だけ表示"
+        "します。\n\n最初の管理者を作る方法です。ログインパスワード、TOTP の秘密鍵と otpauth:// URI"
+        "(認証アプリ用)はこのときにしか表示しません。使用中の USER_ID は拒否します。"
+    ),
+    "The person's name (氏名).": "氏名。",
+    "The person's mail address.": "メールアドレス。",
+    "An administrator (管理者) rather than staff (職員).": "職員ではなく管理者にします。",
+    "List the batches the CA has not answered yet and the applications it abandoned.\n\n"
+    "Exits 1 when applications wait to be sent again (shomei ra re-request).": (
+        "認証局がまだ応答していないバッチと、認証局が打ち切った申請を一覧します。\n\n"
+        "送り直しを待つ申請があるときは終了コード 1 です(shomei ra re-request)。"
+    ),
+    "Send again the applications the CA abandoned in BATCH_ID (発行待ち → 発行依頼中).\n\n"
+    "Audited; the next dispatch puts them into a new batch.": (
+        "認証局がバッチ BATCH_ID で打ち切った申請を送り直します(発行待ち → 発行依頼中)。\n\n"
+        "監査記録に残り、次の送信で新しいバッチに入ります。"
+    ),
+    "Offline mode: write the request file of BATCH_ID (not yet answered) to the outbox again.": (
+        "オフライン運用: 未応答のバッチ BATCH_ID の要求ファイルを送信フォルダにもう一度書き出します。"
     ),
     "The RA settings file (TOML, table [ra]).": _SETTINGS,
     "The RA settings file (ra.toml).": _SETTINGS,
@@ -146,8 +200,12 @@ HELP_JA: dict[str, str] = {
     "A status code (e.g. issued); repeat for several. Default: all.": (
         "状態コード(例: issued)。複数指定できます。既定: すべて。"
     ),
-    "Run the scheduled job NAME once, now (the scheduler need not be running).": (
-        "定期処理 NAME を今すぐ 1 回実行します(スケジューラーが動いていなくても構いません)。"
+    "Run the scheduled job NAME once, now (the scheduler need not be running).\n\n"
+    "Exits 2 when the job left work it could not finish, and says what to do about it; 1 when\n"
+    "a CRL from the CA was checked and refused (it would lose a revocation).": (
+        "定期処理 NAME を今すぐ 1 回実行します(スケジューラーが動いていなくても構いません)。\n\n"
+        "処理しきれない作業が残ったときは終了コード 2 でその対処を表示し、認証局からの CRL を"
+        "確認して拒否した(失効が失われる)ときは 1 です。"
     ),
     "Run the RA's scheduled jobs until interrupted (one active scheduler at a time).": (
         "RA の定期処理を中断されるまで実行します(同時に動くスケジューラーは 1 つだけ)。"

@@ -262,7 +262,7 @@ def test_import_accounts_shows_progress_and_checks_before_hashing(
     result = CliRunner().invoke(
         main, ["ra", "import-accounts", str(big), "--settings", str(settings_file)]
     )
-    assert result.exit_code == 2 and "larger than 10 MiB" in result.output
+    assert result.exit_code == 2 and "more than the 10.0 MiB" in result.output
 
 
 def test_show_an_id_out_of_range_is_a_usage_error(settings_file: Path) -> None:

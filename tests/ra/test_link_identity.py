@@ -175,7 +175,7 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
         main, ["ra", "link-identity", str(blocker / "link"), "--name", "Shomei RA"]
     )
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
-    assert "cannot write the link identity in" in result.output
+    assert "is not a folder" in result.output and len(result.output.splitlines()) == 1
     assert "is not a folder" in result.output and "Traceback" not in result.output
 
 

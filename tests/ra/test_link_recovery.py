@@ -50,7 +50,7 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-class _Crash(Exception):
+class _Crash(BaseException):
     """The CA process "dies" here (what a kill leaves: what was recorded, nothing else)."""
 
 
