@@ -112,3 +112,39 @@ class StorageError(ShomeiError):
     """
 
     code = "storage"
+
+
+# The kinds an edge (the web, an API, the CLI) must tell apart.  They refine :class:`Refused`
+# ("refused, nothing was changed"), so code that only cares that nothing happened may still
+# catch ``Refused``; each edge maps the most specific kind in its one table (``cli.errors``
+# for exit codes, ``ra.web.errors`` for HTTP statuses).
+
+
+class NotPermitted(Refused):
+    """The acting party may not do this (its role, or a disabled account)."""
+
+    code = "not_permitted"
+
+
+class Conflict(Refused):
+    """The object is not in a state that allows this (wrong status, changed meanwhile)."""
+
+    code = "conflict"
+
+
+class AlreadyExists(Conflict):
+    """What was to be created exists already (a taken user ID, a second pending application)."""
+
+    code = "already_exists"
+
+
+class AuthenticationFailed(ShomeiError):
+    """A sign-in failed: unknown user, wrong password or one-time code (never says which)."""
+
+    code = "authentication"
+
+
+class LockedOut(ShomeiError):
+    """Too many failed sign-ins: the account is locked until ``fields["until"]``."""
+
+    code = "locked_out"
