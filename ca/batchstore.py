@@ -35,7 +35,7 @@ from pathlib import Path
 
 from ca.batch import IssueItem, RequestBatch
 from ca.settings import CASettings
-from shomei.errors import Refused, StorageError
+from shomei.errors import Conflict, Refused, StorageError
 from shomei.files import write_failed, write_new
 
 # An office certificate in DER is 1-1.5 KB (RSA-3072 with every extension); count 2 KB.
@@ -50,7 +50,7 @@ _THREAD_LOCKS: dict[str, threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
 
-class Busy(Refused):
+class Busy(Conflict):
     """Another process (or thread) holds the CA's work lock: it is working on a batch now."""
 
     code = "busy"

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from ca import ledger_file
 from ca.ledger_record import Marks, check_record, record_path, write_record
 from shomei.clock import UTC, Clock, require_aware, utcnow
-from shomei.errors import ConfigError, NotFound, Refused, StorageError
+from shomei.errors import AlreadyExists, ConfigError, Conflict, NotFound, Refused, StorageError
 
 log = logging.getLogger("shomei.ca.ledger")
 
@@ -307,7 +307,7 @@ class Ledger:
         """
         path = Path(path)
         if record_path(path).exists():
-            raise Refused(
+            raise AlreadyExists(
                 f"{record_path(path)} already exists: a ledger was kept here; restore it "
                 "rather than making a new one",
                 message_ja=f"{record_path(path)} が既にあります。新しい台帳を作らず、"
@@ -439,7 +439,7 @@ class Ledger:
                 (batch_id, sha256),
             ).fetchone()
             if row is not None:
-                raise Refused(
+                raise Conflict(
                     f"batch {batch_id} was already received on {row[1]} (outcome: {row[2]}); "
                     "a batch is never processed twice, ask the RA for a new batch",
                     message_ja=f"バッチ {batch_id} は {row[1]} に受付済みです(結果: {row[2]})。"
@@ -715,7 +715,7 @@ class Ledger:
                     serial=format(serial, "x"),
                 )
             if row[7] is not None:
-                raise Refused(
+                raise Conflict(
                     f"serial {serial:x} is already revoked (since {row[7]})",
                     message_ja=f"シリアル番号 {serial:x} は失効済みです({row[7]})",
                     serial=format(serial, "x"),
@@ -774,7 +774,7 @@ class Ledger:
                     (number, _ts(this_update), _ts(next_update), sha256, entry_count),
                 )
         except sqlite3.IntegrityError as exc:
-            raise Refused(
+            raise Conflict(
                 f"CRL number {number} is already in the ledger",
                 message_ja=f"CRL 番号 {number} は台帳に記録済みです",
             ) from exc

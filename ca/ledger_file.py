@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ca.ledger_record import GUIDE, GUIDE_JA
-from shomei.errors import ConfigError, Refused, StateError
+from shomei.errors import AlreadyExists, ConfigError, Refused, StateError
 
 
 def missing(path: Path) -> StateError:
@@ -122,7 +122,7 @@ def connect(path: Path, *, create: bool = False) -> sqlite3.Connection:
             path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError as exc:
-            raise Refused(
+            raise AlreadyExists(
                 f"the CA ledger {path} already exists; a ledger is never made twice",
                 message_ja=f"CA 台帳 {path} は既にあります。台帳は二度作りません",
                 path=str(path),

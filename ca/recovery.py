@@ -35,7 +35,7 @@ from ca.ledger import BatchRecord, Ledger
 from ca.settings import CASettings
 from ca.signbatch import Answer, answer_batch, check_space_for, revoke_serial, take_up
 from shomei.clock import require_aware
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import Conflict, MalformedInput, NotFound, Refused
 
 # A certificate revoked because its batch was abandoned before it reached the applicant.
 ABANDON_REASON = x509.ReasonFlags.superseded
@@ -107,7 +107,7 @@ def abandon_batch(
                 batch_id=batch_id,
             )
         if known is not None and known.outcome == "done" and known.abandoned_at is None:
-            raise Refused(
+            raise Conflict(
                 f"batch {batch_id} was finished on {known.finished_at:%Y-%m-%d %H:%M:%S} UTC; "
                 "there is nothing to abandon (sign-batch or resume-batch writes its result again)",
                 message_ja=f"バッチ {batch_id} は処理済みです。中止するものはありません"

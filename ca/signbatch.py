@@ -72,14 +72,7 @@ from ca.settings import CASettings
 from ca.trust import trusted_link_certificates
 from crl.builder import RevokedEntry, encode_entry
 from shomei.clock import require_aware
-from shomei.errors import (
-    ConfigError,
-    MalformedInput,
-    Refused,
-    ShomeiError,
-    StateError,
-    VerificationFailed,
-)
+from shomei.errors import ConfigError, Conflict, MalformedInput, Refused, ShomeiError, StateError, VerificationFailed
 
 log = logging.getLogger("shomei.ca.signbatch")
 
@@ -331,7 +324,7 @@ def _admit(
         if known is not None and (
             known.sha256 != request.sha256 or known.batch_id != request.batch_id
         ):
-            raise Refused(
+            raise Conflict(
                 f"batch {request.batch_id} was already received on "
                 f"{known.received_at:%Y-%m-%d %H:%M:%S} UTC with other contents; a batch is "
                 "never processed twice, ask the RA for a new batch",

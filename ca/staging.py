@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from shomei.errors import Refused
+from shomei.errors import AlreadyExists, Refused
 
 PREFIX = "incomplete-ceremony-"
 SETTINGS = "ca.toml"
@@ -51,7 +51,7 @@ class Staging:
             self.home.mkdir(parents=True, exist_ok=True)
             self.folder.mkdir()
         except FileExistsError as exc:
-            raise Refused(
+            raise AlreadyExists(
                 f"{self.folder} already exists (an unfinished ceremony?)",
                 message_ja=f"{self.folder} は既にあります(未完了の儀式ですか)",
                 path=str(self.folder),
@@ -81,7 +81,7 @@ class Staging:
         files = self.files()
         taken = [self.final(p) for p in files if self.final(p).exists()]
         if taken:
-            raise Refused(
+            raise AlreadyExists(
                 f"{taken[0]} appeared while the ceremony ran; nothing was put in place "
                 f"(the ceremony's output is in {self.folder})",
                 message_ja=f"儀式の実行中に {taken[0]} が作られました。何も配置していません"

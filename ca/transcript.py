@@ -27,7 +27,7 @@ from typing import Any
 
 from cryptography import x509
 
-from shomei.errors import MalformedInput, NotFound, Refused, VerificationFailed
+from shomei.errors import AlreadyExists, MalformedInput, NotFound, VerificationFailed
 from shomei.files import read_bytes
 from signer import cms
 from signer.keys import SigningKey
@@ -69,7 +69,7 @@ class Transcript:
     ) -> None:
         """Start the transcript ``path``; ``previous`` is :func:`link_to` the one before it."""
         if path.exists():
-            raise Refused(
+            raise AlreadyExists(
                 f"transcript already exists: {path}",
                 message_ja=f"記録ファイルが既に存在します: {path}",
                 path=str(path),

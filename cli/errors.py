@@ -7,6 +7,12 @@ is missing, empty, unreadable, too large, not of the expected kind), no current 
 refused operation, bad configuration, a disk or database failure, a usage error;
 3 an internal error (a bug): one line, the traceback with ``shomei -v``.
 
+The error classes (:mod:`shomei.errors`) say what happened, not how to answer it: the exit
+code of an error is looked up in :data:`EXIT_CODES`, the one table of this edge, by the most
+specific kind in the error's class hierarchy (:func:`exit_code_of`).  The web edge has a table
+of its own, kind to HTTP status and page, in ``ra.web.errors``; the two are kept apart so that
+neither edge's convention leaks into the error classes or into the other edge.
+
 Every line shown is printable: the bytes of a file name that is not UTF-8 appear as ``\\xNN``
 (:func:`printable`, and the ``shomei.printable`` error handler of the output streams).
 """
@@ -19,13 +25,14 @@ import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import click
 
-from shomei.errors import ShomeiError
+from shomei.errors import ShomeiError, VerificationFailed
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("shomei.cli")
@@ -33,6 +40,25 @@ log = logging.getLogger("shomei.cli")
 INVALID = 1  # checked and found bad
 FAILED = 2  # could not decide, could not do
 INTERNAL = 3  # a bug: see the traceback with -v
+
+# Kind -> exit code.  The most specific kind listed wins (the class hierarchy is walked from
+# the error's own class up), so a new ShomeiError exits 2 without being listed, and an error
+# that refines VerificationFailed exits 1.  Anything that is not a ShomeiError is a bug.
+EXIT_CODES: Mapping[type[BaseException], int] = MappingProxyType(
+    {
+        VerificationFailed: INVALID,
+        ShomeiError: FAILED,
+    }
+)
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit code of ``exc``: the entry of :data:`EXIT_CODES` nearest its class, else 3."""
+    for kind in type(exc).__mro__:
+        code = EXIT_CODES.get(kind)
+        if code is not None:
+            return code
+    return INTERNAL
 
 
 def _escape(exc: UnicodeError) -> tuple[str, int]:
@@ -85,7 +111,7 @@ def report(exc: ShomeiError) -> int:
     """Print ``exc`` as one line on stderr and return its exit code."""
     click.echo(f"shomei: {printable(exc.localized(language()))}", err=True)
     log.debug("error details", exc_info=exc)
-    return exc.exit_code
+    return exit_code_of(exc)
 
 
 def handle_errors(func: F) -> F:

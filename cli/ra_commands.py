@@ -32,7 +32,7 @@ from ra.models import Account, AccountKind, Application, AuditRecord
 from ra.settings import RASettings, load_ra_settings
 from ra.vault import load_vault
 from shomei.clock import to_japan, utcnow
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import AlreadyExists, MalformedInput, NotFound
 from shomei.files import MAX_OBJECT, read_bytes
 
 ra_group = click.Group("ra", help="RA operator: database, accounts, applications, audit log.")
@@ -134,7 +134,7 @@ def load_demo(settings_path: Path) -> None:
             )
         ).first()
         if taken is not None:
-            raise Refused(
+            raise AlreadyExists(
                 "the demo accounts are already loaded",
                 message_ja="デモ用アカウントは登録済みです",
             )

@@ -33,7 +33,7 @@ from ra.passwords import Rng, WrongPassword, hash_password, new_issuance_passwor
 from ra.passwords import new_login_password as _new_login_password
 from ra.vault import Vault, totp_context
 from shomei.clock import to_japan
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import AlreadyExists, MalformedInput, NotFound, Refused
 
 NUMBER = re.compile(r"[0-9]{10}")  # ASCII digits only (\d would accept full-width digits)
 PHONE = re.compile(r"[0-9]{2,5}-?[0-9]{1,4}-?[0-9]{3,4}")
@@ -271,7 +271,7 @@ def add_portal_account(
             problems=problems,
         )
     if number_taken(session, data.number):
-        raise Refused(
+        raise AlreadyExists(
             f"an account with number {data.number} already exists",
             message_ja=f"番号 {data.number} のアカウントは既に登録されています",
             column="number",
@@ -368,7 +368,7 @@ def _check_chosen_user_id(session: Session, user_id: str) -> None:
             column="user_id",
         )
     if session.execute(select(Account.id).where(Account.user_id == user_id)).first() is not None:
-        raise Refused(
+        raise AlreadyExists(
             f"the user ID {user_id!r} is already taken; nothing was created",
             message_ja=f"ユーザー ID {user_id!r} は既に使われています(何も作成していません)",
             column="user_id",

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ca.profile import Profile
 from ra import keys, lifecycle
-from ra.lifecycle import Applicant, Conflict, Event, Status
+from ra.lifecycle import Applicant, Event, Status
 from ra.models import Account, AccountKind, Application, FeeEntry, Payment
 from ra.notify import notify
 from ra.passwords import Rng, check_issuance_password
@@ -39,7 +39,7 @@ from ra.services import (
 )
 from ra.settings import RASettings
 from shomei.clock import to_japan
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import AlreadyExists, Conflict, MalformedInput, NotFound, NotPermitted, Refused
 
 PAYER_LIMIT = 100
 
@@ -90,7 +90,7 @@ def apply(
         entered_by = "staff"
     else:
         if for_user_id not in (None, actor.user_id):
-            raise Refused(
+            raise NotPermitted(
                 "offices and agents apply only for themselves",
                 message_ja="事業所・代理人は自分の申請のみ行えます",
             )
@@ -120,7 +120,7 @@ def apply(
         )
     ).first()
     if pending is not None:
-        raise Refused(
+        raise AlreadyExists(
             f"application {pending[0]} for office {number} is still in progress",
             message_ja=(
                 f"事業所 {number} の処理中の申請({pending[0]})があります。完了を待ってください"
@@ -176,7 +176,7 @@ def apply(
         # Another apply for the same account committed between our check and our insert.
         if not lifecycle.is_second_pending(exc):
             raise
-        raise Conflict(
+        raise AlreadyExists(
             f"{owner.user_id} already has an application in progress (applied at the same time)",
             message_ja="同時に別の申請が受け付けられました。処理中の申請の完了を待ってください",
             account=owner.user_id,
@@ -210,7 +210,7 @@ def _subject_office(
     """
     if applicant is Applicant.OFFICE:
         if for_office not in (None, owner.office_number):
-            raise Refused(
+            raise NotPermitted(
                 "an office applies only for itself",
                 message_ja="事業所は自事業所の申請のみ行えます",
             )
@@ -268,7 +268,7 @@ def invoice(
     """The invoice of an agent's application awaiting payment."""
     app = application_for(session, actor, application_id)
     if app.applicant is not Applicant.AGENT or app.status is not Status.AWAITING_PAYMENT:
-        raise Refused(
+        raise Conflict(
             "an invoice exists only for an agent's application awaiting payment",
             message_ja="請求書は入金待ちの代理人申請のみ発行できます",
             application=app.id,

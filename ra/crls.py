@@ -46,7 +46,7 @@ from ra import lifecycle
 from ra.lifecycle import Actor, Event, Status
 from ra.models import Application, Certificate, CrlRecord
 from ra.settings import RASettings
-from shomei.errors import MalformedInput, Refused, ShomeiError, VerificationFailed
+from shomei.errors import Conflict, MalformedInput, Refused, ShomeiError, VerificationFailed
 from shomei.files import read_bytes, replace_file
 
 ACTOR_ID = "crl-registration"
@@ -126,7 +126,7 @@ def register_crl(
     if last is not None and loaded.number <= last:
         if older == "skip":
             return CrlRegistration(loaded.number, sha256, len(loaded.index), False, (), True)
-        raise Refused(
+        raise Conflict(
             f"CRL number {loaded.number} is not greater than the last registered CRL number "
             f"{last}; an older CRL is never registered",
             message_ja=f"CRL 番号 {loaded.number} は登録済みの最新番号 {last} 以下です。"

@@ -43,7 +43,7 @@ from ra.lifecycle import Status
 from ra.models import Account, AccountKind, Application, Certificate, CrlRecord
 from ra.settings import load_ra_settings
 from shomei.clock import utcnow
-from shomei.errors import Refused
+from shomei.errors import AlreadyExists, Refused
 from shomei.files import write_new
 from signer.claims import sign_claim
 from signer.credentials import load_pkcs12
@@ -78,7 +78,7 @@ class DemoResult:
 def _fresh_folder(folder: Path, fresh: bool) -> None:
     if folder.exists() and any(folder.iterdir()):
         if not (fresh and (folder / MARKER).is_file()):
-            raise Refused(
+            raise AlreadyExists(
                 f"{folder} is not empty; use an empty folder (or --fresh on an earlier demo)",
                 message_ja=f"{folder} は空ではありません(空のフォルダを指定してください)",
             )

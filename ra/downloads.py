@@ -24,18 +24,18 @@ from ra.lifecycle import Status
 from ra.models import Account, AccountKind, Application
 from ra.passwords import WrongPassword, check_issuance_password
 from ra.services import actor_of, application_for
-from shomei.errors import Refused
+from shomei.errors import Conflict, NotPermitted
 
 
 def _issued(session: Session, actor: Account, application_id: int) -> Application:
     if actor.kind not in (AccountKind.OFFICE, AccountKind.AGENT):
-        raise Refused(
+        raise NotPermitted(
             "only the office or agent that applied can download its certificate",
             message_ja="証明書をダウンロードできるのは申請した事業所・代理人のみです",
         )
     app = application_for(session, actor, application_id)
     if app.status is not Status.ISSUED or app.certificate is None:
-        raise Refused(
+        raise Conflict(
             "the certificate can be downloaded only once issued "
             f"(now: {lifecycle.LABELS_EN[app.status]})",
             message_ja="発行済みの証明書のみダウンロードできます"
@@ -65,7 +65,7 @@ def download_pkcs12(
     actor_of(actor)
     app = _issued(session, actor, application_id)
     if app.wrapped_key is None:
-        raise Refused(
+        raise Conflict(
             "this application used the office's own CSR, so the RA holds no key to put in a "
             "PKCS#12; download the certificate instead",
             message_ja="自社で作成した CSR による申請のため、PKCS#12 は作成できません。"

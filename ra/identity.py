@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ca.batch import make_link_identity
 from ra.settings import LinkSettings
 from ra.vault import warn_if_shared
-from shomei.errors import ConfigError, Refused
+from shomei.errors import AlreadyExists, ConfigError, Conflict, Refused
 from shomei.files import MAX_OBJECT, read_bytes, write_new
 from signer.keys import SoftwareKey
 
@@ -104,8 +104,8 @@ def load_link_identity(link: LinkSettings) -> LinkIdentity:
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     try:
         write_new(path, data, mode=mode)
-    except Refused as exc:
-        raise Refused(
+    except AlreadyExists as exc:
+        raise AlreadyExists(
             f"{path} already exists; a link identity is never overwritten",
             message_ja=f"{path} は既にあります。連携鍵は上書きしません",
             path=str(path),
@@ -128,7 +128,7 @@ def create_link_identity(
         # An earlier run stopped part-way (the certificate is written last): nobody can have
         # pinned an identity without its certificate, so the leftovers may simply go.
         names = ", ".join(str(p) for p in present)
-        raise Refused(
+        raise Conflict(
             f"an earlier run stopped part-way and left {names} without {files.certificate}; "
             "nothing uses them yet: delete them and run the command again",
             message_ja=f"以前の実行が途中で止まり {names} だけが残っています"
@@ -136,7 +136,7 @@ def create_link_identity(
             path=str(present[0]),
         )
     if present:
-        raise Refused(
+        raise AlreadyExists(
             f"{present[0]} already exists; a link identity is never overwritten",
             message_ja=f"{present[0]} は既にあります。連携鍵は上書きしません",
             path=str(present[0]),

@@ -42,7 +42,7 @@ from ra.models import Account, Application, Certificate, FeeEntry
 from ra.notify import notify
 from ra.settings import RASettings
 from shomei.clock import to_japan
-from shomei.errors import ConfigError, Refused
+from shomei.errors import AlreadyExists, ConfigError, Conflict
 from shomei.spreadsheet import excel_writer
 
 log = logging.getLogger("shomei.ra.jobs")
@@ -105,7 +105,7 @@ def process_rejections(
                     message_id_domain=settings.mail.message_id_domain,
                     application_id=app.id,
                 )
-        except (lifecycle.Conflict, lifecycle.TransitionRefused):
+        except Conflict:  # changed meanwhile, or no longer in the status read
             lost += 1
             continue
         processed += 1
@@ -265,7 +265,7 @@ def _finalize(partial: Path) -> Path:
     try:
         os.link(partial, final)  # fails rather than replace an existing export
     except FileExistsError as exc:
-        raise Refused(
+        raise AlreadyExists(
             f"{final} already exists; an export is never overwritten",
             message_ja=f"{final} は既にあります。出力ファイルは上書きしません",
         ) from exc

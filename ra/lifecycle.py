@@ -6,7 +6,10 @@ the code assigns ``Application.status``.  The table is data (a frozen mapping), 
 every (status, event, actor) combination and the documentation draws its diagram from it.
 
 :func:`apply` is guarded in SQL: the UPDATE matches the status and version the caller read, and
-when zero rows change someone else got there first and :class:`Conflict` tells the user so.  It
+when zero rows change someone else got there first and :class:`ChangedMeanwhile` tells the
+user so.  An event the status does not allow is :class:`TransitionRefused`; both are a
+:class:`~shomei.errors.Conflict` (the object's state is in the way).  An actor the table does
+not name for the event is :class:`~shomei.errors.NotPermitted`.  It
 writes the audit record in the same transaction; the caller adds the side effects (notice,
 outbox mail, fee) to the same session before it commits, so all of it happens or none of it.
 """
@@ -20,7 +23,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from shomei.errors import Refused
+from shomei.errors import AlreadyExists, Conflict, NotPermitted
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -195,20 +198,24 @@ EVENT_LABELS_JA: Mapping[Event, str] = MappingProxyType(
 )
 
 
-class TransitionRefused(Refused):
-    """The event is not legal from this status, or not for this actor.  Nothing changed."""
+class TransitionRefused(Conflict):
+    """The event is not legal from the application's status.  Nothing changed."""
 
     code = "transition_refused"
 
 
-class Conflict(Refused):
+class ChangedMeanwhile(Conflict):
     """Someone else changed the application first (the guarded UPDATE matched no row)."""
 
-    code = "conflict"
+    code = "changed_meanwhile"
 
 
 def transition_for(source: Status | None, event: Event, actor: Actor) -> Transition:
-    """The legal transition for ``event`` by ``actor`` from ``source``, or raise."""
+    """The legal transition for ``event`` by ``actor`` from ``source``.
+
+    Raises :class:`TransitionRefused` when the status does not allow the event and
+    :class:`~shomei.errors.NotPermitted` when it does but not for ``actor``.
+    """
     transition = TRANSITIONS.get((source, event))
     label = EVENT_LABELS_JA[event]
     if transition is None:
@@ -221,7 +228,7 @@ def transition_for(source: Status | None, event: Event, actor: Actor) -> Transit
             status=source.value if source else None,
         )
     if actor not in transition.actors:
-        raise TransitionRefused(
+        raise NotPermitted(
             f"'{event.value}' may not be done by {actor.value}",
             message_ja=f"「{label}」を行う権限がありません",
             event=event.value,
@@ -252,8 +259,10 @@ def apply(
     """Move ``application`` by ``event``; guarded UPDATE + audit record, in ``session``.
 
     ``application.status`` and ``application.version`` are what the caller read.  Raises
-    :class:`TransitionRefused` for an illegal move and :class:`Conflict` when another
-    transaction changed the application first; in both cases nothing was written.
+    :class:`TransitionRefused` for an illegal move, :class:`~shomei.errors.NotPermitted` for
+    an actor the table does not name, :class:`~shomei.errors.AlreadyExists` when the move
+    would give the account a second application in progress, and :class:`ChangedMeanwhile`
+    when another transaction changed the application first; in every case nothing was written.
     """
     from sqlalchemy import update
     from sqlalchemy.exc import IntegrityError
@@ -285,15 +294,17 @@ def apply(
     except IntegrityError as exc:
         if not is_second_pending(exc):
             raise
-        raise TransitionRefused(
+        raise AlreadyExists(
             "the account already has another application in progress; finish or reject it first",
             message_ja="この利用者には処理中の別の申請があります。先にそちらを完了または却下してください",
             application=application.id,
         ) from exc
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise Conflict(
-            "someone else changed this application first; reload it and try again",
-            message_ja="他の操作で先に更新されました。画面を読み込み直してください",
+        raise ChangedMeanwhile(
+            "someone else changed this application first; nothing was changed, reload it and "
+            "try again",
+            message_ja="他の職員が先にこの申請を変更しました。今回の操作は行っていません。"
+            "画面を読み込み直してから、もう一度操作してください",
             application=application.id,
         )
     session.expire(application)

@@ -60,7 +60,7 @@ from ra.link_import import (
 from ra.models import Application, CaBatch, Certificate
 from ra.settings import RASettings
 from ra.stuck import Attention, left_out_attention
-from shomei.errors import ConfigError, Refused, ShomeiError
+from shomei.errors import AlreadyExists, ConfigError, Conflict, ShomeiError
 
 if TYPE_CHECKING:
     from ca.context import CA
@@ -143,7 +143,7 @@ def _create_batch(
                 now=now,
                 details={"batch_id": batch_id},
             )
-        except (lifecycle.Conflict, lifecycle.TransitionRefused):
+        except Conflict:  # changed meanwhile, or no longer in the status read
             lost += 1  # the guarded UPDATE changed nothing; someone else was first
             continue
         if event is Event.DISPATCH_ISSUANCE:
@@ -311,7 +311,7 @@ def _write_outbox(
         os.link(temp, target)
     except FileExistsError:
         if target.read_bytes() != data:
-            raise Refused(
+            raise AlreadyExists(
                 f"{target} exists with other contents; it is never overwritten",
                 message_ja=f"{target} は内容の異なるファイルとして既にあります。上書きしません",
                 path=str(target),

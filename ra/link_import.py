@@ -50,7 +50,7 @@ from ra.notify import notify
 from ra.settings import RASettings
 from ra.stuck import Attention, left_out_attention
 from shomei.clock import to_japan
-from shomei.errors import ConfigError, MalformedInput, NotFound, Refused, VerificationFailed
+from shomei.errors import ConfigError, Conflict, MalformedInput, NotFound, Refused, VerificationFailed
 
 log = logging.getLogger("shomei.ra.link")
 
@@ -241,7 +241,7 @@ def import_result(
             )
         if batch.imported_at is not None:
             if batch.result_sha256 != digest:
-                raise Refused(
+                raise Conflict(
                     f"another result for batch {result.batch_id} was imported on "
                     f"{batch.imported_at:%Y-%m-%d %H:%M:%S} UTC",
                     message_ja=f"バッチ {result.batch_id} には別の結果が取込済みです",

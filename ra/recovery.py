@@ -31,7 +31,7 @@ from ra.link_import import link_folder
 from ra.models import AccountKind, Application, CaBatch
 from ra.settings import RASettings
 from ra.stuck import left_out
-from shomei.errors import NotFound, Refused
+from shomei.errors import Conflict, NotFound, Refused
 from shomei.files import write_new
 
 
@@ -111,7 +111,7 @@ def rerequest_batch(
                 batch_id=batch_id,
             )
         if batch.imported_at is None:
-            raise Refused(
+            raise Conflict(
                 f"the CA has not answered batch {batch_id} yet: finish it on the CA "
                 f"(shomei ca resume-batch {batch_id} OUT) or abandon it (shomei ca "
                 "abandon-batch), and import the result; then re-request what it abandoned",
@@ -133,7 +133,7 @@ def rerequest_batch(
             .all()
         )
         if not apps:
-            raise Refused(
+            raise Conflict(
                 f"no application of batch {batch_id} waits at 発行待ち; nothing to send again",
                 message_ja=f"バッチ {batch_id} に発行待ちの申請はありません",
                 batch_id=batch_id,
@@ -151,7 +151,7 @@ def rerequest_batch(
                     now=now,
                     details={"batch_id": batch_id},
                 )
-            except (lifecycle.Conflict, lifecycle.TransitionRefused):
+            except Conflict:  # changed meanwhile, or no longer in the status read
                 lost += 1
                 continue
             moved.append(app.id)
@@ -178,7 +178,7 @@ def resend_batch(factory: sessionmaker[Session], settings: RASettings, batch_id:
                 batch_id=batch_id,
             )
         if batch.imported_at is not None:
-            raise Refused(
+            raise Conflict(
                 f"batch {batch_id} was answered on {batch.imported_at:%Y-%m-%d %H:%M} UTC; "
                 "there is nothing to resend",
                 message_ja=f"バッチ {batch_id} は結果を取込済みです。再送するものはありません",

@@ -2,8 +2,9 @@
 
 Every error a public function raises derives from :class:`ShomeiError`.  An error carries a
 stable ``code`` (for logs, tests and CSV reports), structured ``fields`` and two messages for
-people: English (``message``) and Japanese (``message_ja``).  The web layer and the CLI each
-map errors to responses in one place (``cli.errors``); built-in exceptions such as
+people: English (``message``) and Japanese (``message_ja``).  The classes say what happened,
+never how an edge answers it: the CLI maps them to exit codes in one table (``cli.errors``),
+the web to HTTP statuses in another (``ra.web.errors``).  Built-in exceptions such as
 ``KeyError`` or ``ValueError`` are caught at the package boundary and re-raised as one of
 these, with the original as ``__cause__`` for the log.
 """
@@ -14,15 +15,9 @@ from typing import Any, ClassVar
 
 
 class ShomeiError(Exception):
-    """Root of all Shomei errors.
-
-    ``exit_code`` follows the CLI convention of the product: 1 means "checked and found bad"
-    (an invalid signature, a revoked certificate), 2 means "could not decide or could not do"
-    (bad input, missing data, a refused operation).
-    """
+    """Root of all Shomei errors."""
 
     code: ClassVar[str] = "error"
-    exit_code: ClassVar[int] = 2
 
     def __init__(self, message: str, *, message_ja: str | None = None, **fields: Any) -> None:
         super().__init__(message)
@@ -54,7 +49,6 @@ class VerificationFailed(ShomeiError):
     """A cryptographic check ran and the object is not valid (bad signature, tampered data)."""
 
     code = "invalid"
-    exit_code = 1
 
 
 class CustodyError(ShomeiError):
@@ -78,7 +72,7 @@ class NotFound(ShomeiError):
 class Undecided(ShomeiError):
     """A check could not be decided: no current CRL, revocation status unknown, ...
 
-    Never to be mistaken for success; the CLI exits 2.
+    Never to be mistaken for success.
     """
 
     code = "undecided"
@@ -88,7 +82,7 @@ class StateError(ShomeiError):
     """Kept state is missing, damaged or older than the evidence of what was done since.
 
     A lost or garbled CA ledger, one restored from an older backup, a CRL folder that no
-    longer matches the ledger: nothing is signed until the operator restores it (exit 2).
+    longer matches the ledger: nothing is signed until the operator restores it.
     """
 
     code = "state"

@@ -27,7 +27,7 @@ import secrets
 import stat
 from pathlib import Path
 
-from shomei.errors import ConfigError, MalformedInput, NotFound, Refused, StorageError
+from shomei.errors import AlreadyExists, ConfigError, MalformedInput, NotFound, Refused, StorageError
 
 # link(2) is not supported there: rename instead (FAT, exFAT, some network file systems).
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})
@@ -141,7 +141,7 @@ def write_file(path: Path, data: bytes, *, overwrite: bool, mode: int = 0o644) -
             path=str(path),
         ) from exc
     if not stat.S_ISREG(info.st_mode):
-        raise Refused(
+        raise AlreadyExists(
             f"{path} exists and is not a regular file; it is not replaced",
             message_ja=f"{path} は通常のファイルではないため置き換えません",
             path=str(path),
@@ -160,7 +160,7 @@ def check_new_file(path: Path, *, what: str, what_ja: str, overwrite: bool = Fal
     if path.is_symlink() or path.exists():
         if not overwrite or not path.is_file():
             kind = "" if path.is_file() else " and is not a regular file"
-            raise Refused(
+            raise AlreadyExists(
                 f"the {what} {path} already exists{kind}; it is never overwritten",
                 message_ja=f"{what_ja} {path} は既に存在します(上書きしません)",
                 path=str(path),

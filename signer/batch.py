@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shomei import files
-from shomei.errors import Refused, ShomeiError
+from shomei.errors import AlreadyExists, Refused, ShomeiError
 from shomei.spreadsheet import excel_writer
 from signer.verdict import Reason, Status, Verdict
 from signer.verifier import MAX_CLAIM_BYTES, Verifier
@@ -350,7 +350,7 @@ def write_report(rows: Sequence[Row], path: Path) -> None:
                     )
                 )
     except FileExistsError as exc:
-        raise Refused(
+        raise AlreadyExists(
             f"the report {path} already exists; it is never overwritten",
             message_ja=f"レポート {path} は既に存在します(上書きしません)",
         ) from exc

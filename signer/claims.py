@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 
 from shomei.clock import require_aware, utcnow
-from shomei.errors import Refused
+from shomei.errors import AlreadyExists
 from shomei.files import read_bytes, write_file
 from signer import cms
 from signer.credentials import Credentials
@@ -44,7 +44,7 @@ def sign_file(
     """Sign ``claim`` into ``output`` (default ``claim`` + ``.p7s``); returns the output path."""
     output = output or claim.with_name(claim.name + ".p7s")
     if output.exists() and not overwrite:
-        raise Refused(
+        raise AlreadyExists(
             f"{output} already exists (not overwritten)",
             message_ja=f"{output} は既に存在します(上書きしません)",
         )

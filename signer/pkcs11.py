@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from shomei.errors import CustodyError, MalformedInput, Refused, VerificationFailed
+from shomei.errors import AlreadyExists, CustodyError, MalformedInput, Refused, VerificationFailed
 from signer.keys import KeyType as ShomeiKeyType
 from signer.keys import PublicKey, verify_signature
 
@@ -388,7 +388,7 @@ def generate_pkcs11_key(
     session = _open_session(Path(module), token_label, pin, rw=True)
     try:
         if any(True for _ in session.get_objects({Attribute.LABEL: key_label})):
-            raise Refused(
+            raise AlreadyExists(
                 f"token {token_label!r} already holds an object labelled {key_label!r}",
                 message_ja=f"トークン {token_label!r} には既にラベル {key_label!r} の"
                 "オブジェクトがあります",
@@ -517,7 +517,7 @@ def check_can_generate(
         finally:
             session.close()
     if used:
-        raise Refused(
+        raise AlreadyExists(
             f"token {token_label!r} already holds an object labelled {key_label!r}",
             message_ja=f"トークン {token_label!r} には既にラベル {key_label!r} のオブジェクトが"
             "あります",

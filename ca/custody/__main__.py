@@ -4,7 +4,7 @@ Reads one share from standard input (as printed: spaces, line breaks and case do
 checks its checksum (see :mod:`ca.custody.shares`) and prints the key id, the share number
 and the share's fingerprint, which the custodian compares with the ceremony transcript.
 Nothing is stored and the share itself is never printed.  Exit status 0 when the share reads
-correctly, 2 otherwise (the CLI convention of :class:`shomei.errors.ShomeiError`).
+correctly, 2 otherwise (the CLI convention: could not do; see ``cli.errors``).
 ``shomei ca check-share`` does the same with hidden input at a terminal.
 """
 
@@ -24,7 +24,8 @@ def check_text(text: str) -> tuple[int, str]:
     try:
         share = parse_share(text)
     except ShomeiError as exc:
-        return exc.exit_code, f"NG: {exc.message}\n    {exc.message_ja}\n"
+        # Whatever the kind, the share could not be read: 2, as for input that is not a share.
+        return 2, f"NG: {exc.message}\n    {exc.message_ja}\n"
     return 0, (
         f"OK: key {share.key_id}, share {share.index} ({share.m}-of-{share.n}), "
         f"fingerprint {share_fingerprint(share)}\n"

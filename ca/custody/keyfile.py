@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from ca.custody.shares import SECRET_SIZE, Share, check_key_id, check_threshold, combine_shares
 from ca.custody.shares import split_secret as _split
 from shomei.clock import require_aware, utcnow
-from shomei.errors import CustodyError, MalformedInput, Refused
+from shomei.errors import AlreadyExists, CustodyError, MalformedInput, Refused
 from shomei.files import MAX_OBJECT, MAX_TEXT, read_bytes, write_new
 from signer.keys import PrivateKey, PublicKey, SoftwareKey
 
@@ -111,7 +111,7 @@ def _passphrase(secret: bytes) -> bytes:
 def _refuse_existing(*paths: Path) -> None:
     for p in paths:
         if p.exists() or p.is_symlink():
-            raise Refused(
+            raise AlreadyExists(
                 f"{p} already exists; a key file is never overwritten",
                 message_ja=f"{p} は既に存在します(鍵ファイルは上書きしません)",
                 path=str(p),

@@ -8,6 +8,7 @@ import random
 import pytest
 from sqlalchemy import delete, select, update
 
+from cli.errors import exit_code_of
 from ra import audit
 from ra.models import Application, AuditHead, AuditRecord
 from shomei.errors import VerificationFailed
@@ -171,7 +172,7 @@ def test_a_status_changed_in_sql_is_detected(database: Database, now: dt.datetim
     assert message.startswith("1 application(s) are not in the status their audit log says")
     assert f"application {ids[1]} is issued but its log says awaiting_issue_request" in message
     assert info.value.fields["applications"] == [str(ids[1])]
-    assert info.value.exit_code == 1 and "申請" in info.value.message_ja
+    assert exit_code_of(info.value) == 1 and "申請" in info.value.message_ja
 
 
 def test_an_undone_move_and_a_deleted_application_are_detected(

@@ -21,6 +21,7 @@ import ca.signbatch
 from ca.context import CA
 from ca.crls import time_number
 from ca.signbatch import sign_batch
+from cli.errors import exit_code_of
 from cli.ra_jobs_commands import register_crl_command, run_job_command
 from crl.builder import RevokedEntry, build_crl
 from crl.reader import load_crl
@@ -118,7 +119,7 @@ def test_a_crl_leaving_out_a_revoked_serial_is_refused(
         caught.value.message
     )
     assert caught.value.fields["serials"] == [format(serial, "x")]
-    assert caught.value.exit_code == 1 and "登録も公開もしません" in caught.value.message_ja
+    assert exit_code_of(caught.value) == 1 and "登録も公開もしません" in caught.value.message_ja
 
     # The A6 upload and its command: refused, nothing registered, nothing published.
     upload = tmp_path / "upload.crl"

@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import event, text
 
+from cli.errors import exit_code_of
 from cli.main import main
 from ra.db import make_engine, open_database
 from ra.settings import load_ra_settings
@@ -167,7 +168,7 @@ def test_a_full_sqlite_database_says_so(tmp_path: Path) -> None:
             connection.execute(text("INSERT INTO filler VALUES (zeroblob(65536))"))
     engine.dispose()
     assert "disk holding the RA database" in info.value.message and "is full" in info.value.message
-    assert "free space" in info.value.message and info.value.exit_code == 2
+    assert "free space" in info.value.message and exit_code_of(info.value) == 2
 
 
 def test_a_read_only_sqlite_database_says_so(tmp_path: Path) -> None:

@@ -18,12 +18,13 @@ from ra.lifecycle import (
     TRANSITIONS,
     Actor,
     Applicant,
-    Conflict,
+    ChangedMeanwhile,
     Event,
     Status,
     TransitionRefused,
 )
 from ra.models import Application, AuditRecord
+from shomei.errors import Conflict, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import Database
 
@@ -71,8 +72,12 @@ def test_every_combination(database: Database, now) -> None:  # type: ignore[no-
                 assert last.action == event.value
                 legal += 1
             else:
-                with pytest.raises(TransitionRefused) as info:
+                # A status that does not allow the event is a conflict with the state; a legal
+                # move by an actor the table does not name is a permission matter.
+                expected = TransitionRefused if transition is None else NotPermitted
+                with pytest.raises(Conflict if expected is TransitionRefused else NotPermitted) as info:
                     lifecycle.apply(session, app, event, actor=actor, actor_id="tester", now=now)
+                assert type(info.value) is expected
                 assert info.value.message_ja  # a message for people, in Japanese
                 session.refresh(app)
                 assert app.status == status and app.version == 1
@@ -130,8 +135,9 @@ def test_system_cannot_apply(database: Database, now) -> None:  # type: ignore[n
             request_id="r-sys",
             profile="office",
         )
-        with pytest.raises(TransitionRefused):
+        with pytest.raises(NotPermitted) as info:
             lifecycle.create(session, app, actor=Actor.SYSTEM, actor_id="job", now=now)
+        assert "権限がありません" in info.value.message_ja
 
 
 def test_stale_read_is_a_conflict(database: Database, now) -> None:  # type: ignore[no-untyped-def]
@@ -150,11 +156,12 @@ def test_stale_read_is_a_conflict(database: Database, now) -> None:  # type: ign
             lifecycle.apply(
                 first, a, Event.REGISTER_ISSUE_REQUEST, actor=Actor.STAFF, actor_id="s1", now=now
             )
-        with second.begin(), pytest.raises(Conflict) as info:
+        with second.begin(), pytest.raises(ChangedMeanwhile) as info:
             lifecycle.apply(
                 second, b, Event.REJECT, actor=Actor.STAFF, actor_id="s2", now=now, reason="重複"
             )
-        assert "先に更新" in info.value.message_ja
+        assert "他の職員が先にこの申請を変更しました" in info.value.message_ja
+        assert isinstance(info.value, Conflict) and info.value.code == "changed_meanwhile"
     with database.factory() as session:
         app = session.get(Application, app_id)
         assert app is not None and app.status == Status.ISSUE_REQUESTED
@@ -212,7 +219,7 @@ def test_eight_threads_race_exactly_one_wins(database: Database, now, start, mov
                         reason="race",
                     )
                 result = "won"
-            except (Conflict, TransitionRefused):
+            except Conflict:  # ChangedMeanwhile, or TransitionRefused after the winner
                 result = "lost"
         with lock:
             outcomes[f"{app_id}:{result}"] += 1

@@ -190,7 +190,7 @@ def test_an_undo_that_wins_keeps_the_application_out_of_the_batch(
         assert stale is not None
         summary = link.dispatch(database.factory, settings, now=now)
         assert summary.issue == 1 and len(summary.written) == 1
-        with pytest.raises(lifecycle.Conflict), stale_session.begin():
+        with pytest.raises(lifecycle.ChangedMeanwhile), stale_session.begin():
             lifecycle.apply(
                 stale_session, stale, Event.UNDO_APPROVAL, actor=Actor.ADMIN, actor_id="a", now=now
             )
@@ -293,7 +293,7 @@ def test_undos_racing_a_dispatch_either_win_first_or_are_refused(
                         s, app, Event.UNDO_APPROVAL, actor=Actor.ADMIN, actor_id="a", now=now
                     )
                 outcomes[app_id] = "undone"
-            except (lifecycle.Conflict, lifecycle.TransitionRefused) as exc:
+            except (lifecycle.ChangedMeanwhile, lifecycle.TransitionRefused) as exc:
                 assert exc.message_ja
                 outcomes[app_id] = "refused"
 
