@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ca.ledger_record import GUIDE, GUIDE_JA
-from shomei.errors import AlreadyExists, ConfigError, Refused, StateError
+from shomei.errors import AlreadyExists, ConfigError, StateError
 
 
 def missing(path: Path) -> StateError:

@@ -72,7 +72,15 @@ from ca.settings import CASettings
 from ca.trust import trusted_link_certificates
 from crl.builder import RevokedEntry, encode_entry
 from shomei.clock import require_aware
-from shomei.errors import ConfigError, Conflict, MalformedInput, Refused, ShomeiError, StateError, VerificationFailed
+from shomei.errors import (
+    ConfigError,
+    Conflict,
+    MalformedInput,
+    Refused,
+    ShomeiError,
+    StateError,
+    VerificationFailed,
+)
 
 log = logging.getLogger("shomei.ca.signbatch")
 

@@ -24,15 +24,17 @@ from sqlalchemy.orm import Session, sessionmaker
 from cli.errors import handle_errors, language, naming
 from cli.progress import progress
 from ra import audit
-from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
+from ra.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
 from ra.csvimport import MAX_BYTES, ImportRefused, import_accounts
 from ra.db import open_database, session_factory, transaction
 from ra.lifecycle import LABELS_JA, NUMBERS
-from ra.models import Account, AccountKind, Application, AuditRecord
+from ra.models import Account, AccountKind
+from ra.party import Party, application_for
+from ra.queries import application_history
 from ra.settings import RASettings, load_ra_settings
 from ra.vault import load_vault
 from shomei.clock import to_japan, utcnow
-from shomei.errors import AlreadyExists, MalformedInput, NotFound
+from shomei.errors import AlreadyExists, MalformedInput
 from shomei.files import MAX_OBJECT, read_bytes
 
 ra_group = click.Group("ra", help="RA operator: database, accounts, applications, audit log.")
@@ -123,7 +125,7 @@ def init_db(settings_path: Path) -> None:
 def load_demo(settings_path: Path) -> None:
     """Create demo offices, an agent, staff and an admin; print their one-time passwords."""
     settings = load_ra_settings(settings_path)
-    operator = Operator("load-demo")
+    operator = Party.operator("load-demo")
     now = utcnow()
     factory = _factory(settings)
     vault = load_vault(settings.secrets_key_file)
@@ -185,7 +187,7 @@ def add_staff(user_id: str, name: str, email: str, admin: bool, settings_path: P
     with transaction(factory) as session:
         new = add_console_user(
             session,
-            Operator("add-staff"),
+            Party.operator("add-staff"),
             kind=AccountKind.ADMIN if admin else AccountKind.STAFF,
             name=name,
             email=email,
@@ -214,7 +216,7 @@ def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
             # Every row is checked first; the hashing (the slow part) reports its progress;
             # the accounts are written in one transaction at the end, so all or none.
             created = import_accounts(
-                session, Operator("import-accounts"), data, now=utcnow(), progress=report
+                session, Party.operator("import-accounts"), data, now=utcnow(), progress=report
             )
     except ImportRefused as exc:
         lang = language()
@@ -234,13 +236,9 @@ def import_accounts_command(csv_file: Path, settings_path: Path) -> None:
 def show(application_id: int, settings_path: Path) -> None:
     """Show an application and its history from the audit log (Japan time)."""
     settings = load_ra_settings(settings_path)
+    operator = Party.operator("show")
     with transaction(_factory(settings)) as session:
-        app = session.get(Application, application_id)
-        if app is None:
-            raise NotFound(
-                f"no application {application_id}",
-                message_ja=f"申請 {application_id} は見つかりません",
-            )
+        app = application_for(session, operator, application_id)
         acct = app.account
         status = app.status
         click.echo(f"application {app.id}: {status.value} ({NUMBERS[status]} {LABELS_JA[status]})")
@@ -267,16 +265,13 @@ def show(application_id: int, settings_path: Path) -> None:
                 f"valid {_jst(c.not_before)} to {_jst(c.not_after)}"
             )
         click.echo("history:")
-        records = session.execute(
-            select(AuditRecord)
-            .where(AuditRecord.object_type == "application", AuditRecord.object_id == str(app.id))
-            .order_by(AuditRecord.seq)
-        ).scalars()
-        for r in records:
-            move = f"{r.status_before or '-'} -> {r.status_after or '-'}"
-            source = f" from {r.source_address}" if r.source_address else ""
+        for h in application_history(session, operator, app.id):
+            move = f"{h.status_before or '-'} -> {h.status_after or '-'}"
+            source = f" from {h.source_address}" if h.source_address else ""
+            why = f" ({h.reason})" if h.reason else ""
             click.echo(
-                f"  #{r.seq} {_jst(r.at)} {r.action} {move} by {r.actor}:{r.actor_id}{source}"
+                f"  #{h.seq} {_jst(h.at)} {h.action} {move} by {h.actor}:{h.actor_id}{source}"
+                f"  {h.action_ja}{why}"
             )
 
 
@@ -356,6 +351,7 @@ def export_list(
     with _factory(settings)() as session:
         count = export_csv(
             session,
+            Party.operator("export-list"),
             out=buffer,
             applicant_types=applicants or None,
             user_id=user_id,

@@ -196,15 +196,15 @@ def rerequest_command(batch_id: str, settings_path: Path) -> None:
 
     Audited; the next dispatch puts them into a new batch.
     """
-    from ra.accounts import Operator
     from ra.db import open_database, session_factory
+    from ra.party import Party
     from ra.recovery import rerequest_batch
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
     try:
         done = rerequest_batch(
-            session_factory(engine), Operator("re-request"), batch_id, now=utcnow()
+            session_factory(engine), Party.operator("re-request"), batch_id, now=utcnow()
         )
     finally:
         engine.dispose()

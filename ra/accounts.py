@@ -27,8 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ra import audit
-from ra.lifecycle import Actor
 from ra.models import Account, AccountKind
+from ra.party import Party, Permission, require
 from ra.passwords import Rng, WrongPassword, hash_password, new_issuance_password
 from ra.passwords import new_login_password as _new_login_password
 from ra.vault import Vault, totp_context
@@ -55,37 +55,6 @@ KIND_JA = {
     AccountKind.STAFF: "職員",
     AccountKind.ADMIN: "管理者",
 }
-
-
-@dataclass(frozen=True)
-class Operator:
-    """An RA operator at the command line of the RA host (audited as ``system``, ``cli:NAME``)."""
-
-    name: str = "operator"
-
-
-Principal = Account | Operator
-
-
-def audit_actor(principal: Principal) -> tuple[Actor, str]:
-    """The audit actor and actor id of ``principal``."""
-    if isinstance(principal, Operator):
-        return Actor.SYSTEM, f"cli:{principal.name}"
-    return Actor(principal.kind.value), principal.user_id
-
-
-def require_kind(principal: Principal, *kinds: AccountKind) -> None:
-    """Refuse unless ``principal`` is an active account of one of ``kinds`` (or the operator)."""
-    if isinstance(principal, Operator):
-        return
-    if principal.active and principal.kind in kinds:
-        return
-    who = "、".join(KIND_JA[k] for k in kinds)
-    raise Refused(
-        f"this needs a {' or '.join(k.value for k in kinds)} account",
-        message_ja=f"この操作は{who}のみ行えます",
-        actor=principal.user_id,
-    )
 
 
 @dataclass(frozen=True)
@@ -245,7 +214,7 @@ def new_portal_passwords(rng: Rng = secrets.token_bytes) -> tuple[str, str]:
 
 def add_portal_account(
     session: Session,
-    actor: Principal,
+    party: Party,
     data: AccountInput,
     *,
     now: dt.datetime,
@@ -257,10 +226,10 @@ def add_portal_account(
 
     Staff, admins or the operator only.  Bad input raises :class:`MalformedInput` naming the
     first bad column (all of them in ``fields["problems"]``); a number already registered is
-    :class:`Refused`.  Nothing is written in either case.  ``passwords`` are made here unless
+    :class:`AlreadyExists`.  Nothing is written in either case.  ``passwords`` are made here unless
     given (a bulk import hashes them on every core first, :mod:`ra.csvimport`).
     """
-    require_kind(actor, AccountKind.STAFF, AccountKind.ADMIN)
+    require(party, Permission.MANAGE_PORTAL_ACCOUNTS)
     problems = data.problems()
     if problems:
         first = problems[0]
@@ -297,13 +266,13 @@ def add_portal_account(
     )
     session.add(account)
     session.flush()
-    _audit(session, actor, account, "create_account", now, source_address)
+    _audit(session, party, account, "create_account", now, source_address)
     return NewAccount(account, passwords.issuance, passwords.login)
 
 
 def add_console_user(
     session: Session,
-    actor: Principal,
+    party: Party,
     *,
     kind: AccountKind,
     name: str,
@@ -317,10 +286,10 @@ def add_console_user(
     """Create a staff or admin user (admins or the operator only) with a TOTP secret.
 
     ``user_id`` is the ID the operator chose (``[a-z][a-z0-9._-]{2,31}``); a taken one is
-    :class:`Refused`.  Without it an ID ``st…``/``ad…`` is drawn.  The TOTP secret is stored
+    :class:`AlreadyExists`.  Without it an ID ``st…``/``ad…`` is drawn.  The TOTP secret is stored
     sealed under ``vault`` and returned in clear, once.
     """
-    require_kind(actor, AccountKind.ADMIN)
+    require(party, Permission.MANAGE_STAFF)
     if kind not in (AccountKind.STAFF, AccountKind.ADMIN):
         raise MalformedInput(
             "console users are staff or admin", message_ja="職員か管理者のみ作成できます"
@@ -354,7 +323,7 @@ def add_console_user(
     )
     session.add(account)
     session.flush()
-    _audit(session, actor, account, "create_account", now, source_address)
+    _audit(session, party, account, "create_account", now, source_address)
     return NewAccount(account, None, login, totp)
 
 
@@ -399,7 +368,7 @@ class Reissued:
 
 def reset_issuance_password(
     session: Session,
-    actor: Principal,
+    party: Party,
     user_id: str,
     *,
     now: dt.datetime,
@@ -412,7 +381,7 @@ def reset_issuance_password(
     Keys the RA still keeps for this account stay wrapped under the password they were
     wrapped with; the letter says so.
     """
-    require_kind(actor, AccountKind.STAFF, AccountKind.ADMIN)
+    require(party, Permission.MANAGE_PORTAL_ACCOUNTS)
     account = get_account(session, user_id)
     if account.kind not in (AccountKind.OFFICE, AccountKind.AGENT):
         raise Refused(
@@ -422,13 +391,13 @@ def reset_issuance_password(
     password = new_issuance_password(rng)
     account.issuance_password_hash = hash_password(password)
     session.flush()
-    _audit(session, actor, account, "reset_issuance_password", now, source_address)
+    _audit(session, party, account, "reset_issuance_password", now, source_address)
     return Reissued(account, password, password_letter(account, password, federation_name, now))
 
 
 def reset_login_password(
     session: Session,
-    actor: Principal,
+    party: Party,
     user_id: str,
     *,
     now: dt.datetime,
@@ -439,16 +408,22 @@ def reset_login_password(
 
     Staff reset offices and agents; only admins (or the operator) reset staff and admins.
     """
-    require_kind(actor, AccountKind.STAFF, AccountKind.ADMIN)
+    # Whether the target is staff decides which permission is needed; a party with neither
+    # is refused before the user ID is looked up, so it learns nothing about it.
+    require(party, Permission.MANAGE_PORTAL_ACCOUNTS, Permission.MANAGE_STAFF)
     account = get_account(session, user_id)
-    if account.kind in (AccountKind.STAFF, AccountKind.ADMIN):
-        require_kind(actor, AccountKind.ADMIN)
+    require(
+        party,
+        Permission.MANAGE_STAFF
+        if account.kind in (AccountKind.STAFF, AccountKind.ADMIN)
+        else Permission.MANAGE_PORTAL_ACCOUNTS,
+    )
     password = _new_login_password(rng)
     account.password_hash = hash_password(password)
     account.failed_logins = 0
     account.locked_until = None
     session.flush()
-    _audit(session, actor, account, "reset_login_password", now, source_address)
+    _audit(session, party, account, "reset_login_password", now, source_address)
     return password
 
 
@@ -496,17 +471,16 @@ def check_totp(account: Account, code: str, *, now: dt.datetime, vault: Vault) -
 
 def _audit(
     session: Session,
-    actor: Principal,
+    party: Party,
     account: Account,
     action: str,
     now: dt.datetime,
     source_address: str | None,
 ) -> None:
-    who, who_id = audit_actor(actor)
     audit.record(
         session,
-        actor=who.value,
-        actor_id=who_id,
+        actor=party.actor.value,
+        actor_id=party.audit_id,
         action=action,
         object_type="account",
         object_id=account.user_id,

@@ -1,7 +1,7 @@
 """Certificate applications: apply, approve, pay, reject and undo (SPEC §3, A1-A4, B2-B3).
 
 Every function here is one action of the portal or the console: it checks who acts and on
-what (:mod:`ra.services`), changes the status only through :mod:`ra.lifecycle`, and adds the
+what (:mod:`ra.party`), changes the status only through :mod:`ra.lifecycle`, and adds the
 side effects (fee entries, the payment row, notices and outbox mails) to the caller's session,
 so they commit with the status change or not at all.  Bad input is refused before anything is
 written.
@@ -28,15 +28,9 @@ from ra import keys, lifecycle
 from ra.lifecycle import Applicant, Event, Status
 from ra.models import Account, AccountKind, Application, FeeEntry, Payment
 from ra.notify import notify
+from ra.party import Party, Permission, account_of, application_for, may, require
 from ra.passwords import Rng, check_issuance_password
-from ra.services import (
-    PENDING,
-    actor_of,
-    application_for,
-    clean_reason,
-    move,
-    require_console,
-)
+from ra.services import PENDING, clean_reason, move
 from ra.settings import RASettings
 from shomei.clock import to_japan
 from shomei.errors import AlreadyExists, Conflict, MalformedInput, NotFound, NotPermitted, Refused
@@ -46,7 +40,7 @@ PAYER_LIMIT = 100
 
 def apply(
     session: Session,
-    actor: Account,
+    party: Party,
     *,
     settings: RASettings,
     profile: Profile,
@@ -71,8 +65,8 @@ def apply(
     creates a new one; while an application for the same office is still on its way (statuses
     1-4) a second one is refused.
     """
-    who = actor_of(actor)
-    if actor.kind in (AccountKind.STAFF, AccountKind.ADMIN):
+    require(party, Permission.APPLY, Permission.APPLY_FOR_APPLICANT)
+    if may(party, Permission.APPLY_FOR_APPLICANT):
         if not for_user_id:
             raise MalformedInput(
                 "say which office or agent this application is for",
@@ -89,12 +83,13 @@ def apply(
             )
         entered_by = "staff"
     else:
-        if for_user_id not in (None, actor.user_id):
+        if for_user_id not in (None, party.user_id):
             raise NotPermitted(
                 "offices and agents apply only for themselves",
                 message_ja="事業所・代理人は自分の申請のみ行えます",
             )
-        owner, entered_by = actor, actor.kind.value
+        owner = account_of(session, party)
+        entered_by = owner.kind.value
     applicant = Applicant(owner.kind.value)
     office = _subject_office(session, owner, applicant, for_office)
     if applicant is Applicant.OFFICE and not consent_fee_offset:
@@ -159,8 +154,8 @@ def apply(
             lifecycle.create(
                 session,
                 app,
-                actor=who,
-                actor_id=actor.user_id,
+                actor=party.actor,
+                actor_id=party.audit_id,
                 now=now,
                 source_address=source_address,
                 details={
@@ -263,10 +258,10 @@ class Invoice:
 
 
 def invoice(
-    session: Session, actor: Account, application_id: int, *, settings: RASettings, now: dt.datetime
+    session: Session, party: Party, application_id: int, *, settings: RASettings, now: dt.datetime
 ) -> Invoice:
     """The invoice of an agent's application awaiting payment."""
-    app = application_for(session, actor, application_id)
+    app = application_for(session, party, application_id)
     if app.applicant is not Applicant.AGENT or app.status is not Status.AWAITING_PAYMENT:
         raise Conflict(
             "an invoice exists only for an agent's application awaiting payment",
@@ -285,18 +280,18 @@ def invoice(
 
 def register_issue_request(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     now: dt.datetime,
     source_address: str | None = None,
 ) -> Application:
     """発行依頼登録 (B2): staff approve an office's application, 1 → 3."""
-    require_console(actor)
-    app = application_for(session, actor, application_id)
+    require(party, Permission.REGISTER_ISSUE_REQUEST)
+    app = application_for(session, party, application_id)
     move(
         session,
-        actor,
+        party,
         app,
         Event.REGISTER_ISSUE_REQUEST,
         now=now,
@@ -307,7 +302,7 @@ def register_issue_request(
 
 def register_payment(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     paid_on: dt.date,
@@ -317,8 +312,8 @@ def register_payment(
     source_address: str | None = None,
 ) -> Payment:
     """入金登録 (B3): staff record an agent's bank transfer, 2 → 3."""
-    require_console(actor)
-    app = application_for(session, actor, application_id)
+    require(party, Permission.REGISTER_PAYMENT)
+    app = application_for(session, party, application_id)
     payer = payer_name.strip()
     if not payer or len(payer) > PAYER_LIMIT:
         raise MalformedInput(
@@ -340,7 +335,7 @@ def register_payment(
         )
     move(
         session,
-        actor,
+        party,
         app,
         Event.REGISTER_PAYMENT,
         now=now,
@@ -352,7 +347,7 @@ def register_payment(
         paid_on=paid_on,
         amount_yen=amount_yen,
         payer_name=payer,
-        registered_by=actor.user_id,
+        registered_by=party.audit_id,
         registered_at=now,
     )
     session.add(payment)
@@ -362,7 +357,7 @@ def register_payment(
 
 def reject(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     reason: str,
@@ -370,12 +365,12 @@ def reject(
     source_address: str | None = None,
 ) -> Application:
     """却下 (B2/B3): 1 or 2 → 9 with a required reason; an office's fee charge is cancelled."""
-    require_console(actor)
+    require(party, Permission.REJECT)
     text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
-    app = application_for(session, actor, application_id)
+    app = application_for(session, party, application_id)
     move(
         session,
-        actor,
+        party,
         app,
         Event.REJECT,
         now=now,
@@ -389,7 +384,7 @@ def reject(
 
 def edit_rejection_reason(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     reason: str,
@@ -397,12 +392,12 @@ def edit_rejection_reason(
     source_address: str | None = None,
 ) -> Application:
     """Correct the rejection reason while the rejection is not yet processed (status 9)."""
-    require_console(actor)
+    require(party, Permission.EDIT_REJECTION_REASON)
     text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
-    app = application_for(session, actor, application_id)
+    app = application_for(session, party, application_id)
     move(
         session,
-        actor,
+        party,
         app,
         Event.EDIT_REJECTION_REASON,
         now=now,
@@ -414,7 +409,7 @@ def edit_rejection_reason(
 
 def undo_approval(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     now: dt.datetime,
@@ -424,11 +419,11 @@ def undo_approval(
 
     An office's fee stays charged: its application is alive again, waiting for approval.
     """
-    require_console(actor)
-    app = application_for(session, actor, application_id)
+    require(party, Permission.UNDO)
+    app = application_for(session, party, application_id)
     move(
         session,
-        actor,
+        party,
         app,
         Event.UNDO_APPROVAL,
         now=now,
@@ -446,19 +441,19 @@ def undo_approval(
 
 def undo_rejection(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     now: dt.datetime,
     source_address: str | None = None,
 ) -> Application:
     """却下取消 (admin): 9 → 1 or 2 while not yet processed; an office's fee is charged again."""
-    require_console(actor)
-    app = application_for(session, actor, application_id)
+    require(party, Permission.UNDO)
+    app = application_for(session, party, application_id)
     previous_reason = app.status_reason
     move(
         session,
-        actor,
+        party,
         app,
         Event.UNDO_REJECTION,
         now=now,
@@ -481,6 +476,6 @@ def fee_balance(session: Session, account: Account) -> int:
     return sum(amounts)
 
 
-def get_application(session: Session, actor: Account, application_id: int) -> Application:
-    """The application as ``actor`` may see it (A4/B1), or :class:`NotFound`."""
-    return application_for(session, actor, application_id)
+def get_application(session: Session, party: Party, application_id: int) -> Application:
+    """The application as ``party`` may see it (A4/B1), or :class:`NotFound`."""
+    return application_for(session, party, application_id)

@@ -46,7 +46,7 @@ from ra import lifecycle
 from ra.lifecycle import Actor, Event, Status
 from ra.models import Application, Certificate, CrlRecord
 from ra.settings import RASettings
-from shomei.errors import Conflict, MalformedInput, Refused, ShomeiError, VerificationFailed
+from shomei.errors import Conflict, MalformedInput, ShomeiError, VerificationFailed
 from shomei.files import read_bytes, replace_file
 
 ACTOR_ID = "crl-registration"

@@ -42,13 +42,12 @@ from ra.accounts import (
     AccountInput,
     NewAccount,
     PortalPasswords,
-    Principal,
     add_portal_account,
     new_portal_passwords,
     number_taken,
-    require_kind,
 )
 from ra.models import AccountKind
+from ra.party import Party, Permission, require
 from ra.passwords import Rng, hash_passwords
 from shomei.errors import MalformedInput
 
@@ -211,7 +210,7 @@ def parse(data: bytes) -> tuple[list[tuple[int, AccountInput]], list[RowProblem]
 
 def import_accounts(
     session: Session,
-    actor: Principal,
+    party: Party,
     data: bytes,
     *,
     now: dt.datetime,
@@ -225,7 +224,7 @@ def import_accounts(
     ``progress(done, total)`` is called as the accounts' passwords are hashed (the slow part,
     on ``workers`` threads, default every core), after every row was checked.
     """
-    require_kind(actor, AccountKind.STAFF, AccountKind.ADMIN)
+    require(party, Permission.MANAGE_PORTAL_ACCOUNTS)
     rows, problems = parse(data)
     seen: dict[str, int] = {}
     for line, row in rows:
@@ -265,7 +264,7 @@ def import_accounts(
     return [
         add_portal_account(
             session,
-            actor,
+            party,
             row,
             now=now,
             rng=rng,

@@ -35,12 +35,13 @@ from ca.home import toml_string
 from ca.profile import load_profiles
 from ca.trust import pin_ra_certificate
 from ra import applications, downloads, jobs, revocations
-from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
+from ra.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
 from ra.db import make_engine, session_factory, transaction
 from ra.identity import create_link_identity
 from ra.initdb import init_database
 from ra.lifecycle import Status
 from ra.models import Account, AccountKind, Application, Certificate, CrlRecord
+from ra.party import Party, party_of
 from ra.settings import load_ra_settings
 from shomei.clock import utcnow
 from shomei.errors import AlreadyExists, Refused
@@ -163,7 +164,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
     engine = make_engine(settings.database_url)
     factory = session_factory(engine)
     profile = load_profiles(home / "profiles")[settings.profile]
-    operator = Operator("demo")
+    operator = Party.operator("demo")
     with transaction(factory) as session:
         admin = add_console_user(
             session,
@@ -210,11 +211,9 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
     app_ids: dict[str, int] = {}
     with transaction(factory) as session:
         for label in ("office", "revoked", "rejected", "agent"):
-            actor = session.get(Account, portal[label].account.id)
-            assert actor is not None
             app = applications.apply(
                 session,
-                actor,
+                _party(session, portal[label].account.id),
                 settings=settings,
                 profile=profile,
                 now=now,
@@ -223,12 +222,12 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
                 for_office=BY_AGENT[0] if label == "agent" else None,
             )
             app_ids[label] = app.id
-        staff_account = _get(session, staff_id)
+        clerk = _party(session, staff_id)
         for label in ("office", "revoked"):
-            applications.register_issue_request(session, staff_account, app_ids[label], now=now)
+            applications.register_issue_request(session, clerk, app_ids[label], now=now)
         applications.register_payment(
             session,
-            staff_account,
+            clerk,
             app_ids["agent"],
             paid_on=now.date(),
             amount_yen=settings.fees.agent_fee_yen,
@@ -237,7 +236,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
         )
         applications.reject(
             session,
-            staff_account,
+            clerk,
             app_ids["rejected"],
             reason="事業所の登録内容に誤りがあるため(訂正のうえ再申請してください)",
             now=now,
@@ -258,7 +257,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             assert password is not None
             p12 = downloads.download_pkcs12(
                 session,
-                _get(session, portal[label].account.id),
+                _party(session, portal[label].account.id),
                 app_ids[label],
                 issuance_password=password,
                 chain=chain,
@@ -278,7 +277,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
     with transaction(factory) as session:
         revocations.register_revocation(
             session,
-            _get(session, staff_id),
+            _party(session, staff_id),
             app_ids["revoked"],
             reason="cessationOfOperation",
             requested_by="office",
@@ -340,10 +339,11 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
     )
 
 
-def _get(session: object, account_id: int) -> Account:
+def _party(session: object, account_id: int) -> Party:
+    """The party a demo account acts as, as the web would build it after sign-in."""
     from sqlalchemy.orm import Session
 
     assert isinstance(session, Session)
     account = session.get(Account, account_id)
     assert account is not None
-    return account
+    return party_of(account)

@@ -21,19 +21,17 @@ from sqlalchemy.orm import Session
 
 from ra import audit, keys, lifecycle, pkcs12
 from ra.lifecycle import Status
-from ra.models import Account, AccountKind, Application
+from ra.models import Application
+from ra.party import Party, Permission, account_of, application_for, require
 from ra.passwords import WrongPassword, check_issuance_password
-from ra.services import actor_of, application_for
-from shomei.errors import Conflict, NotPermitted
+from shomei.errors import Conflict
 
 
-def _issued(session: Session, actor: Account, application_id: int) -> Application:
-    if actor.kind not in (AccountKind.OFFICE, AccountKind.AGENT):
-        raise NotPermitted(
-            "only the office or agent that applied can download its certificate",
-            message_ja="証明書をダウンロードできるのは申請した事業所・代理人のみです",
-        )
-    app = application_for(session, actor, application_id)
+def _issued(session: Session, party: Party, application_id: int) -> Application:
+    # Only the office or agent that applied: staff have no DOWNLOAD, and application_for
+    # gives an office or agent its own applications only.
+    require(party, Permission.DOWNLOAD)
+    app = application_for(session, party, application_id)
     if app.status is not Status.ISSUED or app.certificate is None:
         raise Conflict(
             "the certificate can be downloaded only once issued "
@@ -47,7 +45,7 @@ def _issued(session: Session, actor: Account, application_id: int) -> Applicatio
 
 def download_pkcs12(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     issuance_password: str,
@@ -62,8 +60,7 @@ def download_pkcs12(
     the RA generated the key (an office that brought its CSR holds its key already).  The
     download is audited; a wrong password raises :class:`WrongPassword` and records nothing.
     """
-    actor_of(actor)
-    app = _issued(session, actor, application_id)
+    app = _issued(session, party, application_id)
     if app.wrapped_key is None:
         raise Conflict(
             "this application used the office's own CSR, so the RA holds no key to put in a "
@@ -72,7 +69,9 @@ def download_pkcs12(
             "証明書のみをダウンロードしてください",
             application=app.id,
         )
-    canonical = check_issuance_password(actor.issuance_password_hash, issuance_password)
+    canonical = check_issuance_password(
+        account_of(session, party).issuance_password_hash, issuance_password
+    )
     try:
         key = keys.unwrap_key(app.wrapped_key, canonical)
     except WrongPassword as exc:
@@ -93,13 +92,13 @@ def download_pkcs12(
         friendly_name=app.office_name,
         encryption=encryption,
     )
-    _audit_download(session, actor, app, "download_pkcs12", now, source_address, encryption)
+    _audit_download(session, party, app, "download_pkcs12", now, source_address, encryption)
     return data
 
 
 def download_certificate(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     chain: Sequence[x509.Certificate],
@@ -107,20 +106,19 @@ def download_certificate(
     source_address: str | None = None,
 ) -> bytes:
     """The issued certificate and its chain as PEM (for an office that brought its CSR)."""
-    actor_of(actor)
-    app = _issued(session, actor, application_id)
+    app = _issued(session, party, application_id)
     assert app.certificate is not None
     pem = x509.load_der_x509_certificate(app.certificate.der).public_bytes(
         serialization.Encoding.PEM
     )
     pem += b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain)
-    _audit_download(session, actor, app, "download_certificate", now, source_address, None)
+    _audit_download(session, party, app, "download_certificate", now, source_address, None)
     return pem
 
 
 def _audit_download(
     session: Session,
-    actor: Account,
+    party: Party,
     app: Application,
     action: str,
     now: dt.datetime,
@@ -129,8 +127,8 @@ def _audit_download(
 ) -> None:
     audit.record(
         session,
-        actor=actor_of(actor).value,
-        actor_id=actor.user_id,
+        actor=party.actor.value,
+        actor_id=party.audit_id,
         action=action,
         object_type="application",
         object_id=str(app.id),

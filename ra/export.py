@@ -24,6 +24,7 @@ from typing import BinaryIO
 from sqlalchemy.orm import Session
 
 from ra.lifecycle import Applicant, Status
+from ra.party import Party, Permission, require
 from ra.queries import ApplicantType, Cursor, ListRow, fetch_page, make_filters
 from shomei.errors import MalformedInput
 from shomei.spreadsheet import excel_writer, safe_cell
@@ -79,6 +80,7 @@ def _encode(lines: Iterable[list[str]]) -> bytes:
 
 def export_csv(
     session: Session,
+    party: Party,
     *,
     out: BinaryIO,
     applicant_types: Iterable[ApplicantType | Applicant | str] | None = None,
@@ -92,8 +94,10 @@ def export_csv(
     The conditions are those of :func:`ra.queries.list_applications`.  They are checked before
     anything is written: bad conditions, or a ``chunk_size`` outside 1..500, raise
     :class:`MalformedInput` and leave ``out`` untouched.  The header row is written even when
-    nothing matches.
+    nothing matches.  A party that may not see every application is
+    :class:`~shomei.errors.NotPermitted`, before anything is written.
     """
+    require(party, Permission.VIEW_ALL_APPLICATIONS)
     filters = make_filters(
         applicant_types=applicant_types,
         user_id=user_id,

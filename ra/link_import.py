@@ -50,7 +50,14 @@ from ra.notify import notify
 from ra.settings import RASettings
 from ra.stuck import Attention, left_out_attention
 from shomei.clock import to_japan
-from shomei.errors import ConfigError, Conflict, MalformedInput, NotFound, Refused, VerificationFailed
+from shomei.errors import (
+    ConfigError,
+    Conflict,
+    MalformedInput,
+    NotFound,
+    Refused,
+    VerificationFailed,
+)
 
 log = logging.getLogger("shomei.ra.link")
 

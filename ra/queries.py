@@ -23,6 +23,10 @@ The indexes this needs are created by migration ``0004``.  The applicant type of
 otherwise 事業所 or 代理人 after ``Application.applicant``; so the three check boxes split the
 applications into three disjoint sets.  Bad input raises :class:`shomei.errors.MalformedInput`
 with an English and a Japanese message, before anything is read.
+
+Also here: :func:`application_history`, an application's history from the audit log (who,
+when, what, from which status to which, why), which the console's detail page and
+``shomei ra show`` both show.  Every query takes the acting :class:`~ra.party.Party`.
 """
 
 from __future__ import annotations
@@ -39,8 +43,9 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, u
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.expression import literal
 
-from ra.lifecycle import LABELS_JA, NUMBERS, Applicant, Status
-from ra.models import Account, Application, Certificate, UTCDateTime
+from ra.lifecycle import EVENT_LABELS_JA, LABELS_JA, NUMBERS, Applicant, Event, Status
+from ra.models import Account, Application, AuditRecord, Certificate, UTCDateTime
+from ra.party import Party, Permission, application_for, require
 from shomei.errors import MalformedInput
 
 MAX_PAGE_SIZE = 500
@@ -440,6 +445,7 @@ def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
 
 def list_applications(
     session: Session,
+    party: Party,
     *,
     applicant_types: Iterable[ApplicantType | Applicant | str] | None = None,
     user_id: str | None = None,
@@ -454,8 +460,10 @@ def list_applications(
     ``after``: the page of rows older than this cursor (the next page); ``before``: the page of
     rows newer than it (the previous page); neither: the first page.  See :func:`make_filters`
     for the conditions.  Raises :class:`MalformedInput` for a page size outside 1..500, a
-    malformed cursor, both cursors at once, or an unknown status or applicant type.
+    malformed cursor, both cursors at once, or an unknown status or applicant type, and
+    :class:`~shomei.errors.NotPermitted` for a party that may not see every application.
     """
+    require(party, Permission.VIEW_ALL_APPLICATIONS)
     filters = make_filters(
         applicant_types=applicant_types,
         user_id=user_id,
@@ -505,6 +513,7 @@ def fetch_page(
 
 def count_applications(
     session: Session,
+    party: Party,
     *,
     applicant_types: Iterable[ApplicantType | Applicant | str] | None = None,
     user_id: str | None = None,
@@ -512,6 +521,7 @@ def count_applications(
     statuses: Iterable[Status | str] | None = None,
 ) -> int:
     """How many applications the list matches (the screen's 全件数), same conditions."""
+    require(party, Permission.VIEW_ALL_APPLICATIONS)
     f = make_filters(
         applicant_types=applicant_types,
         user_id=user_id,
@@ -535,3 +545,90 @@ def count_applications(
         )
     stmt = select(func.count()).select_from(Application).where(*conditions)
     return int(session.scalar(stmt) or 0)
+
+
+# Japanese labels of the audit actions on an application that are not lifecycle events.
+OTHER_ACTIONS_JA: Mapping[str, str] = MappingProxyType(
+    {
+        "download_pkcs12": "PKCS#12 のダウンロード",
+        "download_certificate": "証明書のダウンロード",
+        "archive_certificate": "保存期間経過による削除",
+        "ca_refused_revocation": "認証局による失効拒否",
+        "ca_abandoned_request": "認証局によるバッチ中止",
+    }
+)
+ACTORS_JA: Mapping[str, str] = MappingProxyType(
+    {
+        "office": "事業所",
+        "agent": "代理人",
+        "staff": "職員",
+        "admin": "管理者",
+        "system": "システム",
+    }
+)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of an application's history (the console's detail page, ``shomei ra show``)."""
+
+    seq: int
+    at: dt.datetime  # UTC; shown in Japan time by the edge
+    actor: str  # office, agent, staff, admin or system (the operator and the jobs)
+    actor_id: str  # the user ID, ``cli:NAME`` for the operator, or the job's name
+    action: str  # the lifecycle event, or another audited action (a download, ...)
+    action_ja: str
+    status_before: Status | None
+    status_after: Status | None
+    reason: str | None  # the rejection reason, the revocation reason code, ...
+    source_address: str | None
+
+    @property
+    def actor_ja(self) -> str:
+        return ACTORS_JA.get(self.actor, self.actor)
+
+
+def _action_ja(action: str) -> str:
+    try:
+        return EVENT_LABELS_JA[Event(action)]
+    except ValueError:
+        return OTHER_ACTIONS_JA.get(action, action)
+
+
+def _status(value: str | None) -> Status | None:
+    return Status(value) if value else None
+
+
+def application_history(
+    session: Session, party: Party, application_id: int
+) -> tuple[HistoryEntry, ...]:
+    """The whole history of an application from the audit log, oldest first.
+
+    ``party`` must be able to see the application (:func:`ra.party.application_for`): an
+    office or agent asking for another's gets :class:`~shomei.errors.NotFound`.
+    """
+    app = application_for(session, party, application_id)
+    records = session.execute(
+        select(AuditRecord)
+        .where(AuditRecord.object_type == "application", AuditRecord.object_id == str(app.id))
+        .order_by(AuditRecord.seq)
+    ).scalars()
+    entries = []
+    for r in records:
+        details = r.details or {}
+        reason = details.get("reason") or details.get("reason_code")
+        entries.append(
+            HistoryEntry(
+                seq=r.seq,
+                at=r.at,
+                actor=r.actor,
+                actor_id=r.actor_id,
+                action=r.action,
+                action_ja=_action_ja(r.action),
+                status_before=_status(r.status_before),
+                status_after=_status(r.status_after),
+                reason=str(reason) if reason is not None else None,
+                source_address=r.source_address,
+            )
+        )
+    return tuple(entries)

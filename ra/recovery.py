@@ -24,11 +24,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ra import lifecycle
-from ra.accounts import Principal, audit_actor, require_kind
 from ra.lifecycle import Event, Status
 from ra.link import outbox_name
 from ra.link_import import link_folder
-from ra.models import AccountKind, Application, CaBatch
+from ra.models import Application, CaBatch
+from ra.party import Party, Permission, require
 from ra.settings import RASettings
 from ra.stuck import left_out
 from shomei.errors import Conflict, NotFound, Refused
@@ -91,15 +91,16 @@ class Rerequested:
 
 
 def rerequest_batch(
-    factory: sessionmaker[Session], principal: Principal, batch_id: str, *, now: dt.datetime
+    factory: sessionmaker[Session], party: Party, batch_id: str, *, now: dt.datetime
 ) -> Rerequested:
     """Send the applications the CA abandoned in ``batch_id`` again (see the module).
 
-    Raises :class:`NotFound` for a batch this RA never sent and :class:`Refused` for one the
-    CA has not answered yet or that left nothing to send again; nothing changes then.
+    Raises :class:`NotFound` for a batch this RA never sent, :class:`Conflict` for one the CA
+    has not answered yet or that left nothing to send again, and
+    :class:`~shomei.errors.NotPermitted` for a party other than an admin or the operator;
+    nothing changes then.
     """
-    require_kind(principal, AccountKind.ADMIN)
-    actor, actor_id = audit_actor(principal)
+    require(party, Permission.REREQUEST_ISSUANCE)
     with factory() as session, session.begin():
         batch = session.execute(
             select(CaBatch).where(CaBatch.batch_id == batch_id).with_for_update()
@@ -146,8 +147,8 @@ def rerequest_batch(
                     session,
                     app,
                     Event.REREQUEST_ISSUANCE,
-                    actor=actor,
-                    actor_id=actor_id,
+                    actor=party.actor,
+                    actor_id=party.audit_id,
                     now=now,
                     details={"batch_id": batch_id},
                 )

@@ -23,12 +23,12 @@ from sqlalchemy.orm import Session
 
 from ra import audit
 from ra.lifecycle import Status
-from ra.models import Account, AccountKind, Application, Certificate, Notice
+from ra.models import Account, Application, Certificate, Notice
 from ra.notify import notify
+from ra.party import Party, Permission, account_of, require
 from ra.passwords import hash_password, new_issuance_password
-from ra.services import actor_of
 from shomei.clock import to_japan
-from shomei.errors import NotFound, Refused
+from shomei.errors import NotFound
 from signer.notices import seal
 
 # Certificates that still identify their holder: issued, or with a revocation not yet sent.
@@ -64,20 +64,18 @@ def current_certificate(session: Session, account: Account, now: dt.datetime) ->
 
 def reissue_sealed(
     session: Session,
-    actor: Account,
+    party: Party,
     *,
     now: dt.datetime,
     message_id_domain: str,
     rng: Callable[[int], bytes] = secrets.token_bytes,
     source_address: str | None = None,
 ) -> Notice:
-    """A7: a new issuance password for ``actor``, sealed to its current certificate."""
-    who = actor_of(actor)
-    if actor.kind not in (AccountKind.OFFICE, AccountKind.AGENT):
-        raise Refused(
-            "only offices and agents have an issuance password",
-            message_ja="証明書発行用パスワードは事業所と代理人のみです",
-        )
+    """A7: a new issuance password for the office or agent ``party``, sealed to its current
+    certificate (staff reset a password by phone with ``ra.accounts.reset_issuance_password``).
+    """
+    require(party, Permission.REISSUE_OWN_PASSWORD)
+    actor = account_of(session, party)
     cert = current_certificate(session, actor, now)
     recipient = x509.load_der_x509_certificate(cert.der)
     password = new_issuance_password(rng)
@@ -108,8 +106,8 @@ def reissue_sealed(
     # The password itself is never written to the audit log.
     audit.record(
         session,
-        actor=who.value,
-        actor_id=actor.user_id,
+        actor=party.actor.value,
+        actor_id=party.audit_id,
         action="reissue_issuance_password_sealed",
         object_type="account",
         object_id=actor.user_id,

@@ -16,8 +16,9 @@ from types import MappingProxyType
 from sqlalchemy.orm import Session
 
 from ra.lifecycle import Event
-from ra.models import Account, Application
-from ra.services import application_for, move, require_aware, require_console
+from ra.models import Application
+from ra.party import Party, Permission, application_for, require
+from ra.services import move, require_aware
 from shomei.errors import MalformedInput
 
 REASONS: Mapping[str, str] = MappingProxyType(
@@ -37,7 +38,7 @@ REQUESTERS: Mapping[str, str] = MappingProxyType(
 
 def register_revocation(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     reason: str,
@@ -47,7 +48,7 @@ def register_revocation(
     source_address: str | None = None,
 ) -> Application:
     """証明書失効申請 (B4): 5 → 6, recording the reason, who asked and when."""
-    require_console(actor)
+    require(party, Permission.REGISTER_REVOCATION)
     if reason not in REASONS:
         raise MalformedInput(
             f"unknown revocation reason {reason!r} (use one of {', '.join(REASONS)})",
@@ -67,10 +68,10 @@ def register_revocation(
             message_ja="依頼日時が未来です",
             column="requested_at",
         )
-    app = application_for(session, actor, application_id)
+    app = application_for(session, party, application_id)
     move(
         session,
-        actor,
+        party,
         app,
         Event.REGISTER_REVOCATION,
         now=now,
@@ -90,22 +91,22 @@ def register_revocation(
 
 def undo_revocation(
     session: Session,
-    actor: Account,
+    party: Party,
     application_id: int,
     *,
     now: dt.datetime,
     source_address: str | None = None,
 ) -> Application:
     """失効取消 (admin): 6 → 5 while the revocation has not been sent to the CA."""
-    require_console(actor)
-    app = application_for(session, actor, application_id)
+    require(party, Permission.UNDO)
+    app = application_for(session, party, application_id)
     undone = {
         "reason_code": app.revocation_reason,
         "requested_by": app.revocation_requested_by,
     }
     move(
         session,
-        actor,
+        party,
         app,
         Event.UNDO_REVOCATION,
         now=now,

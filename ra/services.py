@@ -1,15 +1,12 @@
-"""What every RA service function shares: who is acting, and may they see this application.
+"""What every RA service function shares: applying a lifecycle event as a party, and checks.
 
-The service functions (:mod:`ra.applications`, :mod:`ra.revocations`, :mod:`ra.downloads`)
-are what the portal, the console and the CLI call.  Each takes the session (opened at the
-edge), the acting :class:`~ra.models.Account`, the application id and what the action needs,
-plus ``now`` and the source address; it checks the role AND the object, applies one
-lifecycle event through :mod:`ra.lifecycle` (the only way a status changes) and adds the side
-effects in the same session, so the caller's commit makes all of it happen or none of it.
-
-Objects are checked before roles: an office or agent asking for an application that is not
-its own gets :class:`NotFound`, exactly as for an id that does not exist, so the portal never
-reveals that another office's application exists.
+The service functions (:mod:`ra.applications`, :mod:`ra.revocations`, :mod:`ra.downloads`, ...)
+are what the portal, the console, the CLI and the jobs call.  Each takes the session (opened at
+the edge), the acting :class:`~ra.party.Party`, the application id and what the action needs,
+plus ``now`` and the source address; it checks the role AND the object (:mod:`ra.party`, the
+one permission model), applies one lifecycle event through :mod:`ra.lifecycle` (the only way a
+status changes) and adds the side effects in the same session, so the caller's commit makes all
+of it happen or none of it.
 """
 
 from __future__ import annotations
@@ -18,55 +15,22 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ra import lifecycle
-from ra.lifecycle import Actor, Event, Status
-from ra.models import Account, AccountKind, Application
-from shomei.errors import MalformedInput, NotFound, Refused
+from ra.lifecycle import Event
+from ra.models import Application
+from ra.party import PENDING, Party
+from shomei.errors import MalformedInput
 
-PORTAL_KINDS = frozenset({AccountKind.OFFICE, AccountKind.AGENT})
-CONSOLE_KINDS = frozenset({AccountKind.STAFF, AccountKind.ADMIN})
+__all__ = ["PENDING", "REASON_LIMIT", "clean_reason", "move", "require_aware"]
 
-# Statuses of an application still on its way to a certificate: a second one is refused.
-PENDING = frozenset(
-    {
-        Status.AWAITING_ISSUE_REQUEST,
-        Status.AWAITING_PAYMENT,
-        Status.ISSUE_REQUESTED,
-        Status.AWAITING_ISSUANCE,
-    }
-)
 REASON_LIMIT = 1000
-
-
-def actor_of(account: Account) -> Actor:
-    """The lifecycle actor an account acts as; an inactive account acts as nobody."""
-    if not account.active:
-        raise Refused(
-            f"account {account.user_id} is disabled",
-            message_ja=f"アカウント {account.user_id} は利用停止中です",
-            actor=account.user_id,
-        )
-    return Actor(account.kind.value)
-
-
-def require_console(account: Account) -> Actor:
-    """Refuse unless ``account`` is active federation staff or an admin."""
-    actor = actor_of(account)
-    if account.kind not in CONSOLE_KINDS:
-        raise Refused(
-            "only federation staff can do this",
-            message_ja="この操作は連合会職員のみ行えます",
-            actor=account.user_id,
-        )
-    return actor
 
 
 def move(
     session: Session,
-    actor: Account,
+    party: Party,
     app: Application,
     event: Event,
     *,
@@ -75,36 +39,18 @@ def move(
     reason: str | None = None,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    """Apply ``event`` to ``app`` as ``actor`` through the lifecycle (audited, guarded)."""
+    """Apply ``event`` to ``app`` as ``party`` through the lifecycle (audited, guarded)."""
     lifecycle.apply(
         session,
         app,
         event,
-        actor=actor_of(actor),
-        actor_id=actor.user_id,
+        actor=party.actor,
+        actor_id=party.audit_id,
         now=now,
         source_address=source_address,
         reason=reason,
         details=details,
     )
-
-
-def application_for(session: Session, account: Account, application_id: int) -> Application:
-    """The application ``application_id`` as ``account`` may see it, or :class:`NotFound`.
-
-    Staff and admins see every application; an office or agent only its own.
-    """
-    actor_of(account)
-    app = session.execute(
-        select(Application).where(Application.id == application_id)
-    ).scalar_one_or_none()
-    if app is None or (account.kind in PORTAL_KINDS and app.account_id != account.id):
-        raise NotFound(
-            f"no application {application_id}",
-            message_ja=f"申請 {application_id} は見つかりません",
-            application=application_id,
-        )
-    return app
 
 
 def clean_reason(reason: str | None, *, what: str, what_ja: str) -> str:

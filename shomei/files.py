@@ -27,7 +27,14 @@ import secrets
 import stat
 from pathlib import Path
 
-from shomei.errors import AlreadyExists, ConfigError, MalformedInput, NotFound, Refused, StorageError
+from shomei.errors import (
+    AlreadyExists,
+    ConfigError,
+    MalformedInput,
+    NotFound,
+    Refused,
+    StorageError,
+)
 
 # link(2) is not supported there: rename instead (FAT, exFAT, some network file systems).
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOSYS})

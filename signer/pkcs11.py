@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11 import exceptions as p11e
 
-from shomei.errors import AlreadyExists, CustodyError, MalformedInput, Refused, VerificationFailed
+from shomei.errors import AlreadyExists, CustodyError, MalformedInput, VerificationFailed
 from signer.keys import KeyType as ShomeiKeyType
 from signer.keys import PublicKey, verify_signature
 

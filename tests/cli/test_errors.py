@@ -89,7 +89,10 @@ def test_the_most_specific_entry_wins() -> None:
     ],
 )
 def test_report_prints_one_line_and_returns_the_code(
-    error: ShomeiError, code: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    error: ShomeiError,
+    code: int,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("SHOMEI_LANG", "ja")
     assert report(error) == code

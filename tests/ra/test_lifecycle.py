@@ -75,7 +75,9 @@ def test_every_combination(database: Database, now) -> None:  # type: ignore[no-
                 # A status that does not allow the event is a conflict with the state; a legal
                 # move by an actor the table does not name is a permission matter.
                 expected = TransitionRefused if transition is None else NotPermitted
-                with pytest.raises(Conflict if expected is TransitionRefused else NotPermitted) as info:
+                with pytest.raises(
+                    Conflict if expected is TransitionRefused else NotPermitted
+                ) as info:
                     lifecycle.apply(session, app, event, actor=actor, actor_id="tester", now=now)
                 assert type(info.value) is expected
                 assert info.value.message_ja  # a message for people, in Japanese
