@@ -43,13 +43,16 @@ from sqlalchemy.orm import Session, sessionmaker
 from ca.crlcheck import some
 from crl.reader import LoadedCrl, load_crl
 from ra import lifecycle
-from ra.lifecycle import Actor, Event, Status
+from ra.lifecycle import Event, Status
 from ra.models import Application, Certificate, CrlRecord
+from ra.party import Party
 from ra.settings import RASettings
 from shomei.errors import Conflict, MalformedInput, ShomeiError, VerificationFailed
 from shomei.files import read_bytes, replace_file
 
 ACTOR_ID = "crl-registration"
+# The party the audit log names for this work (ra.party: system / ACTOR_ID).
+JOB = Party.job(ACTOR_ID)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,100}")
 MAX_CRL_BYTES = 512 * 1024 * 1024
 
@@ -238,8 +241,8 @@ def _revoke_listed(session: Session, loaded: LoadedCrl, *, now: dt.datetime) -> 
             session,
             app,
             Event.REGISTER_CRL,
-            actor=Actor.SYSTEM,
-            actor_id=ACTOR_ID,
+            actor=JOB.actor,
+            actor_id=JOB.audit_id,
             now=now,
             details={"crl_number": str(loaded.number), "serial": cert.serial_hex},
         )

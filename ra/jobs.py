@@ -37,9 +37,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ra import audit, lifecycle, link, mail
 from ra.identity import load_link_identity
-from ra.lifecycle import Actor, Event, Status
+from ra.lifecycle import Event, Status
 from ra.models import Account, Application, Certificate, FeeEntry
 from ra.notify import notify
+from ra.party import Party
 from ra.settings import RASettings
 from shomei.clock import to_japan
 from shomei.errors import AlreadyExists, ConfigError, Conflict
@@ -50,6 +51,8 @@ log = logging.getLogger("shomei.ra.jobs")
 Factory = sessionmaker[Session]
 JobFunction = Callable[[Factory, RASettings, dt.datetime], object]
 ACTOR_ID = "scheduler"
+# The party the audit log names for this work (ra.party: system / ACTOR_ID).
+JOB = Party.job(ACTOR_ID)
 
 
 # -- rejections ------------------------------------------------------------------------------
@@ -84,8 +87,8 @@ def process_rejections(
                     session,
                     app,
                     Event.PROCESS_REJECTION,
-                    actor=Actor.SYSTEM,
-                    actor_id=ACTOR_ID,
+                    actor=JOB.actor,
+                    actor_id=JOB.audit_id,
                     now=now,
                 )
                 account = session.get(Account, app.account_id)
@@ -220,8 +223,8 @@ def delete_expired(factory: Factory, settings: RASettings, now: dt.datetime) -> 
             cert.archived_at = now
             audit.record(
                 session,
-                actor=Actor.SYSTEM,
-                actor_id=ACTOR_ID,
+                actor=JOB.actor,
+                actor_id=JOB.audit_id,
                 action="archive_certificate",
                 object_type="certificate",
                 object_id=str(cert.id),

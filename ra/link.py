@@ -47,9 +47,10 @@ from ca.batch import (
 )
 from ra import lifecycle
 from ra.identity import LinkIdentity, load_ca_certificate, load_link_identity
-from ra.lifecycle import Actor, Event, Status
+from ra.lifecycle import Event, Status
 from ra.link_import import (
     ACTOR_ID,
+    JOB,
     ImportSummary,
     InboxSummary,
     apps_by_request,
@@ -138,8 +139,8 @@ def _create_batch(
                 session,
                 app,
                 event,
-                actor=Actor.SYSTEM,
-                actor_id=ACTOR_ID,
+                actor=JOB.actor,
+                actor_id=JOB.audit_id,
                 now=now,
                 details={"batch_id": batch_id},
             )

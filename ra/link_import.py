@@ -44,9 +44,10 @@ from ca.batch import (
 )
 from ra import audit, crls, lifecycle
 from ra.identity import load_ca_certificate
-from ra.lifecycle import Actor, Event, Status
+from ra.lifecycle import Event, Status
 from ra.models import Account, Application, CaBatch, Certificate
 from ra.notify import notify
+from ra.party import Party
 from ra.settings import RASettings
 from ra.stuck import Attention, left_out_attention
 from shomei.clock import to_japan
@@ -62,6 +63,8 @@ from shomei.errors import (
 log = logging.getLogger("shomei.ra.link")
 
 ACTOR_ID = "ca-link"
+# The party the audit log names for this work (ra.party: system / ACTOR_ID).
+JOB = Party.job(ACTOR_ID)
 _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
@@ -164,8 +167,8 @@ def _register_issued(
         session,
         app,
         Event.REGISTER_CERTIFICATE,
-        actor=Actor.SYSTEM,
-        actor_id=ACTOR_ID,
+        actor=JOB.actor,
+        actor_id=JOB.audit_id,
         now=now,
         details={"serial": serial_hex},
     )
@@ -192,8 +195,8 @@ def _refuse(session: Session, app: Application, item: IssueRefused, *, now: dt.d
         session,
         app,
         Event.CA_REFUSED,
-        actor=Actor.SYSTEM,
-        actor_id=ACTOR_ID,
+        actor=JOB.actor,
+        actor_id=JOB.audit_id,
         now=now,
         reason=f"認証局が発行を拒否しました: {item.message_ja}",
         details={"code": item.code, "message": item.message},
@@ -312,8 +315,8 @@ def _crl_refused(
     log.error("the CRL of result batch %s was not registered: %s", batch_id, exc.message)
     audit.record(
         session,
-        actor=Actor.SYSTEM,
-        actor_id=ACTOR_ID,
+        actor=JOB.actor,
+        actor_id=JOB.audit_id,
         action="crl_refused",
         object_type="ca_batch",
         object_id=batch_id,
@@ -336,8 +339,8 @@ def _note_revoke_refused(
     # "unknown serial" stays 失効待ち for the operator to look at, with this record as why.
     audit.record(
         session,
-        actor=Actor.SYSTEM,
-        actor_id=ACTOR_ID,
+        actor=JOB.actor,
+        actor_id=JOB.audit_id,
         action="ca_refused_revocation",
         object_type="application",
         object_id=str(app.id),
@@ -372,8 +375,8 @@ def _note_abandoned(
     # No status change: the operator decides to send the request again (ra.recovery).
     audit.record(
         session,
-        actor=Actor.SYSTEM,
-        actor_id=ACTOR_ID,
+        actor=JOB.actor,
+        actor_id=JOB.audit_id,
         action="ca_abandoned_request",
         object_type="application",
         object_id=str(app.id),

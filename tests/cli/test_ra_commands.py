@@ -15,6 +15,7 @@ from cli.main import main
 from ra import applications
 from ra.accounts import get_account
 from ra.db import make_engine, session_factory, transaction
+from ra.party import party_of
 from ra.passwords import check_issuance_password
 from ra.settings import load_ra_settings
 
@@ -94,7 +95,7 @@ def test_show_and_verify_audit(settings_file: Path) -> None:
         office = get_account(s, user_id)
         app = applications.apply(
             s,
-            office,
+            party_of(office),
             settings=settings,
             profile=profile,
             now=now,

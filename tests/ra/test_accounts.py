@@ -12,10 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from ra import accounts, passwords
-from ra.accounts import AccountInput, Operator
+from ra.accounts import AccountInput
 from ra.models import Account, AccountKind, AuditRecord
+from ra.party import Party, party_of
 from ra.passwords import WrongPassword
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import AlreadyExists, MalformedInput, NotFound, NotPermitted, Refused
 from tests.ra.conftest import VAULT, Database
 
 GOOD = AccountInput(
@@ -59,10 +60,10 @@ def test_passwords_are_typable_and_normalized(rng: Callable[[int], bytes]) -> No
 
 def test_create_office_and_agent(database: Database, now: dt.datetime, rng) -> None:  # type: ignore[no-untyped-def]
     with database.factory() as s, s.begin():
-        new = accounts.add_portal_account(s, Operator("t"), GOOD, now=now, rng=rng)
+        new = accounts.add_portal_account(s, Party.operator("t"), GOOD, now=now, rng=rng)
         agent = accounts.add_portal_account(
             s,
-            Operator("t"),
+            Party.operator("t"),
             dataclasses.replace(GOOD, kind=AccountKind.AGENT, number="9900000001", name="代理"),
             now=now,
             rng=rng,
@@ -105,7 +106,7 @@ def test_bad_input_is_refused_and_changes_nothing(  # type: ignore[no-untyped-de
 ) -> None:
     with database.factory() as s, s.begin(), pytest.raises(MalformedInput) as info:
         accounts.add_portal_account(
-            s, Operator(), dataclasses.replace(GOOD, **change), now=now, rng=rng
+            s, Party.operator(), dataclasses.replace(GOOD, **change), now=now, rng=rng
         )
     assert info.value.fields["column"] == column and info.value.message_ja
     with database.factory() as s:
@@ -116,7 +117,7 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
     with database.factory() as s, s.begin():
         admin = accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=AccountKind.ADMIN,
             name="管理者",
             email="a@f.jp",
@@ -126,7 +127,7 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
         ).account
         staff = accounts.add_console_user(
             s,
-            admin,
+            party_of(admin),
             kind=AccountKind.STAFF,
             name="職員",
             email="s@f.jp",
@@ -134,14 +135,14 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
             vault=VAULT,
             rng=rng,
         ).account
-        office = accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng).account
-        with pytest.raises(Refused) as info:  # the same office number twice
-            accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng)
+        office = accounts.add_portal_account(s, party_of(staff), GOOD, now=now, rng=rng).account
+        with pytest.raises(AlreadyExists) as info:  # the same office number twice
+            accounts.add_portal_account(s, party_of(staff), GOOD, now=now, rng=rng)
         assert "既に登録" in info.value.message_ja
-        with pytest.raises(Refused):  # staff do not manage console users
+        with pytest.raises(NotPermitted):  # staff do not manage console users
             accounts.add_console_user(
                 s,
-                staff,
+                party_of(staff),
                 kind=AccountKind.ADMIN,
                 name="x",
                 email="x@f.jp",
@@ -149,14 +150,18 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
                 vault=VAULT,
                 rng=rng,
             )
-        with pytest.raises(Refused):  # offices create nothing
+        with pytest.raises(NotPermitted):  # offices create nothing
             accounts.add_portal_account(
-                s, office, dataclasses.replace(GOOD, number="1310000009"), now=now, rng=rng
+                s,
+                party_of(office),
+                dataclasses.replace(GOOD, number="1310000009"),
+                now=now,
+                rng=rng,
             )
         with pytest.raises(MalformedInput):
             accounts.add_console_user(
                 s,
-                admin,
+                party_of(admin),
                 kind=AccountKind.OFFICE,
                 name="x",
                 email="x@f.jp",
@@ -167,7 +172,7 @@ def test_roles_and_duplicates(database: Database, now: dt.datetime, rng) -> None
         with pytest.raises(MalformedInput):
             accounts.add_console_user(
                 s,
-                admin,
+                party_of(admin),
                 kind=AccountKind.STAFF,
                 name="x",
                 email="bad",
@@ -183,7 +188,7 @@ def test_reset_issuance_password_and_letter(database: Database, now: dt.datetime
     with database.factory() as s, s.begin():
         staff = accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=AccountKind.STAFF,
             name="職員",
             email="s@f.jp",
@@ -191,10 +196,10 @@ def test_reset_issuance_password_and_letter(database: Database, now: dt.datetime
             vault=VAULT,
             rng=rng,
         ).account
-        new = accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng)
+        new = accounts.add_portal_account(s, party_of(staff), GOOD, now=now, rng=rng)
         reissued = accounts.reset_issuance_password(
             s,
-            staff,
+            party_of(staff),
             new.user_id,
             now=now,
             federation_name="証明連合会",
@@ -217,15 +222,15 @@ def test_reset_issuance_password_and_letter(database: Database, now: dt.datetime
         assert (last.action, last.source_address) == ("reset_issuance_password", "198.51.100.7")
         with pytest.raises(NotFound):
             accounts.reset_issuance_password(
-                s, staff, "of00000000", now=now, federation_name="x", rng=rng
+                s, party_of(staff), "of00000000", now=now, federation_name="x", rng=rng
             )
         with pytest.raises(Refused):  # staff have no issuance password
             accounts.reset_issuance_password(
-                s, staff, staff.user_id, now=now, federation_name="x", rng=rng
+                s, party_of(staff), staff.user_id, now=now, federation_name="x", rng=rng
             )
-        with pytest.raises(Refused):  # an office cannot reset passwords
+        with pytest.raises(NotPermitted):  # an office cannot reset passwords
             accounts.reset_issuance_password(
-                s, acct, acct.user_id, now=now, federation_name="x", rng=rng
+                s, party_of(acct), acct.user_id, now=now, federation_name="x", rng=rng
             )
 
 
@@ -233,7 +238,7 @@ def test_totp_for_staff(database: Database, now: dt.datetime, rng) -> None:  # t
     with database.factory() as s, s.begin():
         new = accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=AccountKind.STAFF,
             name="職員",
             email="s@f.jp",
@@ -259,7 +264,7 @@ def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None
     with database.factory() as s, s.begin():
         admin = accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=AccountKind.ADMIN,
             name="管理者",
             email="a@f.jp",
@@ -269,7 +274,7 @@ def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None
         ).account
         staff_new = accounts.add_console_user(
             s,
-            admin,
+            party_of(admin),
             kind=AccountKind.STAFF,
             name="職員",
             email="s@f.jp",
@@ -278,10 +283,10 @@ def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None
             rng=rng,
         )
         staff = staff_new.account
-        office = accounts.add_portal_account(s, staff, GOOD, now=now, rng=rng)
+        office = accounts.add_portal_account(s, party_of(staff), GOOD, now=now, rng=rng)
         office.account.failed_logins = 5
         office.account.locked_until = now + dt.timedelta(minutes=30)
-        new = accounts.reset_login_password(s, staff, office.user_id, now=now, rng=rng)
+        new = accounts.reset_login_password(s, party_of(staff), office.user_id, now=now, rng=rng)
         acct = accounts.get_account(s, office.user_id)
         assert acct.failed_logins == 0 and acct.locked_until is None
         passwords.check_password(acct.password_hash, new, what="password", what_ja="パスワード")
@@ -289,11 +294,11 @@ def test_reset_login_password(database: Database, now: dt.datetime, rng) -> None
             passwords.check_password(
                 acct.password_hash, office.login_password, what="password", what_ja="パスワード"
             )
-        with pytest.raises(Refused):  # staff cannot reset an admin's password
-            accounts.reset_login_password(s, staff, admin.user_id, now=now, rng=rng)
-        with pytest.raises(Refused):  # an office cannot reset anything
-            accounts.reset_login_password(s, acct, acct.user_id, now=now, rng=rng)
-        assert accounts.reset_login_password(s, admin, staff.user_id, now=now, rng=rng)
+        with pytest.raises(NotPermitted):  # staff cannot reset an admin's password
+            accounts.reset_login_password(s, party_of(staff), admin.user_id, now=now, rng=rng)
+        with pytest.raises(NotPermitted):  # an office cannot reset anything
+            accounts.reset_login_password(s, party_of(acct), acct.user_id, now=now, rng=rng)
+        assert accounts.reset_login_password(s, party_of(admin), staff.user_id, now=now, rng=rng)
         actions = (
             s.execute(
                 select(AuditRecord.action).where(AuditRecord.action == "reset_login_password")

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import func, select
 
 from ra import csvimport, passwords
-from ra.accounts import Operator, get_account
+from ra.accounts import get_account
 from ra.csvimport import ImportRefused
 from ra.models import Account, AccountKind, AuditRecord
-from shomei.errors import MalformedInput, Refused
+from ra.party import Party, party_of
+from shomei.errors import MalformedInput, NotPermitted
 from tests.ra.conftest import Database
 from tests.ra.factories import account
 
@@ -38,7 +39,7 @@ def test_import_in_each_encoding(database: Database, now: dt.datetime, encoding:
     data = _csv(ROWS).encode(encoding)
     with database.factory() as s, s.begin():
         created = csvimport.import_accounts(
-            s, Operator(), data, now=now, rng=random.Random(3).randbytes
+            s, Party.operator(), data, now=now, rng=random.Random(3).randbytes
         )
     assert [c.account.name for c in created] == [
         "中央ケア事業所",
@@ -67,7 +68,7 @@ def test_english_headers_any_order_and_blank_lines(database: Database, now: dt.d
         "\n,,,,,\n"
     )
     with database.factory() as s, s.begin():
-        created = csvimport.import_accounts(s, Operator(), text.encode(), now=now)
+        created = csvimport.import_accounts(s, Party.operator(), text.encode(), now=now)
     assert [c.account.office_number for c in created] == ["1310000005"]
 
 
@@ -89,7 +90,7 @@ def test_every_bad_row_is_reported_and_nothing_is_imported(
     ]
     before = _count(database)
     with database.factory() as s, s.begin(), pytest.raises(ImportRefused) as info:
-        csvimport.import_accounts(s, Operator(), _csv(bad).encode("cp932"), now=now)
+        csvimport.import_accounts(s, Party.operator(), _csv(bad).encode("cp932"), now=now)
     got = {(p.row, p.column) for p in info.value.problems}
     assert got == {
         (3, "number"),
@@ -112,7 +113,7 @@ def test_every_bad_row_is_reported_and_nothing_is_imported(
 def test_header_problems(database: Database, now: dt.datetime) -> None:
     with database.factory() as s, s.begin(), pytest.raises(ImportRefused) as info:
         csvimport.import_accounts(
-            s, Operator(), "種別,番号,名称,住所,電話番号,FAX\n".encode(), now=now
+            s, Party.operator(), "種別,番号,名称,住所,電話番号,FAX\n".encode(), now=now
         )
     assert {(p.row, p.column) for p in info.value.problems} == {(1, "FAX"), (1, "email")}
 
@@ -128,14 +129,17 @@ def test_header_problems(database: Database, now: dt.datetime) -> None:
 )
 def test_unreadable_files(database: Database, now: dt.datetime, data: bytes, fragment: str) -> None:
     with database.factory() as s, s.begin(), pytest.raises(MalformedInput) as info:
-        csvimport.import_accounts(s, Operator(), data, now=now)
+        csvimport.import_accounts(s, Party.operator(), data, now=now)
     assert fragment in info.value.message and info.value.message_ja
 
 
 def test_only_staff_import(database: Database, now: dt.datetime) -> None:
     with database.factory() as s, s.begin():
         office = account(s, kind=AccountKind.OFFICE, now=now)
-        with pytest.raises(Refused):
-            csvimport.import_accounts(s, office, _csv(ROWS).encode(), now=now)
+        with pytest.raises(NotPermitted):
+            csvimport.import_accounts(s, party_of(office), _csv(ROWS).encode(), now=now)
         staff = account(s, kind=AccountKind.STAFF, now=now)
-        assert len(csvimport.import_accounts(s, staff, _csv(ROWS[:1]).encode(), now=now)) == 1
+        assert (
+            len(csvimport.import_accounts(s, party_of(staff), _csv(ROWS[:1]).encode(), now=now))
+            == 1
+        )

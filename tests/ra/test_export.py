@@ -17,9 +17,13 @@ from sqlalchemy.orm import Session
 from ra.export import BOM, HEADERS, csv_fields, export_csv, japan_date, safe_cell
 from ra.lifecycle import Applicant, Status
 from ra.models import Account, AccountKind, Application, Certificate
+from ra.party import Party, PartyKind
 from ra.queries import ApplicantType, ListRow, count_applications, list_applications
 from shomei.errors import MalformedInput
 from tests.ra.conftest import Database
+
+# Federation staff: the list and its export are theirs (ra.party).
+CLERK = Party(PartyKind.STAFF, "st00000001", 1)
 
 # 15:30 UTC on 31 March is already 1 April in Japan.
 LATE = dt.datetime(2026, 3, 31, 15, 30, tzinfo=dt.UTC)
@@ -107,10 +111,10 @@ def test_export_is_excel_csv_with_every_row(database: Database) -> None:
     with database.factory() as session, session.begin():
         seed(session)
         sink = CountingSink()
-        written = export_csv(session, out=sink, chunk_size=4)
+        written = export_csv(session, CLERK, out=sink, chunk_size=4)
         data = sink.getvalue()
-        total = count_applications(session)
-        listed = [r.application_id for r in list_applications(session, page_size=500).rows]
+        total = count_applications(session, CLERK)
+        listed = [r.application_id for r in list_applications(session, CLERK, page_size=500).rows]
     assert written == total == len(NAMES) * 3
     assert data.startswith(BOM) and not data.startswith(BOM + BOM)
     # Every record ends with CRLF and there is no bare LF (the quoted two-line name holds CRLF).
@@ -152,6 +156,7 @@ def test_export_filters_like_the_list(database: Database) -> None:
         out = io.BytesIO()
         written = export_csv(
             session,
+            CLERK,
             out=out,
             applicant_types={"office"},
             statuses={Status.ISSUED, Status.AWAITING_ISSUE_REQUEST},
@@ -159,6 +164,7 @@ def test_export_filters_like_the_list(database: Database) -> None:
         )
         listed = list_applications(
             session,
+            CLERK,
             applicant_types={"office"},
             statuses={Status.ISSUED, Status.AWAITING_ISSUE_REQUEST},
             user_id="HJ000",
@@ -174,7 +180,7 @@ def test_export_of_nothing_is_the_header_alone(database: Database) -> None:
     with database.factory() as session, session.begin():
         seed(session)
         out = io.BytesIO()
-        assert export_csv(session, out=out, user_id="nobody") == 0
+        assert export_csv(session, CLERK, out=out, user_id="nobody") == 0
     assert out.getvalue() == BOM + ",".join(HEADERS).encode() + b"\r\n"
 
 
@@ -194,7 +200,7 @@ def test_bad_conditions_write_nothing(database: Database, kwargs: dict[str, obje
         seed(session)
         out = io.BytesIO()
         with pytest.raises(MalformedInput) as caught:
-            export_csv(session, out=out, **kwargs)  # type: ignore[arg-type]
+            export_csv(session, CLERK, out=out, **kwargs)  # type: ignore[arg-type]
     assert out.getvalue() == b""
     assert any("\u3040" <= ch <= "\u9fff" for ch in caught.value.message_ja)
 

@@ -27,9 +27,9 @@ import ca.issuebatch
 from ca.recovery import abandon_batch
 from cli.main import main
 from ra import jobs, link
-from ra.accounts import Operator
 from ra.lifecycle import Applicant, Status
 from ra.models import AccountKind, Application, AuditRecord, CaBatch
+from ra.party import Party, party_of
 from ra.recovery import rerequest_batch
 from ra.scheduler import Gate, JobSpec
 from shomei.errors import NotFound, Refused
@@ -154,7 +154,7 @@ def test_re_request_refuses_what_it_must(
     ids = _apps(database, 1)
     written = link.dispatch(database.factory, settings, now=_now())
     assert written.batch_id is not None
-    admin = Operator("test")
+    admin = Party.operator("test")
     with pytest.raises(NotFound):
         rerequest_batch(database.factory, admin, "no-such-batch", now=_now())
     # The CA has not answered: it may still sign the batch, so it is not re-requested.
@@ -165,7 +165,7 @@ def test_re_request_refuses_what_it_must(
     with database.factory() as s:
         staff = s.get(type(staff), staff.id)
         with pytest.raises(Refused):
-            rerequest_batch(database.factory, staff, written.batch_id, now=_now())
+            rerequest_batch(database.factory, party_of(staff), written.batch_id, now=_now())
     with database.factory() as s:
         assert status_of(s, ids[0]) is Status.AWAITING_ISSUANCE
 

@@ -22,6 +22,7 @@ from ra import queries
 from ra.db import alembic_config
 from ra.lifecycle import LABELS_JA, Applicant, Status
 from ra.models import Account, AccountKind, Application, Certificate
+from ra.party import Party, PartyKind
 from ra.queries import (
     ApplicantType,
     Cursor,
@@ -33,6 +34,9 @@ from ra.queries import (
 from ra.services import PENDING
 from shomei.errors import MalformedInput
 from tests.ra.conftest import Database
+
+# Federation staff: the list and its export are theirs (ra.party).
+CLERK = Party(PartyKind.STAFF, "st00000001", 1)
 
 BASE = dt.datetime(2026, 4, 1, 0, 0, tzinfo=dt.UTC)
 
@@ -152,7 +156,7 @@ def walk_forward(session: Session, page_size: int, **conditions: object) -> list
     pages: list[list[int]] = []
     after: Cursor | str | None = None
     while True:
-        page = list_applications(session, page_size=page_size, after=after, **conditions)  # type: ignore[arg-type]
+        page = list_applications(session, CLERK, page_size=page_size, after=after, **conditions)  # type: ignore[arg-type]
         pages.append([r.application_id for r in page.rows])
         assert (page.prev_cursor is None) == (after is None) or not page.rows
         if page.next_cursor is None:
@@ -165,7 +169,7 @@ def walk_back(session: Session, start: Cursor, page_size: int, **conditions: obj
     ids: list[int] = []
     before: Cursor | None = start
     while before is not None:
-        page = list_applications(session, page_size=page_size, before=before, **conditions)  # type: ignore[arg-type]
+        page = list_applications(session, CLERK, page_size=page_size, before=before, **conditions)  # type: ignore[arg-type]
         ids[:0] = [r.application_id for r in page.rows]
         before = page.prev_cursor
     return ids
@@ -214,11 +218,12 @@ def test_every_search_pages_forward_and_back_to_the_expected_list(
                 pages = walk_forward(session, size, **conditions)
                 assert list(itertools.chain(*pages)) == want, (search, size)
                 assert all(len(p) == size for p in pages[:-1]), (search, size)
-            assert count_applications(session, **conditions) == len(want), search  # type: ignore[arg-type]
+            assert count_applications(session, CLERK, **conditions) == len(want), search  # type: ignore[arg-type]
             if len(want) > 7:
                 # A cursor newer than every row gives the first page.
                 first = list_applications(
                     session,
+                    CLERK,
                     page_size=7,
                     after=Cursor(BASE + dt.timedelta(days=999), 1),
                     **conditions,
@@ -240,7 +245,7 @@ def test_the_data_covers_every_group(database: Database) -> None:
 def test_rows_carry_what_the_screen_shows(database: Database) -> None:
     with database.factory() as session, session.begin():
         seeded = seed(session)
-        page = list_applications(session, statuses={"revoked"}, page_size=500)
+        page = list_applications(session, CLERK, statuses={"revoked"}, page_size=500)
         assert page.rows and page.next_cursor is None and page.prev_cursor is None
         row = page.rows[0]
         source = next(s for s in seeded if s.id == row.application_id)
@@ -255,25 +260,27 @@ def test_rows_carry_what_the_screen_shows(database: Database) -> None:
         assert row.applicant_type is source.kind
         assert row.applicant_type_label_ja in ("事業所", "代理人", "職員")
         office = list_applications(
-            session, user_id="HJ0001", user_id_match="exact", applicant_types={"office"}
+            session, CLERK, user_id="HJ0001", user_id_match="exact", applicant_types={"office"}
         ).rows[0]
         assert office.office_number == "1300000001"
         assert office.office_name == "社会福祉法人テスト会1"
         assert office.applicant_type_label_ja == "事業所"
-        waiting = list_applications(session, statuses={Status.AWAITING_ISSUE_REQUEST}).rows[0]
+        waiting = list_applications(session, CLERK, statuses={Status.AWAITING_ISSUE_REQUEST}).rows[
+            0
+        ]
         assert waiting.not_before is None and waiting.not_after is None
         assert waiting.revoked_at is None
 
 
 def test_empty_list_and_unknown_user(database: Database) -> None:
     with database.factory() as session, session.begin():
-        assert list_applications(session).rows == ()
+        assert list_applications(session, CLERK).rows == ()
         seed(session, count=10)
-        page = list_applications(session, user_id="nobody")
+        page = list_applications(session, CLERK, user_id="nobody")
         assert page == queries.Page((), None, None)
-        assert count_applications(session, user_id="nobody") == 0
+        assert count_applications(session, CLERK, user_id="nobody") == 0
         # A blank search box is no condition at all.
-        assert count_applications(session, user_id="   ", statuses=set()) == 10
+        assert count_applications(session, CLERK, user_id="   ", statuses=set()) == 10
 
 
 def test_cursor_token_round_trip_and_prefix_bound() -> None:
@@ -330,13 +337,13 @@ def test_bad_input_is_refused_in_japanese(
     with database.factory() as session, session.begin():
         seed(session, count=5)
         with pytest.raises(MalformedInput) as caught:
-            list_applications(session, **kwargs)  # type: ignore[arg-type]
+            list_applications(session, CLERK, **kwargs)  # type: ignore[arg-type]
         assert caught.value.fields["field"] == field
         assert any("\u3040" <= ch <= "\u9fff" for ch in caught.value.message_ja)
         assert caught.value.message_ja != caught.value.message
         if field not in ("page_size", "cursor"):
             with pytest.raises(MalformedInput):
-                count_applications(session, **kwargs)  # type: ignore[arg-type]
+                count_applications(session, CLERK, **kwargs)  # type: ignore[arg-type]
 
 
 def test_fetch_page_checks_the_page_size(database: Database) -> None:

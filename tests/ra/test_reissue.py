@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 
 from ra import applications, downloads, reissue
 from ra.models import Account, Application, AuditRecord, Notice, OutboxMail
+from ra.party import party_of
 from ra.passwords import WrongPassword, check_issuance_password
-from shomei.errors import NotFound, Refused
+from shomei.errors import NotFound, NotPermitted
 from signer.credentials import load_pkcs12
 from signer.notices import open_notice
 from tests.pki import Pki
@@ -34,7 +35,7 @@ def _issued_office(
 ) -> bytes:
     app_id = svc._office_apply(database, people, settings, profile, now, rng)
     with svc.tx(database) as s:
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     with svc.tx(database) as s:
         app = s.get(Application, app_id)
         assert app is not None
@@ -42,7 +43,7 @@ def _issued_office(
     with svc.tx(database) as s:
         return downloads.download_pkcs12(
             s,
-            people.office_a,
+            party_of(people.office_a),
             app_id,
             issuance_password=people.passwords[people.office_a.user_id],
             chain=[pki.certs["issuing"], pki.certs["root"]],
@@ -59,7 +60,9 @@ def test_sealed_reissue_opens_with_the_certificate_and_replaces_the_password(  #
     with svc.tx(database) as s:
         office = s.get(Account, people.office_a.id)
         assert office is not None
-        notice = reissue.reissue_sealed(s, office, now=later, message_id_domain="t.example")
+        notice = reissue.reissue_sealed(
+            s, party_of(office), now=later, message_id_domain="t.example"
+        )
         sealed = notice.sealed
         notice_id = notice.id
     assert sealed is not None
@@ -93,7 +96,7 @@ def test_without_a_current_certificate_the_phone_path_is_named(  # type: ignore[
         assert office is not None
         before = office.issuance_password_hash
         with pytest.raises(NotFound) as info:
-            reissue.reissue_sealed(s, office, now=now, message_id_domain="t.example")
+            reissue.reissue_sealed(s, party_of(office), now=now, message_id_domain="t.example")
         assert "電話" in info.value.message_ja
         assert office.issuance_password_hash == before
         count = s.execute(select(func.count()).select_from(Notice)).scalar_one()
@@ -106,5 +109,5 @@ def test_staff_have_no_issuance_password(  # type: ignore[no-untyped-def]
     with svc.tx(database) as s:
         staff = s.get(Account, people.staff.id)
         assert staff is not None
-        with pytest.raises(Refused):
-            reissue.reissue_sealed(s, staff, now=now, message_id_domain="t.example")
+        with pytest.raises(NotPermitted):
+            reissue.reissue_sealed(s, party_of(staff), now=now, message_id_domain="t.example")

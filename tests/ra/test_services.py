@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from ca.profile import Profile, load_profiles
 from ra import accounts, applications, audit, downloads, keys, lifecycle, pkcs12, revocations
-from ra.accounts import AccountInput, Operator
+from ra.accounts import AccountInput
 from ra.lifecycle import Actor, Applicant, Event, Status, TransitionRefused
 from ra.models import (
     Account,
@@ -40,9 +40,10 @@ from ra.models import (
     OutboxMail,
     Payment,
 )
+from ra.party import Party, party_of
 from ra.passwords import WrongPassword
 from ra.settings import RASettings
-from shomei.errors import MalformedInput, NotFound, Refused
+from shomei.errors import AlreadyExists, Conflict, MalformedInput, NotFound, NotPermitted, Refused
 from tests.pki import Pki
 from tests.ra.conftest import VAULT, Database
 
@@ -141,7 +142,7 @@ def portal(kind: AccountKind, number: str, name: str) -> AccountInput:
 
 @pytest.fixture
 def people(database: Database, now: dt.datetime, rng: Callable[[int], bytes]) -> People:
-    op = Operator("test")
+    op = Party.operator("test")
     with tx(database) as s:
         staff = accounts.add_console_user(
             s,
@@ -196,7 +197,7 @@ def _office_apply(
     with tx(database) as s:
         app = applications.apply(
             s,
-            people.office_a,
+            party_of(people.office_a),
             settings=settings,
             profile=profile,
             now=now,
@@ -242,7 +243,7 @@ def test_office_path_to_download_and_revocation(  # type: ignore[no-untyped-def]
         )
 
     with tx(database) as s:
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
         app = s.get(Application, app_id)
         assert app is not None and app.status is Status.ISSUE_REQUESTED
@@ -250,7 +251,12 @@ def test_office_path_to_download_and_revocation(  # type: ignore[no-untyped-def]
     chain = [pki.certs["issuing"], pki.certs["root"]]
     with tx(database) as s:
         data = downloads.download_pkcs12(
-            s, people.office_a, app_id, issuance_password=password.lower(), chain=chain, now=now
+            s,
+            party_of(people.office_a),
+            app_id,
+            issuance_password=password.lower(),
+            chain=chain,
+            now=now,
         )
     p12 = tmp_path / "office.p12"
     p12.write_bytes(data)
@@ -270,7 +276,7 @@ def test_office_path_to_download_and_revocation(  # type: ignore[no-untyped-def]
         assert last.details["encryption"] == "aes"
         revocations.register_revocation(
             s,
-            people.staff,
+            party_of(people.staff),
             app_id,
             reason="cessationOfOperation",
             requested_by="prefecture",
@@ -295,7 +301,7 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
     with tx(database) as s:
         app = applications.apply(
             s,
-            people.agent,
+            party_of(people.agent),
             settings=settings,
             profile=profile,
             now=now,
@@ -314,15 +320,21 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
         notice = s.execute(select(Notice).where(Notice.application_id == app_id)).scalar_one()
         assert notice.kind == "invoice" and people.agent.user_id in notice.body
         assert _count(s, OutboxMail) == 1 and _count(s, FeeEntry) == 0
-        bill = applications.invoice(s, people.agent, app_id, settings=settings, now=now)
+        bill = applications.invoice(s, party_of(people.agent), app_id, settings=settings, now=now)
         assert bill.payer_name == people.agent.user_id and bill.amount_yen == app.fee_yen
         assert bill.bank_account == settings.fees.bank_account
 
     paid_on = dt.date(2026, 11, 1)
     fee = settings.fees.agent_fee_yen
-    with tx(database) as s, pytest.raises(Refused):  # an agent cannot register a payment
+    with tx(database) as s, pytest.raises(NotPermitted):  # an agent cannot register a payment
         applications.register_payment(
-            s, people.agent, app_id, paid_on=paid_on, amount_yen=fee, payer_name="x", now=now
+            s,
+            party_of(people.agent),
+            app_id,
+            paid_on=paid_on,
+            amount_yen=fee,
+            payer_name="x",
+            now=now,
         )
     for bad in (
         {"amount_yen": fee - 1, "payer_name": people.agent.user_id, "paid_on": paid_on},
@@ -330,14 +342,14 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
         {"amount_yen": fee, "payer_name": "x", "paid_on": dt.date(2026, 11, 30)},
     ):
         with tx(database) as s, pytest.raises(MalformedInput) as info:
-            applications.register_payment(s, people.staff, app_id, now=now, **bad)  # type: ignore[arg-type]
+            applications.register_payment(s, party_of(people.staff), app_id, now=now, **bad)  # type: ignore[arg-type]
         assert info.value.message_ja
     with tx(database) as s:
         assert s.get(Application, app_id).status is Status.AWAITING_PAYMENT  # type: ignore[union-attr]
         assert _count(s, Payment) == 0
         payment = applications.register_payment(
             s,
-            people.staff,
+            party_of(people.staff),
             app_id,
             paid_on=paid_on,
             amount_yen=fee,
@@ -347,18 +359,24 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
         assert payment.registered_by == people.staff.user_id
     with tx(database) as s:
         assert s.get(Application, app_id).status is Status.ISSUE_REQUESTED  # type: ignore[union-attr]
-        with pytest.raises(Refused):  # the invoice is gone once paid
-            applications.invoice(s, people.agent, app_id, settings=settings, now=now)
-    with tx(database) as s, pytest.raises(TransitionRefused):  # staff cannot undo
-        applications.undo_approval(s, people.staff, app_id, now=now)
+        with pytest.raises(Conflict):  # the invoice is gone once paid
+            applications.invoice(s, party_of(people.agent), app_id, settings=settings, now=now)
+    with tx(database) as s, pytest.raises(NotPermitted):  # staff cannot undo
+        applications.undo_approval(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
-        applications.undo_approval(s, people.admin, app_id, now=now)
+        applications.undo_approval(s, party_of(people.admin), app_id, now=now)
     with tx(database) as s:
         assert s.get(Application, app_id).status is Status.AWAITING_PAYMENT  # type: ignore[union-attr]
         assert s.execute(select(Payment.undone_at)).scalar_one() == now
         # Paid again: a second payment row, the first stays undone.
         applications.register_payment(
-            s, people.staff, app_id, paid_on=paid_on, amount_yen=fee, payer_name="再入金", now=now
+            s,
+            party_of(people.staff),
+            app_id,
+            paid_on=paid_on,
+            amount_yen=fee,
+            payer_name="再入金",
+            now=now,
         )
         live = s.execute(select(Payment).where(Payment.undone_at.is_(None))).scalars().all()
         assert [p.payer_name for p in live] == ["再入金"]
@@ -370,26 +388,28 @@ def test_rejection_edit_undo_and_reapply(  # type: ignore[no-untyped-def]
     app_id = _office_apply(database, people, settings, profile, now, rng)
     fee = settings.fees.office_fee_yen
     with tx(database) as s, pytest.raises(MalformedInput):
-        applications.reject(s, people.staff, app_id, reason="   ", now=now)
+        applications.reject(s, party_of(people.staff), app_id, reason="   ", now=now)
     with tx(database) as s:
-        applications.reject(s, people.staff, app_id, reason="書類不備", now=now)
+        applications.reject(s, party_of(people.staff), app_id, reason="書類不備", now=now)
     with tx(database) as s:
         app = s.get(Application, app_id)
         assert app is not None and app.status is Status.REJECTION_PENDING
         assert app.status_reason == "書類不備"
         assert applications.fee_balance(s, people.office_a) == 0  # the charge was cancelled
-        applications.edit_rejection_reason(s, people.staff, app_id, reason="押印漏れ", now=now)
-    with tx(database) as s, pytest.raises(TransitionRefused):
-        applications.undo_rejection(s, people.staff, app_id, now=now)
+        applications.edit_rejection_reason(
+            s, party_of(people.staff), app_id, reason="押印漏れ", now=now
+        )
+    with tx(database) as s, pytest.raises(NotPermitted):
+        applications.undo_rejection(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
         assert s.get(Application, app_id).status_reason == "押印漏れ"  # type: ignore[union-attr]
-        applications.undo_rejection(s, people.admin, app_id, now=now)
+        applications.undo_rejection(s, party_of(people.admin), app_id, now=now)
     with tx(database) as s:
         app = s.get(Application, app_id)
         assert app is not None and app.status is Status.AWAITING_ISSUE_REQUEST
         assert app.status_reason is None
         assert applications.fee_balance(s, people.office_a) == fee
-        applications.reject(s, people.staff, app_id, reason="重複申請", now=now)
+        applications.reject(s, party_of(people.staff), app_id, reason="重複申請", now=now)
     with tx(database) as s:  # the rejection job processes it: 9 → 10
         app = s.get(Application, app_id)
         assert app is not None
@@ -397,9 +417,9 @@ def test_rejection_edit_undo_and_reapply(  # type: ignore[no-untyped-def]
             s, app, Event.PROCESS_REJECTION, actor=Actor.SYSTEM, actor_id="job", now=now
         )
     with tx(database) as s, pytest.raises(TransitionRefused):  # never reopened
-        applications.undo_rejection(s, people.admin, app_id, now=now)
+        applications.undo_rejection(s, party_of(people.admin), app_id, now=now)
     with tx(database) as s, pytest.raises(TransitionRefused):
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     new_id = _office_apply(database, people, settings, profile, now, rng)
     assert new_id != app_id
     with tx(database) as s:
@@ -412,11 +432,11 @@ def test_undo_issue_request_keeps_the_office_fee(  # type: ignore[no-untyped-def
 ) -> None:
     app_id = _office_apply(database, people, settings, profile, now, rng)
     with tx(database) as s:
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s, pytest.raises(TransitionRefused):  # a second approval is refused
-        applications.register_issue_request(s, people.admin, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.admin), app_id, now=now)
     with tx(database) as s:
-        applications.undo_approval(s, people.admin, app_id, now=now)
+        applications.undo_approval(s, party_of(people.admin), app_id, now=now)
     with tx(database) as s:
         assert s.get(Application, app_id).status is Status.AWAITING_ISSUE_REQUEST  # type: ignore[union-attr]
         assert applications.fee_balance(s, people.office_a) == settings.fees.office_fee_yen
@@ -437,7 +457,7 @@ def test_register_and_undo_revocation(  # type: ignore[no-untyped-def]
 ) -> None:
     app_id = _office_apply(database, people, settings, profile, now, rng)
     with tx(database) as s:
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
         issue(s, s.get(Application, app_id), pki, now)  # type: ignore[arg-type]
     for bad in (
@@ -455,11 +475,11 @@ def test_register_and_undo_revocation(  # type: ignore[no-untyped-def]
         },
     ):
         with tx(database) as s, pytest.raises(MalformedInput):
-            revocations.register_revocation(s, people.staff, app_id, now=now, **bad)  # type: ignore[arg-type]
-    with tx(database) as s, pytest.raises(Refused):  # an office cannot register it itself
+            revocations.register_revocation(s, party_of(people.staff), app_id, now=now, **bad)  # type: ignore[arg-type]
+    with tx(database) as s, pytest.raises(NotPermitted):  # an office cannot register it itself
         revocations.register_revocation(
             s,
-            people.office_a,
+            party_of(people.office_a),
             app_id,
             reason="keyCompromise",
             requested_by="office",
@@ -470,17 +490,17 @@ def test_register_and_undo_revocation(  # type: ignore[no-untyped-def]
         assert s.get(Application, app_id).status is Status.ISSUED  # type: ignore[union-attr]
         revocations.register_revocation(
             s,
-            people.staff,
+            party_of(people.staff),
             app_id,
             reason="keyCompromise",
             requested_by="office",
             requested_at=now,
             now=now,
         )
-    with tx(database) as s, pytest.raises(TransitionRefused):
-        revocations.undo_revocation(s, people.staff, app_id, now=now)
+    with tx(database) as s, pytest.raises(NotPermitted):
+        revocations.undo_revocation(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
-        revocations.undo_revocation(s, people.admin, app_id, now=now)
+        revocations.undo_revocation(s, party_of(people.admin), app_id, now=now)
     with tx(database) as s:
         app = s.get(Application, app_id)
         assert app is not None and app.status is Status.ISSUED
@@ -491,7 +511,7 @@ def test_register_and_undo_revocation(  # type: ignore[no-untyped-def]
         # Dispatched: undo is no longer possible.
         revocations.register_revocation(
             s,
-            people.staff,
+            party_of(people.staff),
             app_id,
             reason="superseded",
             requested_by="agent",
@@ -502,7 +522,7 @@ def test_register_and_undo_revocation(  # type: ignore[no-untyped-def]
             s, app, Event.DISPATCH_REVOCATION, actor=Actor.SYSTEM, actor_id="job", now=now
         )
         with pytest.raises(TransitionRefused):
-            revocations.undo_revocation(s, people.admin, app_id, now=now)
+            revocations.undo_revocation(s, party_of(people.admin), app_id, now=now)
 
 
 def test_offices_and_agents_see_only_their_own(  # type: ignore[no-untyped-def]
@@ -510,38 +530,38 @@ def test_offices_and_agents_see_only_their_own(  # type: ignore[no-untyped-def]
 ) -> None:
     app_id = _office_apply(database, people, settings, profile, now, rng)
     with tx(database) as s:
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
         issue(s, s.get(Application, app_id), pki, now)  # type: ignore[arg-type]
     password_b = people.passwords[people.office_b.user_id]
     for stranger in (people.office_b, people.agent):
         with tx(database) as s, pytest.raises(NotFound) as info:
-            applications.get_application(s, stranger, app_id)
+            applications.get_application(s, party_of(stranger), app_id)
         assert info.value.message_ja == f"申請 {app_id} は見つかりません"
         with tx(database) as s, pytest.raises(NotFound):
             downloads.download_pkcs12(
-                s, stranger, app_id, issuance_password=password_b, chain=[], now=now
+                s, party_of(stranger), app_id, issuance_password=password_b, chain=[], now=now
             )
         with tx(database) as s, pytest.raises(NotFound):
-            downloads.download_certificate(s, stranger, app_id, chain=[], now=now)
+            downloads.download_certificate(s, party_of(stranger), app_id, chain=[], now=now)
     with tx(database) as s, pytest.raises(NotFound):  # an id that does not exist looks the same
-        applications.get_application(s, people.office_b, app_id + 1000)
-    with tx(database) as s, pytest.raises(Refused):  # staff never get an office's key
+        applications.get_application(s, party_of(people.office_b), app_id + 1000)
+    with tx(database) as s, pytest.raises(NotPermitted):  # staff never get an office's key
         downloads.download_pkcs12(
-            s, people.staff, app_id, issuance_password=password_b, chain=[], now=now
+            s, party_of(people.staff), app_id, issuance_password=password_b, chain=[], now=now
         )
-    with tx(database) as s, pytest.raises(Refused):  # an office is not staff
-        applications.register_issue_request(s, people.office_a, app_id, now=now)
+    with tx(database) as s, pytest.raises(NotPermitted):  # an office is not staff
+        applications.register_issue_request(s, party_of(people.office_a), app_id, now=now)
     with tx(database) as s:
-        assert applications.get_application(s, people.staff, app_id).id == app_id
-        assert applications.get_application(s, people.office_a, app_id).id == app_id
+        assert applications.get_application(s, party_of(people.staff), app_id).id == app_id
+        assert applications.get_application(s, party_of(people.office_a), app_id).id == app_id
         # A disabled office can do nothing at all.
         s.get(Account, people.office_a.id).active = False  # type: ignore[union-attr]
     with tx(database) as s:
         disabled = s.get(Account, people.office_a.id)
         assert disabled is not None
-        with pytest.raises(Refused):
-            applications.get_application(s, disabled, app_id)
+        with pytest.raises(NotPermitted):
+            applications.get_application(s, party_of(disabled), app_id)
 
 
 def test_wrong_password_on_download_records_nothing(  # type: ignore[no-untyped-def]
@@ -549,18 +569,23 @@ def test_wrong_password_on_download_records_nothing(  # type: ignore[no-untyped-
 ) -> None:
     app_id = _office_apply(database, people, settings, profile, now, rng)
     password = people.passwords[people.office_a.user_id]
-    with tx(database) as s, pytest.raises(Refused):  # not issued yet
+    with tx(database) as s, pytest.raises(Conflict):  # not issued yet
         downloads.download_pkcs12(
-            s, people.office_a, app_id, issuance_password=password, chain=[], now=now
+            s, party_of(people.office_a), app_id, issuance_password=password, chain=[], now=now
         )
     with tx(database) as s:
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
         issue(s, s.get(Application, app_id), pki, now)  # type: ignore[arg-type]
         before = _count(s, AuditRecord)
     with tx(database) as s, pytest.raises(WrongPassword) as info:
         downloads.download_pkcs12(
-            s, people.office_a, app_id, issuance_password="AAAA-BBBB-CCCC", chain=[], now=now
+            s,
+            party_of(people.office_a),
+            app_id,
+            issuance_password="AAAA-BBBB-CCCC",
+            chain=[],
+            now=now,
         )
     assert info.value.message_ja == "証明書発行用パスワードが正しくありません"
     with tx(database) as s:
@@ -568,14 +593,24 @@ def test_wrong_password_on_download_records_nothing(  # type: ignore[no-untyped-
     # After a reissue the key stays under the password it was wrapped with: clear message.
     with tx(database) as s:
         new = accounts.reset_issuance_password(
-            s, people.staff, people.office_a.user_id, now=now, federation_name="連合会", rng=rng
+            s,
+            party_of(people.staff),
+            people.office_a.user_id,
+            now=now,
+            federation_name="連合会",
+            rng=rng,
         )
     with tx(database) as s:
         office = s.get(Account, people.office_a.id)
         assert office is not None
         with pytest.raises(WrongPassword) as info:
             downloads.download_pkcs12(
-                s, office, app_id, issuance_password=new.issuance_password, chain=[], now=now
+                s,
+                party_of(office),
+                app_id,
+                issuance_password=new.issuance_password,
+                chain=[],
+                now=now,
             )
         assert "申請時" in info.value.message_ja
 
@@ -618,7 +653,7 @@ def test_bad_applications_change_nothing(  # type: ignore[no-untyped-def]
         with tx(database) as s, pytest.raises(error) as info:
             applications.apply(
                 s,
-                people.office_a,
+                party_of(people.office_a),
                 settings=settings,
                 profile=profile,
                 now=now,
@@ -640,7 +675,7 @@ def test_bad_applications_change_nothing(  # type: ignore[no-untyped-def]
     with tx(database) as s:
         app = applications.apply(
             s,
-            people.office_a,
+            party_of(people.office_a),
             settings=settings,
             profile=profile,
             now=now,
@@ -650,10 +685,10 @@ def test_bad_applications_change_nothing(  # type: ignore[no-untyped-def]
             csr=x509.load_der_x509_csr(good_csr).public_bytes(serialization.Encoding.PEM),
         )
         assert app.wrapped_key is None and app.csr_der == good_csr
-        with pytest.raises(Refused):  # still in progress: a second application is refused
+        with pytest.raises(AlreadyExists):  # still in progress: a second application is refused
             applications.apply(
                 s,
-                people.office_a,
+                party_of(people.office_a),
                 settings=settings,
                 profile=profile,
                 now=now,
@@ -670,7 +705,7 @@ def test_own_csr_downloads_the_certificate_not_a_pkcs12(  # type: ignore[no-unty
     with tx(database) as s:
         app = applications.apply(
             s,
-            people.office_b,
+            party_of(people.office_b),
             settings=settings,
             profile=profile,
             now=now,
@@ -681,14 +716,14 @@ def test_own_csr_downloads_the_certificate_not_a_pkcs12(  # type: ignore[no-unty
         )
         app_id = app.id
     with tx(database) as s:
-        applications.register_issue_request(s, people.staff, app_id, now=now)
+        applications.register_issue_request(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
         cert = issue(s, s.get(Application, app_id), pki, now)  # type: ignore[arg-type]
     with tx(database) as s:
-        with pytest.raises(Refused) as info:
+        with pytest.raises(Conflict) as info:
             downloads.download_pkcs12(
                 s,
-                people.office_b,
+                party_of(people.office_b),
                 app_id,
                 issuance_password=people.passwords[people.office_b.user_id],
                 chain=[],
@@ -696,7 +731,7 @@ def test_own_csr_downloads_the_certificate_not_a_pkcs12(  # type: ignore[no-unty
             )
         assert "CSR" in info.value.message_ja
         pem = downloads.download_certificate(
-            s, people.office_b, app_id, chain=[pki.certs["issuing"]], now=now
+            s, party_of(people.office_b), app_id, chain=[pki.certs["issuing"]], now=now
         )
     got = x509.load_pem_x509_certificates(pem)
     assert got == [cert, pki.certs["issuing"]]
@@ -706,11 +741,13 @@ def test_staff_apply_on_behalf(  # type: ignore[no-untyped-def]
     database: Database, people: People, settings, profile, now, rng
 ) -> None:
     with tx(database) as s, pytest.raises(MalformedInput):  # for whom?
-        applications.apply(s, people.staff, settings=settings, profile=profile, now=now, rng=rng)
+        applications.apply(
+            s, party_of(people.staff), settings=settings, profile=profile, now=now, rng=rng
+        )
     with tx(database) as s, pytest.raises(Refused):  # not an office or agent
         applications.apply(
             s,
-            people.staff,
+            party_of(people.staff),
             settings=settings,
             profile=profile,
             now=now,
@@ -722,7 +759,7 @@ def test_staff_apply_on_behalf(  # type: ignore[no-untyped-def]
     with tx(database) as s:
         office_app = applications.apply(
             s,
-            people.staff,
+            party_of(people.staff),
             settings=settings,
             profile=profile,
             now=now,
@@ -733,7 +770,7 @@ def test_staff_apply_on_behalf(  # type: ignore[no-untyped-def]
         )
         agent_app = applications.apply(
             s,
-            people.admin,
+            party_of(people.admin),
             settings=settings,
             profile=profile,
             now=now,
@@ -749,7 +786,10 @@ def test_staff_apply_on_behalf(  # type: ignore[no-untyped-def]
         assert office_app.account_id == people.office_b.id
         assert (agent_app.status, agent_app.entered_by) == (Status.AWAITING_PAYMENT, "staff")
         # The owner, not the staff member, sees and owns them.
-        assert applications.get_application(s, people.office_b, office_app.id).id == office_app.id
+        assert (
+            applications.get_application(s, party_of(people.office_b), office_app.id).id
+            == office_app.id
+        )
 
 
 def test_two_operators_approving_at_once(  # type: ignore[no-untyped-def]
@@ -761,13 +801,13 @@ def test_two_operators_approving_at_once(  # type: ignore[no-untyped-def]
     app_id = _office_apply(database, people, settings, profile, now, rng)
     with database.factory() as first, database.factory() as second:
         with second.begin():
-            seen = applications.get_application(second, people.admin, app_id)
+            seen = applications.get_application(second, party_of(people.admin), app_id)
             assert seen.status is Status.AWAITING_ISSUE_REQUEST
             with first.begin():
-                applications.register_issue_request(first, people.staff, app_id, now=now)
-            with pytest.raises(lifecycle.Conflict) as info:
-                applications.reject(second, people.admin, app_id, reason="重複", now=now)
-            assert "他の操作で先に更新" in info.value.message_ja
+                applications.register_issue_request(first, party_of(people.staff), app_id, now=now)
+            with pytest.raises(lifecycle.ChangedMeanwhile) as info:
+                applications.reject(second, party_of(people.admin), app_id, reason="重複", now=now)
+            assert "他の職員が先にこの申請を変更しました" in info.value.message_ja
             second.rollback()
     with tx(database) as s:
         app = s.get(Application, app_id)
@@ -796,7 +836,7 @@ def test_two_applies_at_once_make_one_application(  # type: ignore[no-untyped-de
                 assert office is not None
                 applications.apply(
                     s,
-                    office,
+                    party_of(office),
                     settings=settings,
                     profile=profile,
                     now=now,
@@ -877,10 +917,10 @@ def test_undo_rejection_refused_while_a_new_application_is_in_progress(  # type:
     """Rejected, re-applied, then the old rejection undone: refused clearly, nothing changes."""
     first = _office_apply(database, people, settings, profile, now, rng)
     with tx(database) as s:
-        applications.reject(s, people.staff, first, reason="記載誤り", now=now)
+        applications.reject(s, party_of(people.staff), first, reason="記載誤り", now=now)
     second = _office_apply(database, people, settings, profile, now, rng)
-    with tx(database) as s, pytest.raises(TransitionRefused) as info:
-        applications.undo_rejection(s, people.admin, first, now=now)
+    with tx(database) as s, pytest.raises(AlreadyExists) as info:
+        applications.undo_rejection(s, party_of(people.admin), first, now=now)
     assert "処理中の別の申請" in info.value.message_ja
     with tx(database) as s:
         a, b = s.get(Application, first), s.get(Application, second)
@@ -902,7 +942,7 @@ def test_an_agent_applies_for_several_offices(  # type: ignore[no-untyped-def]
         made = [
             applications.apply(
                 s,
-                agent,
+                party_of(agent),
                 settings=settings,
                 profile=profile,
                 now=now,
@@ -916,10 +956,10 @@ def test_an_agent_applies_for_several_offices(  # type: ignore[no-untyped-def]
             people.office_a.office_number,
             people.office_b.office_number,
         }
-        with pytest.raises(Refused):  # office A already has one in progress
+        with pytest.raises(AlreadyExists):  # office A already has one in progress
             applications.apply(
                 s,
-                agent,
+                party_of(agent),
                 settings=settings,
                 profile=profile,
                 now=now,
@@ -930,7 +970,7 @@ def test_an_agent_applies_for_several_offices(  # type: ignore[no-untyped-def]
         with pytest.raises(NotFound):
             applications.apply(
                 s,
-                agent,
+                party_of(agent),
                 settings=settings,
                 profile=profile,
                 now=now,
@@ -941,7 +981,7 @@ def test_an_agent_applies_for_several_offices(  # type: ignore[no-untyped-def]
         with pytest.raises(MalformedInput):
             applications.apply(
                 s,
-                agent,
+                party_of(agent),
                 settings=settings,
                 profile=profile,
                 now=now,
@@ -953,7 +993,7 @@ def test_an_agent_applies_for_several_offices(  # type: ignore[no-untyped-def]
         with pytest.raises(Refused):
             applications.apply(
                 s,
-                office_b,
+                party_of(office_b),
                 settings=settings,
                 profile=profile,
                 now=now,

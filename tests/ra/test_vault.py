@@ -14,10 +14,10 @@ from alembic import command
 from sqlalchemy import select, text, update
 
 from ra import accounts
-from ra.accounts import Operator
 from ra.db import alembic_config, make_engine, session_factory, transaction
 from ra.initdb import init_database
 from ra.models import Account, AccountKind
+from ra.party import Party
 from ra.settings import RASettings
 from ra.vault import Vault, create_key_file, load_vault, totp_context
 from shomei.errors import ConfigError, Refused
@@ -103,7 +103,7 @@ def _staff(database: Database, vault: Vault, now: dt.datetime) -> accounts.NewAc
     with transaction(database.factory) as s:
         return accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=AccountKind.ADMIN,
             name="管理者",
             email="a@f.example",
@@ -189,7 +189,7 @@ def test_init_db_will_not_replace_a_lost_key(tmp_path: Path, now: dt.datetime) -
     with transaction(session_factory(engine)) as s:
         accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=AccountKind.ADMIN,
             name="管理者",
             email="a@f.example",
@@ -221,7 +221,7 @@ def test_a_sealed_secret_does_not_open_in_another_row(database: Database, now: d
     with transaction(database.factory) as s:
         other = accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=AccountKind.STAFF,
             name="職員",
             email="s@f.example",
