@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from bench.common import Figure, judged
-from ra.accounts import Operator
 from ra.csvimport import import_accounts
 from ra.db import make_engine, session_factory, transaction, upgrade
+from ra.party import Party
 
 ROWS = 60
 ROUNDS = 2
@@ -44,7 +44,7 @@ def _import(work: Path, name: str, workers: int | None) -> float:
     data = _csv()
     start = time.perf_counter()
     with transaction(session_factory(engine)) as session:
-        created = import_accounts(session, Operator("bench"), data, now=NOW, workers=workers)
+        created = import_accounts(session, Party.operator("bench"), data, now=NOW, workers=workers)
     seconds = time.perf_counter() - start
     engine.dispose()
     assert len(created) == ROWS
