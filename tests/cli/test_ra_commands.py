@@ -110,7 +110,8 @@ def test_show_and_verify_audit(settings_file: Path) -> None:
     assert f"application {app_id}: awaiting_issue_request (1 発行依頼待ち)" in body
     # 15:30 UTC is 00:30 the next day in Japan.
     assert "2026-11-03 00:30:00 JST apply - -> awaiting_issue_request" in body
-    assert f"by office:{user_id} from 192.0.2.1" in body  # the history of ra.queries.application_history
+    assert f"by office:{user_id} from 192.0.2.1" in body
+    # The history comes from ra.queries.application_history, with the action in Japanese.
     assert f"by office:{user_id} from 192.0.2.1  発行申請" in body
     missing = run("show", 999, "--settings", settings_file)
     assert missing.exit_code == 2 and "no application 999" in missing.output  # type: ignore[attr-defined]
