@@ -43,10 +43,10 @@ from ca.home import HomePaths, ProfileCopy, federation_profile, profile_copies, 
 from ca.home import toml_string as q
 from ca.ledger import Ledger
 from ca.ledger_record import record_path
-from ca.profile import load_profile
 from ca.settings import KeyRef, load_ca_settings
 from ca.staging import Staging
 from ca.transcript import Transcript, file_digest, link_to, transcripts_in
+from contract.profile import load_profile
 from shomei import config
 from shomei.errors import Refused, ShomeiError
 from shomei.files import MAX_TEXT, read_bytes, write_new

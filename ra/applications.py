@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ca.profile import Profile
+from contract.profile import Profile
 from ra import keys, lifecycle
 from ra.lifecycle import Applicant, Conflict, Event, Status
 from ra.models import Account, AccountKind, Application, FeeEntry, Payment

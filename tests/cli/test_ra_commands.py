@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from ca.profile import load_profiles
 from cli.main import main
+from contract.profile import load_profiles
 from ra import applications
 from ra.accounts import get_account
 from ra.db import make_engine, session_factory, transaction
@@ -134,7 +134,7 @@ def test_bad_settings_file(tmp_path: Path) -> None:
 
 
 def test_export_list_writes_excel_csv_and_refuses_bad_input(tmp_path: Path) -> None:
-    from ra.demo import build_demo
+    from demo.federation import build_demo
 
     demo = tmp_path / "demo"
     build_demo(demo, echo=lambda _: None)

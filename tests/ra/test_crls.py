@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select, update
 
-from ca.batch import read_result_batch
 from ca.crls import issue_crl
 from ca.signbatch import sign_batch
 from cli.ra_jobs_commands import register_crl_command
+from contract.batch import read_result_batch
 from crl.reader import load_crl
 from ra import crls, link
 from ra.lifecycle import Status

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ca.profile import Profile, load_profiles
+from contract.profile import Profile, load_profiles
 from ra import accounts, applications, audit, downloads, keys, lifecycle, pkcs12, revocations
 from ra.accounts import AccountInput, Operator
 from ra.lifecycle import Actor, Applicant, Event, Status, TransitionRefused

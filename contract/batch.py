@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
-from ca.batchjson import Fields, load_json, malformed
+from contract.batchjson import Fields, load_json, malformed
 from shomei.clock import require_aware
 from shomei.errors import MalformedInput, Refused, VerificationFailed
 from signer import cms

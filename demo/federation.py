@@ -32,8 +32,8 @@ from sqlalchemy import select
 from ca import ceremony
 from ca.ceremony_config import load_ceremony
 from ca.home import toml_string
-from ca.profile import load_profiles
 from ca.trust import pin_ra_certificate
+from contract.profile import load_profiles
 from ra import applications, downloads, jobs, revocations
 from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
 from ra.db import make_engine, session_factory, transaction
