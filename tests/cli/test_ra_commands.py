@@ -17,6 +17,7 @@ from ra.accounts import get_account
 from ra.db import make_engine, session_factory, transaction
 from ra.passwords import check_issuance_password
 from ra.settings import load_ra_settings
+from tests.ra_profile import PROFILE_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 CSV = (
@@ -30,7 +31,8 @@ CSV = (
 def settings_file(tmp_path: Path) -> Path:
     path = tmp_path / "ra.toml"
     path.write_text(
-        f'[ra]\ndatabase_url = "sqlite:///{tmp_path / "ra.sqlite"}"\ndata_dir = "data"\n',
+        f'[ra]\ndatabase_url = "sqlite:///{tmp_path / "ra.sqlite"}"\ndata_dir = "data"\n'
+        f"{PROFILE_FILES}\n",
         encoding="utf-8",
     )
     return path
