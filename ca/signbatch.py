@@ -1,4 +1,4 @@
-"""Sign one RA request batch: the CA side of the RA↔CA link (SPEC §5).
+"""Sign one RA request batch: the CA side of the RA↔CA link (docs/product.md §10).
 
 The order is what makes it safe:
 

@@ -60,7 +60,7 @@ OFFICES = {
 }
 AGENT = ("9910000001", "株式会社デモ請求ソフト")
 REJECTED = ("1310000003", "証明ケアサービス 誤登録事業所")
-# An office whose certificate its software vendor (the agent) applies for (SPEC §1).
+# An office whose certificate its software vendor (the agent) applies for (docs/product.md §1).
 BY_AGENT = ("1310000004", "証明ケアサービス 代理申請事業所")
 CLAIM = (
     "請求年月,事業所番号,受給者証番号,サービス種類,単位数\n"

@@ -1,4 +1,4 @@
-"""The RA's link identity: the key that signs request batches and audit anchors (SPEC §5).
+"""The RA's link identity (docs/product.md §10): the key signing request batches and audit anchors.
 
 The CA pins the RA's self-signed link certificate byte for byte (``trusted_ra`` of its
 ``ca.toml``), so the certificate asserts nothing beyond "batches signed by this key come from

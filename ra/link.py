@@ -1,4 +1,4 @@
-"""The RA's side of the RA↔CA batch link (SPEC §5): dispatch (B7, B8) and import (B9, B10).
+"""The RA's side of the batch link (docs/product.md §10): dispatch (B7, B8) and import (B9, B10).
 
 **Dispatch.**  Every application in 発行依頼中 (3) and 失効依頼中 (6) goes into one request
 batch, signed with the RA link key (:func:`contract.batch.write_request_batch`; the request id is

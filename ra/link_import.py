@@ -1,4 +1,4 @@
-"""Importing the CA's result batches into the RA (SPEC §5: B9 certificates, B10 CRLs).
+"""Importing the CA's result batches into the RA (docs/product.md §10: B9 certificates, B10 CRLs).
 
 :func:`import_result` verifies a result batch against the issuing CA certificate
 (:func:`contract.batch.read_result_batch`; every certificate and the CRL must carry the CA's

@@ -38,7 +38,7 @@ URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/NAME
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """The RA↔CA batch link (SPEC §5)."""
+    """The RA↔CA batch link (docs/product.md §10)."""
 
     # inline: batches are handed to the CA in this process (embedded default, tests);
     # offline: written to outbox/ and read back from inbox/, carried by hand.

@@ -1,4 +1,4 @@
-"""The import boundaries of STYLE.md stay true.
+"""The import boundaries of docs/product.md §2 stay true.
 
 ``ca/`` runs on an offline machine and imports neither Flask nor SQLAlchemy; ``signer/`` is
 installed by offices alone and imports neither ``ra`` nor ``ca``; ``crl/`` imports neither
