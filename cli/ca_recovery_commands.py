@@ -25,10 +25,10 @@ from cli.ca_commands import (
     share_option,
     write_result,
 )
-from cli.errors import handle_errors
+from cli.errors import handle_errors, naming
 from cli.groups import ca_group
 from shomei.clock import utcnow
-from shomei.errors import NotFound
+from shomei.errors import MalformedInput, NotFound, VerificationFailed
 from shomei.files import read_bytes
 
 request_option = click.option(
@@ -91,7 +91,8 @@ def resume_batch_command(
     refuse_existing(out_file)
     settings = _settings(ca_home)
     data = _request(ca_home, batch_id, request_file)
-    checked = check_request(settings, data, now=utcnow(), also=(out_file.parent,))
+    with naming(request_file or "the kept request", MalformedInput, VerificationFailed):
+        checked = check_request(settings, data, now=utcnow(), also=(out_file.parent,))
     if checked.request.batch_id != batch_id:
         raise NotFound(
             f"the request file is batch {checked.request.batch_id}, not {batch_id}",
@@ -152,7 +153,10 @@ def abandon_batch_command(
             abort=True,
             err=True,
         )
-    with _open(settings, share_files, pin_file) as ca:
+    with (
+        _open(settings, share_files, pin_file) as ca,
+        naming(request_file or "the kept request", MalformedInput, VerificationFailed),
+    ):
         answer = abandon_batch(
             ca,
             batch_id,

@@ -172,7 +172,8 @@ HELP_JA: dict[str, str] = {
         "監査記録に残り、次の送信で新しいバッチに入ります。"
     ),
     "Offline mode: write the request file of BATCH_ID (not yet answered) to the outbox again.": (
-        "オフライン運用: 未応答のバッチ BATCH_ID の要求ファイルを送信フォルダにもう一度書き出します。"
+        "オフライン運用: 未応答のバッチ BATCH_ID の要求ファイルを"
+        "送信フォルダにもう一度書き出します。"
     ),
     "The RA settings file (TOML, table [ra]).": _SETTINGS,
     "The RA settings file (ra.toml).": _SETTINGS,

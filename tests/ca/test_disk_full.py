@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ca.batch import read_result_batch
 from ca.batchstore import MARGIN_BYTES, MARGIN_FACTOR, estimate
 from cli.main import main
+from contract.batch import read_result_batch
 from tests.ca.test_batch_home import CaHome, build_ca_home
 from tests.ca.test_signbatch import issue, request_batch
 from tests.pki import Pki
@@ -143,7 +143,7 @@ def test_too_little_room_is_refused_before_anything_is_signed(
     request = tmp_path / "in.p7m"
     request.write_bytes(request_batch(home, [issue(n) for n in range(REQUESTS)]))
     with home.open() as ca:
-        from ca.batch import read_request_batch
+        from contract.batch import read_request_batch
 
         parsed = read_request_batch(request.read_bytes(), trusted=ca.trusted_ra)
     need = estimate(parsed, request_size=request.stat().st_size, revoked=0)
@@ -230,7 +230,7 @@ def test_disk_full_half_way_keeps_the_ledger_consistent_and_the_same_command_fin
     # Room again: the same command finishes the batch; no request is signed twice.
     again = _sign(home, request, out)
     assert again.exit_code == 0, again.output
-    assert "never finished" in again.stderr
+    assert "never finished" in again.stdout
     _signed_once_each(home)
     with home.open() as ca:
         parsed = read_result_batch(out.read_bytes(), ca_certificate=ca.certificate)
@@ -276,7 +276,7 @@ def test_out_on_a_full_disk_says_where_the_result_is_and_a_retry_writes_it_again
     assert other.read_bytes() == copy.read_bytes()
 
 
-def test_out_below_a_file_says_where_the_result_is(pki: Pki, tmp_path: Path) -> None:
+def test_out_below_a_file_is_refused_before_signing(pki: Pki, tmp_path: Path) -> None:
     home = build_ca_home(tmp_path / "home", pki)
     request = tmp_path / "in.p7m"
     request.write_bytes(request_batch(home, [issue(1)]))
@@ -284,8 +284,10 @@ def test_out_below_a_file_says_where_the_result_is(pki: Pki, tmp_path: Path) -> 
     result = _sign(home, request, tmp_path / "not-a-folder" / "out.p7m")
     assert result.exit_code == 2
     assert "Traceback" not in result.output
-    (line,) = result.stderr.strip().splitlines()[-1:]
-    assert "is signed and its result is kept at" in line and "results" in line
+    # Refused before anything is signed: the place for the result is checked first.
+    (line,) = result.stderr.strip().splitlines()
+    assert "not-a-folder is not a folder" in line
+    assert not list((home.folder / "results").glob("*.p7m"))
     second = tmp_path / "out.p7m"
     assert _sign(home, request, second).exit_code == 0
     (copy,) = (home.folder / "results").glob("*.p7m")

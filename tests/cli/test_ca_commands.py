@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ca.batch import Issued, make_link_identity, read_result_batch, write_request_batch
 from ca.crls import issue_crl
 from ca.ledger import Ledger
 from cli.main import main
+from contract.batch import Issued, make_link_identity, read_result_batch, write_request_batch
 from tests.ca.test_batch_home import NOW, CaHome, build_ca_home
 from tests.ca.test_signbatch import issue, request_batch
 from tests.pki import Pki
@@ -105,7 +105,7 @@ def test_sign_batch_refuses_existing_output_and_answers_a_retry_again(
     again = _run(["ca", "sign-batch", str(request), str(second), "--ca-home", str(home.folder)])
     assert again.exit_code == 0, again.output  # type: ignore[attr-defined]
     assert second.read_bytes() == out.read_bytes()
-    assert "was signed before" in again.stderr and "results" in again.stderr  # type: ignore[attr-defined]
+    assert "was signed before" in again.stdout and "results" in again.stdout  # type: ignore[attr-defined]
     with Ledger(home.settings.ledger) as ledger:
         assert ledger.stats().signed == 1
 

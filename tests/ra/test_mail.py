@@ -240,7 +240,7 @@ def test_smtp_login_and_password_file_problems_are_one_line(tmp_path: Path, smtp
         mail.connect(base)
     with pytest.raises(NotFound, match="SMTP password file not found"):
         mail.connect(dataclasses.replace(base, password_file=tmp_path / "none"))
-    with pytest.raises(Refused, match="SMTP password file .* is a folder"):
+    with pytest.raises(Refused, match=r"SMTP password file .* is a folder"):
         mail.connect(dataclasses.replace(base, password_file=tmp_path))
     (tmp_path / "pw").write_bytes(b"\xff\xfe")
     with pytest.raises(MalformedInput, match="not UTF-8"):
