@@ -120,8 +120,15 @@ class Account(Base):
     issuance_password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2
     # Staff and admins: the TOTP secret, sealed under the RA's secrets key (ra.vault).
     totp_secret_sealed: Mapped[str | None] = mapped_column(String(200))
+    # When the TOTP secret was confirmed by a first code (None: enrolment still to do), and
+    # the RFC 6238 time step of the last code accepted, so that no code is accepted twice.
+    totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Raised by a password change, a reset or a disable: web sessions carrying an older epoch
+    # are signed out.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
