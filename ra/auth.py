@@ -523,3 +523,11 @@ __all__ = [
     "provisioning_uri",
     "unlock",
 ]
+
+
+def find_account_by_id(session: Session, account_id: int) -> Account:
+    """The account ``account_id`` (for a signed-in session), or :class:`AuthenticationFailed`."""
+    account = session.get(Account, account_id)
+    if account is None or not account.active:
+        raise _failed()
+    return account
