@@ -26,6 +26,7 @@ from flask_babel import Babel
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ra.db import make_engine
 from ra.db import session_factory as make_session_factory
@@ -83,6 +84,10 @@ def create_app(
         BABEL_TRANSLATION_DIRECTORIES=str(PACKAGE / "translations"),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session (idle timeout)
     )
+    if settings.web.behind_tls:
+        # The proxy in front terminates TLS: the client address (for the audit log) and the
+        # scheme come from its X-Forwarded-For / X-Forwarded-Proto, one proxy deep.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     factory = session_factory or make_session_factory(make_engine(settings.database_url))
     app.config["FEDERATION_NAME"] = settings.federation_name
     app.extensions["shomei"] = WebContext(

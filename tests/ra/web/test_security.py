@@ -195,3 +195,47 @@ def test_time_is_injected(app: Flask, clock: Clock) -> None:
         == clock.now
         == dt.datetime(2026, 11, 2, 1, 2, 3, tzinfo=dt.UTC)
     )
+
+
+def test_a_password_reset_by_an_admin_ends_the_sessions(
+    app: Flask, database: Database, vault: Vault, clock: Clock
+) -> None:
+    from ra import accounts
+    from ra.accounts import Operator
+
+    staff = add_staff(database, vault, clock.now)
+    client = app.test_client()
+    sign_in(client, staff, clock.now)
+    with database.factory() as s, s.begin():
+        accounts.reset_login_password(s, Operator(), staff.user_id, now=clock.now)
+    assert client.get("/console/").status_code == 302
+
+
+def test_behind_tls_the_audit_gets_the_forwarded_address(
+    web_settings: RASettings, database: Database, vault: Vault, clock: Clock
+) -> None:
+    settings = RASettings(
+        database_url=web_settings.database_url,
+        data_dir=web_settings.data_dir,
+        secrets_key_file=web_settings.secrets_key_file,
+        web=WebSettings(secret_key_file=web_settings.web.secret_key_file, behind_tls=True),
+    )
+    app = create_app(settings, session_factory=database.factory, now=clock)
+    staff = add_staff(database, vault, clock.now)
+    client = app.test_client()
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    page = client.get("/auth/sign-in", headers=headers, base_url="https://localhost")
+    token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1]
+    answer = client.post(
+        "/auth/sign-in",
+        data={"user_id": staff.user_id, "password": "wrong-1!", "csrf_token": token.split('"')[0]},
+        # Over HTTPS the CSRF check also wants a same-site Referer (a browser sends it).
+        headers={**headers, "Referer": "https://localhost/auth/sign-in"},
+        base_url="https://localhost",
+    )
+    assert answer.status_code == 401
+    with database.factory() as s:
+        rec = s.execute(
+            select(AuditRecord).where(AuditRecord.action == "sign_in_failed")
+        ).scalar_one()
+        assert rec.source_address == "203.0.113.7"
