@@ -15,10 +15,14 @@ What the console and the portal call to let a person in.  A sign-in is one or tw
    counts only once one code made from it was accepted.
 
 Every failure of either step counts toward the lockout of the account (settings
-``[ra.signin]``: the console locks after 5 failures for 30 minutes, the portal after 3); a
-locked account is refused with :class:`LockedOut`, which carries ``until``, without looking
-at the password.  Every sign-in, failure, lockout and unlock is in the audit log, in the same
-transaction as the change it records, so the caller must commit also when a step fails (the
+``[ra.signin]``, by the page: the console locks after 5 failures for 30 minutes, the portal
+after 3); a locked account is refused with :class:`LockedOut`, which carries ``until``,
+without looking at the password.  Failures with an unknown user ID are counted the same way
+(table ``signin_unknown``, keyed by a hash of the ID), so an unknown ID locks as a real one
+does and the lockout does not tell which IDs exist either.
+
+Every sign-in, failure, lockout and unlock is in the audit log, in the same transaction as
+the change it records, so the caller must commit also when a step fails (the
 exceptions say nothing was signed in, not that nothing was written): :func:`attempt` does that.
 """
 
@@ -27,20 +31,22 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import hashlib
 import hmac
 import secrets
-import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import NoReturn
 
 import pyotp
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ra import audit
 from ra.accounts import KIND_JA, Principal, Problem, audit_actor, get_account, require_kind
-from ra.models import Account, AccountKind
+from ra.models import Account, AccountKind, UnknownSignIn
+from ra.password_rules import password_problems
 from ra.passwords import Rng, WrongPassword, hash_password
 from ra.passwords import check_password as _check_hash
 from ra.settings import LockoutPolicy, SignInSettings
@@ -52,10 +58,9 @@ from shomei.jatext import fold_user_id
 CONSOLE_KINDS = frozenset({AccountKind.STAFF, AccountKind.ADMIN})
 TOTP_STEP = 30  # seconds (RFC 6238 §4)
 TOTP_DRIFT = 1  # steps accepted either side of the current one
-PASSWORD_MIN = 8
-PASSWORD_MAX = 20
-SYMBOLS = frozenset(string.punctuation)
 INPUT_LIMIT = 200  # longer input is not a password or a user ID of ours; not hashed
+UNKNOWN_KEPT = dt.timedelta(days=30)  # failures with unknown IDs are forgotten after this
+LOCKED_JA = "サインインの失敗が続いたため、このアカウントは一時的にロックされています"
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,75 @@ def policy_for(account: Account, settings: SignInSettings) -> LockoutPolicy:
     return settings.console if account.kind in CONSOLE_KINDS else settings.portal
 
 
+def page_policy(kinds: frozenset[AccountKind], settings: SignInSettings) -> LockoutPolicy:
+    """The lockout policy of a sign-in page, by the accounts it signs in.
+
+    The page's, not the account's: an office's ID tried at the console locks as a staff
+    member's or an unknown ID would there, so the count does not tell what an ID is.
+    """
+    return settings.console if kinds <= CONSOLE_KINDS else settings.portal
+
+
+def _unknown_key(typed_user_id: object) -> str:
+    text = typed_user_id if isinstance(typed_user_id, str) else ""
+    folded = fold_user_id(text[:INPUT_LIMIT])
+    return hashlib.sha256(folded.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _unknown_attempt(
+    session: Session,
+    typed_user_id: object,
+    password: object,
+    policy: LockoutPolicy,
+    now: dt.datetime,
+    source_address: str | None,
+) -> NoReturn:
+    """A sign-in with an ID no account has: refused as a known account would be, at its cost."""
+    key = _unknown_key(typed_user_id)
+    # Rows nobody has tried for a long time go (the one difference from an account, whose
+    # count stays until a sign-in succeeds), so guessed IDs do not fill the table.
+    session.execute(
+        delete(UnknownSignIn).where(
+            UnknownSignIn.last_failure_at < now - UNKNOWN_KEPT, UnknownSignIn.key != key
+        )
+    )
+    row = session.get(UnknownSignIn, key, with_for_update=True)
+    if row is not None and row.locked_until is not None:
+        if row.locked_until > now:
+            raise LockedOut(
+                f"too many failed sign-ins: locked until {row.locked_until.isoformat()}",
+                message_ja=LOCKED_JA,
+                until=row.locked_until,
+            )
+        row.locked_until = None
+        row.failed_logins = 0
+    try:
+        _check_hash(_decoy_hash(), str(password)[:INPUT_LIMIT], what="", what_ja="")
+    except WrongPassword:
+        pass
+    if row is None:
+        row = UnknownSignIn(key=key, failed_logins=0, last_failure_at=now)
+        session.add(row)
+    row.failed_logins += 1
+    row.last_failure_at = now
+    details: dict[str, object] = {"user_id_sha256": key[:16], "failures": row.failed_logins}
+    audit.record(
+        session,
+        actor="anonymous",
+        actor_id="-",
+        action="sign_in_failed",
+        object_type="account",
+        object_id="(unknown)",
+        now=now,
+        source_address=source_address,
+        details={**details, "stage": "unknown_user"},
+    )
+    if row.failed_logins >= policy.attempts:
+        row.locked_until = now + dt.timedelta(minutes=policy.minutes)
+    session.flush()
+    raise _failed()
+
+
 def _audit(
     session: Session,
     account: Account,
@@ -134,7 +208,7 @@ def _refuse_if_locked(account: Account, now: dt.datetime) -> None:
     if account.locked_until is not None and account.locked_until > now:
         raise LockedOut(
             f"too many failed sign-ins: locked until {account.locked_until.isoformat()}",
-            message_ja="サインインの失敗が続いたため、このアカウントは一時的にロックされています",
+            message_ja=LOCKED_JA,
             until=account.locked_until,
         )
 
@@ -207,21 +281,18 @@ def check_password(
     records and counters, which the caller commits.
     """
     now = require_aware(now, "now")
+    policy = page_policy(kinds, settings)
     account = find_account(session, typed_user_id)
-    if account is None or not isinstance(password, str) or len(password) > INPUT_LIMIT:
-        try:
-            _check_hash(_decoy_hash(), str(password)[:INPUT_LIMIT], what="", what_ja="")
-        except WrongPassword:
-            pass
-        raise _failed()
+    if account is None:
+        _unknown_attempt(session, typed_user_id, password, policy, now, source_address)
     _lift_expired_lock(session, account, now, source_address)
     _refuse_if_locked(account, now)
     try:
+        if not isinstance(password, str) or len(password) > INPUT_LIMIT:
+            raise WrongPassword("not a password")
         _check_hash(account.password_hash, password, what="password", what_ja="パスワード")
     except WrongPassword:
-        _count_failure(
-            session, account, policy_for(account, settings), now, source_address, "password"
-        )
+        _count_failure(session, account, policy, now, source_address, "password")
         raise _failed() from None
     if not account.active or account.kind not in kinds:
         # The right password of an account that may not sign in here: still a failure, and
@@ -288,7 +359,7 @@ def check_totp(
     secret = vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
     step = _matching_step(secret, code, now, account.totp_last_step)
     if step is None:
-        _count_failure(session, account, policy_for(account, settings), now, source_address, "totp")
+        _count_failure(session, account, settings.console, now, source_address, "totp")
         raise _wrong_code()
     account.totp_last_step = step
     _signed_in(session, account, now, source_address, "password+totp")
@@ -350,63 +421,13 @@ def confirm_enrolment(
     secret = vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
     step = _matching_step(secret, code, now, account.totp_last_step)
     if step is None:
-        _count_failure(session, account, policy_for(account, settings), now, source_address, "totp")
+        _count_failure(session, account, settings.console, now, source_address, "totp")
         raise _wrong_code()
     account.totp_last_step = step
     account.totp_enrolled_at = now
     _audit(session, account, "totp_enrolled", now, source_address)
     _signed_in(session, account, now, source_address, "password+totp")
     return account
-
-
-def password_problems(password: str, user_id: str) -> list[Problem]:
-    """Every rule a new login password breaks (empty when it is good), one message each.
-
-    8 to 20 half-width characters, with at least one letter, one digit and one symbol, and
-    not containing the user ID.
-    """
-    found: list[Problem] = []
-    if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
-        found.append(
-            Problem(
-                "password",
-                f"a password has {PASSWORD_MIN} to {PASSWORD_MAX} characters",
-                f"パスワードは{PASSWORD_MIN}文字以上{PASSWORD_MAX}文字以内で入力してください",
-            )
-        )
-    if not all(c.isascii() and c.isprintable() and not c.isspace() for c in password):
-        found.append(
-            Problem(
-                "password",
-                "use only half-width letters, digits and symbols (no spaces)",
-                "パスワードには半角の英字・数字・記号のみ使えます(空白は使えません)",
-            )
-        )
-    if not any(c.isascii() and c.isalpha() for c in password):
-        found.append(
-            Problem("password", "include a letter", "パスワードには英字を1文字以上含めてください")
-        )
-    if not any(c.isascii() and c.isdigit() for c in password):
-        found.append(
-            Problem("password", "include a digit", "パスワードには数字を1文字以上含めてください")
-        )
-    if not any(c in SYMBOLS for c in password):
-        found.append(
-            Problem(
-                "password",
-                "include a symbol such as ! # $ % & -",
-                "パスワードには記号(! # $ % & - など)を1文字以上含めてください",
-            )
-        )
-    if user_id and user_id.casefold() in password.casefold():
-        found.append(
-            Problem(
-                "password",
-                "the password must not contain the user ID",
-                "ユーザーIDを含むパスワードは使えません",
-            )
-        )
-    return found
 
 
 def change_own_password(
@@ -517,7 +538,9 @@ __all__ = [
     "confirm_enrolment",
     "enrolment_secret",
     "find_account",
+    "find_account_by_id",
     "new_totp_secret",
+    "page_policy",
     "password_problems",
     "policy_for",
     "provisioning_uri",

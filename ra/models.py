@@ -139,6 +139,22 @@ class Account(Base):
     )
 
 
+class UnknownSignIn(Base):
+    """Failed sign-ins with a user ID no account has, counted as an account's would be.
+
+    So that the lockout does not tell which IDs exist: an unknown ID locks after the same
+    number of failures, for the same time.  Keyed by the SHA-256 of the folded ID (what was
+    typed may be a password typed into the wrong field).
+    """
+
+    __tablename__ = "signin_unknown"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
 class Application(Base):
     """One certificate application and, once issued, the life of its certificate.
 

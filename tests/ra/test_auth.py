@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pyotp
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ra import accounts, auth
@@ -354,3 +354,45 @@ def test_naive_time_is_refused(database: Database) -> None:
         auth.check_password(
             s, "x", "y", settings=SETTINGS, now=dt.datetime(2026, 1, 1), kinds=PORTAL
         )
+
+
+def test_an_unknown_user_id_locks_as_a_real_one_does(database: Database, now: dt.datetime) -> None:
+    for _ in range(5):
+        with pytest.raises(AuthenticationFailed):
+            password_step(database, "ｇｈｏｓｔ", "Guess-123!", now, CONSOLE)  # folded: ghost
+    with pytest.raises(LockedOut) as err:
+        password_step(database, "ghost", "Guess-123!", now, CONSOLE)
+    assert err.value.fields["until"] == now + dt.timedelta(minutes=30)
+    assert err.value.message_ja == auth.LOCKED_JA
+    with pytest.raises(AuthenticationFailed):  # the lock ends as an account's does
+        password_step(database, "ghost", "Guess-123!", now + dt.timedelta(minutes=30), CONSOLE)
+    with database.factory() as s:
+        records = s.execute(select(AuditRecord).where(AuditRecord.object_id == "(unknown)"))
+        found = records.scalars().all()
+        assert len(found) == 6
+        assert all("ghost" not in str(r.details) and r.actor == "anonymous" for r in found)
+
+
+def test_lockout_follows_the_page_not_the_kind_of_account(
+    database: Database, now: dt.datetime
+) -> None:
+    office = portal_account(database, now)
+    for _ in range(4):  # the portal would have locked it after 3
+        with pytest.raises(AuthenticationFailed):
+            password_step(database, office.user_id, "nope-123", now, CONSOLE)
+    with pytest.raises(AuthenticationFailed):
+        password_step(database, office.user_id, "nope-123", now, CONSOLE)
+    with pytest.raises(LockedOut):
+        password_step(database, office.user_id, GOOD, now, PORTAL)
+
+
+def test_old_unknown_rows_are_forgotten(database: Database, now: dt.datetime) -> None:
+    from ra.models import UnknownSignIn
+
+    with pytest.raises(AuthenticationFailed):
+        password_step(database, "old-guess", "x", now, PORTAL)
+    later = now + auth.UNKNOWN_KEPT + dt.timedelta(seconds=1)
+    with pytest.raises(AuthenticationFailed):
+        password_step(database, "new-guess", "x", later, PORTAL)
+    with database.factory() as s:
+        assert s.scalar(select(func.count()).select_from(UnknownSignIn)) == 1
