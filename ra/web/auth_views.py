@@ -28,9 +28,11 @@ from flask import (
 )
 from flask_babel import gettext as _
 from flask_login import login_required, login_user, logout_user
+from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from ra import auth
+from ra.models import Account
 from ra.web import WebContext, db, text
 from ra.web.forms import ChoiceForm, CodeForm, PasswordChangeForm, PlainForm, SignInForm
 from ra.web.security import User, signed_in_account, start_session
@@ -100,6 +102,11 @@ def _pending_id() -> int | None:
     if not isinstance(pending, dict) or not isinstance(pending.get("id"), int):
         return None
     if int(_ctx().now().timestamp()) - int(pending.get("at", 0)) > PENDING_SECONDS:
+        session.pop(PENDING, None)
+        return None
+    epoch = db.session().scalar(select(Account.session_epoch).where(Account.id == pending["id"]))
+    if epoch is None or epoch != pending.get("epoch"):
+        # The password was changed or reset since the first step: it no longer counts.
         session.pop(PENDING, None)
         return None
     return int(pending["id"])

@@ -190,3 +190,37 @@ def test_date_style_toggle(
         data={"value": "wareki", "next": "/console/", "csrf_token": token(client, "/console/")},
     )
     assert "令和8年11月2日 10:02" in client.get("/console/").get_data(as_text=True)
+
+
+def test_a_password_reset_between_the_two_steps_voids_the_first(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock
+) -> None:
+    from ra import accounts
+    from ra.accounts import Operator
+
+    staff = add_staff(database, vault, clock.now)
+    assert post_password(client, staff.user_id, staff.password).status_code == 302
+    csrf = token(client, "/auth/totp")
+    with database.factory() as s, s.begin():
+        accounts.reset_login_password(s, Operator(), staff.user_id, now=clock.now)
+    code = pyotp.TOTP(staff.secret).at(clock.now)
+    answer = client.post("/auth/totp", data={"code": code, "csrf_token": csrf})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/auth/sign-in")
+    assert client.get("/console/").status_code == 302
+    with database.factory() as s:  # the code was not even looked at
+        account = s.get(Account, staff.id)
+        assert account is not None and account.failed_logins == 0
+        assert account.totp_last_step is not None
+        assert account.totp_last_step < int(clock.now.timestamp()) // 30 - 1  # enrolment's
+        acts = s.execute(select(AuditRecord.action).where(AuditRecord.object_id == staff.user_id))
+        assert acts.scalars().all()[-1] == "reset_login_password"
+
+
+def test_the_pending_step_expires(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock
+) -> None:
+    staff = add_staff(database, vault, clock.now)
+    assert post_password(client, staff.user_id, staff.password).status_code == 302
+    clock.advance(minutes=6)
+    answer = client.get("/auth/totp")
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/auth/sign-in")
