@@ -11,6 +11,12 @@ from __future__ import annotations
 _SETTINGS = "RA の設定ファイル(TOML、[ra] テーブル)。"
 
 HELP_JA: dict[str, str] = {
+    # shomei ra serve
+    "Serve the RA web application (console) under gunicorn until stopped (Ctrl-C).": (
+        "RA の Web アプリケーション(管理画面)を gunicorn で公開します(Ctrl-C で停止)。"
+    ),
+    "Address and port to listen on (HOST:PORT).": "待ち受けるアドレスとポート(HOST:PORT)。",
+    "Number of worker processes.": "ワーカープロセスの数。",
     # shomei
     "Shomei (証明): the PKI of a welfare-claims federation.": (
         "Shomei(証明): 連合会の請求書署名のための認証基盤。"

@@ -193,6 +193,7 @@ def _register() -> None:
         "cli.sign_commands",
         "cli.ra_commands",
         "cli.ra_jobs_commands",
+        "cli.ra_serve_command",
     ):
         module = importlib.import_module(module_name)
         for command in getattr(module, "COMMANDS", ()):

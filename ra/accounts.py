@@ -422,6 +422,7 @@ def reset_login_password(
     account.password_hash = hash_password(password)
     account.failed_logins = 0
     account.locked_until = None
+    account.session_epoch = (account.session_epoch or 0) + 1  # its web sessions end
     session.flush()
     _audit(session, party, account, "reset_login_password", now, source_address)
     return password

@@ -8,7 +8,8 @@ The one command that creates things on the RA's side of the disk:
   holds no sealed secret yet.  When it does, a missing key is an error that says to restore it
   from the backup: a new key would make the sealed secrets unreadable;
 - the schema, by the Alembic migrations, which seal secrets still kept in clear by an older
-  version (TOTP secrets before revision 0006) in the same transaction.
+  version (TOTP secrets before revision 0006) in the same transaction;
+- the web application's session key (``[ra.web] secret_key_file``), mode 0600, if missing.
 
 Then it checks that the key opens a sealed secret of the database, and narrows an SQLite file
 (and its ``-wal``/``-shm``/``-journal`` companions) that others could read to 0600.  When the
@@ -26,7 +27,7 @@ from ra.db import COMPANIONS, create_sqlite_file, make_engine, restrict_sqlite_f
 from ra.db import upgrade as upgrade_schema
 from ra.models import Account
 from ra.settings import RASettings
-from ra.vault import Vault, create_key_file, load_vault, totp_context
+from ra.vault import Vault, create_key_file, ensure_session_key, load_vault, totp_context
 from shomei.errors import ConfigError
 
 
@@ -101,5 +102,7 @@ def init_database(settings: RASettings) -> InitReport:
         if created_key is not None:
             created_key.unlink(missing_ok=True)
         raise
+    if settings.web.secret_key_file is not None:
+        ensure_session_key(settings.web.secret_key_file)  # the web's cookie key, 0600
     restricted = tuple(restrict_sqlite_files(url))
     return InitReport(new_file, created_key, restricted, vault)

@@ -120,8 +120,15 @@ class Account(Base):
     issuance_password_hash: Mapped[str | None] = mapped_column(String(200))  # argon2
     # Staff and admins: the TOTP secret, sealed under the RA's secrets key (ra.vault).
     totp_secret_sealed: Mapped[str | None] = mapped_column(String(200))
+    # When the TOTP secret was confirmed by a first code (None: enrolment still to do), and
+    # the RFC 6238 time step of the last code accepted, so that no code is accepted twice.
+    totp_enrolled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    # Raised by a password change, a reset or a disable: web sessions carrying an older epoch
+    # are signed out.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
@@ -130,6 +137,22 @@ class Account(Base):
         # Prefix search on user IDs (LIKE 'ab%') needs a byte-order index on PostgreSQL.
         Index("ix_accounts_user_id_c", text('user_id COLLATE "C"')).ddl_if(dialect="postgresql"),
     )
+
+
+class UnknownSignIn(Base):
+    """Failed sign-ins with a user ID no account has, counted as an account's would be.
+
+    So that the lockout does not tell which IDs exist: an unknown ID locks after the same
+    number of failures, for the same time.  Keyed by the SHA-256 of the folded ID (what was
+    typed may be a password typed into the wrong field).
+    """
+
+    __tablename__ = "signin_unknown"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
 
 
 class Application(Base):

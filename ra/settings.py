@@ -33,6 +33,8 @@ from shomei.errors import ConfigError, ShomeiError
 # The key that seals the secrets the RA must read back (TOTP secrets), beside the settings file
 # unless ``secrets_key_file`` says otherwise; ``shomei ra init-db`` creates it (ra.vault).
 DEFAULT_SECRETS_KEY = "ra-secrets.key"
+# The key that signs the web application's session cookies, beside the settings file too.
+DEFAULT_WEB_KEY = "ra-web.key"
 URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/NAME"
 
 
@@ -88,11 +90,33 @@ class ScheduleSettings:
 
 @dataclass(frozen=True)
 class WebSettings:
+    """The web application (``ra.web``)."""
+
+    # The key that signs session cookies; beside the settings file unless set here.  Created
+    # (mode 0600) by ``shomei ra init-db`` or at the first start, never kept in the repository.
     secret_key_file: Path | None = None
     base_url: str = "http://127.0.0.1:8080"
     max_upload_bytes: int = 2 * 1024 * 1024
-    lockout_attempts: int = 5
-    lockout_minutes: int = 30
+    # Behind a TLS reverse proxy: session cookies get the Secure flag.
+    behind_tls: bool = False
+    idle_timeout_minutes: int = 30  # a session unused this long is signed out
+    date_style: Literal["western", "wareki"] = "western"  # 2026/12/01 or 令和8年12月1日
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """After ``attempts`` failed sign-ins in a row an account is locked for ``minutes``."""
+
+    attempts: int
+    minutes: int
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    """Lockout of the two sign-in pages (the e-claims offices' practice)."""
+
+    console: LockoutPolicy = field(default_factory=lambda: LockoutPolicy(5, 30))
+    portal: LockoutPolicy = field(default_factory=lambda: LockoutPolicy(3, 30))
 
 
 @dataclass(frozen=True)
@@ -123,6 +147,7 @@ class RASettings:
     fees: FeeSettings = field(default_factory=FeeSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    signin: SignInSettings = field(default_factory=SignInSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     # PKCS#12 downloads: "aes" (AES-256-CBC + PBKDF2-SHA256) or "legacy" (3DES, old Windows).
     pkcs12_encryption: Literal["aes", "legacy"] = "aes"
@@ -153,12 +178,28 @@ def load_ra_settings(path: str | Path) -> RASettings:
     path = Path(path)
     settings = config.load(path, RASettings, section="ra")
     base = path.parent.resolve()
+    for name, policy in (("console", settings.signin.console), ("portal", settings.signin.portal)):
+        if policy.attempts < 1 or policy.minutes < 1:
+            raise ConfigError(
+                f"{path}: ra.signin.{name}: attempts and minutes must be at least 1",
+                message_ja=f"{path}: ra.signin.{name}: attempts と minutes は 1 以上です",
+                key=f"signin.{name}",
+            )
+    if settings.web.idle_timeout_minutes < 1:
+        raise ConfigError(
+            f"{path}: ra.web.idle_timeout_minutes must be at least 1",
+            message_ja=f"{path}: ra.web.idle_timeout_minutes は 1 以上です",
+            key="web.idle_timeout_minutes",
+        )
     return dataclasses.replace(
         settings,
         database_url=resolve_database_url(settings.database_url, base=base, where=str(path)),
         secrets_key_file=settings.secrets_key_file or base / DEFAULT_SECRETS_KEY,
         profiles=load_certificate_profiles(
             settings.profile_files, default=settings.profile, where=str(path)
+        ),
+        web=dataclasses.replace(
+            settings.web, secret_key_file=settings.web.secret_key_file or base / DEFAULT_WEB_KEY
         ),
     )
 

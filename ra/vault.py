@@ -27,7 +27,7 @@ from pathlib import Path
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from shomei.errors import ConfigError
+from shomei.errors import ConfigError, Refused
 from shomei.files import write_new
 
 log = logging.getLogger("shomei.ra.vault")
@@ -162,3 +162,27 @@ def warn_if_shared(path: Path, what: str) -> None:
         log.warning(
             "%s %s can be read by other users (mode %04o): chmod 600 %s", what, path, mode, path
         )
+
+
+SESSION_KEY_HEADER = (
+    "# Shomei RA web session key. It signs the session cookies of the web application:\n"
+    "# keep it readable only by the RA's user. A new key signs everybody out.\n"
+)
+
+
+def ensure_session_key(path: Path) -> bytes:
+    """The web application's session-signing key in ``path``, created (0600) if missing.
+
+    Same file rules as the secrets key: one base64 line, refused when others can read it.
+    Losing it only signs everybody out, so it is made at the first start when absent.
+    """
+    if not (path.exists() or path.is_symlink()):
+        key = os.urandom(KEY_BYTES)
+        text = SESSION_KEY_HEADER + base64.b64encode(key).decode("ascii") + "\n"
+        try:
+            write_new(path, text.encode("ascii"), mode=KEY_MODE)
+        except Refused:
+            pass  # another worker made it first: read theirs
+        else:
+            return key
+    return load_vault(path).key

@@ -487,6 +487,14 @@ SCENARIOS: dict[str, tuple[Scenario, ...]] = {
             skip_base="the scheduler runs until it is stopped",
         ),
     ),
+    "ra serve": (
+        Scenario(
+            ("ra", "serve", "--settings", "{settings_path}", "--bind", "127.0.0.1:0"),
+            {},
+            base_exit=None,
+            skip_base="the web server runs until it is stopped",
+        ),
+    ),
     "ra register-crl": (
         Scenario(
             ("ra", "register-crl", "{crl_file}", "--settings", "{settings_path}"),

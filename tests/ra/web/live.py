@@ -1,0 +1,112 @@
+"""A live server: ``shomei ra serve`` (gunicorn) in its own process, on a free port."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ra.db import make_engine, session_factory
+from ra.initdb import init_database
+from ra.models import AccountKind
+from ra.settings import RASettings, load_ra_settings
+from ra.vault import load_vault
+from tests.ra.conftest import Database
+from tests.ra.web.helpers import Staff, add_staff
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: RASettings
+    database: Database
+    log: Path
+
+    def staff(self, *, enrolled: bool = True, user_id: str | None = None) -> Staff:
+        now = dt.datetime.now(dt.UTC)
+        return add_staff(
+            self.database,
+            load_vault(self.settings.secrets_key_file),
+            now,
+            kind=AccountKind.STAFF,
+            enrolled=enrolled,
+            user_id=user_id,
+        )
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server stopped: {log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url + "/auth/sign-in", timeout=2) as answer:  # noqa: S310
+                if answer.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.2)
+    raise AssertionError(f"the server did not answer: {log.read_text(errors='replace')}")
+
+
+@contextmanager
+def live_server(folder: Path) -> Iterator[LiveServer]:
+    settings_file = folder / "ra.toml"
+    settings_file.write_text(
+        '[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n'
+        'federation_name = "証明連合会"\n'
+        '[ra.web]\nsecret_key_file = "ra-web.key"\n',
+        encoding="utf-8",
+    )
+    settings = load_ra_settings(settings_file)
+    init_database(settings)
+    engine = make_engine(settings.database_url)
+    database = Database(settings.database_url, engine, session_factory(engine))
+    port = free_port()
+    log = folder / "server.log"
+    shomei = Path(sys.executable).with_name("shomei")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(shomei),
+                "ra",
+                "serve",
+                "--settings",
+                str(settings_file),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LANG": "C.UTF-8"},
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait(url, process, log)
+        yield LiveServer(url, settings, database, log)
+    finally:
+        process.send_signal(signal.SIGTERM)  # gunicorn stops its workers gracefully
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        engine.dispose()

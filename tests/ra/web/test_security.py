@@ -1,0 +1,241 @@
+"""Security of the web application, over every route of ``app.url_map`` (none hand-listed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import func, select
+from werkzeug.routing import Rule
+
+from ra.models import Account, AccountKind, AuditRecord
+from ra.settings import RASettings, WebSettings
+from ra.vault import Vault
+from ra.web import create_app
+from ra.web.security import CSP
+from tests.ra import factories
+from tests.ra.conftest import Database
+from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in
+
+
+def _rules(app: Flask, method: str, prefix: str = "/") -> Iterator[Rule]:
+    for rule in app.url_map.iter_rules():
+        if (
+            rule.endpoint != "static"
+            and method in (rule.methods or ())
+            and rule.rule.startswith(prefix)
+        ):
+            yield rule
+
+
+def _url(rule: Rule) -> str:
+    # Routes with arguments get a harmless value of the right shape.
+    return rule.rule.replace("<int:", "<").replace("<", "").replace(">", "")
+
+
+def _snapshot(database: Database) -> tuple[object, ...]:
+    with database.factory() as s:
+        audit = s.scalar(select(func.count()).select_from(AuditRecord))
+        rows = s.execute(
+            select(
+                Account.id,
+                Account.password_hash,
+                Account.failed_logins,
+                Account.locked_until,
+                Account.session_epoch,
+                Account.totp_last_step,
+            ).order_by(Account.id)
+        ).all()
+        return (audit, tuple(tuple(r) for r in rows))
+
+
+def test_the_app_has_routes_to_check(app: Flask) -> None:
+    assert len(list(_rules(app, "POST"))) >= 6
+    assert len(list(_rules(app, "GET", "/console/"))) >= 1
+
+
+def test_every_post_without_csrf_token_is_400_and_changes_nothing(
+    app: Flask, database: Database, vault: Vault, clock: Clock
+) -> None:
+    staff = add_staff(database, vault, clock.now)
+    client = app.test_client()
+    sign_in(client, staff, clock.now)
+    before = _snapshot(database)
+    for rule in _rules(app, "POST"):
+        answer = client.post(
+            _url(rule),
+            data={
+                "user_id": staff.user_id,
+                "password": staff.password,
+                "current": staff.password,
+                "new": "Other-pass-1",
+                "confirm": "Other-pass-1",
+                "code": "123456",
+                "value": "en",
+            },
+        )
+        assert answer.status_code == 400, rule.rule
+        assert "このサイトから送信されたものではありません" in answer.get_data(as_text=True)
+    assert _snapshot(database) == before
+    assert client.get("/console/").status_code == 200  # still signed in, still Japanese
+    assert '<html lang="ja">' in client.get("/console/").get_data(as_text=True)
+
+
+def test_every_console_route_sends_an_anonymous_visitor_to_sign_in(
+    client: FlaskClient, app: Flask
+) -> None:
+    for rule in _rules(app, "GET", "/console"):
+        answer = client.get(_url(rule))
+        assert answer.status_code == 302, rule.rule
+        assert answer.headers["Location"].startswith("/auth/sign-in"), rule.rule
+
+
+@pytest.mark.parametrize("kind", [AccountKind.OFFICE, AccountKind.AGENT])
+def test_portal_accounts_get_403_on_every_console_route(
+    app: Flask, database: Database, clock: Clock, kind: AccountKind
+) -> None:
+    with database.factory() as s, s.begin():
+        account = factories.account(s, kind=kind, now=clock.now)
+        session_id = f"{account.id}:{account.session_epoch}"
+    client = app.test_client()
+    with client.session_transaction() as sess:
+        sess["_user_id"] = session_id  # as if the portal (a later blueprint) had signed it in
+        sess["seen"] = int(clock.now.timestamp())
+    routes = list(_rules(app, "GET", "/console")) + list(_rules(app, "POST", "/console"))
+    assert routes
+    for rule in routes:
+        answer = client.open(_url(rule), method="GET" if "GET" in (rule.methods or ()) else "POST")
+        assert answer.status_code in (403, 404), rule.rule
+        if answer.status_code == 403:
+            assert "この操作は連合会職員のみ行えます" in answer.get_data(as_text=True)
+
+
+def test_a_disabled_account_is_signed_out(
+    app: Flask, database: Database, vault: Vault, clock: Clock
+) -> None:
+    staff = add_staff(database, vault, clock.now)
+    client = app.test_client()
+    sign_in(client, staff, clock.now)
+    with database.factory() as s, s.begin():
+        account = s.get(Account, staff.id)
+        assert account is not None
+        account.active = False
+    assert client.get("/console/").status_code == 302
+
+
+def _every_get(app: Flask) -> Iterator[str]:
+    for rule in _rules(app, "GET"):
+        yield _url(rule)
+
+
+def test_headers_on_every_page(app: Flask, database: Database, vault: Vault, clock: Clock) -> None:
+    staff = add_staff(database, vault, clock.now)
+    anonymous, signed = app.test_client(), app.test_client()
+    sign_in(signed, staff, clock.now)
+    for client in (anonymous, signed):
+        for url in [*_every_get(app), "/no-such-page"]:
+            answer = client.get(url)
+            headers = answer.headers
+            assert headers["Content-Security-Policy"] == CSP, url
+            assert "frame-ancestors 'none'" in CSP and "'unsafe-inline'" not in CSP
+            assert headers["X-Content-Type-Options"] == "nosniff", url
+            assert headers["Referrer-Policy"] == "same-origin", url
+            assert headers["Cache-Control"] == "no-store", url
+            if answer.mimetype == "text/html":
+                text = answer.get_data(as_text=True)
+                assert_no_mojibake(text)
+                assert "<script>" not in text and " style=" not in text and "<style" not in text
+    css = anonymous.get("/static/shomei.css")
+    css.close()  # a file response: let go of the file
+    assert css.status_code == 200 and css.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _cookie(answer: object) -> str:
+    cookies = [v for k, v in answer.headers.items() if k == "Set-Cookie"]  # type: ignore[attr-defined]
+    found = [c for c in cookies if c.startswith("shomei_session=")]
+    assert found, cookies
+    return found[-1]
+
+
+@pytest.mark.parametrize("behind_tls", [False, True])
+def test_cookie_flags(
+    web_settings: RASettings, database: Database, clock: Clock, behind_tls: bool
+) -> None:
+    settings = RASettings(
+        database_url=web_settings.database_url,
+        data_dir=web_settings.data_dir,
+        secrets_key_file=web_settings.secrets_key_file,
+        web=WebSettings(secret_key_file=web_settings.web.secret_key_file, behind_tls=behind_tls),
+    )
+    app = create_app(settings, session_factory=database.factory, now=clock)
+    cookie = _cookie(app.test_client().get("/auth/sign-in"))
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert ("Secure" in cookie) is behind_tls
+
+
+def test_session_key_file_is_made_private_and_kept(
+    web_settings: RASettings, database: Database
+) -> None:
+    key = web_settings.web.secret_key_file
+    assert isinstance(key, Path)
+    first = create_app(web_settings, session_factory=database.factory)
+    assert key.stat().st_mode & 0o777 == 0o600
+    again = create_app(web_settings, session_factory=database.factory)
+    assert first.config["SECRET_KEY"] == again.config["SECRET_KEY"]
+    assert len(first.config["SECRET_KEY"]) == 32
+
+
+def test_time_is_injected(app: Flask, clock: Clock) -> None:
+    assert (
+        app.extensions["shomei"].now()
+        == clock.now
+        == dt.datetime(2026, 11, 2, 1, 2, 3, tzinfo=dt.UTC)
+    )
+
+
+def test_a_password_reset_by_an_admin_ends_the_sessions(
+    app: Flask, database: Database, vault: Vault, clock: Clock
+) -> None:
+    from ra import accounts
+    from ra.accounts import Operator
+
+    staff = add_staff(database, vault, clock.now)
+    client = app.test_client()
+    sign_in(client, staff, clock.now)
+    with database.factory() as s, s.begin():
+        accounts.reset_login_password(s, Operator(), staff.user_id, now=clock.now)
+    assert client.get("/console/").status_code == 302
+
+
+def test_behind_tls_the_audit_gets_the_forwarded_address(
+    web_settings: RASettings, database: Database, vault: Vault, clock: Clock
+) -> None:
+    settings = RASettings(
+        database_url=web_settings.database_url,
+        data_dir=web_settings.data_dir,
+        secrets_key_file=web_settings.secrets_key_file,
+        web=WebSettings(secret_key_file=web_settings.web.secret_key_file, behind_tls=True),
+    )
+    app = create_app(settings, session_factory=database.factory, now=clock)
+    staff = add_staff(database, vault, clock.now)
+    client = app.test_client()
+    headers = {"X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}
+    page = client.get("/auth/sign-in", headers=headers, base_url="https://localhost")
+    token = page.get_data(as_text=True).split('name="csrf_token" type="hidden" value="')[1]
+    answer = client.post(
+        "/auth/sign-in",
+        data={"user_id": staff.user_id, "password": "wrong-1!", "csrf_token": token.split('"')[0]},
+        # Over HTTPS the CSRF check also wants a same-site Referer (a browser sends it).
+        headers={**headers, "Referer": "https://localhost/auth/sign-in"},
+        base_url="https://localhost",
+    )
+    assert answer.status_code == 401
+    with database.factory() as s:
+        rec = s.execute(
+            select(AuditRecord).where(AuditRecord.action == "sign_in_failed")
+        ).scalar_one()
+        assert rec.source_address == "203.0.113.7"
