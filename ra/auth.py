@@ -44,8 +44,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ra import audit
-from ra.accounts import KIND_JA, Principal, Problem, audit_actor, get_account, require_kind
+from ra.accounts import KIND_JA, Problem, get_account
 from ra.models import Account, AccountKind, UnknownSignIn
+from ra.party import Party, PartyKind, Permission, require
 from ra.password_rules import password_problems
 from ra.passwords import Rng, WrongPassword, hash_password
 from ra.passwords import check_password as _check_hash
@@ -178,14 +179,16 @@ def _audit(
     now: dt.datetime,
     source_address: str | None,
     *,
-    actor: Principal | None = None,
+    actor: Party | None = None,
     **details: object,
 ) -> None:
-    who, who_id = audit_actor(actor if actor is not None else account)
+    # Without another actor the account acts itself (even a disabled or locked one, whose
+    # refused sign-in is recorded too): the party is built here, not by ra.party.party_of.
+    who = actor or Party(PartyKind(account.kind.value), account.user_id, account.id)
     audit.record(
         session,
-        actor=who.value,
-        actor_id=who_id,
+        actor=who.actor.value,
+        actor_id=who.audit_id,
         action=action,
         object_type="account",
         object_id=account.user_id,
@@ -482,7 +485,7 @@ def change_own_password(
 
 def unlock(
     session: Session,
-    actor: Principal,
+    party: Party,
     user_id: str,
     *,
     now: dt.datetime,
@@ -490,10 +493,14 @@ def unlock(
 ) -> Account:
     """Lift a login lockout (staff for offices and agents, admins for anyone); audited."""
     now = require_aware(now, "now")
-    require_kind(actor, AccountKind.STAFF, AccountKind.ADMIN)
+    require(party, Permission.MANAGE_PORTAL_ACCOUNTS, Permission.MANAGE_STAFF)
     account = get_account(session, fold_user_id(user_id))
-    if account.kind in CONSOLE_KINDS:
-        require_kind(actor, AccountKind.ADMIN)
+    require(
+        party,
+        Permission.MANAGE_STAFF
+        if account.kind in CONSOLE_KINDS
+        else Permission.MANAGE_PORTAL_ACCOUNTS,
+    )
     if account.locked_until is None and not account.failed_logins:
         raise NotFound(
             f"{account.user_id} is not locked",
@@ -501,7 +508,7 @@ def unlock(
         )
     account.locked_until = None
     account.failed_logins = 0
-    _audit(session, account, "unlock", now, source_address, actor=actor, by="staff")
+    _audit(session, account, "unlock", now, source_address, actor=party, by="staff")
     session.flush()
     return account
 

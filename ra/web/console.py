@@ -19,8 +19,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from ra import queries, stuck
 from ra.lifecycle import Status
 from ra.models import CaBatch, CrlRecord
+from ra.party import Party
 from ra.web import db
-from ra.web.security import require_console_account
+from ra.web.security import require_console_account, signed_in_party
 
 blueprint = Blueprint("console", __name__, url_prefix="/console")
 
@@ -51,9 +52,9 @@ class Dashboard:
         return dict(self.counts)[status]
 
 
-def dashboard(session: Session, now: dt.datetime) -> Dashboard:
+def dashboard(session: Session, party: Party, now: dt.datetime) -> Dashboard:
     counts = tuple(
-        (status, queries.count_applications(session, statuses=[status])) for status in Status
+        (status, queries.count_applications(session, party, statuses=[status])) for status in Status
     )
     latest = session.execute(
         select(CrlRecord).order_by(CrlRecord.this_update.desc(), CrlRecord.id.desc()).limit(1)
@@ -88,7 +89,7 @@ def _gate() -> BaseResponse | None:
 @blueprint.route("/")
 def home() -> str:
     ctx = current_app.extensions["shomei"]
-    board = dashboard(db.session(), ctx.now())
+    board = dashboard(db.session(), signed_in_party(), ctx.now())
     return render_template(
         "console/home.html", board=board, to_send=TO_SEND, at_ca=AT_CA, now=ctx.now()
     )

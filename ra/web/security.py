@@ -21,9 +21,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from ra.models import Account
-from ra.services import require_console
+from ra.party import Party, Permission, party_of, require
 from ra.web import db
-from shomei.errors import NotPermitted, Refused
+from shomei.errors import NotPermitted
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -63,20 +63,24 @@ def signed_in_account() -> Account | None:
     return user.account if isinstance(user, User) and user.is_authenticated else None
 
 
-def require_console_account() -> Account:
-    """The signed-in account if it may use the console, else :class:`NotPermitted`.
-
-    The one place the console decides who may enter; the check itself is the services'.
-    """
+def signed_in_party() -> Party:
+    """The party the signed-in account acts as (:func:`ra.party.party_of`), or
+    :class:`NotPermitted` when no one is signed in or the account is disabled."""
     account = signed_in_account()
     if account is None:
         raise NotPermitted("not signed in", message_ja="サインインしていません")
-    try:
-        require_console(account)
-    except NotPermitted:
-        raise
-    except Refused as exc:
-        raise NotPermitted(exc.message, message_ja=exc.message_ja, **exc.fields) from exc
+    return party_of(account)
+
+
+def require_console_account() -> Account:
+    """The signed-in account if it may use the console, else :class:`NotPermitted`.
+
+    The one place the console decides who may enter; the rule itself is ra.party's (the
+    console is for those who may see every application).
+    """
+    require(signed_in_party(), Permission.VIEW_ALL_APPLICATIONS)
+    account = signed_in_account()
+    assert account is not None  # signed_in_party refused otherwise
     return account
 
 

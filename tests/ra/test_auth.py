@@ -12,11 +12,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ra import accounts, auth
-from ra.accounts import Operator
 from ra.models import Account, AccountKind, AuditRecord
+from ra.party import Party, party_of
 from ra.passwords import hash_password
 from ra.settings import LockoutPolicy, SignInSettings
-from shomei.errors import AuthenticationFailed, LockedOut, MalformedInput, NotFound, Refused
+from shomei.errors import AuthenticationFailed, LockedOut, MalformedInput, NotFound, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import VAULT, Database
 
@@ -43,7 +43,7 @@ def make_staff(db: Database, now: dt.datetime, *, kind: AccountKind = AccountKin
     with db.factory() as s, s.begin():
         new = accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=kind,
             name="職員 一郎",
             email="staff@example.jp",
@@ -330,13 +330,13 @@ def test_unlock_by_staff(database: Database, now: dt.datetime) -> None:
             password_step(database, other.user_id, "nope-123", now, CONSOLE)
     with database.factory() as s, s.begin():
         me = load(s, staff.id)
-        with pytest.raises(Refused):  # staff do not unlock staff; admins do
-            auth.unlock(s, me, other.user_id, now=now)
-        with pytest.raises(Refused):  # an office unlocks nobody
-            auth.unlock(s, load(s, acct.id), acct.user_id, now=now)
-        auth.unlock(s, me, acct.user_id, now=now, source_address="192.0.2.9")
+        with pytest.raises(NotPermitted):  # staff do not unlock staff; admins do
+            auth.unlock(s, party_of(me), other.user_id, now=now)
+        with pytest.raises(NotPermitted):  # an office unlocks nobody
+            auth.unlock(s, party_of(load(s, acct.id)), acct.user_id, now=now)
+        auth.unlock(s, party_of(me), acct.user_id, now=now, source_address="192.0.2.9")
         with pytest.raises(NotFound):
-            auth.unlock(s, me, acct.user_id, now=now)
+            auth.unlock(s, party_of(me), acct.user_id, now=now)
     assert password_step(database, acct.user_id, GOOD, now, PORTAL).signed_in
     with database.factory() as s:
         rec = (

@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from ra import accounts, auth
-from ra.accounts import Operator
 from ra.models import AccountKind
+from ra.party import Party
 from ra.settings import SignInSettings
 from ra.vault import Vault
 from tests.ra.conftest import Database
@@ -71,7 +71,7 @@ def add_staff(
     with database.factory() as s, s.begin():
         new = accounts.add_console_user(
             s,
-            Operator(),
+            Party.operator(),
             kind=kind,
             name="連合 花子",
             email="hanako@example.jp",

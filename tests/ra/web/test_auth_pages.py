@@ -196,13 +196,13 @@ def test_a_password_reset_between_the_two_steps_voids_the_first(
     client: FlaskClient, database: Database, vault: Vault, clock: Clock
 ) -> None:
     from ra import accounts
-    from ra.accounts import Operator
+    from ra.party import Party
 
     staff = add_staff(database, vault, clock.now)
     assert post_password(client, staff.user_id, staff.password).status_code == 302
     csrf = token(client, "/auth/totp")
     with database.factory() as s, s.begin():
-        accounts.reset_login_password(s, Operator(), staff.user_id, now=clock.now)
+        accounts.reset_login_password(s, Party.operator(), staff.user_id, now=clock.now)
     code = pyotp.TOTP(staff.secret).at(clock.now)
     answer = client.post("/auth/totp", data={"code": code, "csrf_token": csrf})
     assert answer.status_code == 302 and answer.headers["Location"].endswith("/auth/sign-in")

@@ -201,13 +201,13 @@ def test_a_password_reset_by_an_admin_ends_the_sessions(
     app: Flask, database: Database, vault: Vault, clock: Clock
 ) -> None:
     from ra import accounts
-    from ra.accounts import Operator
+    from ra.party import Party
 
     staff = add_staff(database, vault, clock.now)
     client = app.test_client()
     sign_in(client, staff, clock.now)
     with database.factory() as s, s.begin():
-        accounts.reset_login_password(s, Operator(), staff.user_id, now=clock.now)
+        accounts.reset_login_password(s, Party.operator(), staff.user_id, now=clock.now)
     assert client.get("/console/").status_code == 302
 
 
