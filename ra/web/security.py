@@ -21,7 +21,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from ra.models import Account
-from ra.party import Party, Permission, party_of, require
+from ra.party import Party, Permission, may, party_of
 from ra.web import db
 from shomei.errors import NotPermitted
 
@@ -78,7 +78,13 @@ def require_console_account() -> Account:
     The one place the console decides who may enter; the rule itself is ra.party's (the
     console is for those who may see every application).
     """
-    require(signed_in_party(), Permission.VIEW_ALL_APPLICATIONS)
+    party = signed_in_party()
+    if not may(party, Permission.VIEW_ALL_APPLICATIONS):
+        raise NotPermitted(
+            "only federation staff can use the console",
+            message_ja="この操作は連合会職員のみ行えます",
+            actor=party.user_id,
+        )
     account = signed_in_account()
     assert account is not None  # signed_in_party refused otherwise
     return account
