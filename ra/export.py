@@ -25,25 +25,25 @@ Format
 
 Streaming
     :func:`csv_stream` is an iterator of byte chunks for a streamed web response: rows are
-    read with the keyset paging of :mod:`ra.queries`, ``chunk_size`` at a time, encoded and
-    handed out, so a list of any length takes constant memory.  The session must stay open
-    until the iteration ends.  Run it in a REPEATABLE READ (PostgreSQL) or a single
-    transaction (SQLite) for a snapshot; under READ COMMITTED an application added meanwhile
-    is newer than every cursor and is simply not in the file.  :func:`export_csv` writes the
-    same chunks to a binary file.
+    read by one ordered statement (:func:`ra.queries.iter_rows`: one consistent read of the
+    search, fetched ``chunk_size`` rows at a time, through a server-side cursor on
+    PostgreSQL), encoded ``chunk_size`` rows to a chunk and handed out, so a list of any
+    length takes constant memory.  The session, and its transaction, must stay open until
+    the iteration ends.  :func:`export_csv` writes the same chunks to a binary file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO, Literal
 
 from sqlalchemy.orm import Session
 
 from ra.lifecycle import Applicant, Status
-from ra.queries import ApplicantType, Cursor, ListFilters, ListRow, fetch_page, make_filters
+from ra.queries import ApplicantType, ListFilters, ListRow, iter_rows, make_filters
 from shomei.errors import MalformedInput
 from shomei.spreadsheet import excel_writer, safe_cell
 
@@ -84,23 +84,26 @@ __all__ = [
 # JIS X 0208 characters that the JIS and the Microsoft mappings of Shift_JIS give different
 # Unicode forms (text typed on a Mac or converted from EUC-JP holds the JIS ones); CP932 has
 # the look-alike on the right.
-_TO_CP932 = str.maketrans(
-    {
-        "\u301c": "\uff5e",  # 〜 wave dash -> ～
-        "\u2212": "\uff0d",  # − minus sign -> －
-        "\u2016": "\u2225",  # ‖ double vertical line -> ∥
-        "\u2014": "\u2015",  # — em dash -> ―
-        "\u00a2": "\uffe0",  # ¢ -> ￠
-        "\u00a3": "\uffe1",  # £ -> ￡
-        "\u00ac": "\uffe2",  # ¬ -> ￢
-    }
-)
+_TO_CP932: dict[str, str] = {
+    "\u301c": "\uff5e",  # 〜 wave dash -> ～
+    "\u2212": "\uff0d",  # − minus sign -> －
+    "\u2016": "\u2225",  # ‖ double vertical line -> ∥
+    "\u2014": "\u2015",  # — em dash -> ―
+    "\u00a2": "\uffe0",  # ¢ -> ￠
+    "\u00a3": "\uffe1",  # £ -> ￡
+    "\u00ac": "\uffe2",  # ¬ -> ￢
+}
+# A search (in C) first: str.translate looks every character up in Python.
+_JIS_ONLY = re.compile("[" + "".join(_TO_CP932) + "]")
 _GETA_CP932 = GETA.encode("cp932")
 
 
 def japan_date(value: dt.datetime | None) -> str:
     """``YYYY/MM/DD`` of an aware datetime in Japan time; empty for None."""
-    return "" if value is None else value.astimezone(JST).strftime("%Y/%m/%d")
+    if value is None:
+        return ""
+    day = value.astimezone(JST)
+    return f"{day.year:04d}/{day.month:02d}/{day.day:02d}"
 
 
 def csv_fields(row: ListRow) -> list[str]:
@@ -123,7 +126,8 @@ def csv_fields(row: ListRow) -> list[str]:
 
 def encode_cp932(text: str) -> tuple[bytes, int]:
     """``text`` in CP932 with 〓 for each character it lacks; and how many were replaced."""
-    text = text.translate(_TO_CP932)
+    if _JIS_ONLY.search(text):
+        text = _JIS_ONLY.sub(lambda m: _TO_CP932[m.group()], text)
     out = bytearray()
     replaced = 0
     pos = 0
@@ -200,18 +204,19 @@ class CsvStream:
     def _generate(self) -> Iterator[bytes]:
         header = self._encode([list(HEADERS)])
         yield BOM + header if self.encoding == "utf-8-sig" else header
-        cursor: Cursor | None = None
-        while True:
-            page = fetch_page(
-                self._session, self._filters, page_size=self._chunk_size, after=cursor
-            )
-            if page.rows:
-                data = self._encode(csv_fields(r) for r in page.rows)
-                self.rows += len(page.rows)
-                yield data
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        chunk: list[ListRow] = []
+        for row in iter_rows(self._session, self._filters, batch=self._chunk_size):
+            chunk.append(row)
+            if len(chunk) == self._chunk_size:
+                yield self._flush(chunk)
+        if chunk:
+            yield self._flush(chunk)
+
+    def _flush(self, chunk: list[ListRow]) -> bytes:
+        data = self._encode(csv_fields(r) for r in chunk)
+        self.rows += len(chunk)
+        chunk.clear()
+        return data
 
 
 def csv_stream(

@@ -273,7 +273,7 @@ class FeeEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    # Indexed for the list's 手数料残高 column (ra.queries.fee_balances).
+    # Indexed for the list's 手数料残高 column (ra.queries._row_select).
     application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     amount_yen: Mapped[int] = mapped_column(Integer)  # + charged, - offset or cancelled
     kind: Mapped[str] = mapped_column(String(16))  # charge / cancel / offset

@@ -1,4 +1,4 @@
-"""The console's certificate list (証明書一覧, SPEC §4): search, keyset paging and the total.
+"""The console's certificate list (証明書一覧, SPEC §4): search, paging and the total.
 
 Staff search applications by applicant type (事業所 / 代理人 / 職員), by user ID (exact or a
 prefix) and by status (the ten check boxes of SPEC §3), newest first.  The list pages through
@@ -18,11 +18,21 @@ How a page is found, so that its cost does not grow with the table:
   prefix so short that it matches more accounts falls back to the first plan, filtered.
 * The rows of the page (account, certificate) are then read by primary key.
 
-The indexes this needs are created by migration ``0004``.  The applicant type of a row is
-職員 when the application was entered by federation staff or an admin (職員申請 / 再度申込),
-otherwise 事業所 or 代理人 after ``Application.applicant``; so the three check boxes split the
-applications into three disjoint sets.  Bad input raises :class:`shomei.errors.MalformedInput`
-with an English and a Japanese message, before anything is read.
+Page numbers (先頭, 前頁, 次頁, 最終 and a page number to jump to, :func:`list_page`): a search
+is planned once (:func:`plan_pages`: the key of every page's first row and the total, in one
+pass over the narrow index of migration ``0007``), and page k is then the keyset range
+between the k-th and the (k+1)-th key, so a jump to page 4,000 costs what page 1 costs.
+OFFSET was not chosen: it reads and discards every row before the page on every click.
+Only the planning pass (and the count, which the screen's 全件数 needs anyway) grows with
+the table; :class:`PlanCache` keeps recent plans so paging does not repeat it.  A plan is a
+snapshot: a page says when rows arrived, left or joined since (:attr:`NumberedPage.stale`).
+
+The indexes this needs are created by migrations ``0004`` and ``0007``.  The applicant
+type of a row is 職員 when the application was entered by federation staff or an admin
+(職員申請 / 再度申込), otherwise 事業所 or 代理人 after ``Application.applicant``; so the three
+check boxes split the applications into three disjoint sets.  Bad input raises
+:class:`shomei.errors.MalformedInput` with an English and a Japanese message, before anything
+is read.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ import enum
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -116,7 +126,7 @@ class ListRow:
     not_before: dt.datetime | None  # validity, once a certificate was issued
     not_after: dt.datetime | None
     revoked_at: dt.datetime | None  # when the CA revoked it (a registered CRL lists it)
-    # 手数料残高: the fee of this application not yet settled, in yen (see fee_balances).
+    # 手数料残高: the part of this application's fee not yet settled, in yen (see _list_row).
     fee_balance_yen: int = 0
 
     @property
@@ -399,10 +409,17 @@ def _key_query(
     return _ordered_keys(branches, limit, forward)
 
 
-def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
-    if not ids:
-        return {}
-    stmt = (
+def _row_select() -> Select[*tuple[Any, ...]]:
+    """What a list row shows, the fee balance's parts included (see :func:`_list_row`)."""
+    # The sum of the application's fee entries, read through ix_fee_entries_application_id.
+    fee_entries = (
+        select(func.sum(FeeEntry.amount_yen))
+        .where(FeeEntry.application_id == Application.id)
+        .correlate(Application)
+        .scalar_subquery()
+        .label("fee_entries")
+    )
+    return (
         select(
             Application.id,
             Account.user_id,
@@ -412,68 +429,76 @@ def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
             Application.entered_by,
             Application.status,
             Application.applied_at,
+            Application.fee_yen,
             Certificate.not_before,
             Certificate.not_after,
             Certificate.revoked_at,
+            fee_entries,
         )
         .join(Account, Account.id == Application.account_id)
         .outerjoin(Certificate, Certificate.application_id == Application.id)
-        .where(Application.id.in_(ids))
     )
-    rows: dict[int, ListRow] = {}
-    balances = fee_balances(session, ids)
-    for r in session.execute(stmt):
-        kind = (
-            ApplicantType.STAFF
-            if r.entered_by in STAFF_ENTRIES
-            else ApplicantType(Applicant(r.applicant).value)
-        )
-        rows[r.id] = ListRow(
-            application_id=r.id,
-            user_id=r.user_id,
-            office_number=r.office_number,
-            office_name=r.office_name,
-            applicant_type=kind,
-            status=Status(r.status),
-            applied_at=r.applied_at,
-            not_before=r.not_before,
-            not_after=r.not_after,
-            revoked_at=r.revoked_at,
-            fee_balance_yen=balances.get(r.id, 0),
-        )
-    return rows
 
 
-def fee_balances(session: Session, ids: Iterable[int]) -> dict[int, int]:
-    """手数料残高 of each application in ``ids``: the part of its fee not yet settled, in yen.
+def _list_row(r: Any) -> ListRow:
+    """A row of :func:`_row_select` as the screen shows it.
 
-    An office's fee is charged to its fee-offset balance when it applies, cancelled by a
-    rejection and settled by the offset against its claim payments (B11), so an office
-    application's balance is the sum of its fee entries.  An agent pays by bank transfer:
-    its balance is the fee while the application awaits payment (status 2) and nothing once
-    the payment is registered or the application is rejected.  Read through the
-    ``fee_entries.application_id`` index (migration 0007), so a page costs what it costs at
-    any table size.
+    手数料残高 (the part of the fee not yet settled, in yen): an office's fee is charged to
+    its fee-offset balance when it applies, cancelled by a rejection and settled by the
+    offset against its claim payments, so an office application's balance is the sum of its
+    fee entries; an agent pays by bank transfer, so its balance is the fee while it awaits
+    payment (status 2) and nothing once the payment is registered or it is rejected.
     """
-    wanted = list(ids)
-    if not wanted:
+    kind = (
+        ApplicantType.STAFF
+        if r.entered_by in STAFF_ENTRIES
+        else ApplicantType(Applicant(r.applicant).value)
+    )
+    status = Status(r.status)
+    balance = int(r.fee_entries or 0)
+    if Applicant(r.applicant) is Applicant.AGENT and status is Status.AWAITING_PAYMENT:
+        balance += int(r.fee_yen)
+    return ListRow(
+        application_id=r.id,
+        user_id=r.user_id,
+        office_number=r.office_number,
+        office_name=r.office_name,
+        applicant_type=kind,
+        status=status,
+        applied_at=r.applied_at,
+        not_before=r.not_before,
+        not_after=r.not_after,
+        revoked_at=r.revoked_at,
+        fee_balance_yen=balance,
+    )
+
+
+def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
+    if not ids:
         return {}
-    balances: dict[int, int] = {}
+    stmt = _row_select().where(Application.id.in_(ids))
+    return {r.id: _list_row(r) for r in session.execute(stmt)}
+
+
+def iter_rows(session: Session, filters: ListFilters, *, batch: int = 500) -> Iterator[ListRow]:
+    """Every row of the search, newest first, from one ordered statement read in batches.
+
+    For saving the whole list (:mod:`ra.export`): one statement is one consistent read, and
+    ``batch`` rows at a time are fetched (a server-side cursor on PostgreSQL), so memory
+    stays constant however long the list is.
+    """
+    size = _check_page_size(batch)
+    conditions = _flat_conditions(session, filters)
+    if conditions is None:
+        return
     stmt = (
-        select(FeeEntry.application_id, func.sum(FeeEntry.amount_yen))
-        .where(FeeEntry.application_id.in_(wanted))
-        .group_by(FeeEntry.application_id)
+        _row_select()
+        .where(*conditions)
+        .order_by(Application.applied_at.desc(), Application.id.desc())
+        .execution_options(yield_per=size)
     )
-    for application_id, amount in session.execute(stmt):
-        balances[int(application_id)] = int(amount or 0)
-    unpaid = select(Application.id, Application.fee_yen).where(
-        Application.id.in_(wanted),
-        Application.applicant == Applicant.AGENT,
-        Application.status == Status.AWAITING_PAYMENT,
-    )
-    for application_id, fee in session.execute(unpaid):
-        balances[int(application_id)] = int(fee)
-    return balances
+    for r in session.execute(stmt):
+        yield _list_row(r)
 
 
 def list_applications(
