@@ -29,7 +29,7 @@ from bench.common import Figure, judged
 from ca.issue import IssueRequest, Refusal
 from ca.issuebatch import issue_many
 from ca.ledger import Ledger
-from ca.profile import Profile, load_profile
+from contract.profile import Profile, load_profile
 from signer.keys import SoftwareKey
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -106,7 +106,7 @@ def make_dataset(n: int, seed: int = 5) -> Dataset:
     in_progress: set[int] = set()  # offices with an application in statuses 1-4 (one each)
     for i in range(1, n + 1):
         agent = rng.random() < 0.10
-        # Agents apply on behalf of offices (SPEC §1): the subject is always an office.
+        # Agents apply on behalf of offices (docs/product.md §1): the subject is always an office.
         office = rng.randint(1, offices)
         account_id = offices + rng.randint(1, 5) if agent else office
         roll = rng.random()

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from ca.batch import IssueItem, RequestBatch
 from ca.settings import CASettings
+from contract.batch import IssueItem, RequestBatch
 from shomei.errors import Refused, StorageError
 from shomei.files import write_failed, write_new
 

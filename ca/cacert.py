@@ -4,8 +4,8 @@ RFC 5280 §4.2.1.9 (basicConstraints: CA, critical; the issuing CA's pathLenCons
 §4.2.1.3 (keyUsage keyCertSign + cRLSign, critical; the issuing CA also has
 digitalSignature because it signs result batches), §4.2.1.1-2 (AKI, SKI), and for the issuing
 CA the root's CRL distribution point (§4.2.1.13), AIA caIssuers (§4.2.2.1) and the
-federation's certificate policy (§4.2.1.4).  As for office certificates (STYLE.md), the draft
-is signed with a throwaway key of the issuer's kind and linted with pkilint (a warning stops
+federation's certificate policy (§4.2.1.4).  As for office certificates (docs/product.md §2), the
+draft is signed with a throwaway key of the issuer's kind and linted with pkilint (a warning stops
 the ceremony); only then does the real key sign the same TBS.
 """
 

@@ -14,7 +14,7 @@ written just before that.  A ceremony that stops part-way therefore leaves nothi
 like a usable CA: the home is as it was, the shares of a key that will never be used are
 removed, a key it made on a token is deleted, and the message says which folder to delete.
 
-CA certificates are issued in the same two steps as office certificates (STYLE.md): the
+CA certificates are issued in the same two steps as office certificates (docs/product.md §2): the
 certificate is built and signed with a throwaway key of the issuer's key type, linted with
 pkilint (RFC 5280 §4; warnings are failures), and only then is its TBS signed with the real
 key (:func:`ca.certasm.certificate_from_tbs`).
@@ -43,10 +43,10 @@ from ca.home import HomePaths, ProfileCopy, federation_profile, profile_copies, 
 from ca.home import toml_string as q
 from ca.ledger import Ledger
 from ca.ledger_record import record_path
-from ca.profile import load_profile
 from ca.settings import KeyRef, load_ca_settings
 from ca.staging import Staging
 from ca.transcript import Transcript, file_digest, link_to, transcripts_in
+from contract.profile import load_profile
 from shomei import config
 from shomei.errors import Refused, ShomeiError
 from shomei.files import MAX_TEXT, read_bytes, write_new

@@ -44,11 +44,11 @@ from ca.custody.keyfile import key_file_info
 from ca.custody.shares import Share
 from ca.home import HomePaths, check_profile_text, federation_profile, profile_copies
 from ca.issue import IssueRequest, Refusal, prepare
-from ca.profile import Profile
 from ca.serials import new_serial
 from ca.settings import CASettings, KeyRef, load_ca_settings
 from ca.staging import leftovers
 from ca.transcript import transcripts_in
+from contract.profile import Profile
 from crl.builder import build_crl
 from shomei import config
 from shomei.errors import ConfigError, Refused, ShomeiError

@@ -1,8 +1,8 @@
 """Assemble an X.509 certificate from its to-be-signed part and a signature (RFC 5280 §4.1).
 
-Issuance is done in two steps (STYLE.md): the TBSCertificate is built and linted first (with a
-throwaway key of the same type standing in for the CA key), and only then is it signed with the
-real key, wherever that key lives (a decrypted file key or a PKCS#11 token).  The
+Issuance is done in two steps (docs/product.md §2): the TBSCertificate is built and linted first
+(with a throwaway key of the same type standing in for the CA key), and only then is it signed with
+the real key, wherever that key lives (a decrypted file key or a PKCS#11 token).  The
 ``signature`` AlgorithmIdentifier inside the TBS (§4.1.2.3) must equal the outer
 ``signatureAlgorithm`` (§4.1.1.2); it is copied byte for byte from the TBS so the two cannot
 disagree.

@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from ca.crlcheck import crl_folder, newest_crl
 from ca.custody.shares import Share
 from ca.ledger import Ledger
-from ca.profile import Profile, load_profiles
 from ca.settings import CASettings
+from contract.profile import Profile, load_profiles
 from shomei.errors import ConfigError, CustodyError
 from shomei.files import MAX_OBJECT, read_bytes
 from signer.keys import SigningKey

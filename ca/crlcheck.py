@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -28,10 +27,9 @@ from cryptography import x509
 from ca.ledger import Ledger
 from ca.ledger_record import GUIDE, GUIDE_JA
 from ca.settings import CASettings
+from crl.index import some_serials as some
 from crl.reader import LoadedCrl, load_crl
 from shomei.errors import ShomeiError, StateError
-
-SHOWN = 3  # serials named in a message; the rest are counted
 
 
 def crl_folder(settings: CASettings) -> Path:
@@ -43,13 +41,6 @@ def highest_on_disk(folder: Path) -> int:
     """The highest ``NUMBER`` of the ``NUMBER.crl`` files in ``folder`` (0 if none)."""
     numbers = [int(p.stem) for p in folder.glob("*.crl") if p.stem.isdigit()]
     return max(numbers, default=0)
-
-
-def some(serials: Sequence[int], shown: int = SHOWN) -> str:
-    """``a, b, c and 4 more``: a few serials (hex) named, the rest counted."""
-    named = ", ".join(format(s, "x") for s in serials[:shown])
-    rest = len(serials) - shown
-    return f"{named} and {rest} more" if rest > 0 else named
 
 
 def _restore_folder(folder: Path, why: str, why_ja: str) -> StateError:
@@ -158,4 +149,4 @@ def require_listed(
         )
 
 
-__all__ = ["crl_folder", "highest_on_disk", "newest_crl", "require_listed", "some"]
+__all__ = ["crl_folder", "highest_on_disk", "newest_crl", "require_listed"]

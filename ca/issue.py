@@ -29,8 +29,8 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
 from ca.certasm import certificate_from_tbs, throwaway_key
 from ca.lint import blocking_codes, lint_certificate
-from ca.profile import Profile, key_type_name
 from ca.serials import check_serial
+from contract.profile import Profile, key_type_name
 from shomei.clock import require_aware
 from shomei.errors import Refused
 from signer.keys import SigningKey

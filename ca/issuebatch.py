@@ -37,7 +37,7 @@ from ca.issue import (
     validity_window,
 )
 from ca.lint import lint_certificate, warm_up
-from ca.profile import Profile
+from contract.profile import Profile
 from shomei.clock import require_aware
 from shomei.errors import MalformedInput, Refused
 from signer.keys import SigningKey

@@ -1,6 +1,6 @@
 """Lint certificates and CRLs against RFC 5280 with pkilint, in-process.
 
-Every certificate and CRL the CA signs is linted first (SPEC §6, STYLE.md "issue in two
+Every certificate and CRL the CA signs is linted first (docs/product.md §2 and §11, "issue in two
 steps").  We build the same validator trees as pkilint's own console scripts
 ``lint_pkix_cert`` and ``lint_crl -p PKIX`` (RFC 5280 §4 for certificates, §5 for CRLs), once
 per process, because building them is slow compared to running them.  Findings come back as

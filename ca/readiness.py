@@ -19,8 +19,8 @@ def issuing_problems(settings: CASettings, *, now: dt.datetime) -> list[str]:
     """Why the CA of ``settings`` cannot issue office certificates now (empty: it can)."""
     from ca.context import load_certificates
     from ca.custody.keyfile import key_file_info
-    from ca.profile import load_profiles
     from ca.trust import trusted_link_certificates
+    from contract.profile import load_profiles
 
     problems: list[str] = []
     try:

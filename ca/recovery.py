@@ -28,12 +28,12 @@ from pathlib import Path
 
 from cryptography import x509
 
-from ca.batch import read_request_batch
 from ca.batchstore import keep, read_kept, request_path, work_lock
 from ca.context import CA
 from ca.ledger import BatchRecord, Ledger
 from ca.settings import CASettings
 from ca.signbatch import Answer, answer_batch, check_space_for, revoke_serial, take_up
+from contract.batch import read_request_batch
 from shomei.clock import require_aware
 from shomei.errors import MalformedInput, NotFound, Refused
 

@@ -1,4 +1,4 @@
-"""Sign one RA request batch: the CA side of the RA↔CA link (SPEC §5).
+"""Sign one RA request batch: the CA side of the RA↔CA link (docs/product.md §10).
 
 The order is what makes it safe:
 
@@ -40,20 +40,6 @@ from typing import Literal
 
 from cryptography import x509
 
-from ca.batch import (
-    Abandoned,
-    Issued,
-    IssueItem,
-    IssueRefused,
-    RequestBatch,
-    ResultItem,
-    Revoked,
-    RevokeItem,
-    RevokeRefused,
-    read_request_batch,
-    read_result_batch,
-    write_result_batch,
-)
 from ca.batchstore import (
     check_space,
     keep,
@@ -70,6 +56,20 @@ from ca.issuebatch import issue_many
 from ca.ledger import BatchRecord, Ledger, Reopened
 from ca.settings import CASettings
 from ca.trust import trusted_link_certificates
+from contract.batch import (
+    Abandoned,
+    Issued,
+    IssueItem,
+    IssueRefused,
+    RequestBatch,
+    ResultItem,
+    Revoked,
+    RevokeItem,
+    RevokeRefused,
+    read_request_batch,
+    read_result_batch,
+    write_result_batch,
+)
 from crl.builder import RevokedEntry, encode_entry
 from shomei.clock import require_aware
 from shomei.errors import (

@@ -1,11 +1,11 @@
 """Pinning an RA link certificate in a CA home (``trusted_ra`` of ``ca.toml``).
 
-The CA signs only request batches signed by a link certificate it pins (SPEC §5).  Adding one
-copies the certificate into ``trusted-ra/`` under a name derived from its SHA-256 and adds
-that path to the one-line ``trusted_ra = [...]`` list the ceremony wrote; the file is then
+The CA signs only request batches signed by a link certificate it pins (docs/product.md §10).
+Adding one copies the certificate into ``trusted-ra/`` under a name derived from its SHA-256 and
+adds that path to the one-line ``trusted_ra = [...]`` list the ceremony wrote; the file is then
 re-read strictly, and replaced atomically only if it still loads.
 
-Only an RA link certificate may be pinned, as :func:`ca.batch.make_link_identity` makes it
+Only an RA link certificate may be pinned, as :func:`contract.batch.make_link_identity` makes it
 (``shomei ra link-identity``): self-signed, an end entity (basicConstraints cA FALSE, RFC 5280
 §4.2.1.9), key usage digitalSignature without keyCertSign or cRLSign (§4.2.1.3), subject
 O = "Shomei RA link".  A CA certificate, an office certificate or any other certificate is

@@ -21,15 +21,6 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ca.batch import (
-    MAX_REQUEST_BYTES,
-    Abandoned,
-    Issued,
-    IssueRefused,
-    Revoked,
-    RevokeRefused,
-    read_result_batch,
-)
 from ca.batchstore import work_lock
 from ca.context import CA, load_certificates, open_ca, open_ledger
 from ca.crls import crl_status, issue_crl
@@ -41,6 +32,15 @@ from ca.signbatch import answer_batch, check_request
 from cli.errors import handle_errors, naming
 from cli.groups import ca_group
 from cli.prompts import read_hidden, read_shares
+from contract.batch import (
+    MAX_REQUEST_BYTES,
+    Abandoned,
+    Issued,
+    IssueRefused,
+    Revoked,
+    RevokeRefused,
+    read_result_batch,
+)
 from shomei.clock import to_japan, utcnow
 from shomei.errors import (
     CustodyError,

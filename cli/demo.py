@@ -1,4 +1,4 @@
-"""``shomei demo DIR``: the demonstration federation (see :mod:`ra.demo`), made in DIR."""
+"""``shomei demo DIR``: the demonstration federation (see :mod:`demo.federation`), made in DIR."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from cli.errors import handle_errors
-from ra.demo import build_demo
+from demo.federation import build_demo
 from shomei.files import check_output_folder
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +25,7 @@ from cryptography import x509
 from crl import der
 from shomei.errors import MalformedInput, Refused
 
+SHOWN = 3  # serials named in a message; the rest are counted
 OID_REASON_CODE = "2.5.29.21"
 OID_HOLD_INSTRUCTION = "2.5.29.23"
 OID_INVALIDITY_DATE = "2.5.29.24"
@@ -46,6 +47,13 @@ REASONS_BY_CODE: dict[int, x509.ReasonFlags] = {
 _EXT_CACHE_LIMIT = 1024  # distinct entry-extension encodings remembered while walking
 # RFC 5280 §4.1.2.2 allows users to refuse longer serials; 126 keeps the index key one-to-one.
 _MAX_SERIAL_OCTETS = 126
+
+
+def some_serials(serials: Sequence[int], shown: int = SHOWN) -> str:
+    """``a, b, c and 4 more``: a few serials (hex) named in a message, the rest counted."""
+    named = ", ".join(format(s, "x") for s in serials[:shown])
+    rest = len(serials) - shown
+    return f"{named} and {rest} more" if rest > 0 else named
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,4 +1,4 @@
-"""Accounts of the RA: offices, agents, federation staff and admins (SPEC §4 office management).
+"""Accounts of the RA: offices, agents, federation staff and admins (docs/product.md §3).
 
 Staff create office and agent accounts (one by one here, in bulk with :mod:`ra.csvimport`);
 each gets a user ID, an issuance password (証明書発行用パスワード) and a login password,
@@ -8,7 +8,7 @@ TOTP secret (RFC 6238) for the console's second factor, stored sealed under the 
 key (:mod:`ra.vault`); the first admin is made at the RA host's command line
 (``shomei ra add-staff``), with a user ID the operator chooses.  When an office has lost its
 issuance password and has no certificate to receive a sealed notice, it phones the federation,
-and staff issue a new one here with the text of the letter to post (SPEC A7, phone path).
+and staff issue a new one here with the text of the letter to post (docs/product.md §7, A7).
 
 Agents (代理人) carry their 10-digit registration number in ``office_number``: it is the OU of
 their certificate exactly as an office's number is.  Every change is audited.
@@ -407,7 +407,7 @@ def reset_issuance_password(
     rng: Rng = secrets.token_bytes,
     source_address: str | None = None,
 ) -> Reissued:
-    """Issue a new issuance password for an office or agent (SPEC A7, phone path).
+    """Issue a new issuance password for an office or agent (A7, phone path: docs/product.md §7).
 
     Keys the RA still keeps for this account stay wrapped under the password they were
     wrapped with; the letter says so.

@@ -1,4 +1,4 @@
-"""Certificate applications: apply, approve, pay, reject and undo (SPEC §3, A1-A4, B2-B3).
+"""Certificate applications: apply, approve, pay, reject and undo (docs/product.md §5-§8).
 
 Every function here is one action of the portal or the console: it checks who acts and on
 what (:mod:`ra.services`), changes the status only through :mod:`ra.lifecycle`, and adds the
@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ca.profile import Profile
+from contract.profile import Profile
 from ra import keys, lifecycle
 from ra.lifecycle import Applicant, Conflict, Event, Status
 from ra.models import Account, AccountKind, Application, FeeEntry, Payment
@@ -63,8 +63,8 @@ def apply(
 
     An office applies for itself with its issuance password and consents to the fee offset; an
     agent applies on behalf of the registered office whose office number is ``for_office``
-    (SPEC §1) with the agent's issuance password, and pays by bank transfer.  Staff apply on
-    behalf (職員申請) of the account ``for_user_id`` (and, for an agent, ``for_office``) with
+    (docs/product.md §1) with the agent's issuance password, and pays by bank transfer.  Staff apply
+    on behalf (職員申請) of the account ``for_user_id`` (and, for an agent, ``for_office``) with
     that account's issuance password (from the paper form) or with the office's own CSR.
     Without a CSR the RA generates the key (the profile's default type) and keeps it wrapped
     under the issuance password.  A rejected application is never reopened: applying again
@@ -205,8 +205,8 @@ def _subject_office(
 ) -> Account:
     """The office the certificate is for: the office itself, or the one an agent names.
 
-    An agent applies on behalf of offices (SPEC §1); the office must be registered and active,
-    so the certificate names an office the federation knows.
+    An agent applies on behalf of offices (docs/product.md §1); the office must be registered and
+    active, so the certificate names an office the federation knows.
     """
     if applicant is Applicant.OFFICE:
         if for_office not in (None, owner.office_number):
@@ -258,7 +258,7 @@ class Invoice:
     agent_name: str
     amount_yen: int
     bank_account: str
-    payer_name: str  # the agent writes its user ID as payer name (SPEC §3)
+    payer_name: str  # the agent writes its user ID as payer name (docs/product.md §6)
     issued_on: dt.date
 
 

@@ -40,7 +40,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca.crlcheck import some
+from crl.index import some_serials as some
 from crl.reader import LoadedCrl, load_crl
 from ra import lifecycle
 from ra.lifecycle import Actor, Event, Status

@@ -1,4 +1,4 @@
-"""Bulk creation of office and agent accounts from a CSV file (SPEC §4 office management).
+"""Bulk creation of office and agent accounts from a CSV file (docs/product.md §3).
 
 The file has a header row and one account per row (RFC 4180 CSV).  It may be UTF-8, with or
 without the byte-order mark Excel writes, or CP932 (Shift_JIS as Windows writes it): UTF-8 is

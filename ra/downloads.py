@@ -1,4 +1,4 @@
-"""Downloads of an issued certificate (SPEC A5): the PKCS#12, or the certificate alone.
+"""Downloads of an issued certificate (A5, docs/product.md §7): the PKCS#12 or the certificate.
 
 Only the owner (the office or agent whose application it is) downloads, only in status
 発行済み.  The PKCS#12 needs the issuance password, which both unwraps the key the RA kept

@@ -1,4 +1,4 @@
-"""The RA's link identity: the key that signs request batches and audit anchors (SPEC §5).
+"""The RA's link identity (docs/product.md §10): the key signing request batches and audit anchors.
 
 The CA pins the RA's self-signed link certificate byte for byte (``trusted_ra`` of its
 ``ca.toml``), so the certificate asserts nothing beyond "batches signed by this key come from
@@ -7,7 +7,7 @@ an encrypted PKCS#8 PEM (RFC 5958 §3, PBES2 via ``BestAvailableEncryption``) wh
 sits in a separate file readable only by the RA's user (``link_key_passphrase_file``).
 
 :func:`create_link_identity` makes a fresh identity (demo, tests, a first installation) with
-:func:`ca.batch.make_link_identity` and writes the three files without overwriting anything;
+:func:`contract.batch.make_link_identity` and writes the three files without overwriting anything;
 :func:`load_link_identity` loads it from :class:`ra.settings.LinkSettings` and checks that the
 key belongs to the certificate.  :func:`load_ca_certificate` finds the issuing CA certificate
 that result batches and CRLs are checked against.
@@ -24,7 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from ca.batch import make_link_identity
+from contract.batch import make_link_identity
 from ra.settings import LinkSettings
 from ra.vault import warn_if_shared
 from shomei.errors import ConfigError, Refused
@@ -177,9 +177,9 @@ def load_ca_certificate(link: LinkSettings) -> x509.Certificate:
     """
     path = link.ca_certificate
     if path is None and link.mode == "inline" and link.ca_home is not None:
-        from ca.settings import load_ca_settings
+        from ra.inline_ca import ca_certificate_path
 
-        path = load_ca_settings(link.ca_home / "ca.toml").certificate
+        path = ca_certificate_path(link)
     data = _read(path, "issuing CA certificate", "発行 CA 証明書")
     try:
         if b"-----BEGIN" in data:

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from cryptography.x509.oid import NameOID
 
-from ca.profile import Profile, key_type_name
+from contract.profile import Profile, key_type_name
 from ra.passwords import Rng, WrongPassword
 from shomei.errors import MalformedInput, Refused
 from signer.keys import PrivateKey

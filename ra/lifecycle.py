@@ -1,7 +1,7 @@
 """The lifecycle of a certificate application: this module alone owns it.
 
-The ten statuses of SPEC §3, the events, the transition table (who may do what, from which
-status, to which) and :func:`apply`, the one function that changes a status.  Nothing else in
+The ten statuses of docs/product.md §4, the events, the transition table (who may do what, from
+which status, to which) and :func:`apply`, the one function that changes a status.  Nothing else in
 the code assigns ``Application.status``.  The table is data (a frozen mapping), so tests walk
 every (status, event, actor) combination and the documentation draws its diagram from it.
 
@@ -71,7 +71,7 @@ LABELS_EN: Mapping[Status, str] = MappingProxyType(
     }
 )
 
-# Status number of SPEC §3 (for screens and CSV exports that show 1-10).
+# Status number of docs/product.md §4 (for screens and CSV exports that show 1-10).
 NUMBERS: Mapping[Status, int] = MappingProxyType({s: i for i, s in enumerate(Status, start=1)})
 
 
@@ -142,7 +142,7 @@ def _t(
 
 S, E, A = Status, Event, Actor
 
-# The transition table of SPEC §3.  Nothing else is legal.
+# The transition table of docs/product.md §5.  Nothing else is legal.
 TRANSITIONS: Mapping[tuple[Status | None, Event], Transition] = MappingProxyType(
     dict(
         [

@@ -16,7 +16,7 @@ nothing. Every move is a guarded UPDATE (status and version as read): when two o
 at once, exactly one wins and the other is told that someone else changed the application
 first. Every move writes an audit record in the same transaction.
 
-One move goes beyond the table of SPEC §3: `ca_refused` (4 発行待ち → 9 却下待ち), when the
+One move goes beyond docs/product.md §5: `ca_refused` (4 発行待ち → 9 却下待ち), when the
 CA refuses a request (a bad CSR, a subject its profile does not allow); the rejection is then
 processed and the applicant notified with the CA's reason, as for a rejection by staff.
 

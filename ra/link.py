@@ -1,13 +1,13 @@
-"""The RA's side of the RA↔CA batch link (SPEC §5): dispatch (B7, B8) and import (B9, B10).
+"""The RA's side of the batch link (docs/product.md §10): dispatch (B7, B8) and import (B9, B10).
 
 **Dispatch.**  Every application in 発行依頼中 (3) and 失効依頼中 (6) goes into one request
-batch, signed with the RA link key (:func:`ca.batch.write_request_batch`; the request id is
+batch, signed with the RA link key (:func:`contract.batch.write_request_batch`; the request id is
 ``Application.request_id``).  In one transaction each application moves 3→4 or 6→7 through
 :func:`ra.lifecycle.apply` and the :class:`~ra.models.CaBatch` row with the signed bytes is
 added, so an undo racing the dispatch either wins first (the application is not in the
 batch: its guarded UPDATE made ours match no row) or loses (it finds the application moved).
 Only after the commit does the batch leave the RA: inline mode hands it to the in-process CA
-(:func:`ca.signbatch.sign_batch`) and imports the result at once through the same
+(:mod:`ra.inline_ca`) and imports the result at once through the same
 :func:`import_result`; offline mode writes it to ``link.outbox``, never over a file.  A batch
 committed but not delivered (a crash in between) is delivered by the next dispatch: inline
 mode hands the batch to the CA again, which answers with the result it kept, finishes a batch
@@ -30,13 +30,12 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca.batch import (
+from contract.batch import (
     MAX_REQUESTS,
     REQUESTERS,
     REVOCATION_REASONS,
@@ -60,10 +59,7 @@ from ra.link_import import (
 from ra.models import Application, CaBatch, Certificate
 from ra.settings import RASettings
 from ra.stuck import Attention, left_out_attention
-from shomei.errors import ConfigError, Refused, ShomeiError
-
-if TYPE_CHECKING:
-    from ca.context import CA
+from shomei.errors import Refused, ShomeiError
 
 log = logging.getLogger("shomei.ra.link")
 
@@ -322,23 +318,6 @@ def _write_outbox(
     return target
 
 
-def _open_inline_ca(settings: RASettings) -> CA:
-    from ca.context import open_ca
-    from ca.custody.secretfile import read_pin_file, read_share_file
-    from ca.custody.shares import parse_share
-    from ca.settings import load_ca_settings
-
-    link = settings.link
-    if link.ca_home is None:
-        raise ConfigError(
-            "inline mode needs ra.link.ca_home", message_ja="インライン連携には ca_home が必要です"
-        )
-    ca_settings = load_ca_settings(link.ca_home / "ca.toml")
-    shares = [parse_share(read_share_file(p)) for p in link.ca_share_files]
-    pin = read_pin_file(link.ca_pin_file) if link.ca_pin_file else None
-    return open_ca(ca_settings, shares=shares, pin=pin)
-
-
 def _deliver_inline(
     factory: sessionmaker[Session],
     settings: RASettings,
@@ -353,14 +332,14 @@ def _deliver_inline(
     (a batch another process is at is skipped, ``busy``) and the ledger says exactly what was
     signed.  A batch that fails is reported and the others still go.
     """
-    from ca.batchstore import Busy
-    from ca.signbatch import sign_batch
+    # Only here does the RA load the CA code (see ra.inline_ca).
+    from ra.inline_ca import Busy, open_inline_ca, sign_batch
 
     ca_certificate = load_ca_certificate(settings.link)
     imported: list[ImportSummary] = []
     busy: list[str] = []
     attention: list[Attention] = []
-    with _open_inline_ca(settings) as ca:
+    with open_inline_ca(settings) as ca:
         for batch in pending:
             workers = 1 if batch.items <= INLINE_POOL_THRESHOLD else 0
             try:

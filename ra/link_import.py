@@ -1,7 +1,7 @@
-"""Importing the CA's result batches into the RA (SPEC §5: B9 certificates, B10 CRLs).
+"""Importing the CA's result batches into the RA (docs/product.md §10: B9 certificates, B10 CRLs).
 
 :func:`import_result` verifies a result batch against the issuing CA certificate
-(:func:`ca.batch.read_result_batch`; every certificate and the CRL must carry the CA's
+(:func:`contract.batch.read_result_batch`; every certificate and the CRL must carry the CA's
 signature), checks that it answers a batch this RA sent (same batch id and request hash), and
 applies it in ONE transaction: Issued → a :class:`~ra.models.Certificate` row,
 REGISTER_CERTIFICATE (4→5) and the notice and mail 「証明書が発行されました」; IssueRefused →
@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca.batch import (
+from contract.batch import (
     Abandoned,
     Issued,
     IssueRefused,

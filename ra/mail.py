@@ -1,4 +1,4 @@
-"""Sending the mail outbox over SMTP (SPEC §8; RFC 5321 transport, RFC 5322 messages).
+"""Sending the mail outbox over SMTP (docs/product.md §13; RFC 5321 transport, RFC 5322 messages).
 
 Mails are written to :class:`ra.models.OutboxMail` in the same transaction as the event that
 causes them (:mod:`ra.notify`), each with its Message-ID (RFC 5322 §3.6.4) fixed there.

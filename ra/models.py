@@ -145,8 +145,8 @@ class Application(Base):
     applicant: Mapped[Applicant] = mapped_column(_enum(Applicant, "applicant"))
     entered_by: Mapped[str] = mapped_column(String(16))  # office / agent / staff (職員申請)
     # The office the certificate is for (its subject): the applicant itself, or the office an
-    # agent applies for (SPEC §1).  A snapshot, so a later change of the office's name does
-    # not change what was requested.
+    # agent applies for (docs/product.md §1).  A snapshot, so a later change of the office's name
+    # does not change what was requested.
     office_number: Mapped[str] = mapped_column(String(10), server_default="")
     office_name: Mapped[str] = mapped_column(String(200), server_default="")
     status: Mapped[Status] = mapped_column(_enum(Status, "status"))
@@ -298,7 +298,7 @@ class Notice(Base):
 
 
 class OutboxMail(Base):
-    """A mail written in the same transaction as its cause; a job sends it (SPEC §8)."""
+    """A mail written in the same transaction as its cause; a job sends it (docs/product.md §13)."""
 
     __tablename__ = "mail_outbox"
 

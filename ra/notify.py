@@ -1,4 +1,4 @@
-"""Notices (お知らせ) and outbox mails, written in the caller's transaction (SPEC §8).
+"""Notices (お知らせ) and outbox mails, written in the caller's transaction (docs/product.md §13).
 
 A status change and the notice and mail it causes commit together or not at all; a job sends
 the outbox over SMTP later (:mod:`ra.mail`).  The Message-ID is fixed here, when the mail is

@@ -1,4 +1,4 @@
-"""The PKCS#12 download of an office certificate (SPEC A5; RFC 7292).
+"""The PKCS#12 download of an office certificate (A5, docs/product.md §7; RFC 7292).
 
 The file holds the office's private key, its certificate and the CA chain, protected by the
 issuance password, with the office name as friendly name, so Windows, macOS, Firefox (NSS)

@@ -1,8 +1,8 @@
-"""The console's certificate list (証明書一覧, SPEC §4): search, paging and the total.
+"""The certificate list (証明書一覧, docs/product.md §8): search, paging and the total.
 
 Staff search applications by applicant type (事業所 / 代理人 / 職員), by user ID (exact or a
-prefix) and by status (the ten check boxes of SPEC §3), newest first.  The list pages through
-tens of thousands of rows with *keyset* pagination: a page is "the ``page_size`` rows just
+prefix) and by status (the ten check boxes of docs/product.md §4), newest first.  The list pages
+through tens of thousands of rows with *keyset* pagination: a page is "the ``page_size`` rows just
 before (or after) a :class:`Cursor`", never an OFFSET, so page 500 costs what page 1 costs.
 
 How a page is found, so that its cost does not grow with the table:
@@ -165,7 +165,7 @@ class ListFilters:
     """Validated search conditions; build them with :func:`make_filters`."""
 
     applicant_types: frozenset[ApplicantType]  # never empty: all three means no filter
-    statuses: tuple[Status, ...]  # never empty, in SPEC §3 order
+    statuses: tuple[Status, ...]  # never empty, in docs/product.md §4 order
     user_id: str | None
     user_id_match: Literal["prefix", "exact"]
 

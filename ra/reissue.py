@@ -1,4 +1,4 @@
-"""Reissuing the issuance password to an office that still holds its certificate (SPEC A7).
+"""Reissuing the issuance password to an office holding its certificate (A7, docs/product.md §7).
 
 The office (or agent) asks in the portal; the RA makes a new issuance password, encrypts it to
 the public key of the account's current certificate (CMS AuthEnvelopedData with AES-GCM,

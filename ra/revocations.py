@@ -1,4 +1,4 @@
-"""Revocation requests: staff register them (B4), admins undo them while not yet sent (SPEC §3).
+"""Revocation requests: staff register them (B4), admins undo them until sent (docs/product.md §9).
 
 The reason is an RFC 5280 §5.3.1 CRLReason, by its ASN.1 name.  Only the reasons that make
 sense for an office's end-entity certificate are accepted: ``cACompromise`` and

@@ -10,7 +10,9 @@ was started from: the ``Path`` settings (:mod:`shomei.config`) and the file of a
 ``sqlite:///`` database URL alike, so a command run from elsewhere opens the same database (and
 never a new empty one).  The database URL is checked here, once: SQLite (``sqlite:///PATH``) or
 PostgreSQL through psycopg 3 (``postgresql+psycopg://USER:PASSWORD@HOST:PORT/NAME``;
-``postgresql://`` means the same); anything else is one clear line.
+``postgresql://`` means the same); anything else is one clear line.  The certificate profiles
+the RA checks applications against are files of their own (``ra.profile_files``), read here
+too, so a missing or broken profile stops the RA at start-up with one line.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from typing import Literal
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from contract.profile import Profile, load_profile
 from shomei import config
-from shomei.errors import ConfigError
+from shomei.errors import ConfigError, ShomeiError
 
 # The key that seals the secrets the RA must read back (TOTP secrets), beside the settings file
 # unless ``secrets_key_file`` says otherwise; ``shomei ra init-db`` creates it (ra.vault).
@@ -35,7 +38,7 @@ URL_FORMS = "sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST:PORT/NAME
 
 @dataclass(frozen=True)
 class LinkSettings:
-    """The RA↔CA batch link (SPEC §5)."""
+    """The RA↔CA batch link (docs/product.md §10)."""
 
     # inline: batches are handed to the CA in this process (embedded default, tests);
     # offline: written to outbox/ and read back from inbox/, carried by hand.
@@ -107,7 +110,13 @@ class DocumentSettings:
 class RASettings:
     database_url: str
     data_dir: Path  # CRLs published, fee exports, batch copies, anchors
+    # The certificate profile new applications are made under, one of ``profile_files``.
     profile: str = "office"
+    # The RA's own copies of the CA's certificate profiles (docs/certificate-profile.md): what
+    # it checks applications and CSRs against and shows to applicants.  Required in a settings
+    # file; load_ra_settings reads them once, into ``profiles``.
+    profile_files: list[Path] = field(default_factory=list)
+    profiles: tuple[Profile, ...] = config.derived(())
     federation_name: str = "証明連合会"
     link: LinkSettings = field(default_factory=LinkSettings)
     mail: MailSettings = field(default_factory=MailSettings)
@@ -121,6 +130,23 @@ class RASettings:
     # not set it, ``ra-secrets.key`` beside the settings file.
     secrets_key_file: Path | None = None
 
+    def certificate_profile(self, name: str | None = None) -> Profile:
+        """The loaded profile ``name`` (by default ``profile``, the one new applications use).
+
+        Raises :class:`ConfigError` when no such profile was loaded from ``profile_files``.
+        """
+        wanted = name or self.profile
+        for profile in self.profiles:
+            if profile.name == wanted:
+                return profile
+        loaded = ", ".join(p.name for p in self.profiles) or "none"
+        raise ConfigError(
+            f"the RA has no certificate profile {wanted!r} (ra.profile_files loaded: {loaded})",
+            message_ja=f"RA に証明書プロファイル {wanted!r} がありません"
+            f"(ra.profile_files で読み込んだもの: {loaded})",
+            key="profile_files",
+        )
+
 
 def load_ra_settings(path: str | Path) -> RASettings:
     """Read an RA settings file (table ``[ra]``) strictly; relative paths follow the file."""
@@ -131,7 +157,66 @@ def load_ra_settings(path: str | Path) -> RASettings:
         settings,
         database_url=resolve_database_url(settings.database_url, base=base, where=str(path)),
         secrets_key_file=settings.secrets_key_file or base / DEFAULT_SECRETS_KEY,
+        profiles=load_certificate_profiles(
+            settings.profile_files, default=settings.profile, where=str(path)
+        ),
     )
+
+
+def _bad_profiles(where: str, key: str, problem: str, problem_ja: str) -> ConfigError:
+    return ConfigError(
+        f"{where}: ra.{key}: {problem}", message_ja=f"{where}: ra.{key}: {problem_ja}", key=key
+    )
+
+
+def load_certificate_profiles(
+    files: list[Path], *, default: str, where: str = "settings"
+) -> tuple[Profile, ...]:
+    """Load the RA's certificate profiles strictly, once, at start-up.
+
+    Every file must exist and be a valid profile (:func:`contract.profile.load_profile`), no two
+    may have the same name, and ``default`` (``ra.profile``) must be one of them.  Any problem
+    is one :class:`ConfigError` that names the setting and the file.
+    """
+    if not files:
+        raise _bad_profiles(
+            where,
+            "profile_files",
+            "required: list the certificate profile files the RA checks applications against "
+            "(copies of the CA's profiles/*.toml)",
+            "必須です。RA が申請を照合する証明書プロファイルのファイル(CA の profiles/*.toml の"
+            "写し)を指定してください",
+        )
+    profiles: dict[str, Profile] = {}
+    for i, file in enumerate(files):
+        key = f"profile_files[{i}]"
+        if not file.exists():
+            raise _bad_profiles(
+                where,
+                key,
+                f"certificate profile not found: {file}",
+                f"証明書プロファイルが見つかりません: {file}",
+            )
+        try:
+            profile = load_profile(file)
+        except ShomeiError as exc:
+            raise _bad_profiles(where, key, exc.message, exc.message_ja) from exc
+        if profile.name in profiles:
+            raise _bad_profiles(
+                where,
+                key,
+                f"{file} defines profile {profile.name!r} a second time",
+                f"{file} はプロファイル {profile.name!r} を重ねて定義しています",
+            )
+        profiles[profile.name] = profile
+    if default not in profiles:
+        raise _bad_profiles(
+            where,
+            "profile",
+            f"{default!r} is not among the profiles of ra.profile_files ({', '.join(profiles)})",
+            f"{default!r} は ra.profile_files のプロファイル({', '.join(profiles)})にありません",
+        )
+    return tuple(profiles.values())
 
 
 def _bad_url(where: str, problem: str, problem_ja: str) -> ConfigError:

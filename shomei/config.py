@@ -6,7 +6,8 @@ dotted path), as is a missing required key or a value of the wrong type.  Suppor
 types: ``str``, ``int``, ``float``, ``bool``, :class:`pathlib.Path`, :class:`datetime.timedelta`
 (given as whole days, ``"7d"``, or hours, ``"36h"``), ``Literal[...]``, ``X | None``,
 ``list[X]``, ``tuple[X, ...]`` and nested dataclasses (TOML tables).  Relative paths are made
-absolute against the folder of the file they were read from.
+absolute against the folder of the file they were read from.  A field declared with
+:func:`derived` is not read from the file at all.
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ from shomei.files import MAX_TEXT, read_bytes
 T = TypeVar("T")
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+# Field metadata of a value the loader computes from other keys (see :func:`derived`).
+DERIVED = "shomei.config.derived"
+
+
+def derived(default: Any) -> Any:
+    """A dataclass field that no file may set: the code fills it in after loading (for example
+    what the files a setting names contain).  A key of that name is an unknown key."""
+    return dataclasses.field(default=default, metadata={DERIVED: True})
 
 
 def load(path: str | Path, cls: type[T], *, section: str | None = None) -> T:
@@ -184,7 +193,7 @@ def _convert_dataclass(cls: type, value: Any, where: str, key: str, base: Path) 
     if not isinstance(value, dict):
         raise _fail(where, key, "must be a table", "テーブルでなければなりません")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and not f.metadata.get(DERIVED)}
     for name in value:
         if name not in fields:
             full = f"{key}.{name}" if key else name

@@ -1,6 +1,6 @@
 """CA key custody: how a CA private key is kept at rest and opened for signing.
 
-Two backends sit behind the one :class:`signer.keys.SigningKey` interface (SPEC.md §6):
+Two backends sit behind the one :class:`signer.keys.SigningKey` interface (docs/product.md §10):
 
 * ``file``: an encrypted PKCS#8 file (RFC 5958 §3) whose passphrase is a random secret split
   M-of-N among key custodians with Shamir's scheme (:mod:`ca.custody.shares`,

@@ -19,12 +19,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ca.batch import make_link_identity
 from ca.context import CA, load_certificates, open_ca, open_ca_with_key
 from ca.custody.keyfile import create_key_file
 from ca.custody.shares import Share
 from ca.ledger import Ledger
 from ca.settings import CASettings, load_ca_settings
+from contract.batch import make_link_identity
 from shomei.errors import ConfigError, CustodyError, NotFound
 from signer.keys import SigningKey, SoftwareKey
 from tests.pki import Pki

@@ -317,17 +317,17 @@ def test_pkcs11_ceremony_then_batch(softhsm_token: _softhsm.SoftHsmToken, tmp_pa
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    from ca.batch import (
+    from ca.context import open_ca
+    from ca.settings import load_ca_settings
+    from ca.signbatch import sign_batch
+    from ca.trust import pin_ra_certificate
+    from contract.batch import (
         Issued,
         IssueItem,
         make_link_identity,
         read_result_batch,
         write_request_batch,
     )
-    from ca.context import open_ca
-    from ca.settings import load_ca_settings
-    from ca.signbatch import sign_batch
-    from ca.trust import pin_ra_certificate
 
     path = write_ceremony(
         tmp_path,

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ca.batch import read_result_batch
 from ca.batchstore import MARGIN_BYTES, MARGIN_FACTOR, estimate
 from cli.main import main
+from contract.batch import read_result_batch
 from tests.ca.test_batch_home import CaHome, build_ca_home
 from tests.ca.test_signbatch import issue, request_batch
 from tests.pki import Pki
@@ -143,7 +143,7 @@ def test_too_little_room_is_refused_before_anything_is_signed(
     request = tmp_path / "in.p7m"
     request.write_bytes(request_batch(home, [issue(n) for n in range(REQUESTS)]))
     with home.open() as ca:
-        from ca.batch import read_request_batch
+        from contract.batch import read_request_batch
 
         parsed = read_request_batch(request.read_bytes(), trusted=ca.trusted_ra)
     need = estimate(parsed, request_size=request.stat().st_size, revoked=0)

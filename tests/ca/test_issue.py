@@ -33,7 +33,7 @@ from ca.issue import (
 )
 from ca.issuebatch import issue_many
 from ca.ledger import Ledger
-from ca.profile import Profile, load_profile
+from contract.profile import Profile, load_profile
 from shomei.errors import MalformedInput, Refused
 from signer.keys import PublicKey, SoftwareKey, verify_signature
 from tests.pki import Pki

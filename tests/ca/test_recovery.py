@@ -16,7 +16,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ca.batch import (
+from ca.batchstore import Busy, request_path, result_path, work_lock
+from ca.context import CA
+from ca.recovery import abandon_batch, resume_batch, unfinished_batches
+from ca.signbatch import answer_batch, sign_batch
+from contract.batch import (
     Abandoned,
     Issued,
     IssueItem,
@@ -25,10 +29,6 @@ from ca.batch import (
     RevokeItem,
     read_result_batch,
 )
-from ca.batchstore import Busy, request_path, result_path, work_lock
-from ca.context import CA
-from ca.recovery import abandon_batch, resume_batch, unfinished_batches
-from ca.signbatch import answer_batch, sign_batch
 from crl.reader import load_crl
 from shomei.errors import NotFound, Refused
 from tests.ca.test_batch_home import NOW, CaHome, build_ca_home
@@ -58,7 +58,7 @@ def _signed_per_request(ca: CA) -> dict[str, int]:
 
 
 def _batch_id(data: bytes, ca: CA) -> str:
-    from ca.batch import read_request_batch
+    from contract.batch import read_request_batch
 
     return read_request_batch(data, trusted=ca.trusted_ra).batch_id
 

@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 from ca import signbatch
-from ca.batch import Issued, read_result_batch
 from cli.main import main
+from contract.batch import Issued, read_result_batch
 from tests.ca.test_batch_home import CaHome, build_ca_home
 from tests.ca.test_signbatch import issue, request_batch
 from tests.forkkill import fork_command, signalling_run_batch

@@ -16,7 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from ca.batch import (
+from ca.context import CA
+from ca.ledger_record import record_path
+from ca.signbatch import results_dir, sign_batch
+from contract.batch import (
     Issued,
     IssueItem,
     IssueRefused,
@@ -28,9 +31,6 @@ from ca.batch import (
     read_result_batch,
     write_request_batch,
 )
-from ca.context import CA
-from ca.ledger_record import record_path
-from ca.signbatch import results_dir, sign_batch
 from crl.reader import load_crl
 from shomei.errors import ConfigError, MalformedInput, Refused, StateError, VerificationFailed
 from signer.keys import KeyType, PublicKey, SigningKey
@@ -256,7 +256,7 @@ def test_process_killed_while_processing(home: CaHome) -> None:
     data = request_batch(home, [issue(1)])
     counter = CountingKey(home.key)
     with home.open(counter) as ca:
-        from ca.batch import read_request_batch
+        from contract.batch import read_request_batch
 
         parsed = read_request_batch(data, trusted=ca.trusted_ra)
         # What the ledger says after a kill -9 between "received" and "done".

@@ -588,8 +588,8 @@ def build_template(folder: Path) -> None:
         pkcs12,
     )
 
-    from ca.batch import IssueItem, write_request_batch
-    from ra.demo import build_demo
+    from contract.batch import IssueItem, write_request_batch
+    from demo.federation import build_demo
     from ra.identity import load_link_identity
     from ra.settings import load_ra_settings
     from signer.notices import seal

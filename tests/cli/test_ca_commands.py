@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ca.batch import Issued, make_link_identity, read_result_batch, write_request_batch
 from ca.crls import issue_crl
 from ca.ledger import Ledger
 from cli.main import main
+from contract.batch import Issued, make_link_identity, read_result_batch, write_request_batch
 from tests.ca.test_batch_home import NOW, CaHome, build_ca_home
 from tests.ca.test_signbatch import issue, request_batch
 from tests.pki import Pki

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from ra.demo import build_demo
+from demo.federation import build_demo
 from shomei.errors import Refused
 
 REPO = Path(__file__).resolve().parents[2]

@@ -26,7 +26,7 @@ from ca.custody.shares import parse_share
 from ca.settings import load_ca_settings
 from cli.main import main
 from crl.builder import build_crl
-from ra.demo import build_demo
+from demo.federation import build_demo
 
 SHARES = ("issuing-share-1-of-3.txt", "issuing-share-3-of-3.txt")
 

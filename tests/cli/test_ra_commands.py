@@ -10,13 +10,14 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from ca.profile import load_profiles
 from cli.main import main
+from contract.profile import load_profiles
 from ra import applications
 from ra.accounts import get_account
 from ra.db import make_engine, session_factory, transaction
 from ra.passwords import check_issuance_password
 from ra.settings import load_ra_settings
+from tests.ra_profile import PROFILE_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 CSV = (
@@ -30,7 +31,8 @@ CSV = (
 def settings_file(tmp_path: Path) -> Path:
     path = tmp_path / "ra.toml"
     path.write_text(
-        f'[ra]\ndatabase_url = "sqlite:///{tmp_path / "ra.sqlite"}"\ndata_dir = "data"\n',
+        f'[ra]\ndatabase_url = "sqlite:///{tmp_path / "ra.sqlite"}"\ndata_dir = "data"\n'
+        f"{PROFILE_FILES}\n",
         encoding="utf-8",
     )
     return path
@@ -134,7 +136,7 @@ def test_bad_settings_file(tmp_path: Path) -> None:
 
 
 def test_export_list_writes_excel_csv_and_refuses_bad_input(tmp_path: Path) -> None:
-    from ra.demo import build_demo
+    from demo.federation import build_demo
 
     demo = tmp_path / "demo"
     build_demo(demo, echo=lambda _: None)

@@ -24,6 +24,7 @@ from ra.models import Application, CaBatch, Certificate
 from ra.settings import RASettings
 from tests.ra.ca_fixture import CaHome
 from tests.ra.conftest import Database
+from tests.ra_profile import PROFILE_FILES
 
 
 def private_ca_home(ca: CaHome, folder: Path) -> CaHome:
@@ -59,6 +60,7 @@ def write_ra_toml(settings: RASettings, path: Path) -> Path:
         "[ra]",
         f"database_url = {text(settings.database_url)}",
         f"data_dir = {text(settings.data_dir)}",
+        PROFILE_FILES,
         "",
         "[ra.link]",
         f"mode = {text(link.mode)}",

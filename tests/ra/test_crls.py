@@ -10,10 +10,10 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select, update
 
-from ca.batch import read_result_batch
 from ca.crls import issue_crl
 from ca.signbatch import sign_batch
 from cli.ra_jobs_commands import register_crl_command
+from contract.batch import read_result_batch
 from crl.reader import load_crl
 from ra import crls, link
 from ra.lifecycle import Status
@@ -29,6 +29,7 @@ from tests.ra.ca_fixture import (  # noqa: F401
 )
 from tests.ra.conftest import Database
 from tests.ra.test_link import counts, request_revocation, requested, status_of
+from tests.ra_profile import PROFILE_FILES
 
 
 def _now() -> dt.datetime:
@@ -170,6 +171,7 @@ def test_register_crl_file_and_its_command(
         "[ra]\n"
         f'database_url = "{database.url}"\n'
         f'data_dir = "{tmp_path / "data"}"\n'
+        f"{PROFILE_FILES}\n"
         "[ra.link]\n"
         'mode = "offline"\n'
         f'ca_certificate = "{ca_home.issuing_cert}"\n',

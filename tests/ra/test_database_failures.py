@@ -17,11 +17,12 @@ from ra.db import make_engine, open_database
 from ra.settings import load_ra_settings
 from shomei.errors import ConfigError, DatabaseFailure
 from tests.ra.conftest import Database
+from tests.ra_profile import PROFILE_FILES
 
 
 def _settings(folder: Path, url: str, **extra: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f'database_url = "{url}"', 'data_dir = "data"']
+    lines = [f'database_url = "{url}"', 'data_dir = "data"', PROFILE_FILES]
     lines += [f'{k} = "{v}"' for k, v in extra.items()]
     path = folder / "ra.toml"
     path.write_text("[ra]\n" + "\n".join(lines) + "\n", encoding="utf-8")

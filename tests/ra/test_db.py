@@ -10,11 +10,14 @@ from click.testing import CliRunner
 from cli.main import main
 from ra.db import head_revision, open_database, upgrade
 from shomei.errors import ConfigError, DatabaseFailure
+from tests.ra_profile import PROFILE_FILES
 
 
 def _settings(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "ra.toml"
-    path.write_text(f'[ra]\ndatabase_url = "{url}"\ndata_dir = "data"\n', encoding="utf-8")
+    path.write_text(
+        f'[ra]\ndatabase_url = "{url}"\ndata_dir = "data"\n{PROFILE_FILES}\n', encoding="utf-8"
+    )
     return path
 
 

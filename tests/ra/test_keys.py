@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-from ca.profile import Profile, load_profiles
+from contract.profile import Profile, load_profiles
 from ra import keys
 from ra.passwords import WrongPassword
 from shomei.errors import MalformedInput

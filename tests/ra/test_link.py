@@ -267,7 +267,7 @@ def test_undos_racing_a_dispatch_either_win_first_or_are_refused(
     import threading
     import time
 
-    from ca.batch import read_request_batch
+    from contract.batch import read_request_batch
 
     settings = ra_settings(ca_home, database.url, tmp_path / "data", mode="offline")
     now = _now()

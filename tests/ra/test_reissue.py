@@ -1,4 +1,4 @@
-"""SPEC A7 with a certificate: a new issuance password sealed to the office's certificate."""
+"""A7 (docs/product.md §7) with a certificate: a new issuance password sealed to the certificate."""
 
 from __future__ import annotations
 

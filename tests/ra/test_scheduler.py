@@ -25,6 +25,7 @@ from ra.settings import RASettings
 from shomei.errors import ConfigError, Refused
 from tests.ra.ca_fixture import CaHome, ca_home_fixture, ra_settings  # noqa: F401
 from tests.ra.conftest import Database
+from tests.ra_profile import PROFILE_FILES
 
 LEASE = dt.timedelta(seconds=1.5)
 
@@ -136,7 +137,8 @@ def test_the_scheduler_command_holds_the_lease_and_gives_it_up_on_sigterm(
 ) -> None:
     toml = tmp_path / "ra.toml"
     toml.write_text(
-        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n',
+        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f"{PROFILE_FILES}\n",
         encoding="utf-8",
     )
     repo = Path(__file__).resolve().parents[2]
@@ -221,7 +223,8 @@ def test_the_scheduler_logs_events_without_third_party_noise(
 ) -> None:
     toml = tmp_path / "ra.toml"
     toml.write_text(
-        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n',
+        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n'
+        f"{PROFILE_FILES}\n",
         encoding="utf-8",
     )
     repo = Path(__file__).resolve().parents[2]

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ca.profile import Profile, load_profiles
+from contract.profile import Profile, load_profiles
 from ra import accounts, applications, audit, downloads, keys, lifecycle, pkcs12, revocations
 from ra.accounts import AccountInput, Operator
 from ra.lifecycle import Actor, Applicant, Event, Status, TransitionRefused
@@ -305,7 +305,7 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
         )
         app_id = app.id
         assert app.status is Status.AWAITING_PAYMENT and app.fee_offset_consent_at is None
-        # On behalf of office A (SPEC §1): the certificate will name office A.
+        # On behalf of office A (docs/product.md §1): the certificate will name office A.
         assert (app.office_number, app.office_name) == (
             people.office_a.office_number,
             people.office_a.name,

@@ -1,7 +1,7 @@
 """The office each application is for, and at most one application in progress per office.
 
-An agent applies on behalf of offices (SPEC §1), so the certificate's subject is recorded on
-the application (``office_number``, ``office_name``) rather than taken from the applying
+An agent applies on behalf of offices (docs/product.md §1), so the certificate's subject is recorded
+on the application (``office_number``, ``office_name``) rather than taken from the applying
 account; a partial unique index keeps one application per office in statuses 1-4.
 
 Revision ID: 0005

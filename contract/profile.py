@@ -3,6 +3,8 @@
 A profile is one TOML file in ``conf/profiles/`` (copied into the CA home's ``profiles/``),
 loaded strictly through :func:`shomei.config.load` into the frozen :class:`Profile`.  A key
 the dataclass does not declare is a :class:`shomei.errors.ConfigError` that names it.
+It is part of the RA↔CA contract: the CA issues under its copy (the CA home's ``profiles/``)
+and the RA checks applications and CSRs against its own (``ra.profile_files``).
 
 The profile decides everything in the certificate that is not the office's own data: the key
 types it accepts, the signature hash, the validity, the federation's name (O), key usage,

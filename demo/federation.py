@@ -32,7 +32,6 @@ from sqlalchemy import select
 from ca import ceremony
 from ca.ceremony_config import load_ceremony
 from ca.home import toml_string
-from ca.profile import load_profiles
 from ca.trust import pin_ra_certificate
 from ra import applications, downloads, jobs, revocations
 from ra.accounts import AccountInput, NewAccount, Operator, add_console_user, add_portal_account
@@ -61,7 +60,7 @@ OFFICES = {
 }
 AGENT = ("9910000001", "株式会社デモ請求ソフト")
 REJECTED = ("1310000003", "証明ケアサービス 誤登録事業所")
-# An office whose certificate its software vendor (the agent) applies for (SPEC §1).
+# An office whose certificate its software vendor (the agent) applies for (docs/product.md §1).
 BY_AGENT = ("1310000004", "証明ケアサービス 代理申請事業所")
 CLAIM = (
     "請求年月,事業所番号,受給者証番号,サービス種類,単位数\n"
@@ -117,6 +116,9 @@ def _ra_settings_file(folder: Path) -> Path:
 database_url = "sqlite:///ra.sqlite"
 data_dir = "ra-data"
 federation_name = "Shomei Demo Federation"
+# The RA's own copy of the CA's certificate profile.
+profile = "office"
+profile_files = ["ra-profiles/office.toml"]
 
 [ra.link]
 mode = "inline"
@@ -134,6 +136,10 @@ smtp_port = 8025
 """
     path = folder / "ra.toml"
     path.write_text(text, encoding="utf-8")
+    # The RA keeps its own copy of the profiles, as an RA on its own machine would.
+    profiles = folder / "ra-profiles"
+    profiles.mkdir()
+    shutil.copyfile(PROFILES / "office.toml", profiles / "office.toml")
     return path
 
 
@@ -162,7 +168,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
     vault = init_database(settings).vault
     engine = make_engine(settings.database_url)
     factory = session_factory(engine)
-    profile = load_profiles(home / "profiles")[settings.profile]
+    profile = settings.certificate_profile()
     operator = Operator("demo")
     with transaction(factory) as session:
         admin = add_console_user(
@@ -332,6 +338,7 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             "revoked-claim.txt(.p7s)": "a claim signed with the revoked certificate",
             "ra.sqlite": "the RA database (all ten statuses' history in its audit log)",
             "ra.toml": "the RA settings (inline CA)",
+            "ra-profiles/": "the RA's copy of the certificate profile (ra.profile_files)",
             "ra-secrets.key": "the key that seals the RA database's TOTP secrets (0600)",
             "demo-accounts.txt": "demo logins: admin, staff, four offices, an agent",
             "ca-home/": "the CA machine's folder: keys (encrypted), ledger, CRLs, transcripts",

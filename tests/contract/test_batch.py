@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ca import batch
-from ca.batch import (
+from contract import batch
+from contract.batch import (
     Issued,
     IssueItem,
     IssueRefused,

@@ -1,4 +1,4 @@
-"""ca.profile: strict loading of certificate profiles."""
+"""contract.profile: strict loading of certificate profiles."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
-from ca.profile import Profile, key_type_name, load_profile, load_profiles
+from contract.profile import Profile, key_type_name, load_profile, load_profiles
 from shomei.errors import ConfigError, NotFound
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "profiles"

@@ -1,4 +1,4 @@
-"""The RA↔CA batch link (SPEC §5): request batches from the RA, result batches from the CA.
+"""The RA↔CA batch link (docs/product.md §10): request batches from the RA, results from the CA.
 
 Both are attached CMS SignedData (RFC 5652 §5, made by :func:`signer.cms.sign`) over a UTF-8
 JSON document; docs/batch-format.md defines the documents with examples.  A request batch is
@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
-from ca.batchjson import Fields, load_json, malformed
+from contract.batchjson import Fields, load_json, malformed
 from shomei.clock import require_aware
 from shomei.errors import MalformedInput, Refused, VerificationFailed
 from signer import cms
