@@ -1,4 +1,4 @@
-"""Bulk actions of the certificate list: the selection, and actions applied row by row.
+"""Bulk actions of the certificate list (docs/product.md §8): selection, then row by row.
 
 On the list screen (証明書一覧) staff tick rows, or press 全選択 to take every row of the search
 across all its pages, and then press 発行依頼 (1 → 3), 入金登録 (2 → 3) or, for admins,

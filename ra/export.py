@@ -1,4 +1,4 @@
-"""Saving the certificate list (一覧保存) as a CSV file that Japanese Excel opens correctly.
+"""Saving the certificate list (一覧保存, docs/product.md §8) as CSV that Japanese Excel opens.
 
 Encoding
     By default the file is CP932 (Windows-31J), what Excel for Japanese Windows reads a CSV

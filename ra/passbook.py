@@ -1,4 +1,4 @@
-"""入金登録 from the bank passbook (B3): find agents' applications by the payer name.
+"""入金登録 from the bank passbook (B3, docs/product.md §6): agents' applications by payer.
 
 An agent pays the fee by bank transfer and writes its user ID as the payer name (振込人名).
 Staff read the payer name from the passbook (記帳した通帳) and search with it; the passbook
