@@ -335,6 +335,13 @@ def verify_audit(settings_path: Path) -> None:
     multiple=True,
     help="A status code (e.g. issued); repeat for several. Default: all.",
 )
+@click.option(
+    "--encoding",
+    type=click.Choice(["cp932", "utf-8-sig"]),
+    default="cp932",
+    show_default=True,
+    help="CP932 (what Japanese Excel opens) or UTF-8 with a byte-order mark.",
+)
 @handle_errors
 def export_list(
     settings_path: Path,
@@ -343,8 +350,9 @@ def export_list(
     user_id: str | None,
     exact: bool,
     statuses: tuple[str, ...],
+    encoding: str,
 ) -> None:
-    """Save the certificate list (証明書一覧) as CSV that Excel opens (UTF-8 with BOM)."""
+    """Save the certificate list (証明書一覧) as CSV that Excel opens (CP932 by default)."""
     import io
 
     from ra.export import export_csv
@@ -361,6 +369,7 @@ def export_list(
             user_id=user_id,
             user_id_match="exact" if exact else "prefix",
             statuses=statuses or None,
+            encoding=encoding,
         )
     write_new(out_file, buffer.getvalue())
     click.echo(f"{count} row(s) written to {out_file}")
