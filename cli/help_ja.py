@@ -196,8 +196,11 @@ HELP_JA: dict[str, str] = {
     "Check the hash chain and the signed anchors of the audit log (exit 1 if tampered).": (
         "監査ログのハッシュ連鎖と署名付きアンカーを検証します(改ざんがあれば終了コード 1)。"
     ),
-    "Save the certificate list (証明書一覧) as CSV that Excel opens (UTF-8 with BOM).": (
-        "証明書一覧を Excel で開ける CSV(BOM 付き UTF-8)で保存します。"
+    "Save the certificate list (証明書一覧) as CSV that Excel opens (CP932 by default).": (
+        "証明書一覧を Excel で開ける CSV(既定は CP932)で保存します。"
+    ),
+    "CP932 (what Japanese Excel opens) or UTF-8 with a byte-order mark.": (
+        "CP932(日本語版 Excel が開く文字コード)または BOM 付き UTF-8。"
     ),
     "Applicant type (事業所/代理人/職員); repeat for several. Default: all.": (
         "申請者の種別(事業所/代理人/職員)。複数指定できます。既定: すべて。"

@@ -27,10 +27,10 @@ from ra import audit
 from ra.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
 from ra.csvimport import MAX_BYTES, ImportRefused, import_accounts
 from ra.db import open_database, session_factory, transaction
+from ra.history import application_history
 from ra.lifecycle import LABELS_JA, NUMBERS
 from ra.models import Account, AccountKind
 from ra.party import Party, application_for
-from ra.queries import application_history
 from ra.settings import RASettings, load_ra_settings
 from ra.vault import load_vault
 from shomei.clock import to_japan, utcnow
@@ -330,6 +330,13 @@ def verify_audit(settings_path: Path) -> None:
     multiple=True,
     help="A status code (e.g. issued); repeat for several. Default: all.",
 )
+@click.option(
+    "--encoding",
+    type=click.Choice(["cp932", "utf-8-sig"]),
+    default="cp932",
+    show_default=True,
+    help="CP932 (what Japanese Excel opens) or UTF-8 with a byte-order mark.",
+)
 @handle_errors
 def export_list(
     settings_path: Path,
@@ -338,8 +345,9 @@ def export_list(
     user_id: str | None,
     exact: bool,
     statuses: tuple[str, ...],
+    encoding: str,
 ) -> None:
-    """Save the certificate list (証明書一覧) as CSV that Excel opens (UTF-8 with BOM)."""
+    """Save the certificate list (証明書一覧) as CSV that Excel opens (CP932 by default)."""
     import io
 
     from ra.export import export_csv
@@ -357,6 +365,7 @@ def export_list(
             user_id=user_id,
             user_id_match="exact" if exact else "prefix",
             statuses=statuses or None,
+            encoding=encoding,
         )
     write_new(out_file, buffer.getvalue())
     click.echo(f"{count} row(s) written to {out_file}")

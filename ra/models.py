@@ -226,6 +226,17 @@ class Application(Base):
             "applicant",
             "entered_by",
         ),
+        # Page numbers of the list (ra.queries.plan_pages): every key in list order, with the
+        # filter columns, so planning a search is an index-only scan.
+        Index(
+            "ix_applications_list_order",
+            "applied_at",
+            "id",
+            "status",
+            "applicant",
+            "entered_by",
+            "account_id",
+        ),
         # At most one application per office on its way to a certificate (statuses 1-4): the
         # service checks first, and this index decides when two applies race.
         Index(
@@ -285,7 +296,8 @@ class FeeEntry(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"))
+    # Indexed for the list's 手数料残高 column (ra.queries._row_select).
+    application_id: Mapped[int | None] = mapped_column(ForeignKey("applications.id"), index=True)
     amount_yen: Mapped[int] = mapped_column(Integer)  # + charged, - offset or cancelled
     kind: Mapped[str] = mapped_column(String(16))  # charge / cancel / offset
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())

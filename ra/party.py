@@ -257,9 +257,16 @@ def require(party: Party, *permissions: Permission) -> None:
     if any(may(party, p) for p in permissions):
         return
     what = "・".join(LABELS_JA[p] for p in permissions)
+    # Who may, so the person refused knows whom to ask (jobs are not someone to ask).
+    holders = "・".join(
+        KIND_JA[k]
+        for k in PartyKind
+        if k is not PartyKind.JOB and any(p in PERMISSIONS[k] for p in permissions)
+    )
     raise NotPermitted(
         f"{party.kind.value} {party.user_id} may not {' or '.join(p.value for p in permissions)}",
-        message_ja=f"{KIND_JA[party.kind]}には「{what}」を行う権限がありません",
+        message_ja=f"{KIND_JA[party.kind]}には「{what}」を行う権限がありません"
+        + (f"({holders}のみ行えます)" if holders else ""),
         actor=party.user_id,
         permission=permissions[0].value,
     )

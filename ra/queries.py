@@ -1,4 +1,4 @@
-"""The certificate list (証明書一覧, docs/product.md §8): search, keyset paging and the total.
+"""The certificate list (証明書一覧, docs/product.md §8): search, paging and the total.
 
 Staff search applications by applicant type (事業所 / 代理人 / 職員), by user ID (exact or a
 prefix) and by status (the ten check boxes of docs/product.md §4), newest first.  The list pages
@@ -18,15 +18,21 @@ How a page is found, so that its cost does not grow with the table:
   prefix so short that it matches more accounts falls back to the first plan, filtered.
 * The rows of the page (account, certificate) are then read by primary key.
 
-The indexes this needs are created by migration ``0004``.  The applicant type of a row is
-職員 when the application was entered by federation staff or an admin (職員申請 / 再度申込),
-otherwise 事業所 or 代理人 after ``Application.applicant``; so the three check boxes split the
-applications into three disjoint sets.  Bad input raises :class:`shomei.errors.MalformedInput`
-with an English and a Japanese message, before anything is read.
+Page numbers (先頭, 前頁, 次頁, 最終 and a page number to jump to, :func:`list_page`): a search
+is planned once (:func:`plan_pages`: the key of every page's first row and the total, in one
+pass over the narrow index of migration ``0007``), and page k is then the keyset range
+between the k-th and the (k+1)-th key, so a jump to page 4,000 costs what page 1 costs.
+OFFSET was not chosen: it reads and discards every row before the page on every click.
+Only the planning pass (and the count, which the screen's 全件数 needs anyway) grows with
+the table; :class:`PlanCache` keeps recent plans so paging does not repeat it.  A plan is a
+snapshot: a page says when rows arrived, left or joined since (:attr:`NumberedPage.stale`).
 
-Also here: :func:`application_history`, an application's history from the audit log (who,
-when, what, from which status to which, why), which the console's detail page and
-``shomei ra show`` both show.  Every query takes the acting :class:`~ra.party.Party`.
+The indexes this needs are created by migrations ``0004`` and ``0007``.  The applicant
+type of a row is 職員 when the application was entered by federation staff or an admin
+(職員申請 / 再度申込), otherwise 事業所 or 代理人 after ``Application.applicant``; so the three
+check boxes split the applications into three disjoint sets.  Bad input raises
+:class:`shomei.errors.MalformedInput` with an English and a Japanese message, before anything
+is read.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
@@ -43,9 +51,9 @@ from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, u
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.expression import literal
 
-from ra.lifecycle import EVENT_LABELS_JA, LABELS_JA, NUMBERS, Applicant, Event, Status
-from ra.models import Account, Application, AuditRecord, Certificate, UTCDateTime
-from ra.party import Party, Permission, application_for, require
+from ra.lifecycle import LABELS_JA, NUMBERS, Applicant, Status
+from ra.models import Account, Application, Certificate, FeeEntry, UTCDateTime
+from ra.party import Party, Permission, require
 from shomei.errors import MalformedInput
 
 MAX_PAGE_SIZE = 500
@@ -119,6 +127,8 @@ class ListRow:
     not_before: dt.datetime | None  # validity, once a certificate was issued
     not_after: dt.datetime | None
     revoked_at: dt.datetime | None  # when the CA revoked it (a registered CRL lists it)
+    # 手数料残高: the part of this application's fee not yet settled, in yen (see _list_row).
+    fee_balance_yen: int = 0
 
     @property
     def status_code(self) -> str:
@@ -400,10 +410,17 @@ def _key_query(
     return _ordered_keys(branches, limit, forward)
 
 
-def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
-    if not ids:
-        return {}
-    stmt = (
+def _row_select() -> Select[*tuple[Any, ...]]:
+    """What a list row shows, the fee balance's parts included (see :func:`_list_row`)."""
+    # The sum of the application's fee entries, read through ix_fee_entries_application_id.
+    fee_entries = (
+        select(func.sum(FeeEntry.amount_yen))
+        .where(FeeEntry.application_id == Application.id)
+        .correlate(Application)
+        .scalar_subquery()
+        .label("fee_entries")
+    )
+    return (
         select(
             Application.id,
             Account.user_id,
@@ -413,34 +430,76 @@ def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
             Application.entered_by,
             Application.status,
             Application.applied_at,
+            Application.fee_yen,
             Certificate.not_before,
             Certificate.not_after,
             Certificate.revoked_at,
+            fee_entries,
         )
         .join(Account, Account.id == Application.account_id)
         .outerjoin(Certificate, Certificate.application_id == Application.id)
-        .where(Application.id.in_(ids))
     )
-    rows: dict[int, ListRow] = {}
+
+
+def _list_row(r: Any) -> ListRow:
+    """A row of :func:`_row_select` as the screen shows it.
+
+    手数料残高 (the part of the fee not yet settled, in yen): an office's fee is charged to
+    its fee-offset balance when it applies, cancelled by a rejection and settled by the
+    offset against its claim payments, so an office application's balance is the sum of its
+    fee entries; an agent pays by bank transfer, so its balance is the fee while it awaits
+    payment (status 2) and nothing once the payment is registered or it is rejected.
+    """
+    kind = (
+        ApplicantType.STAFF
+        if r.entered_by in STAFF_ENTRIES
+        else ApplicantType(Applicant(r.applicant).value)
+    )
+    status = Status(r.status)
+    balance = int(r.fee_entries or 0)
+    if Applicant(r.applicant) is Applicant.AGENT and status is Status.AWAITING_PAYMENT:
+        balance += int(r.fee_yen)
+    return ListRow(
+        application_id=r.id,
+        user_id=r.user_id,
+        office_number=r.office_number,
+        office_name=r.office_name,
+        applicant_type=kind,
+        status=status,
+        applied_at=r.applied_at,
+        not_before=r.not_before,
+        not_after=r.not_after,
+        revoked_at=r.revoked_at,
+        fee_balance_yen=balance,
+    )
+
+
+def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
+    if not ids:
+        return {}
+    stmt = _row_select().where(Application.id.in_(ids))
+    return {r.id: _list_row(r) for r in session.execute(stmt)}
+
+
+def iter_rows(session: Session, filters: ListFilters, *, batch: int = 500) -> Iterator[ListRow]:
+    """Every row of the search, newest first, from one ordered statement read in batches.
+
+    For saving the whole list (:mod:`ra.export`): one statement is one consistent read, and
+    ``batch`` rows at a time are fetched (a server-side cursor on PostgreSQL), so memory
+    stays constant however long the list is.
+    """
+    size = _check_page_size(batch)
+    conditions = _flat_conditions(session, filters)
+    if conditions is None:
+        return
+    stmt = (
+        _row_select()
+        .where(*conditions)
+        .order_by(Application.applied_at.desc(), Application.id.desc())
+        .execution_options(yield_per=size)
+    )
     for r in session.execute(stmt):
-        kind = (
-            ApplicantType.STAFF
-            if r.entered_by in STAFF_ENTRIES
-            else ApplicantType(Applicant(r.applicant).value)
-        )
-        rows[r.id] = ListRow(
-            application_id=r.id,
-            user_id=r.user_id,
-            office_number=r.office_number,
-            office_name=r.office_name,
-            applicant_type=kind,
-            status=Status(r.status),
-            applied_at=r.applied_at,
-            not_before=r.not_before,
-            not_after=r.not_after,
-            revoked_at=r.revoked_at,
-        )
-    return rows
+        yield _list_row(r)
 
 
 def list_applications(
@@ -528,6 +587,11 @@ def count_applications(
         user_id_match=user_id_match,
         statuses=statuses,
     )
+    return count_matching(session, f)
+
+
+def _flat_conditions(session: Session, f: ListFilters) -> list[ColumnElement[bool]] | None:
+    """The search as one WHERE clause (for counting and planning); None when nothing matches."""
     conditions: list[ColumnElement[bool]] = []
     types = _type_condition(f.applicant_types)
     if types is not None:
@@ -537,98 +601,231 @@ def count_applications(
     if f.user_id is not None:
         accounts = _matching_accounts(session, f)
         if accounts == []:
-            return 0
+            return None
         conditions.append(
             Application.account_id.in_(accounts)
             if accounts is not None
             else Application.account_id.in_(select(Account.id).where(_user_condition(session, f)))
         )
+    return conditions
+
+
+def count_matching(session: Session, filters: ListFilters) -> int:
+    """:func:`count_applications` for conditions already checked by :func:`make_filters`."""
+    conditions = _flat_conditions(session, filters)
+    if conditions is None:
+        return 0
     stmt = select(func.count()).select_from(Application).where(*conditions)
     return int(session.scalar(stmt) or 0)
 
 
-# Japanese labels of the audit actions on an application that are not lifecycle events.
-OTHER_ACTIONS_JA: Mapping[str, str] = MappingProxyType(
-    {
-        "download_pkcs12": "PKCS#12 のダウンロード",
-        "download_certificate": "証明書のダウンロード",
-        "archive_certificate": "保存期間経過による削除",
-        "ca_refused_revocation": "認証局による失効拒否",
-        "ca_abandoned_request": "認証局によるバッチ中止",
-    }
-)
-ACTORS_JA: Mapping[str, str] = MappingProxyType(
-    {
-        "office": "事業所",
-        "agent": "代理人",
-        "staff": "職員",
-        "admin": "管理者",
-        "system": "システム",
-    }
-)
+# --- page numbers ---------------------------------------------------------------------------
+#
+# The screen also numbers its pages (先頭, 前頁, 次頁, 最終 and a page number to jump to).
+# Keyset cursors cannot reach page k by themselves, and OFFSET reaches it by reading and
+# throwing away every row before it: page 4,000 of 200,000 rows would read 200,000 index
+# entries on every click, two hundred times what the same click costs over 1,000 rows.
+# Instead a search is *planned* once: one ordered pass over the matching keys (an index-only
+# scan of the narrow index ``ix_applications_list_order``, migration 0007) keeps the key of
+# every page's first row (its anchor) and the total, which the screen needs as 全件数 anyway
+# and whose count is the same pass.  A page is then the keyset range between two anchors:
+# about ``page_size`` index entries wherever it is, and the plan is reused while the search
+# stays the same.
 
 
 @dataclass(frozen=True)
-class HistoryEntry:
-    """One line of an application's history (the console's detail page, ``shomei ra show``)."""
+class PagePlan:
+    """A search's page boundaries: the first row of each page, newest first, and the total.
 
-    seq: int
-    at: dt.datetime  # UTC; shown in Japan time by the edge
-    actor: str  # office, agent, staff, admin or system (the operator and the jobs)
-    actor_id: str  # the user ID, ``cli:NAME`` for the operator, or the job's name
-    action: str  # the lifecycle event, or another audited action (a download, ...)
-    action_ja: str
-    status_before: Status | None
-    status_after: Status | None
-    reason: str | None  # the rejection reason, the revocation reason code, ...
-    source_address: str | None
+    Made by :func:`plan_pages` (one pass over the matching keys); small (a 200,000-row search
+    in pages of 50 keeps 4,000 keys) and immutable, so a cache may share it between requests.
+    """
+
+    filters: ListFilters
+    page_size: int
+    total: int
+    anchors: tuple[Cursor, ...]
 
     @property
-    def actor_ja(self) -> str:
-        return ACTORS_JA.get(self.actor, self.actor)
+    def page_count(self) -> int:
+        """How many pages the search has; an empty search has one, empty page."""
+        return max(1, len(self.anchors))
 
 
-def _action_ja(action: str) -> str:
-    try:
-        return EVENT_LABELS_JA[Event(action)]
-    except ValueError:
-        return OTHER_ACTIONS_JA.get(action, action)
+@dataclass(frozen=True)
+class NumberedPage:
+    """Page ``page`` of ``page_count`` of a search of ``total`` rows (全件数).
 
-
-def _status(value: str | None) -> Status | None:
-    return Status(value) if value else None
-
-
-def application_history(
-    session: Session, party: Party, application_id: int
-) -> tuple[HistoryEntry, ...]:
-    """The whole history of an application from the audit log, oldest first.
-
-    ``party`` must be able to see the application (:func:`ra.party.application_for`): an
-    office or agent asking for another's gets :class:`~shomei.errors.NotFound`.
+    ``stale`` is true when the rows no longer fit the plan the page was cut from: an
+    application that matches arrived after the search, or rows left or joined the search
+    (another staff member moved them) so this page holds more or fewer rows than planned.
+    The page still shows what lies between its two anchors; the screen should offer to
+    search again (a fresh :func:`plan_pages`).
     """
-    app = application_for(session, party, application_id)
-    records = session.execute(
-        select(AuditRecord)
-        .where(AuditRecord.object_type == "application", AuditRecord.object_id == str(app.id))
-        .order_by(AuditRecord.seq)
-    ).scalars()
-    entries = []
-    for r in records:
-        details = r.details or {}
-        reason = details.get("reason") or details.get("reason_code")
-        entries.append(
-            HistoryEntry(
-                seq=r.seq,
-                at=r.at,
-                actor=r.actor,
-                actor_id=r.actor_id,
-                action=r.action,
-                action_ja=_action_ja(r.action),
-                status_before=_status(r.status_before),
-                status_after=_status(r.status_after),
-                reason=str(reason) if reason is not None else None,
-                source_address=r.source_address,
-            )
+
+    rows: tuple[ListRow, ...]
+    page: int
+    page_count: int
+    total: int
+    page_size: int
+    plan: PagePlan | None  # None for a first page read without planning
+    stale: bool
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.page_count
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+
+def plan_pages(session: Session, filters: ListFilters, *, page_size: int = 50) -> PagePlan:
+    """Plan the pages of a search: the key of each page's first row and the total.
+
+    One statement, so anchors and total come from one snapshot: the matching keys in list
+    order numbered by ``row_number()`` (read in order from ``ix_applications_list_order``, no
+    sort), of which the database returns only every ``page_size``-th, with the count as an
+    uncorrelated scalar subquery.  What crosses the wire is a few thousand keys even for
+    200,000 rows; the pass itself is linear in the matching rows, once per search.
+    """
+    size = _check_page_size(page_size)
+    conditions = _flat_conditions(session, filters)
+    if conditions is None:
+        return PagePlan(filters, size, 0, ())
+    order = (Application.applied_at.desc(), Application.id.desc())
+    numbered = (
+        select(
+            Application.applied_at.label("applied_at"),
+            Application.id.label("id"),
+            func.row_number().over(order_by=order).label("rn"),
         )
-    return tuple(entries)
+        .where(*conditions)
+        .subquery("numbered")
+    )
+    counted = select(func.count()).select_from(Application).where(*conditions)
+    stmt = (
+        select(numbered.c.applied_at, numbered.c.id, counted.scalar_subquery().label("total"))
+        .where((numbered.c.rn - 1) % size == 0)
+        .order_by(numbered.c.rn)
+    )
+    anchors: list[Cursor] = []
+    total: int | None = None
+    for applied_at, application_id, count in session.execute(stmt):
+        anchors.append(Cursor(applied_at, int(application_id)))
+        total = int(count)
+    if total is None:  # no row matched: the count was not read
+        total = 0
+    return PagePlan(filters, size, total, tuple(anchors))
+
+
+def _check_page_number(page: object) -> int:
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        raise _bad(
+            "the page number must be a whole number from 1",
+            "ページ番号は1以上の数で指定してください",
+            field="page",
+        )
+    return page
+
+
+def list_page(
+    session: Session,
+    filters: ListFilters,
+    *,
+    page: int = 1,
+    page_size: int = 50,
+    plan: PagePlan | None = None,
+) -> NumberedPage:
+    """Page ``page`` (from 1) of the search ``filters``, newest first, with 全件数.
+
+    ``plan`` is the search's :class:`PagePlan` from an earlier call (``NumberedPage.plan``).
+    Without a plan that fits (same conditions and page size), page 1 is read by keyset and
+    the total counted, without planning (``NumberedPage.plan`` is None): most searches never
+    leave their first page.  Any other page plans the search first (once; pass the plan on
+    to the next call, or use a :class:`PlanCache`).  A page number beyond the last page gives
+    the last page (what 最終 and a typed number too large both mean on the screen); zero, a
+    negative or a non-integer page raises :class:`MalformedInput`.  An empty search gives
+    page 1 of 1 with no rows.
+    """
+    number = _check_page_number(page)
+    size = _check_page_size(page_size)
+    if plan is not None and (plan.filters != filters or plan.page_size != size):
+        plan = None
+    if plan is None and number == 1:
+        first = fetch_page(session, filters, page_size=size)
+        total = count_matching(session, filters)
+        count = max(1, -(-total // size))
+        return NumberedPage(first.rows, 1, count, total, size, None, False)
+    if plan is None:
+        plan = plan_pages(session, filters, page_size=size)
+    number = min(number, plan.page_count)
+    if not plan.anchors:
+        newer = _key_query(session, filters, None, 1, True)
+        stale = newer is not None and session.scalar(newer) is not None
+        return NumberedPage((), number, plan.page_count, plan.total, size, plan, stale)
+    top = plan.anchors[number - 1]
+    # (applied_at, id) < (t, n + 1) is (applied_at, id) <= (t, n): ids are integers.
+    upper = Cursor(top.applied_at, top.application_id + 1)
+    lower = plan.anchors[number] if number < len(plan.anchors) else None
+    stmt = _key_query(session, filters, upper, size + 1, True)
+    ids: list[int] = list(session.scalars(stmt)) if stmt is not None else []
+    found = _rows(session, ids)
+    rows = [found[i] for i in ids if i in found]
+    in_range = [r for r in rows if lower is None or r.cursor > lower]
+    planned = size if lower is not None else plan.total - size * (len(plan.anchors) - 1)
+    newest = _key_query(session, filters, plan.anchors[0], 1, False)
+    stale = len(in_range) != planned or (newest is not None and session.scalar(newest) is not None)
+    return NumberedPage(
+        tuple(in_range[:size]), number, plan.page_count, plan.total, size, plan, stale
+    )
+
+
+class PlanCache:
+    """The page plans of recent searches, so paging through a search does not plan it anew.
+
+    Keyed by the search conditions and page size, at most ``max_entries`` plans (least
+    recently used go first), each kept ``max_age`` from when it was made.  One per process
+    (a worker of the web server); thread-safe.  A plan is a snapshot, so the screen's 検索
+    button passes ``refresh=True``, and a page found :attr:`NumberedPage.stale` is planned
+    again on the next request.
+    """
+
+    def __init__(
+        self, *, max_entries: int = 64, max_age: dt.timedelta = dt.timedelta(minutes=5)
+    ) -> None:
+        self._plans: OrderedDict[tuple[ListFilters, int], tuple[dt.datetime, PagePlan]] = (
+            OrderedDict()
+        )
+        self._max_entries = max_entries
+        self._max_age = max_age
+        self._lock = threading.Lock()
+
+    def page(
+        self,
+        session: Session,
+        filters: ListFilters,
+        *,
+        page: int,
+        page_size: int,
+        now: dt.datetime,
+        refresh: bool = False,
+    ) -> NumberedPage:
+        """:func:`list_page` with the cached plan of this search, when fresh enough."""
+        key = (filters, page_size)
+        plan: PagePlan | None = None
+        with self._lock:
+            entry = self._plans.get(key)
+            if entry is not None and not refresh and now - entry[0] <= self._max_age:
+                plan = entry[1]
+                self._plans.move_to_end(key)
+        result = list_page(session, filters, page=page, page_size=page_size, plan=plan)
+        with self._lock:
+            if result.stale:
+                self._plans.pop(key, None)
+            elif result.plan is not None and result.plan is not plan:
+                self._plans[key] = (now, result.plan)
+                self._plans.move_to_end(key)
+                while len(self._plans) > self._max_entries:
+                    self._plans.popitem(last=False)
+        return result

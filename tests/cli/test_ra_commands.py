@@ -161,7 +161,9 @@ def test_export_list_writes_excel_csv_and_refuses_bad_input(tmp_path: Path) -> N
     )
     assert result.exit_code == 0, result.output
     data = out.read_bytes()
-    assert data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
+    # CP932 by default: no byte-order mark, and the Japanese header reads back.
+    assert not data.startswith(b"\xef\xbb\xbf") and b"\r\n" in data
+    assert data.decode("cp932").startswith("申請番号,ユーザID,事業所名")
     assert "3 row(s)" in result.output
     again = runner.invoke(
         main, ["ra", "export-list", "--settings", str(demo / "ra.toml"), str(out)]

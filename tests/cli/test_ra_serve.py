@@ -12,12 +12,15 @@ from click.testing import CliRunner
 from cli.main import main
 from ra.initdb import init_database
 from ra.settings import load_ra_settings
+from tests.ra_profile import PROFILE_FILES
 
 
 @pytest.fixture
 def settings_file(tmp_path: Path) -> Path:
     path = tmp_path / "ra.toml"
-    path.write_text('[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n', "utf-8")
+    path.write_text(
+        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n', "utf-8"
+    )
     return path
 
 
@@ -48,7 +51,8 @@ def test_missing_secrets_key_stops_the_start(settings_file: Path) -> None:
 def test_bad_settings_stop_the_start(tmp_path: Path) -> None:
     path = tmp_path / "ra.toml"
     path.write_text(
-        '[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "d"\n[ra.web]\nbehind_tsl = true\n',
+        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "d"\n{PROFILE_FILES}\n'
+        "[ra.web]\nbehind_tsl = true\n",
         "utf-8",
     )
     result = _serve("--settings", path)

@@ -1,8 +1,9 @@
 """Saving the certificate list as CSV (ra.export): parsed back as Excel would read it.
 
-Checks the UTF-8 BOM, CRLF line ends, the Japanese headers and text, dates in Japan time,
-quoting, formula-injection guards, the row count against the list query, streaming in
-chunks, and that bad conditions write nothing.
+Checks CP932 (the default) with 〓 for what CP932 lacks and UTF-8 with a BOM, CRLF line ends,
+the Japanese headers and text, dates in Japan time, the fee balance, quoting,
+formula-injection guards, the row count against the list query, streaming in chunks, and
+that bad conditions write nothing.
 """
 
 from __future__ import annotations
@@ -14,11 +15,27 @@ import io
 import pytest
 from sqlalchemy.orm import Session
 
-from ra.export import BOM, HEADERS, csv_fields, export_csv, japan_date, safe_cell
+from ra.export import (
+    BOM,
+    GETA,
+    HEADERS,
+    csv_fields,
+    csv_stream,
+    encode_cp932,
+    export_csv,
+    japan_date,
+    safe_cell,
+)
 from ra.lifecycle import Applicant, Status
-from ra.models import Account, AccountKind, Application, Certificate
+from ra.models import Account, AccountKind, Application, Certificate, FeeEntry
 from ra.party import Party, PartyKind
-from ra.queries import ApplicantType, ListRow, count_applications, list_applications
+from ra.queries import (
+    ApplicantType,
+    ListRow,
+    count_applications,
+    list_applications,
+    make_filters,
+)
 from shomei.errors import MalformedInput
 from tests.ra.conftest import Database
 
@@ -37,7 +54,9 @@ NAMES = [
     '株式会社"ひまわり",訪問介護',
     "改行を\r\n含む名前",
     "\tタブ始まり",
+    "𠮷田ケア〜センター",  # 𠮷 is not in CP932; the JIS wave dash has a CP932 look-alike
 ]
+COLUMN = {name: i for i, name in enumerate(HEADERS)}
 
 
 class CountingSink(io.BytesIO):
@@ -85,6 +104,17 @@ def seed(session: Session) -> None:
             )
             session.add(app)
             session.flush()
+            if k == 2:  # the office's fee is charged to its balance; 300 yen offset already
+                for amount, kind in ((1000, "charge"), (-300, "offset")):
+                    session.add(
+                        FeeEntry(
+                            account_id=office.id,
+                            application_id=app.id,
+                            amount_yen=amount,
+                            kind=kind,
+                            created_at=applied_at,
+                        )
+                    )
             if status is not Status.AWAITING_ISSUE_REQUEST:
                 session.add(
                     Certificate(
@@ -103,11 +133,15 @@ def seed(session: Session) -> None:
     session.flush()
 
 
-def parse(data: bytes) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+def parse(data: bytes, encoding: str = "cp932") -> list[list[str]]:
+    return list(csv.reader(io.StringIO(data.decode(encoding), newline="")))
 
 
-def test_export_is_excel_csv_with_every_row(database: Database) -> None:
+def col(row: list[str], name: str) -> str:
+    return row[COLUMN[name]]
+
+
+def test_export_is_excel_csv_in_cp932_with_every_row(database: Database) -> None:
     with database.factory() as session, session.begin():
         seed(session)
         sink = CountingSink()
@@ -116,38 +150,85 @@ def test_export_is_excel_csv_with_every_row(database: Database) -> None:
         total = count_applications(session, CLERK)
         listed = [r.application_id for r in list_applications(session, CLERK, page_size=500).rows]
     assert written == total == len(NAMES) * 3
-    assert data.startswith(BOM) and not data.startswith(BOM + BOM)
+    assert not data.startswith(BOM)
     # Every record ends with CRLF and there is no bare LF (the quoted two-line name holds CRLF).
     assert data.endswith(b"\r\n")
     assert data.count(b"\n") == data.count(b"\r\n")
-    table = parse(data)
+    table = parse(data)  # strict CP932: any byte CP932 cannot read fails here
     assert tuple(table[0]) == HEADERS
-    assert table[0][0] == "申請番号" and table[0][3] == "事業所名"
+    assert table[0][:7] == [
+        "申請番号",
+        "ユーザID",
+        "事業所名",
+        "事業所番号",
+        "状況",
+        "申請年月日",
+        "手数料残高",
+    ]
     rows = table[1:]
     assert len(rows) == total
-    # Header + 24 rows in chunks of 4: one write for the header, six for the rows.
-    assert sink.writes == 1 + 6
-    by_user = {r[1]: r for r in rows if r[6] == "発行済み"}
-    assert by_user["HJ0001"][3] == "社会福祉法人さくら会"
-    assert by_user["HJ0001"][2] == "1300000001"
-    assert by_user["HJ0002"][3] == "'" + NAMES[1]
-    assert by_user["HJ0003"][3] == "'" + NAMES[2]
-    assert by_user["HJ0004"][3] == "'-1+1"
-    assert by_user["HJ0005"][3] == "'@SUM(A1:A2)"
-    assert by_user["HJ0006"][3] == NAMES[5]  # comma and quotes survive the round trip
-    assert by_user["HJ0007"][3] == NAMES[6]
-    assert by_user["HJ0008"][3] == "'\tタブ始まり"
+    # Header + 27 rows in chunks of 4: one write for the header, seven for the rows.
+    assert sink.writes == 1 + 7
+    by_user = {col(r, "ユーザID"): r for r in rows if col(r, "状況") == "発行済み"}
+    assert col(by_user["HJ0001"], "事業所名") == "社会福祉法人さくら会"
+    assert col(by_user["HJ0001"], "事業所番号") == "1300000001"
+    assert col(by_user["HJ0002"], "事業所名") == "'" + NAMES[1]
+    assert col(by_user["HJ0003"], "事業所名") == "'" + NAMES[2]
+    assert col(by_user["HJ0004"], "事業所名") == "'-1+1"
+    assert col(by_user["HJ0005"], "事業所名") == "'@SUM(A1:A2)"
+    assert col(by_user["HJ0006"], "事業所名") == NAMES[5]  # comma and quotes survive
+    assert col(by_user["HJ0007"], "事業所名") == NAMES[6]
+    assert col(by_user["HJ0008"], "事業所名") == "'\tタブ始まり"
+    # 𠮷 became the visible 〓; the JIS wave dash became the CP932 full-width tilde.
+    assert col(by_user["HJ0009"], "事業所名") == "〓田ケア～センター"
     issued = by_user["HJ0001"]
-    assert issued[4] == "事業所" and issued[5] == "5"
-    assert issued[7] == "2026/04/11"  # LATE + 10 days, in Japan time
-    assert issued[8] == "2026/04/11" and issued[9] == "2029/04/10"
-    assert issued[10] == ""
-    revoked = next(r for r in rows if r[1] == "HJ0001" and r[6] == "失効済み")
-    assert revoked[5] == "8" and revoked[10] == "2027/05/06"
-    staff = next(r for r in rows if r[1] == "HJ0001" and r[6] == "発行依頼待ち")
-    assert staff[4] == "職員" and staff[8] == staff[9] == ""
+    assert col(issued, "申請者") == "事業所" and col(issued, "状況番号") == "5"
+    assert col(issued, "申請年月日") == "2026/04/11"  # LATE + 10 days, in Japan time
+    assert col(issued, "有効開始年月日") == "2026/04/11"
+    assert col(issued, "有効終了年月日") == "2029/04/10"
+    assert col(issued, "失効年月日") == "" and col(issued, "手数料残高") == "0"
+    revoked = next(r for r in rows if r[1] == "HJ0001" and col(r, "状況") == "失効済み")
+    assert col(revoked, "状況番号") == "8" and col(revoked, "失効年月日") == "2027/05/06"
+    staff = next(r for r in rows if r[1] == "HJ0001" and col(r, "状況") == "発行依頼待ち")
+    assert col(staff, "申請者") == "職員" and col(staff, "有効開始年月日") == ""
+    assert col(staff, "手数料残高") == "700"  # 1,000 charged, 300 offset
     # The same rows in the same order as the screen: newest first.
     assert [int(r[0]) for r in rows] == listed
+
+
+def test_utf8_with_bom_keeps_every_character(database: Database) -> None:
+    with database.factory() as session, session.begin():
+        seed(session)
+        out = io.BytesIO()
+        export_csv(session, CLERK, out=out, encoding="utf-8-sig", user_id="HJ0009")
+    data = out.getvalue()
+    assert data.startswith(BOM) and not data.startswith(BOM + BOM)
+    rows = parse(data, "utf-8-sig")
+    assert tuple(rows[0]) == HEADERS
+    assert {col(r, "事業所名") for r in rows[1:]} == {NAMES[8]}
+
+
+def test_the_stream_yields_chunks_and_counts_replacements(database: Database) -> None:
+    with database.factory() as session, session.begin():
+        seed(session)
+        stream = csv_stream(session, CLERK, make_filters(), chunk_size=2)
+        first = next(stream)
+        assert first.decode("cp932") == ",".join(HEADERS) + "\r\n"
+        assert stream.rows == 0  # nothing read before it is asked for
+        chunks = [first, *stream]
+    # 27 rows, two per read: 14 chunks after the header, each a whole number of records.
+    assert len(chunks) == 1 + 14
+    assert all(c.endswith(b"\r\n") for c in chunks)
+    assert stream.rows == 27
+    assert stream.replaced == 3  # 𠮷 in each of HJ0009's three rows
+    assert b"".join(chunks).decode("cp932").count(GETA) == 3
+
+
+def test_cp932_encoding_of_text_outside_cp932() -> None:
+    assert encode_cp932("ABCあ") == ("ABCあ".encode("cp932"), 0)
+    data, replaced = encode_cp932("a😀b𠮷c−‖—¢£¬")
+    assert data.decode("cp932") == "a〓b〓c－∥―￠￡￢" and replaced == 2
+    assert encode_cp932("髙橋") == ("髙橋".encode("cp932"), 0)  # an IBM extension kanji
 
 
 def test_export_filters_like_the_list(database: Database) -> None:
@@ -171,9 +252,9 @@ def test_export_filters_like_the_list(database: Database) -> None:
             page_size=500,
         )
     rows = parse(out.getvalue())[1:]
-    assert written == len(rows) == len(listed.rows) == 8 + 7  # HJ0001's 依頼待ち is 職員
+    assert written == len(rows) == len(listed.rows) == 9 + 8  # HJ0001's 依頼待ち is 職員
     assert [int(r[0]) for r in rows] == [r.application_id for r in listed.rows]
-    assert {r[6] for r in rows} == {"発行済み", "発行依頼待ち"}
+    assert {col(r, "状況") for r in rows} == {"発行済み", "発行依頼待ち"}
 
 
 def test_export_of_nothing_is_the_header_alone(database: Database) -> None:
@@ -181,7 +262,10 @@ def test_export_of_nothing_is_the_header_alone(database: Database) -> None:
         seed(session)
         out = io.BytesIO()
         assert export_csv(session, CLERK, out=out, user_id="nobody") == 0
-    assert out.getvalue() == BOM + ",".join(HEADERS).encode() + b"\r\n"
+        utf8 = io.BytesIO()
+        assert export_csv(session, CLERK, out=utf8, user_id="nobody", encoding="utf-8-sig") == 0
+    assert out.getvalue() == ",".join(HEADERS).encode("cp932") + b"\r\n"
+    assert utf8.getvalue() == BOM + ",".join(HEADERS).encode() + b"\r\n"
 
 
 @pytest.mark.parametrize(
@@ -193,6 +277,8 @@ def test_export_of_nothing_is_the_header_alone(database: Database) -> None:
         {"chunk_size": 0},
         {"chunk_size": 501},
         {"chunk_size": "100"},
+        {"encoding": "shift_jis"},
+        {"encoding": "utf-8"},
     ],
 )
 def test_bad_conditions_write_nothing(database: Database, kwargs: dict[str, object]) -> None:
@@ -223,16 +309,18 @@ def test_cell_helpers() -> None:
         not_before=None,
         not_after=None,
         revoked_at=None,
+        fee_balance_yen=1000,
     )
     assert csv_fields(row) == [
         "7",
         "'-HJ",
-        "",
         "代理人株式会社",
-        "代理人",
-        "2",
+        "",
         "入金待ち",
         "2026/05/02",
+        "1000",
+        "代理人",
+        "2",
         "",
         "",
         "",

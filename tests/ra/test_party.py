@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from ra import accounts, applications, csvimport, downloads, reissue, revocations
 from ra.accounts import AccountInput
 from ra.export import export_csv
+from ra.history import application_history
 from ra.lifecycle import TRANSITIONS, Actor, Applicant, Status
 from ra.models import Account, AccountKind, Application, AuditRecord
 from ra.party import (
@@ -37,7 +38,7 @@ from ra.party import (
     party_of,
     require,
 )
-from ra.queries import application_history, count_applications, list_applications
+from ra.queries import count_applications, list_applications
 from ra.recovery import rerequest_batch
 from ra.settings import RASettings
 from shomei.errors import NotFound, NotPermitted

@@ -8,8 +8,9 @@ import pytest
 
 from ra.settings import LockoutPolicy, load_ra_settings
 from shomei.errors import ConfigError
+from tests.ra_profile import PROFILE_FILES
 
-BASE = '[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "var"\n'
+BASE = f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "var"\n{PROFILE_FILES}\n'
 
 
 def _write(tmp_path: Path, extra: str) -> Path:

@@ -23,6 +23,7 @@ from ra.settings import RASettings, load_ra_settings
 from ra.vault import load_vault
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Staff, add_staff
+from tests.ra_profile import PROFILE_FILES
 
 
 def free_port() -> int:
@@ -68,7 +69,7 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 def live_server(folder: Path) -> Iterator[LiveServer]:
     settings_file = folder / "ra.toml"
     settings_file.write_text(
-        '[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n'
+        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n'
         'federation_name = "証明連合会"\n'
         '[ra.web]\nsecret_key_file = "ra-web.key"\n',
         encoding="utf-8",
