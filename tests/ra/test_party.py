@@ -19,9 +19,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ra import accounts, applications, csvimport, downloads, reissue, revocations
+from ra import (
+    accounts,
+    applications,
+    auth,
+    bulk,
+    csvimport,
+    downloads,
+    passbook,
+    reissue,
+    revocations,
+)
 from ra.accounts import AccountInput
-from ra.export import export_csv
+from ra.export import csv_stream, export_csv
 from ra.history import application_history
 from ra.lifecycle import TRANSITIONS, Actor, Applicant, Status
 from ra.models import Account, AccountKind, Application, AuditRecord
@@ -38,7 +48,7 @@ from ra.party import (
     party_of,
     require,
 )
-from ra.queries import count_applications, list_applications
+from ra.queries import count_applications, list_applications, make_filters
 from ra.recovery import rerequest_batch
 from ra.settings import RASettings
 from shomei.errors import NotFound, NotPermitted
@@ -292,6 +302,40 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
     "reset_login_password(staff)": (
         lambda s, p, w: accounts.reset_login_password(s, p, w.staff.user_id, now=NOW),
         frozenset({P.MANAGE_STAFF}),
+    ),
+    "unlock(portal)": (
+        lambda s, p, w: auth.unlock(s, p, w.office.user_id, now=NOW),
+        frozenset({P.MANAGE_PORTAL_ACCOUNTS}),
+    ),
+    "unlock(staff)": (
+        lambda s, p, w: auth.unlock(s, p, w.staff.user_id, now=NOW),
+        frozenset({P.MANAGE_STAFF}),
+    ),
+    "bulk_issue_request": (
+        lambda s, p, w: bulk.bulk_issue_request(
+            s, p, [w.apps[Status.AWAITING_ISSUE_REQUEST]], now=NOW
+        ),
+        frozenset({P.REGISTER_ISSUE_REQUEST}),
+    ),
+    "bulk_register_payment": (
+        lambda s, p, w: bulk.bulk_register_payment(
+            s, p, [w.agent_app], paid_on=NOW.date(), amount_yen=1000, payer_name="x", now=NOW
+        ),
+        frozenset({P.REGISTER_PAYMENT}),
+    ),
+    "bulk_undo_issue_request": (
+        lambda s, p, w: bulk.bulk_undo_issue_request(
+            s, p, [w.apps[Status.ISSUE_REQUESTED]], now=NOW
+        ),
+        frozenset({P.UNDO}),
+    ),
+    "search_by_payer": (
+        lambda s, p, w: passbook.search_by_payer(s, p, w.agent.user_id),
+        frozenset({P.REGISTER_PAYMENT}),
+    ),
+    "csv_stream": (
+        lambda s, p, w: csv_stream(s, p, make_filters()),
+        frozenset({P.VIEW_ALL_APPLICATIONS}),
     ),
     "add_console_user": (
         lambda s, p, w: accounts.add_console_user(
