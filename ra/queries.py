@@ -20,14 +20,14 @@ How a page is found, so that its cost does not grow with the table:
 
 Page numbers (先頭, 前頁, 次頁, 最終 and a page number to jump to, :func:`list_page`): a search
 is planned once (:func:`plan_pages`: the key of every page's first row and the total, in one
-pass over the narrow index of migration ``0007``), and page k is then the keyset range
+pass over the narrow index of migration ``0008``), and page k is then the keyset range
 between the k-th and the (k+1)-th key, so a jump to page 4,000 costs what page 1 costs.
 OFFSET was not chosen: it reads and discards every row before the page on every click.
 Only the planning pass (and the count, which the screen's 全件数 needs anyway) grows with
 the table; :class:`PlanCache` keeps recent plans so paging does not repeat it.  A plan is a
 snapshot: a page says when rows arrived, left or joined since (:attr:`NumberedPage.stale`).
 
-The indexes this needs are created by migrations ``0004`` and ``0007``.  The applicant
+The indexes this needs are created by migrations ``0004`` and ``0008``.  The applicant
 type of a row is 職員 when the application was entered by federation staff or an admin
 (職員申請 / 再度申込), otherwise 事業所 or 代理人 after ``Application.applicant``; so the three
 check boxes split the applications into three disjoint sets.  Bad input raises
@@ -626,7 +626,7 @@ def count_matching(session: Session, filters: ListFilters) -> int:
 # throwing away every row before it: page 4,000 of 200,000 rows would read 200,000 index
 # entries on every click, two hundred times what the same click costs over 1,000 rows.
 # Instead a search is *planned* once: one ordered pass over the matching keys (an index-only
-# scan of the narrow index ``ix_applications_list_order``, migration 0007) keeps the key of
+# scan of the narrow index ``ix_applications_list_order``, migration 0008) keeps the key of
 # every page's first row (its anchor) and the total, which the screen needs as 全件数 anyway
 # and whose count is the same pass.  A page is then the keyset range between two anchors:
 # about ``page_size`` index entries wherever it is, and the plan is reused while the search

@@ -3,7 +3,7 @@
 Every page reached by number must be the same rows as the page reached by walking the
 cursors, and both the slice of a plain Python filter-and-sort of the seeded rows; the edges
 (first, last, beyond the last, an empty search), the total, what makes a page stale, the
-plan cache, the fee balance column and migration 0007.
+plan cache, the fee balance column and migration 0008.
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ def test_rows_carry_the_fee_balance(database: Database) -> None:
         assert rows[paid.id].fee_balance_yen == 0
 
 
-def test_migration_0007_creates_and_drops_its_indexes(database: Database) -> None:
+def test_migration_0008_creates_and_drops_its_indexes(database: Database) -> None:
     def indexes() -> set[str]:
         with database.engine.connect() as conn:
             found = inspect(conn)
@@ -243,7 +243,7 @@ def test_migration_0007_creates_and_drops_its_indexes(database: Database) -> Non
 
     mine = {"ix_applications_list_order", "ix_fee_entries_application_id"}
     assert mine <= indexes()
-    command.downgrade(alembic_config(database.url), "0006")
+    command.downgrade(alembic_config(database.url), "0007")
     assert not mine & indexes()
     command.upgrade(alembic_config(database.url), "head")
     assert mine <= indexes()

@@ -6,8 +6,8 @@ one ordered pass that keeps each page's first key) reads this narrow index alone
 without sorting and without visiting the table rows.  ``ix_fee_entries_application_id`` lets
 the list read the fee balance (手数料残高) of the rows of one page by application.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
