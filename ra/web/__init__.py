@@ -108,7 +108,9 @@ def create_app(
     text.init_app(app)
     errors.init_app(app)
     app.register_blueprint(auth_views.blueprint)
-    app.register_blueprint(console.blueprint)
+    for blueprint in console.blueprints():
+        app.register_blueprint(blueprint)
+    app.jinja_env.globals["console_menu"] = console.menu
     return app
 
 

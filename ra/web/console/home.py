@@ -1,8 +1,7 @@
-"""The ``console`` blueprint (連合会 管理画面): federation staff and admins only.
+"""The console home (管理画面 ホーム): counts by status, the current CRL, what waits for the CA.
 
-Every view of the blueprint is behind :func:`_gate`: an anonymous visitor is sent to the
-sign-in page, a signed-in account that may not use the console gets 403 (the check is
-:func:`ra.web.security.require_console_account`, one place).
+Its blueprint is the ``console`` one (``/console/``), behind the console's gate like every
+screen of :mod:`ra.web.console`.
 """
 
 from __future__ import annotations
@@ -10,20 +9,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from flask import Blueprint, current_app, render_template
-from flask_login import current_user
+from flask import current_app, render_template
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from werkzeug.wrappers import Response as BaseResponse
 
 from ra import queries, stuck
 from ra.lifecycle import Status
 from ra.models import CaBatch, CrlRecord
 from ra.party import Party
 from ra.web import db
-from ra.web.security import require_console_account, signed_in_party
+from ra.web.console import console_blueprint, nav_item
+from ra.web.security import signed_in_party
 
-blueprint = Blueprint("console", __name__, url_prefix="/console")
+blueprint = console_blueprint("console", "/console")
+nav_item("console.home", _l("Home"), order=0)
 
 # What waits for the CA: requests still to be sent, and requests sent and not answered yet.
 TO_SEND = (Status.ISSUE_REQUESTED, Status.REVOCATION_REQUESTED)
@@ -75,15 +75,6 @@ def dashboard(session: Session, party: Party, now: dt.datetime) -> Dashboard:
     )
     left_out = sum(len(ids) for ids in stuck.left_out(session).values())
     return Dashboard(counts, sum(n for _s, n in counts), crl, open_batches, left_out)
-
-
-@blueprint.before_request
-def _gate() -> BaseResponse | None:
-    if not current_user.is_authenticated:
-        unauthorized: BaseResponse = current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
-        return unauthorized
-    require_console_account()
-    return None
 
 
 @blueprint.route("/")
