@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from ra import audit
 from ra.models import Account, AccountKind
 from ra.party import Party, Permission, require
-from ra.passwords import Rng, WrongPassword, hash_password, new_issuance_password
+from ra.passwords import Rng, hash_password, new_issuance_password
 from ra.passwords import new_login_password as _new_login_password
 from ra.vault import Vault, totp_context
 from shomei.clock import to_japan
@@ -451,23 +451,6 @@ def password_letter(account: Account, password: str, federation_name: str, now: 
             "申請時のパスワードが分からない場合は、再度お申し込みください。",
         ]
     )
-
-
-def check_totp(account: Account, code: str, *, now: dt.datetime, vault: Vault) -> None:
-    """Check a staff member's TOTP code (RFC 6238, 30 s, one step of clock drift).
-
-    The secret is opened with ``vault``; a key that does not open it is a
-    :class:`~shomei.errors.ConfigError`, not a wrong code.
-    """
-    secret = (
-        vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
-        if account.totp_secret_sealed
-        else None
-    )
-    if not secret or not pyotp.TOTP(secret).verify(code.strip(), for_time=now, valid_window=1):
-        raise WrongPassword(
-            "the one-time code is not correct", message_ja="ワンタイムパスワードが正しくありません"
-        )
 
 
 def _audit(
