@@ -331,3 +331,29 @@ def test_portal_accounts_get_403(
     answer = client.get(f"/console/applications/{app_id}")
     assert answer.status_code == 403
     assert "この操作は連合会職員のみ行えます" in answer.get_data(as_text=True)
+
+
+def test_the_page_in_english(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock
+) -> None:
+    app_id = _new(database, clock.now, Applicant.OFFICE, Status.ISSUED)
+    _staff(client, database, vault, clock)
+    _post(
+        client,
+        app_id,
+        "revocation",
+        "revoke",
+        reason="keyCompromise",
+        requested_by="office",
+        requested_at="2026-11-02T09:30",
+    )
+    client.post(
+        "/auth/language",
+        data={"value": "en", "next": "/console/", "csrf_token": token(client, "/console/")},
+    )
+    page = client.get(f"/console/applications/{app_id}").get_data(as_text=True)
+    assert "Certificate issuance management" in page and "6 revocation requested" in page
+    assert "register revocation" in page and "keyCompromise" in page
+    # No Japanese label is left on the English page (the office's name is data, not a label).
+    for japanese in ("失効", "職員", "鍵の危殆化", "事業所名", "状況"):
+        assert japanese not in page
