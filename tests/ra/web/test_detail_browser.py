@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from ra.lifecycle import Applicant, Status
-from ra.models import AccountKind, Application, FeeEntry
+from ra.models import AccountKind, Application, Certificate, FeeEntry
 from ra.vault import load_vault
 from tests.ra import factories
 from tests.ra.web import test_browser as live_pages
@@ -45,6 +45,17 @@ def _application(server: LiveServer, applicant: Applicant, status: Status) -> in
                 created_at=app.applied_at,
             )
         )
+        if status is Status.ISSUED:
+            s.add(
+                Certificate(
+                    application_id=app.id,
+                    serial_hex=f"{app.id:040x}",
+                    der=b"certificate",
+                    not_before=dt.datetime(2025, 12, 1, tzinfo=dt.UTC),
+                    not_after=dt.datetime(2028, 11, 30, 14, 59, 59, tzinfo=dt.UTC),
+                    registered_at=app.applied_at,
+                )
+            )
         return app.id
 
 
@@ -114,5 +125,6 @@ def test_register_a_revocation_request(page: object, server: LiveServer) -> None
     body = page.inner_text("main")  # type: ignore[attr-defined]
     assert "6 失効依頼中" in body and "廃業・業務停止 (cessationOfOperation)" in body
     assert "都道府県" in body and "2026/01/05 10:15" in body
+    assert "2025/12/01 ~ 2028/11/30" in body  # the validity of the certificate
     assert _status(server, app_id) is Status.REVOCATION_REQUESTED
     shoot(page, "detail-revocation")
