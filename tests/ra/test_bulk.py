@@ -73,7 +73,7 @@ def test_issue_request_does_the_good_rows_and_lists_the_refused(database: Databa
     # Another staff member approves one of the rows first, in a transaction of its own.
     with database.factory() as other, other.begin():
         colleague = factories.account(other, kind=AccountKind.STAFF, now=NOW)
-        register_issue_request(other, colleague, good[1], now=NOW)
+        register_issue_request(other, party_of(colleague), good[1], now=NOW)
     with database.factory() as session, session.begin():
         staff = session.get_one(Account, staff_id)
         result = bulk_issue_request(

@@ -48,7 +48,8 @@ Page = tuple[str, int] | BaseResponse
 # and the version the page showed.
 Action = Callable[[Session, Party, dt.datetime, str | None, int], object]
 
-REQUESTERS_EN: Mapping[str, object] = MappingProxyType(
+# Who asked for a revocation (ra.revocations.REQUESTERS), labelled in the reader's language.
+REQUESTER_LABELS: Mapping[str, object] = MappingProxyType(
     {"office": _l("Office"), "agent": _l("Agent"), "prefecture": _l("Prefecture")}
 )
 
@@ -58,17 +59,22 @@ def _ctx() -> WebContext:
     return ctx
 
 
+def _revocation_form() -> RevocationForm:
+    """The 失効申請 form with its choices: the reasons and who may ask."""
+    form = RevocationForm(prefix="revoke")
+    form.reason.choices = list(revocation_reasons().items())
+    form.requested_by.choices = [(k, str(v)) for k, v in REQUESTER_LABELS.items()]
+    return form
+
+
 def _forms() -> dict[str, FlaskForm]:
     """A blank form of every action (the page shows those the party may take)."""
-    revocation = RevocationForm(prefix="revoke")
-    revocation.reason.choices = list(revocation_reasons().items())
-    revocation.requested_by.choices = [(k, str(v)) for k, v in REQUESTERS_EN.items()]
     return {
         "reject": ReasonForm(prefix="reject"),
         "reason": ReasonForm(prefix="edit"),
         "issue": VersionForm(prefix="issue"),
         "payment": PaymentForm(prefix="pay"),
-        "revoke": revocation,
+        "revoke": _revocation_form(),
         "undo": VersionForm(prefix="undo"),
         "reapply": ReapplyForm(prefix="reapply"),
     }
@@ -133,7 +139,7 @@ def _reason_label(code: str | None) -> str:
 
 
 def _requester_label(code: str | None) -> str:
-    return "" if code is None else str(REQUESTERS_EN.get(code, code))
+    return "" if code is None else str(REQUESTER_LABELS.get(code, code))
 
 
 def _action_label(action_ja: str, action: str) -> str:
@@ -232,7 +238,7 @@ def payment(application_id: int) -> Page:
 
 @blueprint.route("/<int:application_id>/revocation", methods=["POST"])
 def revocation(application_id: int) -> Page:
-    form = _forms()["revoke"]
+    form = _revocation_form()
     return _act(
         application_id,
         "revoke",
