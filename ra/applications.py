@@ -11,6 +11,9 @@ federation deducts it from the office's claim payments, B11); a rejection cancel
 and undoing the rejection charges it again, so the balance only ever counts applications that
 are alive.  An agent pays by bank transfer: staff register the payment (B3), and undoing that
 registration marks the payment undone.
+
+The console's actions on one application take the ``version`` its page showed: when someone
+else changed the application since, nothing is done (:func:`ra.services.expect_version`).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from ra.models import Account, AccountKind, Application, FeeEntry, Payment
 from ra.notify import notify
 from ra.party import Party, Permission, account_of, application_for, may, require
 from ra.passwords import Rng, check_issuance_password
-from ra.services import PENDING, clean_reason, move
+from ra.services import PENDING, clean_reason, expect_version, move
 from ra.settings import RASettings
 from shomei.clock import to_japan
 from shomei.errors import AlreadyExists, Conflict, MalformedInput, NotFound, NotPermitted, Refused
@@ -285,10 +288,12 @@ def register_issue_request(
     *,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Application:
     """発行依頼登録 (B2): staff approve an office's application, 1 → 3."""
     require(party, Permission.REGISTER_ISSUE_REQUEST)
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     move(
         session,
         party,
@@ -310,10 +315,12 @@ def register_payment(
     payer_name: str,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Payment:
     """入金登録 (B3): staff record an agent's bank transfer, 2 → 3."""
     require(party, Permission.REGISTER_PAYMENT)
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     payer = payer_name.strip()
     if not payer or len(payer) > PAYER_LIMIT:
         raise MalformedInput(
@@ -363,11 +370,13 @@ def reject(
     reason: str,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Application:
     """却下 (B2/B3): 1 or 2 → 9 with a required reason; an office's fee charge is cancelled."""
     require(party, Permission.REJECT)
     text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     move(
         session,
         party,
@@ -390,11 +399,13 @@ def edit_rejection_reason(
     reason: str,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Application:
     """Correct the rejection reason while the rejection is not yet processed (status 9)."""
     require(party, Permission.EDIT_REJECTION_REASON)
     text = clean_reason(reason, what="rejection reason", what_ja="却下理由")
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     move(
         session,
         party,
@@ -414,6 +425,7 @@ def undo_approval(
     *,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Application:
     """取消 (admin): 3 → 1 or 2 while not yet sent to the CA; an agent's payment is undone.
 
@@ -421,6 +433,7 @@ def undo_approval(
     """
     require(party, Permission.UNDO)
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     move(
         session,
         party,
@@ -446,10 +459,12 @@ def undo_rejection(
     *,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Application:
     """却下取消 (admin): 9 → 1 or 2 while not yet processed; an office's fee is charged again."""
     require(party, Permission.UNDO)
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     previous_reason = app.status_reason
     move(
         session,
@@ -466,6 +481,51 @@ def undo_rejection(
         _fee_entry(session, app, +app.fee_yen, "charge", now)
     session.flush()
     return app
+
+
+def reapply(
+    session: Session,
+    party: Party,
+    application_id: int,
+    *,
+    settings: RASettings,
+    profile: Profile,
+    now: dt.datetime,
+    issuance_password: str,
+    consent_fee_offset: bool = False,
+    rng: Rng = secrets.token_bytes,
+    source_address: str | None = None,
+    version: int | None = None,
+) -> Application:
+    """再度申込 (B2): staff apply anew for the applicant of a finished application.
+
+    The new application is for the same account and, for an agent, the same office; it is
+    made exactly as a staff application on behalf (:func:`apply`), with the applicant's
+    issuance password from its paper form and, for an office, its consent to the fee offset.
+    The finished application stays as it is: its history is its own.
+    """
+    require(party, Permission.APPLY_FOR_APPLICANT)
+    old = application_for(session, party, application_id)
+    expect_version(old, version)
+    if old.status in PENDING:
+        raise Conflict(
+            f"application {old.id} is still in progress; it cannot be applied for again",
+            message_ja=f"申請 {old.id} は処理中のため、再度申込はできません",
+            application=old.id,
+        )
+    return apply(
+        session,
+        party,
+        settings=settings,
+        profile=profile,
+        now=now,
+        issuance_password=issuance_password,
+        consent_fee_offset=consent_fee_offset,
+        for_user_id=old.account.user_id,
+        for_office=old.office_number if old.applicant is Applicant.AGENT else None,
+        rng=rng,
+        source_address=source_address,
+    )
 
 
 def fee_balance(session: Session, account: Account) -> int:

@@ -481,6 +481,11 @@ def _rows(session: Session, ids: list[int]) -> dict[int, ListRow]:
     return {r.id: _list_row(r) for r in session.execute(stmt)}
 
 
+def row_of(session: Session, application_id: int) -> ListRow | None:
+    """The list row of one application (the detail screen shows the same 手数料残高)."""
+    return _rows(session, [application_id]).get(application_id)
+
+
 def iter_rows(session: Session, filters: ListFilters, *, batch: int = 500) -> Iterator[ListRow]:
     """Every row of the search, newest first, from one ordered statement read in batches.
 

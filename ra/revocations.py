@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ra.lifecycle import Event
 from ra.models import Application
 from ra.party import Party, Permission, application_for, require
-from ra.services import move, require_aware
+from ra.services import expect_version, move, require_aware
 from shomei.errors import MalformedInput
 
 REASONS: Mapping[str, str] = MappingProxyType(
@@ -46,6 +46,7 @@ def register_revocation(
     requested_at: dt.datetime,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Application:
     """証明書失効申請 (B4): 5 → 6, recording the reason, who asked and when."""
     require(party, Permission.REGISTER_REVOCATION)
@@ -69,6 +70,7 @@ def register_revocation(
             column="requested_at",
         )
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     move(
         session,
         party,
@@ -96,10 +98,12 @@ def undo_revocation(
     *,
     now: dt.datetime,
     source_address: str | None = None,
+    version: int | None = None,
 ) -> Application:
     """失効取消 (admin): 6 → 5 while the revocation has not been sent to the CA."""
     require(party, Permission.UNDO)
     app = application_for(session, party, application_id)
+    expect_version(app, version)
     undone = {
         "reason_code": app.revocation_reason,
         "requested_by": app.revocation_requested_by,

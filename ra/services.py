@@ -23,7 +23,7 @@ from ra.models import Application
 from ra.party import PENDING, Party
 from shomei.errors import MalformedInput
 
-__all__ = ["PENDING", "REASON_LIMIT", "clean_reason", "move", "require_aware"]
+__all__ = ["PENDING", "REASON_LIMIT", "clean_reason", "expect_version", "move", "require_aware"]
 
 REASON_LIMIT = 1000
 
@@ -76,3 +76,22 @@ def require_aware(value: dt.datetime, what: str) -> dt.datetime:
             f"{what} must carry a time zone", message_ja=f"{what} にタイムゾーンがありません"
         )
     return value.astimezone(dt.UTC)
+
+
+def expect_version(app: Application, version: int | None) -> None:
+    """Refuse with :class:`~ra.lifecycle.ChangedMeanwhile` unless ``app`` is still at ``version``.
+
+    A page shows an application at one version and its form sends that version back: when
+    another member of staff changed the application in between, the action the first one
+    chose was chosen on what is no longer there, so nothing is done and they are told.  (The
+    guarded UPDATE of :func:`ra.lifecycle.apply` then covers a change between this read and
+    the write.)  ``None`` means the caller did not read a version (the CLI, jobs).
+    """
+    if version is not None and version != app.version:
+        raise lifecycle.ChangedMeanwhile(
+            f"application {app.id} changed since it was shown (version {version}, "
+            f"now {app.version}); nothing was changed, reload it and try again",
+            message_ja="他の職員が先にこの申請を変更しました。今回の操作は行っていません。"
+            "画面を読み込み直してから、もう一度操作してください",
+            application=app.id,
+        )

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from contract.profile import load_profile
 from ra import (
     accounts,
     applications,
@@ -31,6 +32,7 @@ from ra import (
     revocations,
 )
 from ra.accounts import AccountInput
+from ra.detail import application_detail
 from ra.export import csv_stream, export_csv
 from ra.history import application_history
 from ra.lifecycle import TRANSITIONS, Actor, Applicant, Status
@@ -54,6 +56,7 @@ from ra.settings import RASettings
 from shomei.errors import NotFound, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import VAULT, Database
+from tests.ra_profile import OFFICE_PROFILE
 
 P = Permission
 
@@ -253,6 +256,22 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
         lambda s, p, w: application_history(s, p, w.apps[Status.ISSUED]),
         frozenset({P.VIEW_ALL_APPLICATIONS, P.VIEW_OWN_APPLICATIONS}),
     ),
+    "application_detail": (
+        lambda s, p, w: application_detail(s, p, w.apps[Status.ISSUED]),
+        frozenset({P.VIEW_ALL_APPLICATIONS, P.VIEW_OWN_APPLICATIONS}),
+    ),
+    "reapply": (
+        lambda s, p, w: applications.reapply(
+            s,
+            p,
+            w.apps[Status.REJECTED],
+            settings=RASettings(database_url="sqlite://", data_dir=Path("unused")),
+            profile=load_profile(OFFICE_PROFILE),
+            now=NOW,
+            issuance_password="x",
+        ),
+        frozenset({P.APPLY_FOR_APPLICANT}),
+    ),
     "download_certificate": (
         lambda s, p, w: downloads.download_certificate(
             s, p, w.apps[Status.ISSUED], chain=[], now=NOW
@@ -373,7 +392,13 @@ def test_rerequest_needs_an_admin_or_the_operator(database: Database, world: Wor
                 rerequest_batch(database.factory, world.party(kind), "no-batch", now=NOW)
 
 
-OBJECT_CALLS = ["get_application", "application_history", "download_certificate", "download_pkcs12"]
+OBJECT_CALLS = [
+    "get_application",
+    "application_history",
+    "application_detail",
+    "download_certificate",
+    "download_pkcs12",
+]
 
 
 @pytest.mark.parametrize("name", OBJECT_CALLS)
