@@ -267,6 +267,17 @@ def test_csv_with_a_bad_row_shows_every_problem_and_creates_nothing(
     assert other.get(answer.headers["Location"]).status_code == 404
 
 
+def test_a_file_that_is_not_text_is_refused_on_the_preview(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock
+) -> None:
+    _signed_in(client, database, vault, clock, AccountKind.STAFF)
+    answer = _upload(client, b"\x81\xff\x00\xfe" * 50)
+    preview = client.get(answer.headers["Location"])
+    html = preview.get_data(as_text=True)
+    assert preview.status_code == 422
+    assert "UTF-8 でも Shift_JIS(CP932)でもありません" in html and 'id="create"' not in html
+
+
 def test_a_good_csv_creates_every_account_with_letters(
     client: FlaskClient,
     database: Database,
