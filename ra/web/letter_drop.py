@@ -1,5 +1,7 @@
 """Letters with passwords, kept sealed for a few minutes so the console can offer their PDF.
 
+:func:`put` and :func:`get` keep and find a drop; :func:`render` prints it (:mod:`ra.documents`).
+
 New passwords exist in clear only in the request that made them (only argon2 hashes are
 stored).  That request cannot both show the result page and send the PDF, so it seals what the
 letters print — user IDs, names, addresses and the clear passwords — with the RA's secrets key
@@ -24,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ra import documents
+from ra.settings import RASettings
 from ra.vault import Vault
-from shomei.errors import NotFound, StorageError
+from shomei.errors import ConfigError, NotFound, StorageError
 
 TTL = dt.timedelta(minutes=15)
 TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -111,3 +115,71 @@ def get(data_dir: Path, vault: Vault, token: str, *, owner: int, now: dt.datetim
     if payload["owner"] != owner or now - made_at > TTL:
         raise gone
     return Drop(payload["kind"], payload["pages"], made_at)
+
+
+def issuer(settings: RASettings) -> documents.Issuer:
+    """The federation as its letters print it (``[ra.documents]`` of the RA settings)."""
+    if not settings.documents.issuer_address.strip():
+        raise ConfigError(
+            "the RA settings do not give the federation's address for letters "
+            "([ra.documents] issuer_address)",
+            message_ja="通知書に印刷する連合会の住所が RA 設定([ra.documents] issuer_address)に"
+            "ありません",
+        )
+    return documents.Issuer(
+        name=settings.federation_name,
+        address=settings.documents.issuer_address,
+        postal_code=settings.documents.issuer_postal_code,
+        phone=settings.documents.issuer_phone,
+    )
+
+
+def _addressee(page: dict[str, Any]) -> documents.Addressee:
+    return documents.Addressee(
+        organization=page["name"], address=page["address"], postal_code=page["postal_code"]
+    )
+
+
+def render(drop: Drop, settings: RASettings, *, portal_url: str, wareki: bool) -> bytes:
+    """The PDF of a drop: notification letters (a page each) or one reset letter."""
+    common: dict[str, Any] = {
+        "issuer": issuer(settings),
+        "portal_url": portal_url,
+        "issued_at": drop.made_at,
+        "wareki": wareki,
+        "fonts": documents.Fonts.from_settings(settings.documents),
+    }
+    if drop.kind == "accounts":
+        pdf = documents.notification_letters(
+            [
+                documents.AccountLetter(
+                    addressee=_addressee(p),
+                    kind="agent" if p["kind"] == "agent" else "office",
+                    user_id=p["user_id"],
+                    login_password=p["login_password"],
+                    issuance_password=p["issuance_password"],
+                    office_number=p["number"],
+                )
+                for p in drop.pages
+            ],
+            **common,
+        )
+    elif drop.kind == "issuance":
+        p = drop.pages[0]
+        pdf = documents.password_reset_letter(
+            documents.PasswordResetLetter(
+                addressee=_addressee(p),
+                user_id=p["user_id"],
+                issuance_password=p["issuance_password"],
+            ),
+            **common,
+        )
+    else:
+        p = drop.pages[0]
+        pdf = documents.login_password_letter(
+            documents.LoginPasswordLetter(
+                addressee=_addressee(p), user_id=p["user_id"], login_password=p["login_password"]
+            ),
+            **common,
+        )
+    return pdf

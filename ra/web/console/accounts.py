@@ -37,14 +37,14 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ra import account_admin, accounts, auth, csvimport, documents
+from ra import account_admin, accounts, auth, csvimport
 from ra.models import Account, AccountKind
 from ra.party import Permission
 from ra.web import WebContext, db, letter_drop, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm
 from ra.web.security import signed_in_account, signed_in_party
-from shomei.errors import ConfigError, MalformedInput, NotFound, StorageError
+from shomei.errors import MalformedInput, NotFound, StorageError
 
 blueprint = console_blueprint("console_accounts", "/console/accounts")
 nav_item(
@@ -94,24 +94,6 @@ def _owner() -> int:
     return account.id
 
 
-def issuer() -> documents.Issuer:
-    """The federation as its letters print it (``[ra.documents]`` of the RA settings)."""
-    settings = _ctx().settings
-    if not settings.documents.issuer_address.strip():
-        raise ConfigError(
-            "the RA settings do not give the federation's address for letters "
-            "([ra.documents] issuer_address)",
-            message_ja="通知書に印刷する連合会の住所が RA 設定([ra.documents] issuer_address)に"
-            "ありません",
-        )
-    return documents.Issuer(
-        name=settings.federation_name,
-        address=settings.documents.issuer_address,
-        postal_code=settings.documents.issuer_postal_code,
-        phone=settings.documents.issuer_phone,
-    )
-
-
 def portal_url() -> str:
     return _ctx().settings.web.base_url
 
@@ -130,7 +112,7 @@ def _page(account: Account, **passwords: str) -> dict[str, Any]:
 
 def _drop(kind: str, pages: list[dict[str, Any]]) -> BaseResponse:
     ctx = _ctx()
-    issuer()  # refuse now, not at the download, when letters cannot be printed
+    letter_drop.issuer(ctx.settings)  # refuse now, not at the download, if it cannot print
     token = letter_drop.put(
         ctx.settings.data_dir, ctx.vault, owner=_owner(), kind=kind, pages=pages, now=ctx.now()
     )
@@ -346,56 +328,13 @@ def letters(token: str) -> str:
     )
 
 
-def _addressee(page: dict[str, Any]) -> documents.Addressee:
-    return documents.Addressee(
-        organization=page["name"], address=page["address"], postal_code=page["postal_code"]
-    )
-
-
 @blueprint.route("/letters/<token>.pdf")
 def letters_pdf(token: str) -> Response:
     ctx = _ctx()
     drop = letter_drop.get(ctx.settings.data_dir, ctx.vault, token, owner=_owner(), now=ctx.now())
-    common: dict[str, Any] = {
-        "issuer": issuer(),
-        "portal_url": portal_url(),
-        "issued_at": drop.made_at,
-        "wareki": text.date_style() == "wareki",
-        "fonts": documents.Fonts.from_settings(ctx.settings.documents),
-    }
-    if drop.kind == "accounts":
-        pdf = documents.notification_letters(
-            [
-                documents.AccountLetter(
-                    addressee=_addressee(p),
-                    kind="agent" if p["kind"] == "agent" else "office",
-                    user_id=p["user_id"],
-                    login_password=p["login_password"],
-                    issuance_password=p["issuance_password"],
-                    office_number=p["number"],
-                )
-                for p in drop.pages
-            ],
-            **common,
-        )
-    elif drop.kind == "issuance":
-        p = drop.pages[0]
-        pdf = documents.password_reset_letter(
-            documents.PasswordResetLetter(
-                addressee=_addressee(p),
-                user_id=p["user_id"],
-                issuance_password=p["issuance_password"],
-            ),
-            **common,
-        )
-    else:
-        p = drop.pages[0]
-        pdf = documents.login_password_letter(
-            documents.LoginPasswordLetter(
-                addressee=_addressee(p), user_id=p["user_id"], login_password=p["login_password"]
-            ),
-            **common,
-        )
+    pdf = letter_drop.render(
+        drop, ctx.settings, portal_url=portal_url(), wareki=text.date_style() == "wareki"
+    )
     name = f"letters-{drop.made_at.strftime('%Y%m%d-%H%M')}.pdf"
     return Response(
         pdf,

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 from pathlib import Path
 
 import pytest
 
+from ra.settings import DocumentSettings, RASettings
 from ra.vault import create_key_file
 from ra.web import letter_drop
-from shomei.errors import NotFound
+from shomei.errors import ConfigError, NotFound
 
 NOW = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.UTC)
 PAGES = [{"user_id": "of12345678", "login_password": "Secret-pass-1"}]
@@ -51,3 +53,14 @@ def test_expired_drops_are_deleted(tmp_path: Path) -> None:
     os.utime(path, (stamp, stamp))
     letter_drop.put(tmp_path, vault, owner=1, kind="issuance", pages=PAGES, now=NOW)
     assert not path.exists()
+
+
+def test_letters_need_the_federation_address(tmp_path: Path) -> None:
+    settings = RASettings(database_url="sqlite://", data_dir=tmp_path)
+    with pytest.raises(ConfigError) as refused:
+        letter_drop.issuer(settings)
+    assert "issuer_address" in str(refused.value)
+    settings = dataclasses.replace(
+        settings, documents=DocumentSettings(issuer_address="東京都千代田区霞が関1-1-1")
+    )
+    assert letter_drop.issuer(settings).address == "東京都千代田区霞が関1-1-1"
