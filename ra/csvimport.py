@@ -208,21 +208,11 @@ def parse(data: bytes) -> tuple[list[tuple[int, AccountInput]], list[RowProblem]
     return rows, problems
 
 
-def import_accounts(
-    session: Session,
-    party: Party,
-    data: bytes,
-    *,
-    now: dt.datetime,
-    rng: Rng = secrets.token_bytes,
-    source_address: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    workers: int | None = None,
-) -> list[NewAccount]:
-    """Create every account of the CSV ``data``, or none: raise :class:`ImportRefused`.
+def check(session: Session, party: Party, data: bytes) -> list[tuple[int, AccountInput]]:
+    """The rows of ``data`` with their lines, every row checked; writes nothing.
 
-    ``progress(done, total)`` is called as the accounts' passwords are hashed (the slow part,
-    on ``workers`` threads, default every core), after every row was checked.
+    Raises :class:`ImportRefused` listing every problem of every row (the console shows them
+    before anything is created), or :class:`MalformedInput` for a file that is not a CSV.
     """
     require(party, Permission.MANAGE_PORTAL_ACCOUNTS)
     rows, problems = parse(data)
@@ -253,6 +243,26 @@ def import_accounts(
         raise MalformedInput("the file has no accounts", message_ja="登録するデータがありません")
     if problems:
         raise ImportRefused(sorted(problems, key=lambda p: p.row))
+    return rows
+
+
+def import_accounts(
+    session: Session,
+    party: Party,
+    data: bytes,
+    *,
+    now: dt.datetime,
+    rng: Rng = secrets.token_bytes,
+    source_address: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    workers: int | None = None,
+) -> list[NewAccount]:
+    """Create every account of the CSV ``data``, or none: raise :class:`ImportRefused`.
+
+    ``progress(done, total)`` is called as the accounts' passwords are hashed (the slow part,
+    on ``workers`` threads, default every core), after every row was checked.
+    """
+    rows = check(session, party, data)
     clear = [new_portal_passwords(rng) for _ in rows]
     total = len(rows)
 

@@ -121,13 +121,17 @@ class SignInSettings:
 
 @dataclass(frozen=True)
 class DocumentSettings:
-    """Printed documents (letters, quotes, invoices): the TrueType fonts they embed.
+    """Printed documents (letters, quotes, invoices): the TrueType fonts they embed, and the
+    federation's address as its letters print it (required before the console prints one).
 
-    The defaults are Debian's fonts-ipaexfont (see ``ra.documents.fonts``).
+    The default fonts are Debian's fonts-ipaexfont (see ``ra.documents.fonts``).
     """
 
     gothic_font: Path = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
     mincho_font: Path = Path("/usr/share/fonts/opentype/ipaexfont-mincho/ipaexm.ttf")
+    issuer_address: str = ""
+    issuer_postal_code: str = ""
+    issuer_phone: str = ""
 
 
 @dataclass(frozen=True)

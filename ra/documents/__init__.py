@@ -10,6 +10,7 @@ dates are Japan time (``2026/12/01``, or 和暦 with ``wareki=True``) and amount
 =================================  =====================================================
 :func:`notification_letters`       通知書: user ID and passwords of new accounts, a page each
 :func:`password_reset_letter`      パスワード再発行のお知らせ (the phone path of A7)
+:func:`login_password_letter`      ログイン用パスワード再発行のお知らせ
 :func:`quote_pdf`                  見積書 (A2)
 :func:`invoice_pdf`                請求書 (A3, agents), with the bank account passed in
 =================================  =====================================================
@@ -19,13 +20,18 @@ from __future__ import annotations
 
 from ra.documents.billing import invoice_pdf, quote_pdf
 from ra.documents.fonts import DEFAULT_GOTHIC, DEFAULT_MINCHO, Fonts
-from ra.documents.letters import notification_letters, password_reset_letter
+from ra.documents.letters import (
+    login_password_letter,
+    notification_letters,
+    password_reset_letter,
+)
 from ra.documents.model import (
     AccountLetter,
     Addressee,
     BankAccount,
     Invoice,
     Issuer,
+    LoginPasswordLetter,
     PasswordResetLetter,
     Quote,
 )
@@ -39,9 +45,11 @@ __all__ = [
     "Fonts",
     "Invoice",
     "Issuer",
+    "LoginPasswordLetter",
     "PasswordResetLetter",
     "Quote",
     "invoice_pdf",
+    "login_password_letter",
     "notification_letters",
     "password_reset_letter",
     "quote_pdf",

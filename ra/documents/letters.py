@@ -8,6 +8,9 @@
 * :func:`password_reset_letter` — パスワード再発行のお知らせ, the phone path of the
   issuance-password reissue (A7, docs/office-guide.md §5): an office without a certificate
   phones the federation, which issues a new issuance password and posts this letter.
+* :func:`login_password_letter` — ログインパスワード再発行のお知らせ: the federation set a new
+  login password (the office forgot its own, or was locked out); the office changes it at the
+  next sign-in.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ra.documents.layout import (
     start,
     steps,
 )
-from ra.documents.model import AccountLetter, Issuer, PasswordResetLetter
+from ra.documents.model import AccountLetter, Issuer, LoginPasswordLetter, PasswordResetLetter
 from shomei.errors import MalformedInput
 
 KIND_JA = {"office": "事業所", "agent": "代理人"}
@@ -194,4 +197,53 @@ def password_reset_letter(
     ]
     return render(
         story, names=names, title="証明書発行用パスワード再発行のお知らせ", author=issuer.name
+    )
+
+
+def login_password_letter(
+    letter: LoginPasswordLetter,
+    *,
+    issuer: Issuer,
+    portal_url: str,
+    issued_at: dt.datetime,
+    wareki: bool = False,
+    fonts: Fonts = Fonts(),  # noqa: B008 (a frozen value, safe as a default)
+) -> bytes:
+    """ログインパスワード再発行のお知らせ: the new login password of one account, as a PDF."""
+    _check_url(portal_url)
+    names, st = start(fonts)
+    label_width = 56 * mm
+    rows: list[list[Flowable | str]] = [
+        [para("ユーザーID", st.label), para(letter.user_id, st.secret)],
+        [para("新しいログイン用パスワード", st.label), para(letter.login_password, st.secret)],
+        [para("ログインするページ", st.label), para(portal_url, st.value)],
+    ]
+    story: list[Flowable] = [
+        letterhead(st, letter.addressee, issuer, dated("発行日", issued_at, wareki=wareki)),
+        para("ログイン用パスワード再発行のお知らせ", st.title),
+        para(
+            "ご依頼により、電子証明書ポータルにログインするパスワードを再発行しましたので、"
+            "お知らせします。これまでのパスワードは使えなくなりました。",
+            st.body,
+        ),
+        grid(st, rows, [label_width, FRAME_WIDTH - label_width], shade_first_column=True),
+        para("ログインの手順", st.heading),
+        *steps(
+            [
+                "上の「ログインするページ」を開き、ユーザーIDと新しいログイン用パスワードで"
+                "ログインします。",
+                "画面の案内に従って、ご自身で決める新しいパスワードに変更してください。",
+            ],
+            st.step,
+        ),
+        para("証明書発行用パスワードについて", st.heading),
+        para(
+            "証明書発行用パスワードは変わりません。これまでどおりお使いください。",
+            st.body,
+        ),
+        Spacer(1, 3 * mm),
+        _keep_safe(st, issuer),
+    ]
+    return render(
+        story, names=names, title="ログイン用パスワード再発行のお知らせ", author=issuer.name
     )

@@ -132,6 +132,19 @@ class PasswordResetLetter:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LoginPasswordLetter:
+    """ログインパスワード再発行のお知らせ: a new login password set by the federation, posted."""
+
+    addressee: Addressee
+    user_id: str
+    login_password: str
+
+    def __post_init__(self) -> None:
+        _text(self.user_id, "user_id", "ユーザーID", required=True)
+        _text(self.login_password, "login_password", "ログイン用パスワード", required=True)
+
+
+@dataclass(frozen=True, kw_only=True)
 class Quote:
     """見積書 (A2): the fee for a certificate, addressed as the office or agent typed it."""
 

@@ -11,7 +11,9 @@ import pytest
 from ra.documents import (
     Addressee,
     Fonts,
+    LoginPasswordLetter,
     PasswordResetLetter,
+    login_password_letter,
     notification_letters,
     password_reset_letter,
 )
@@ -161,3 +163,25 @@ def test_password_reset_letter_for_the_longest_name(fonts: Fonts, read_pdf: Read
     pdf = read_pdf(data, "password-reset-long")
     assert pdf.pages() == 1
     assert_readable(pdf, LONG_NAME, LONG_ADDRESS, "令和8年12月1日")
+
+
+def test_login_password_letter(fonts: Fonts, read_pdf: ReadPdf) -> None:
+    letter = LoginPasswordLetter(
+        addressee=OFFICE, user_id="of10000009", login_password="k7Rm2pQx9WzT4a"
+    )
+    data = login_password_letter(
+        letter, issuer=ISSUER, portal_url=PORTAL, issued_at=ISSUED_AT, fonts=fonts
+    )
+    pdf = read_pdf(data, "login-password-reset")
+    assert pdf.pages() == 1
+    assert_readable(
+        pdf,
+        "ログイン用パスワード再発行のお知らせ",
+        "of10000009",
+        "k7Rm2pQx9WzT4a",
+        OFFICE.organization,
+        "証明書発行用パスワードは変わりません",
+        "2026/12/01",
+    )
+    with pytest.raises(MalformedInput):
+        LoginPasswordLetter(addressee=OFFICE, user_id="of10000009", login_password=" ")

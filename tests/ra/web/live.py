@@ -66,12 +66,13 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def live_server(folder: Path) -> Iterator[LiveServer]:
+def live_server(folder: Path, *, extra: str = "") -> Iterator[LiveServer]:
+    """A server on a fresh database; ``extra`` is appended to its settings file (TOML)."""
     settings_file = folder / "ra.toml"
     settings_file.write_text(
         f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n'
         'federation_name = "証明連合会"\n'
-        '[ra.web]\nsecret_key_file = "ra-web.key"\n',
+        '[ra.web]\nsecret_key_file = "ra-web.key"\n' + extra,
         encoding="utf-8",
     )
     settings = load_ra_settings(settings_file)

@@ -1,0 +1,435 @@
+"""事業所管理: offices and agents — search, create, CSV import, letters, resets, reminders.
+
+Screens (``/console/accounts``), staff and admins (the services check
+:attr:`~ra.party.Permission.MANAGE_PORTAL_ACCOUNTS`):
+
+* the list: search by user ID prefix, office or agent number prefix, or name; accounts that
+  have not signed in within three days of creation are highlighted (:mod:`ra.account_admin`);
+* a new account (:func:`ra.accounts.add_portal_account`);
+* a CSV upload (:mod:`ra.csvimport`).  The file is kept server-side under
+  ``<data_dir>/uploads/<token>.csv`` (the token is random and also stored in the signed
+  session, so only the session that uploaded it can import it) and the preview shows every
+  row and every problem; the import re-reads that file, checks it again and creates all
+  accounts or none.  Nothing of the file travels in a form field;
+* an account's page: reset the issuance password (the phone path of A7) or the login password,
+  lift a lockout, disable, send the sign-in reminder.
+
+Passwords exist in clear only in the request that makes them.  The letters that carry them are
+sealed for a few minutes for the PDF download (:mod:`ra.web.letter_drop`), then gone.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import Any
+
+from flask import Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from werkzeug.wrappers import Response as BaseResponse
+from wtforms import SelectChoice, SelectField, StringField, SubmitField
+from wtforms.validators import DataRequired, Length, Optional
+
+from ra import account_admin, accounts, auth, csvimport
+from ra.models import Account, AccountKind
+from ra.party import Permission
+from ra.web import WebContext, db, letter_drop, text
+from ra.web.console import console_blueprint, nav_item
+from ra.web.forms import PlainForm
+from ra.web.security import signed_in_account, signed_in_party
+from shomei.errors import MalformedInput, NotFound, StorageError
+
+blueprint = console_blueprint("console_accounts", "/console/accounts")
+nav_item(
+    "console_accounts.index",
+    _l("Offices and agents"),
+    order=40,
+    permission=Permission.MANAGE_PORTAL_ACCOUNTS,
+)
+
+UPLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
+UPLOAD_SESSION_KEY = "csv_upload"
+UPLOAD_KEPT_SECONDS = 3600  # an upload nobody imported is deleted after an hour
+
+
+class AccountForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
+    kind = SelectField(
+        _l("Kind"),
+        choices=[SelectChoice("office", _l("Office")), SelectChoice("agent", _l("Agent"))],
+        validators=[DataRequired()],
+    )
+    number = StringField(_l("Office or agent number (10 digits)"), validators=[DataRequired()])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
+    postal_code = StringField(_l("Postal code"), validators=[Optional(), Length(max=8)])
+    address = StringField(_l("Address"), validators=[DataRequired(), Length(max=300)])
+    phone = StringField(_l("Phone"), validators=[DataRequired(), Length(max=20)])
+    representative_number = StringField(
+        _l("Representative number"), validators=[Optional(), Length(max=20)]
+    )
+    email = StringField(_l("Mail address"), validators=[DataRequired(), Length(max=254)])
+    submit = SubmitField(_l("Create the account"))
+
+
+class UploadForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
+    file = FileField(_l("CSV file (UTF-8 or Shift_JIS)"), validators=[FileRequired()])
+    submit = SubmitField(_l("Check the file"))
+
+
+def _ctx() -> WebContext:
+    ctx: WebContext = current_app.extensions["shomei"]
+    return ctx
+
+
+def _owner() -> int:
+    account = signed_in_account()
+    if account is None:  # pragma: no cover - the console's gate has sent it to sign in
+        raise NotFound("not signed in", message_ja="サインインしていません")
+    return account.id
+
+
+def portal_url() -> str:
+    return _ctx().settings.web.base_url
+
+
+def _page(account: Account, **passwords: str) -> dict[str, Any]:
+    return {
+        "user_id": account.user_id,
+        "kind": account.kind.value,
+        "name": account.name,
+        "number": account.office_number or "",
+        "postal_code": account.postal_code or "",
+        "address": account.address or "",
+        **passwords,
+    }
+
+
+def _drop(kind: str, pages: list[dict[str, Any]]) -> BaseResponse:
+    ctx = _ctx()
+    letter_drop.issuer(ctx.settings)  # refuse now, not at the download, if it cannot print
+    token = letter_drop.put(
+        ctx.settings.data_dir, ctx.vault, owner=_owner(), kind=kind, pages=pages, now=ctx.now()
+    )
+    return redirect(url_for(".letters", token=token))
+
+
+@blueprint.route("/")
+def index() -> str:
+    ctx = _ctx()
+    query = request.args.get("q", "")[:100]
+    overdue = request.args.get("overdue") == "1"
+    rows, more = account_admin.search(
+        db.session(), signed_in_party(), query, now=ctx.now(), overdue_only=overdue
+    )
+    return render_template(
+        "console/accounts/index.html",
+        rows=rows,
+        more=more,
+        query=query,
+        overdue=overdue,
+        limit=account_admin.SEARCH_LIMIT,
+        reminder_days=account_admin.REMINDER_AFTER.days,
+        form=PlainForm(),
+    )
+
+
+@blueprint.route("/new", methods=["GET", "POST"])
+def new() -> tuple[str, int] | BaseResponse:
+    form = AccountForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("console/accounts/new.html", form=form, problems=[]), status
+    data = accounts.AccountInput(
+        kind=AccountKind(form.kind.data),
+        number=(form.number.data or "").strip(),
+        name=(form.name.data or "").strip(),
+        address=(form.address.data or "").strip(),
+        phone=(form.phone.data or "").strip(),
+        email=(form.email.data or "").strip(),
+        representative_number=(form.representative_number.data or "").strip(),
+        postal_code=(form.postal_code.data or "").strip(),
+    )
+    ctx = _ctx()
+    try:
+        created = accounts.add_portal_account(
+            db.session(), signed_in_party(), data, now=ctx.now(), source_address=request.remote_addr
+        )
+    except MalformedInput as exc:
+        db.roll_back_this_request()
+        lang = text.language()
+        found = exc.fields.get("problems") or []
+        shown = [p.message_ja if lang == "ja" else p.message for p in found]
+        return render_template(
+            "console/accounts/new.html", form=form, problems=shown or [exc.localized(lang)]
+        ), 400
+    return _drop(
+        "accounts",
+        [
+            _page(
+                created.account,
+                login_password=created.login_password,
+                issuance_password=created.issuance_password or "",
+            )
+        ],
+    )
+
+
+def _uploads() -> Path:
+    return _ctx().settings.data_dir / "uploads"
+
+
+def _purge_uploads(folder: Path) -> None:
+    oldest = _ctx().now().timestamp() - UPLOAD_KEPT_SECONDS
+    for path in folder.glob("*.csv"):
+        try:
+            if path.stat().st_mtime < oldest:
+                path.unlink()
+        except FileNotFoundError:
+            continue  # another worker removed it first
+
+
+def _upload_path(token: str) -> Path:
+    # Only the session that uploaded the file may see or import it.
+    if not UPLOAD_TOKEN.fullmatch(token) or session.get(UPLOAD_SESSION_KEY) != token:
+        raise NotFound(
+            "this upload is not available (upload the file again)",
+            message_ja="このアップロードは見つかりません。ファイルをもう一度アップロードしてください",
+        )
+    path = _uploads() / f"{token}.csv"
+    if not path.is_file():
+        raise NotFound(
+            "this upload is not available (upload the file again)",
+            message_ja="このアップロードは見つかりません。ファイルをもう一度アップロードしてください",
+        )
+    return path
+
+
+@blueprint.route("/import", methods=["GET", "POST"])
+def upload() -> tuple[str, int] | BaseResponse:
+    form = UploadForm()
+    if not form.validate_on_submit():
+        status = 400 if request.method == "POST" else 200
+        return render_template("console/accounts/upload.html", form=form), status
+    data = form.file.data.read(csvimport.MAX_BYTES + 1)
+    folder = _uploads()
+    token = secrets.token_hex(16)
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _purge_uploads(folder)
+        fd = os.open(folder / f"{token}.csv", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+    except OSError as exc:
+        raise StorageError(
+            f"cannot keep the upload in {folder}: {exc.strerror}",
+            message_ja=f"アップロードしたファイルを {folder} に保存できません",
+        ) from exc
+    session[UPLOAD_SESSION_KEY] = token
+    return redirect(url_for(".preview", token=token))
+
+
+def _raw_rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and every non-empty row of the file as typed, with its line number."""
+    reader = csv.reader(io.StringIO(csvimport.decode(data), newline=""))
+    header: list[str] = []
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for cells in reader:
+            if not header:
+                header = cells
+            elif any(cell.strip() for cell in cells):
+                rows.append((reader.line_num, cells))
+    except csv.Error:
+        pass  # csvimport.check names the line that cannot be read
+    return header, rows
+
+
+@blueprint.route("/import/<token>", methods=["GET"])
+def preview(token: str) -> tuple[str, int]:
+    data = _upload_path(token).read_bytes()
+    lang = text.language()
+    problems: list[csvimport.RowProblem] = []
+    failure: str | None = None
+    try:
+        csvimport.check(db.session(), signed_in_party(), data)
+    except csvimport.ImportRefused as exc:
+        problems = exc.problems
+    except MalformedInput as exc:
+        failure = exc.localized(lang)
+    header, rows = _safe_rows(data)
+    by_line: dict[int, list[str]] = {}
+    for problem in problems:
+        by_line.setdefault(problem.row, []).append(
+            f"{problem.column}: {problem.message_ja if lang == 'ja' else problem.message}"
+        )
+    return render_template(
+        "console/accounts/preview.html",
+        token=token,
+        header=header,
+        rows=rows,
+        by_line=by_line,
+        problem_count=len(problems),
+        failure=failure,
+        form=PlainForm(),
+    ), (200 if not problems and not failure else 422)
+
+
+def _safe_rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    try:
+        return _raw_rows(data)
+    except MalformedInput:
+        return [], []
+
+
+@blueprint.route("/import/<token>", methods=["POST"])
+def import_file(token: str) -> BaseResponse:
+    PlainForm()  # CSRFProtect has checked the token already
+    path = _upload_path(token)
+    ctx = _ctx()
+    created = csvimport.import_accounts(
+        db.session(),
+        signed_in_party(),
+        path.read_bytes(),
+        now=ctx.now(),
+        source_address=request.remote_addr,
+    )
+    response = _drop(
+        "accounts",
+        [
+            _page(
+                c.account,
+                login_password=c.login_password,
+                issuance_password=c.issuance_password or "",
+            )
+            for c in created
+        ],
+    )
+    path.unlink(missing_ok=True)
+    session.pop(UPLOAD_SESSION_KEY, None)
+    flash(_("%(count)d accounts were created.", count=len(created)))
+    return response
+
+
+@blueprint.route("/letters/<token>")
+def letters(token: str) -> str:
+    ctx = _ctx()
+    drop = letter_drop.get(ctx.settings.data_dir, ctx.vault, token, owner=_owner(), now=ctx.now())
+    return render_template(
+        "console/accounts/letters.html",
+        token=token,
+        drop=drop,
+        expires=drop.made_at + letter_drop.TTL,
+    )
+
+
+@blueprint.route("/letters/<token>.pdf")
+def letters_pdf(token: str) -> Response:
+    ctx = _ctx()
+    drop = letter_drop.get(ctx.settings.data_dir, ctx.vault, token, owner=_owner(), now=ctx.now())
+    pdf = letter_drop.render(
+        drop, ctx.settings, portal_url=portal_url(), wareki=text.date_style() == "wareki"
+    )
+    name = f"letters-{drop.made_at.strftime('%Y%m%d-%H%M')}.pdf"
+    return Response(
+        pdf,
+        mimetype="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@blueprint.route("/<user_id>")
+def show(user_id: str) -> str:
+    row = account_admin.account_row(db.session(), signed_in_party(), user_id, now=_ctx().now())
+    return render_template(
+        "console/accounts/show.html",
+        row=row,
+        form=PlainForm(),
+        reminder_days=account_admin.REMINDER_AFTER.days,
+    )
+
+
+def _back(account: Account) -> BaseResponse:
+    return redirect(url_for(".show", user_id=account.user_id))
+
+
+@blueprint.route("/<user_id>/issuance-password", methods=["POST"])
+def reset_issuance(user_id: str) -> BaseResponse:
+    PlainForm()
+    ctx = _ctx()
+    reissued = accounts.reset_issuance_password(
+        db.session(),
+        signed_in_party(),
+        user_id,
+        now=ctx.now(),
+        federation_name=ctx.settings.federation_name,
+        source_address=request.remote_addr,
+    )
+    flash(_("A new issuance password was issued. Print the letter and post it."))
+    return _drop(
+        "issuance", [_page(reissued.account, issuance_password=reissued.issuance_password)]
+    )
+
+
+@blueprint.route("/<user_id>/login-password", methods=["POST"])
+def reset_login(user_id: str) -> BaseResponse:
+    PlainForm()
+    ctx = _ctx()
+    party = signed_in_party()
+    account = account_admin.account_row(db.session(), party, user_id, now=ctx.now()).account
+    password = accounts.reset_login_password(
+        db.session(), party, account.user_id, now=ctx.now(), source_address=request.remote_addr
+    )
+    flash(_("A new login password was set. Print the letter and post it."))
+    return _drop("login", [_page(account, login_password=password)])
+
+
+@blueprint.route("/<user_id>/unlock", methods=["POST"])
+def unlock(user_id: str) -> BaseResponse:
+    PlainForm()
+    account = auth.unlock(
+        db.session(),
+        signed_in_party(),
+        user_id,
+        now=_ctx().now(),
+        source_address=request.remote_addr,
+    )
+    flash(_("The lockout of %(user_id)s was lifted.", user_id=account.user_id))
+    return _back(account)
+
+
+@blueprint.route("/<user_id>/disable", methods=["POST"])
+def disable(user_id: str) -> BaseResponse:
+    PlainForm()
+    account = account_admin.disable(
+        db.session(),
+        signed_in_party(),
+        user_id,
+        now=_ctx().now(),
+        source_address=request.remote_addr,
+    )
+    flash(_("%(user_id)s was disabled: it can no longer sign in.", user_id=account.user_id))
+    return _back(account)
+
+
+@blueprint.route("/<user_id>/remind", methods=["POST"])
+def remind(user_id: str) -> BaseResponse:
+    PlainForm()
+    ctx = _ctx()
+    account = account_admin.remind(
+        db.session(),
+        signed_in_party(),
+        user_id,
+        now=ctx.now(),
+        portal_url=portal_url(),
+        federation_name=ctx.settings.federation_name,
+        message_id_domain=ctx.settings.mail.message_id_domain,
+        source_address=request.remote_addr,
+    )
+    flash(_("A reminder mail to %(user_id)s is queued.", user_id=account.user_id))
+    return _back(account)
