@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import io
 import re
+from collections.abc import Mapping
 
 import pytest
 from flask import Flask
@@ -58,7 +59,7 @@ def make(
 
 def status_of(database: Database, app_id: int) -> Status:
     with database.factory() as s:
-        return Status(s.scalar(select(Application.status).where(Application.id == app_id)))
+        return s.get_one(Application, app_id).status
 
 
 @pytest.fixture
@@ -69,7 +70,7 @@ def staff_client(
     return client
 
 
-def post(client: FlaskClient, path: str, data: dict[str, object]) -> str:
+def post(client: FlaskClient, path: str, data: Mapping[str, object]) -> str:
     answer = client.post(path, data={**data, "csrf_token": token(client, "/console/list/")})
     assert answer.status_code in (200, 302), answer.get_data(as_text=True)
     if answer.status_code == 302:
