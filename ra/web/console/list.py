@@ -50,7 +50,7 @@ from ra.web import db
 from ra.web.console import console_blueprint, nav_item
 from ra.web.security import signed_in_party
 from ra.web.text import language
-from shomei.errors import MalformedInput
+from shomei.errors import MalformedInput, Refused
 from shomei.jatext import fold_user_id
 
 blueprint = console_blueprint("console_list", "/console/list")
@@ -155,9 +155,20 @@ def apply_ticks(shown: list[int], ticked: list[int]) -> None:
         excluded -= ticked_set
         _save({"all": stored["all"], "excluded": sorted(excluded)})
         return
-    ids = [i for i in stored.get("ids", []) if i not in set(shown) or i in ticked_set]
+    shown_set = set(shown)
+    ids = [i for i in stored.get("ids", []) if i not in shown_set or i in ticked_set]
     ids.extend(i for i in ticked if i not in set(ids))
-    bulk.select_rows(ids, limit=TICK_LIMIT)  # refused (in Japanese) beyond the cookie's room
+    if len(ids) > TICK_LIMIT:
+        raise Refused(
+            f"at most {TICK_LIMIT} rows can be ticked one by one; "
+            "narrow the search and use select all",
+            message_ja=(
+                f"一件ずつ選択できるのは{TICK_LIMIT}件までです。"
+                "それより多いときは検索条件で絞り込んでから全選択を使ってください"
+            ),
+            selected=len(ids),
+            limit=TICK_LIMIT,
+        )
     _save({"ids": ids})
 
 

@@ -179,6 +179,27 @@ def test_selection_survives_paging(
     assert ticked_on(page) == [] and "選択件数 0" in page
 
 
+def test_ticks_beyond_what_the_session_keeps_are_refused(
+    staff_client: FlaskClient, database: Database, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(list_view, "TICK_LIMIT", 2)
+    ids = make(database, clock.now, [(Applicant.OFFICE, Status.ISSUED)] * 3)
+    answer = staff_client.post(
+        "/console/list/act",
+        data={
+            "op": "apply",
+            "shown": ids,
+            "row": ids,
+            "csrf_token": token(staff_client, "/console/list/"),
+        },
+    )
+    assert answer.status_code == 422 and "一件ずつ選択できるのは2件まで" in answer.get_data(
+        as_text=True
+    )
+    page = staff_client.get("/console/list/").get_data(as_text=True)
+    assert "選択件数 0" in page  # nothing of the refused ticks was kept
+
+
 def test_bulk_issue_request_shows_done_and_refused(
     staff_client: FlaskClient, database: Database, clock: Clock
 ) -> None:
