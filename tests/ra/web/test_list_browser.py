@@ -125,6 +125,9 @@ def test_list_search_paging_bulk_payment_and_csv(
     page.click("#clear")  # type: ignore[attr-defined]
     page.check("input[name=st][value=awaiting_issue_request]")  # type: ignore[attr-defined]
     page.click("#do-search")  # type: ignore[attr-defined]
+    page.check("#page-rows")  # type: ignore[attr-defined]  # the script ticks the page's rows
+    assert page.eval_on_selector_all(ROWS, "els => els.every(e => e.checked)")  # type: ignore[attr-defined]
+    page.uncheck("#page-rows")  # type: ignore[attr-defined]
     three = made["waiting"][:3]
     for app_id in three:
         page.check(f"#row-{app_id}")  # type: ignore[attr-defined]
