@@ -83,7 +83,7 @@ def filters_of(args: Mapping[str, list[str]]) -> ListFilters:
 
 
 def parse_ids(values: list[str], field: str) -> list[int]:
-    if not all(v.isdigit() and len(v) <= 18 for v in values):
+    if not all(v.isascii() and v.isdigit() and len(v) <= 18 for v in values):
         raise MalformedInput(
             f"malformed application numbers in {field}",
             message_ja="申請番号の指定が正しくありません",
@@ -95,7 +95,7 @@ def parse_ids(values: list[str], field: str) -> list[int]:
 def _page_number(raw: str | None) -> int:
     if raw is None or raw == "":
         return 1
-    if not raw.isdigit() or int(raw) < 1:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
         raise MalformedInput(
             "the page number must be a whole number from 1",
             message_ja="ページ番号は1以上の数で指定してください",

@@ -138,6 +138,7 @@ def test_paging_and_jump(
     )
     assert staff_client.get("/console/list/?page=0").status_code == 400
     assert staff_client.get("/console/list/?page=x").status_code == 400
+    assert staff_client.get("/console/list/?page=²").status_code == 400
 
 
 def test_selection_survives_paging(
