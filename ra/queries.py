@@ -809,6 +809,7 @@ class PlanCache:
     def page(
         self,
         session: Session,
+        party: Party,
         filters: ListFilters,
         *,
         page: int,
@@ -816,7 +817,13 @@ class PlanCache:
         now: dt.datetime,
         refresh: bool = False,
     ) -> NumberedPage:
-        """:func:`list_page` with the cached plan of this search, when fresh enough."""
+        """:func:`list_page` with the cached plan of this search, when fresh enough.
+
+        The list's service: :class:`~shomei.errors.NotPermitted` for a party that may not see
+        every application (:func:`list_page` and :func:`plan_pages` are its building blocks,
+        for conditions and a party already checked).
+        """
+        require(party, Permission.VIEW_ALL_APPLICATIONS)
         key = (filters, page_size)
         plan: PagePlan | None = None
         with self._lock:

@@ -19,11 +19,14 @@ from ra import queries
 from ra.db import alembic_config
 from ra.lifecycle import Applicant, Status
 from ra.models import Application, FeeEntry
+from ra.party import Party, PartyKind
 from ra.queries import ApplicantType, PlanCache, list_page, make_filters, plan_pages
-from shomei.errors import MalformedInput
+from shomei.errors import MalformedInput, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import Database
 from tests.ra.test_queries import BASE, expected, seed, walk_forward
+
+STAFF = Party(PartyKind.STAFF, "st000001", 1)
 
 SEARCHES: list[dict[str, Any]] = [
     {},
@@ -175,18 +178,20 @@ def test_the_plan_cache_reuses_expires_and_drops_stale_plans(
         seeded = seed(session)
         filters = make_filters()
         want = expected(seeded)
-        page = cache.page(session, filters, page=1, page_size=10, now=now)
+        page = cache.page(session, STAFF, filters, page=1, page_size=10, now=now)
         assert planned == [] and [r.application_id for r in page.rows] == want[:10]
-        cache.page(session, filters, page=3, page_size=10, now=now)
-        cache.page(session, filters, page=5, page_size=10, now=now + dt.timedelta(minutes=4))
+        cache.page(session, STAFF, filters, page=3, page_size=10, now=now)
+        cache.page(session, STAFF, filters, page=5, page_size=10, now=now + dt.timedelta(minutes=4))
         assert len(planned) == 1  # planned once, reused
-        cache.page(session, filters, page=5, page_size=10, now=now + dt.timedelta(minutes=10))
+        cache.page(
+            session, STAFF, filters, page=5, page_size=10, now=now + dt.timedelta(minutes=10)
+        )
         assert len(planned) == 2  # too old: planned again
-        cache.page(session, filters, page=2, page_size=10, now=now, refresh=True)
+        cache.page(session, STAFF, filters, page=2, page_size=10, now=now, refresh=True)
         assert len(planned) == 3  # 検索 pressed again
         other = make_filters(statuses={Status.ISSUED})
-        cache.page(session, other, page=2, page_size=10, now=now)
-        cache.page(session, filters, page=2, page_size=10, now=now)
+        cache.page(session, STAFF, other, page=2, page_size=10, now=now)
+        cache.page(session, STAFF, filters, page=2, page_size=10, now=now)
         assert len(planned) == 5  # one entry only: the first search was evicted
         newer = factories.application(
             session,
@@ -194,12 +199,30 @@ def test_the_plan_cache_reuses_expires_and_drops_stale_plans(
             status=Status.ISSUED,
             now=BASE + dt.timedelta(days=9),
         )
-        stale = cache.page(session, filters, page=2, page_size=10, now=now)
+        stale = cache.page(session, STAFF, filters, page=2, page_size=10, now=now)
         assert stale.stale and len(planned) == 5
         assert [r.application_id for r in stale.rows] == want[10:20]  # the planned rows
-        again = cache.page(session, filters, page=2, page_size=10, now=now)
+        again = cache.page(session, STAFF, filters, page=2, page_size=10, now=now)
         assert len(planned) == 6 and not again.stale
         assert [r.application_id for r in again.rows] == [newer.id, *want][10:20]
+
+
+@pytest.mark.parametrize("kind", [PartyKind.OFFICE, PartyKind.AGENT])
+def test_only_those_who_see_every_application_page_the_list(
+    database: Database, kind: PartyKind
+) -> None:
+    cache = PlanCache()
+    with database.factory() as session, session.begin():
+        seed(session)
+        with pytest.raises(NotPermitted):
+            cache.page(
+                session,
+                Party(kind, "of000001", 1),
+                make_filters(),
+                page=1,
+                page_size=10,
+                now=dt.datetime(2026, 12, 6, tzinfo=dt.UTC),
+            )
 
 
 def test_rows_carry_the_fee_balance(database: Database) -> None:

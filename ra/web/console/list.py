@@ -199,6 +199,7 @@ def index() -> str:
     s = db.session()
     page = _plans().page(
         s,
+        party,
         search,
         page=number,
         page_size=PAGE_SIZE,
