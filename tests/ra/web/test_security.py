@@ -19,7 +19,7 @@ from ra.web import create_app
 from ra.web.security import CSP
 from tests.ra import factories
 from tests.ra.conftest import Database
-from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in
+from tests.ra.web.helpers import TOKEN, Clock, add_staff, assert_no_mojibake, sign_in
 
 
 def _rules(app: Flask, method: str, prefix: str = "/") -> Iterator[Rule]:
@@ -107,8 +107,17 @@ def test_portal_accounts_get_403_on_every_console_route(
         sess["seen"] = int(clock.now.timestamp())
     routes = list(_rules(app, "GET", "/console")) + list(_rules(app, "POST", "/console"))
     assert routes
+    # A valid CSRF token (the 403 page's header forms carry one), so that a POST is refused
+    # by the console's gate, not by the CSRF check.
+    csrf = TOKEN.search(client.get("/console/").get_data(as_text=True))
+    assert csrf is not None
     for rule in routes:
-        answer = client.open(_url(rule), method="GET" if "GET" in (rule.methods or ()) else "POST")
+        post = "GET" not in (rule.methods or ())
+        answer = client.open(
+            _url(rule),
+            method="POST" if post else "GET",
+            data={"csrf_token": csrf.group(1)} if post else None,
+        )
         assert answer.status_code in (403, 404), rule.rule
         if answer.status_code == 403:
             assert "この操作は連合会職員のみ行えます" in answer.get_data(as_text=True)
