@@ -21,7 +21,7 @@ from ra import audit, mail
 from ra.models import OutboxMail
 from ra.party import Party, Permission, require
 from ra.settings import RASettings
-from shomei.errors import Conflict, MalformedInput, NotFound
+from shomei.errors import ConfigError, Conflict, MalformedInput, NotFound
 
 PAGE_SIZE = 50
 
@@ -134,6 +134,8 @@ def resend(
                 smtp.quit()
             except smtplib.SMTPException:
                 smtp.close()
+    except ConfigError as exc:  # mail.connect: no server there, or a bad password file
+        error = exc.message[:2000]
     except (smtplib.SMTPException, OSError) as exc:
         error = " ".join(str(exc).split())[:2000] or type(exc).__name__
     with factory() as session, session.begin():
