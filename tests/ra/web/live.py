@@ -39,13 +39,19 @@ class LiveServer:
     database: Database
     log: Path
 
-    def staff(self, *, enrolled: bool = True, user_id: str | None = None) -> Staff:
+    def staff(
+        self,
+        *,
+        enrolled: bool = True,
+        user_id: str | None = None,
+        kind: AccountKind = AccountKind.STAFF,
+    ) -> Staff:
         now = dt.datetime.now(dt.UTC)
         return add_staff(
             self.database,
             load_vault(self.settings.secrets_key_file),
             now,
-            kind=AccountKind.STAFF,
+            kind=kind,
             enrolled=enrolled,
             user_id=user_id,
         )
@@ -66,12 +72,13 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def live_server(folder: Path) -> Iterator[LiveServer]:
+def live_server(folder: Path, *, extra_toml: str = "") -> Iterator[LiveServer]:
+    """The server on ``folder``'s settings; ``extra_toml`` adds tables (e.g. ``[ra.link]``)."""
     settings_file = folder / "ra.toml"
     settings_file.write_text(
         f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n'
         'federation_name = "証明連合会"\n'
-        '[ra.web]\nsecret_key_file = "ra-web.key"\n',
+        '[ra.web]\nsecret_key_file = "ra-web.key"\n' + extra_toml,
         encoding="utf-8",
     )
     settings = load_ra_settings(settings_file)
