@@ -112,7 +112,7 @@ def crl_due(record: CrlRecord | None, now: dt.datetime, warning_days: int) -> Cr
         left = record.next_update - now
         days_left = left.days  # floor: 0 means less than a day, -1 overdue by up to a day
         overdue = left <= dt.timedelta(0)
-        warn = left <= dt.timedelta(days=warning_days)
+        warn = left < dt.timedelta(days=warning_days)
     return CrlDue(
         record.number,
         record.this_update,

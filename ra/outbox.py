@@ -94,6 +94,7 @@ class Resent:
     mail_id: int
     to_address: str
     error: str | None  # None: the server took it
+    error_ja: str | None = None
 
 
 def resend(
@@ -125,6 +126,7 @@ def resend(
         message = mail.build_message(row, sender=settings.mail.sender)
         to_address = row.to_address
     error: str | None = None
+    error_ja: str | None = None
     try:
         smtp = (smtp_factory or mail.connect)(settings.mail)
         try:
@@ -135,9 +137,10 @@ def resend(
             except smtplib.SMTPException:
                 smtp.close()
     except ConfigError as exc:  # mail.connect: no server there, or a bad password file
-        error = exc.message[:2000]
+        error, error_ja = exc.message[:2000], exc.message_ja
     except (smtplib.SMTPException, OSError) as exc:
         error = " ".join(str(exc).split())[:2000] or type(exc).__name__
+        error_ja = f"メールサーバが受け付けませんでした({error[:200]})"
     with factory() as session, session.begin():
         values: dict[str, object] = {"attempts": OutboxMail.attempts + 1}
         values.update({"last_error": error} if error else {"sent_at": now, "last_error": None})
@@ -156,4 +159,4 @@ def resend(
             now=now,
             details={"ok": error is None, "error": error, "to": to_address},
         )
-    return Resent(mail_id, to_address, error)
+    return Resent(mail_id, to_address, error, error_ja)

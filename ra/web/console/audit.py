@@ -15,8 +15,9 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
 from ra import audit_desk
+from ra.lifecycle import Status
 from ra.party import Permission
-from ra.web import WebContext, db
+from ra.web import WebContext, db, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.security import signed_in_party
 from shomei.errors import MalformedInput
@@ -49,6 +50,16 @@ def _int(name: str, default: int | None) -> int | None:
     return int(value)
 
 
+def _status_text(value: str | None) -> str:
+    """An application status as the console names it (``5 発行済み``); other values as they are."""
+    if value is None:
+        return "-"
+    try:
+        return text.status_label(Status(value))
+    except ValueError:
+        return value
+
+
 @blueprint.route("/")
 def index() -> str:
     query = audit_desk.AuditQuery(
@@ -59,7 +70,9 @@ def index() -> str:
     )
     page = audit_desk.search(db.session(), signed_in_party(), query, page=_int("page", 1) or 1)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template("console/audit/index.html", query=query, page=page, args=args)
+    return render_template(
+        "console/audit/index.html", query=query, page=page, args=args, status_text=_status_text
+    )
 
 
 @blueprint.route("/verify", methods=["POST"])

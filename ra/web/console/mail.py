@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ra import outbox
 from ra.party import Permission
-from ra.web import WebContext, db
+from ra.web import WebContext, db, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.console.link import acting_party
 from ra.web.security import signed_in_party
@@ -64,5 +64,6 @@ def resend(mail_id: str) -> BaseResponse:
     if done.error is None:
         flash(_("Mail %(id)d was sent again to %(to)s.", id=done.mail_id, to=done.to_address))
     else:
-        flash(_("Mail %(id)d could not be sent: %(error)s", id=done.mail_id, error=done.error))
+        said = done.error_ja if text.language() == "ja" and done.error_ja else done.error
+        flash(_("Mail %(id)d could not be sent: %(error)s", id=done.mail_id, error=said))
     return redirect(url_for(".index", state=request.args.get("state") or None))

@@ -56,7 +56,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, ca_home: CaHome) -> Iterato
 
 
 def test_offline_loop_audit_and_mail_in_the_browser(
-    page: object, server: LiveServer, ca_home: CaHome, tmp_path: Path
+    page: object,  # noqa: F811  (the fixture of test_browser)
+    server: LiveServer,
+    ca_home: CaHome,
+    tmp_path: Path,
 ) -> None:
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     with server.database.factory() as s, s.begin():

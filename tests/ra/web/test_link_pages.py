@@ -18,6 +18,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
 from ra.lifecycle import Applicant, Status
 from ra.models import AccountKind, AuditRecord, CaBatch, CrlRecord
@@ -62,7 +63,7 @@ def _admin(client: FlaskClient, database: Database, vault: Vault, clock: Clock) 
     sign_in(client, add_staff(database, vault, clock.now, kind=AccountKind.ADMIN), clock.now)
 
 
-def _upload(client: FlaskClient, path: str, data: bytes, name: str = "f.p7m") -> object:
+def _upload(client: FlaskClient, path: str, data: bytes, name: str = "f.p7m") -> TestResponse:
     return client.post(
         path,
         data={"csrf_token": token(client, LINK), "file": (io.BytesIO(data), name)},
@@ -70,19 +71,19 @@ def _upload(client: FlaskClient, path: str, data: bytes, name: str = "f.p7m") ->
     )
 
 
-def _post(client: FlaskClient, path: str) -> object:
+def _post(client: FlaskClient, path: str) -> TestResponse:
     return client.post(path, data={"csrf_token": token(client, LINK)})
 
 
-def _follow(client: FlaskClient, answer: object) -> str:
-    assert answer.status_code == 302, answer.get_data(as_text=True)  # type: ignore[attr-defined]
-    page = client.get(answer.headers["Location"]).get_data(as_text=True)  # type: ignore[attr-defined]
+def _follow(client: FlaskClient, answer: TestResponse) -> str:
+    assert answer.status_code == 302, answer.get_data(as_text=True)
+    page: str = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert_no_mojibake(page)
     return page
 
 
-def _error_line(answer: object) -> str:
-    text = answer.get_data(as_text=True)  # type: ignore[attr-defined]
+def _error_line(answer: TestResponse) -> str:
+    text: str = answer.get_data(as_text=True)
     start = text.index('class="message"')
     line = text[text.index(">", start) + 1 : text.index("</", start)].strip()
     assert line and "\n" not in line and "Traceback" not in text
@@ -154,7 +155,7 @@ def test_staff_see_the_link_but_may_not_act(
         _post(client, LINK + "batches/b-1/rerequest"),
         client.get(LINK + "batches/b-1/request"),
     ):
-        assert answer.status_code == 403  # type: ignore[attr-defined]
+        assert answer.status_code == 403
         assert "権限がありません" in _error_line(answer)
     with database.factory() as s:
         assert counts(s) == before
@@ -178,7 +179,7 @@ def test_bad_uploads_are_refused_and_change_nothing(
     ]
     for path, data, statuses in cases:
         answer = _upload(client, path, data)
-        assert answer.status_code in statuses, (path, data)  # type: ignore[attr-defined]
+        assert answer.status_code in statuses, (path, data)
         line = _error_line(answer)
         assert any("\u3040" <= ch <= "\u30ff" for ch in line), line  # Japanese
     missing = client.post(LINK + "result", data={"csrf_token": token(client, LINK)})
@@ -201,7 +202,7 @@ def test_a_crl_losing_a_revocation_is_refused_with_the_serial(
     _admin(client, database, vault, clock)
     with database.factory() as s:
         before = counts(s)
-        registered = s.scalar(select(func.count()).select_from(CrlRecord))
+        registered = s.execute(select(func.count()).select_from(CrlRecord)).scalar_one()
     at = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=1)
     with open_test_ca(ca_home) as ca:
         empty = _signed_crl(ca, at)
@@ -282,7 +283,7 @@ def test_run_now_is_audited_and_shown(
         rec = s.execute(select(AuditRecord).where(AuditRecord.action == "run_job")).scalar_one()
         assert rec.object_id == "process-rejections" and rec.details["ok"] is True
     unknown = _post(client, LINK + "jobs/no-such-job")
-    assert unknown.status_code == 404  # type: ignore[attr-defined]
+    assert unknown.status_code == 404
 
 
 def test_abandoned_applications_are_requested_again(
@@ -314,5 +315,5 @@ def test_abandoned_applications_are_requested_again(
     with database.factory() as s:
         assert status_of(s, app_id) is Status.ISSUE_REQUESTED
     again = _post(client, LINK + "batches/b-abandoned/rerequest")
-    assert again.status_code == 409  # type: ignore[attr-defined]
+    assert again.status_code == 409
     assert "発行待ちの申請はありません" in _error_line(again)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
+from werkzeug.test import TestResponse
 
 from ra.models import AccountKind, AuditRecord, OutboxMail
 from ra.settings import MailSettings, RASettings
@@ -25,7 +26,10 @@ MAIL = "/console/mail/"
 
 
 @pytest.fixture
-def web_settings(web_settings: RASettings, smtp: tuple[Recorder, int]) -> RASettings:
+def web_settings(
+    web_settings: RASettings,
+    smtp: tuple[Recorder, int],  # noqa: F811  (the fixture of test_mail)
+) -> RASettings:
     return dataclasses.replace(web_settings, mail=MailSettings(smtp_port=smtp[1]))
 
 
@@ -59,7 +63,7 @@ def _admin(client: FlaskClient, database: Database, vault: Vault, clock: Clock) 
     sign_in(client, add_staff(database, vault, clock.now, kind=AccountKind.ADMIN), clock.now)
 
 
-def _resend(client: FlaskClient, mail_id: int) -> object:
+def _resend(client: FlaskClient, mail_id: int) -> TestResponse:
     return client.post(f"{MAIL}{mail_id}/resend", data={"csrf_token": token(client, MAIL)})
 
 
@@ -91,14 +95,14 @@ def test_a_failed_mail_is_resent_and_audited(
     database: Database,
     vault: Vault,
     clock: Clock,
-    smtp: tuple[Recorder, int],
+    smtp: tuple[Recorder, int],  # noqa: F811  (the fixture of test_mail)
 ) -> None:
     recorder, _port = smtp
     ids = _outbox(database, clock.now)
     _admin(client, database, vault, clock)
     answer = _resend(client, ids["failed"])
-    assert answer.status_code == 302  # type: ignore[attr-defined]
-    page = client.get(answer.headers["Location"]).get_data(as_text=True)  # type: ignore[attr-defined]
+    assert answer.status_code == 302
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert f"メール {ids['failed']} を failed@example.jp へ再送しました" in page
     assert recorder.ids() == ["<failed@ra.test>"]  # the same Message-ID
     with database.factory() as s:
@@ -109,9 +113,9 @@ def test_a_failed_mail_is_resent_and_audited(
     # Sent now, and a queued mail is the job's: neither can be resent.
     for mail_id in (ids["failed"], ids["queued"], ids["sent"]):
         again = _resend(client, mail_id)
-        assert again.status_code == 409  # type: ignore[attr-defined]
-        assert "再送できません" in again.get_data(as_text=True)  # type: ignore[attr-defined]
-    assert _resend(client, 999999).status_code == 404  # type: ignore[attr-defined]
+        assert again.status_code == 409
+        assert "再送できません" in again.get_data(as_text=True)
+    assert _resend(client, 999999).status_code == 404
     assert recorder.ids() == ["<failed@ra.test>"] and _audits(database) == 1
 
 
@@ -129,7 +133,7 @@ def test_a_resend_the_server_refuses_stays_failed(
         clock.now,
     )
     answer = _resend(client, ids["failed"])
-    page = client.get(answer.headers["Location"]).get_data(as_text=True)  # type: ignore[attr-defined]
+    page = client.get(answer.headers["Location"]).get_data(as_text=True)
     assert f"メール {ids['failed']} を送信できませんでした" in page
     with database.factory() as s:
         row = s.get(OutboxMail, ids["failed"])
