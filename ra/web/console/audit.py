@@ -60,6 +60,18 @@ def _status_text(value: str | None) -> str:
         return value
 
 
+# What an audit record is about, as the console names it.
+OBJECT_TYPES = {
+    "account": _l("Account"),
+    "application": _l("Application"),
+    "ca_batch": _l("Batch"),
+    "certificate": _l("Certificate"),
+    "crl": _l("CRL"),
+    "job": _l("Job"),
+    "mail": _l("Mail"),
+}
+
+
 @blueprint.route("/")
 def index() -> str:
     query = audit_desk.AuditQuery(
@@ -71,7 +83,12 @@ def index() -> str:
     page = audit_desk.search(db.session(), signed_in_party(), query, page=_int("page", 1) or 1)
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
-        "console/audit/index.html", query=query, page=page, args=args, status_text=_status_text
+        "console/audit/index.html",
+        query=query,
+        page=page,
+        args=args,
+        status_text=_status_text,
+        object_types=OBJECT_TYPES,
     )
 
 
