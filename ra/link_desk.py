@@ -56,6 +56,7 @@ class Refusal:
     action: str  # ca_refused (issue) or ca_refused_revocation
     code: str
     message: str
+    message_ja: str  # the reason recorded in Japanese (the CA's own words for a revocation)
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ def overview(
             rec.action,
             str((rec.details or {}).get("code", "")),
             str((rec.details or {}).get("message", "")),
+            str((rec.details or {}).get("reason") or (rec.details or {}).get("message", "")),
         )
         for rec in session.execute(
             select(AuditRecord)

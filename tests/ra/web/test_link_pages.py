@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
+from ra import audit
 from ra.lifecycle import Applicant, Status
 from ra.models import AccountKind, AuditRecord, CaBatch, CrlRecord
 from ra.settings import LinkSettings, RASettings, WebSettings
@@ -317,3 +318,41 @@ def test_abandoned_applications_are_requested_again(
     again = _post(client, LINK + "batches/b-abandoned/rerequest")
     assert again.status_code == 409
     assert "発行待ちの申請はありません" in _error_line(again)
+
+
+def test_the_cas_refusals_are_listed_with_their_reasons(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock
+) -> None:
+    with database.factory() as s, s.begin():
+        audit.record(
+            s,
+            actor="system",
+            actor_id="ca-link",
+            action="ca_refused",
+            object_type="application",
+            object_id="41",
+            status_before="awaiting_issuance",
+            status_after="rejection_pending",
+            now=clock.now,
+            details={
+                "code": "bad_csr",
+                "message": "the CSR signature does not verify",
+                "reason": "認証局が発行を拒否しました: CSR の署名を検証できません",
+            },
+        )
+        audit.record(
+            s,
+            actor="system",
+            actor_id="ca-link",
+            action="ca_refused_revocation",
+            object_type="application",
+            object_id="42",
+            now=clock.now,
+            details={"code": "unknown_serial", "message": "unknown serial 1f"},
+        )
+    sign_in(client, add_staff(database, vault, clock.now), clock.now)
+    page = client.get(LINK).get_data(as_text=True)
+    table = page[page.index("認証局が拒否した依頼") :]
+    assert "CSR の署名を検証できません" in table and "(bad_csr)" in table
+    assert "unknown serial 1f" in table and "(unknown_serial)" in table
+    assert "認証局に拒否された依頼はありません" not in page
