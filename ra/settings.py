@@ -55,6 +55,9 @@ class LinkSettings:
     outbox: Path | None = None
     inbox: Path | None = None
     ra_name: str = "Shomei RA"
+    # The console warns this many days before the current CRL's nextUpdate: the CA is offline
+    # and signing the next CRL needs a ceremony booked with the key custodians.
+    crl_warning_days: int = 7
 
 
 @dataclass(frozen=True)

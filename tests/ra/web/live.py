@@ -39,13 +39,19 @@ class LiveServer:
     database: Database
     log: Path
 
-    def staff(self, *, enrolled: bool = True, user_id: str | None = None) -> Staff:
+    def staff(
+        self,
+        *,
+        enrolled: bool = True,
+        user_id: str | None = None,
+        kind: AccountKind = AccountKind.STAFF,
+    ) -> Staff:
         now = dt.datetime.now(dt.UTC)
         return add_staff(
             self.database,
             load_vault(self.settings.secrets_key_file),
             now,
-            kind=AccountKind.STAFF,
+            kind=kind,
             enrolled=enrolled,
             user_id=user_id,
         )
