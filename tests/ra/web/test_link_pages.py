@@ -279,7 +279,7 @@ def test_run_now_is_audited_and_shown(
     page = _follow(client, _post(client, LINK + "jobs/process-rejections"))
     assert "ジョブ process-rejections を実行しました" in page
     row = page[page.index("<code>process-rejections</code>") :]
-    assert "正常" in row[: row.index("</tr>")]
+    assert "問題なし" in row[: row.index("</tr>")]
     with database.factory() as s:
         rec = s.execute(select(AuditRecord).where(AuditRecord.action == "run_job")).scalar_one()
         assert rec.object_id == "process-rejections" and rec.details["ok"] is True
