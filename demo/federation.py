@@ -140,6 +140,7 @@ link_certificate = "ra-link/link.pem"
 smtp_host = "127.0.0.1"
 smtp_port = 8025
 sender = "shomei@federation.example"
+message_id_domain = "federation.example"
 
 [ra.schedule]
 # Short intervals, so that apply → approve → dispatch → issued mail can be watched.

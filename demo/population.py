@@ -149,7 +149,11 @@ def populate(
                     now=clock.tick(),
                     passwords=next(passwords),
                 )
-                by_agent = status is Status.AWAITING_PAYMENT or i % AGENT_EVERY == AGENT_EVERY - 1
+                # An agent's application starts at 2 (入金待ち), never at 1.
+                by_agent = status is Status.AWAITING_PAYMENT or (
+                    status is not Status.AWAITING_ISSUE_REQUEST
+                    and i % AGENT_EVERY == AGENT_EVERY - 1
+                )
                 agent = agents[len(members) % len(agents)] if by_agent else None
                 members.append(_Member(office, agent, status))
     echo(f"   {len(members)} offices and {len(agents)} agents; every office applies")
