@@ -57,6 +57,8 @@ class SmtpSink:
         try:
             self._controller.start()
         except (OSError, RuntimeError) as exc:
+            self._controller.loop.close()  # its thread never ran: the loop is ours to close
+            self._controller = None
             raise ConfigError(
                 f"the demo's SMTP sink cannot listen on {self.host}:{self.port}: {exc}",
                 message_ja=f"デモのメール受信を {self.host}:{self.port} で開始できません: {exc}",

@@ -140,6 +140,8 @@ def serve_demo(
         echo(f"\nThe demo federation was built in {time.monotonic() - started:.0f} s.")
     else:
         echo(f"Reusing the demo federation in {folder} (make run FRESH=1 rebuilds it).")
+        if "demo_mailbox" not in (folder / "ra.toml").read_text(encoding="utf-8"):
+            echo("This demo was made by an older Shomei: FRESH=1 adds the mailbox and the crowd.")
     settings_file = folder / "ra.toml"
     mailbox = folder / "mailbox"
     sink = SmtpSink(mailbox, port=smtp_port or free_port())
