@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-## make run: build the demonstration PKI in $(RUN_DIR)/ through the real code paths.
+## make run: build the demonstration federation in $(RUN_DIR)/ through the real code paths (once;
+## FRESH=1 rebuilds it), then serve it on http://127.0.0.1:8000 with the scheduler and a local
+## SMTP sink until Ctrl-C.
 run: $(STAMP)
-	$(BIN)/shomei demo --fresh $(RUN_DIR)
+	$(BIN)/shomei demo $(if $(FRESH),--fresh) --serve $(RUN_DIR)
 
 ## make test: the whole test suite (SQLite always; PostgreSQL when SHOMEI_TEST_DATABASE_URL is set).
 test: $(STAMP)

@@ -107,6 +107,18 @@ HELP_JA: dict[str, str] = {
         "FOLDER に実際の処理でデモ用の連合会一式を作ります。"
     ),
     "Replace an earlier demo folder.": "以前のデモフォルダを作り直します。",
+    "Then run it (web application, scheduler, SMTP sink) until Ctrl-C; "
+    "an earlier demo in FOLDER is reused unless --fresh.": (
+        "続けてデモを起動します(Web アプリケーション、スケジューラ、メール受信)。"
+        "Ctrl-C で停止します。"
+        "FOLDER に以前のデモがあれば、--fresh を付けない限りそれを使います。"
+    ),
+    "With --serve: the web application's port on 127.0.0.1.": (
+        "--serve のとき: Web アプリケーションが 127.0.0.1 で待ち受けるポート。"
+    ),
+    "With --serve: the SMTP sink's port on 127.0.0.1 (default: a free one).": (
+        "--serve のとき: メール受信(SMTP)が 127.0.0.1 で待ち受けるポート(既定: 空いているポート)。"
+    ),
     # shomei sign / verify / notice
     "Sign CLAIM: a detached CMS signature CLAIM.p7s, or PAdES inside a PDF (--pades).": (
         "請求ファイル CLAIM に署名します: 分離署名 CLAIM.p7s(CMS)、または PDF 内の署名"

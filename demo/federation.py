@@ -21,10 +21,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyotp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
@@ -33,12 +35,14 @@ from ca import ceremony
 from ca.ceremony_config import load_ceremony
 from ca.home import toml_string
 from ca.trust import pin_ra_certificate
+from demo.population import populate
 from ra import applications, downloads, jobs, revocations
 from ra.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
+from ra.auth import confirm_enrolment
 from ra.db import make_engine, session_factory, transaction
 from ra.identity import create_link_identity
 from ra.initdb import init_database
-from ra.lifecycle import Status
+from ra.lifecycle import LABELS_JA, Status
 from ra.models import Account, AccountKind, Application, Certificate, CrlRecord
 from ra.party import Party, party_of
 from ra.settings import load_ra_settings
@@ -132,8 +136,23 @@ link_key_passphrase_file = "ra-link/link.passphrase"
 link_certificate = "ra-link/link.pem"
 
 [ra.mail]
+# `shomei demo serve` starts a local SMTP sink on a free port and writes that port here.
 smtp_host = "127.0.0.1"
 smtp_port = 8025
+sender = "shomei@federation.example"
+message_id_domain = "federation.example"
+
+[ra.schedule]
+# Short intervals, so that apply → approve → dispatch → issued mail can be watched.
+dispatch_minutes = 1
+import_minutes = 1
+rejection_minutes = 1
+mail_minutes = 1
+
+[ra.web]
+base_url = "http://127.0.0.1:8000"
+# The SMTP sink's folder: the console shows its mails at /console/mailbox (demo only).
+demo_mailbox = "mailbox"
 """
     path = folder / "ra.toml"
     path.write_text(text, encoding="utf-8")
@@ -144,8 +163,14 @@ smtp_port = 8025
     return path
 
 
-def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> DemoResult:
-    """Build the demonstration federation in ``folder`` and return what was made."""
+def build_demo(
+    folder: Path, *, fresh: bool = False, echo: Echo = print, crowd: bool = True
+) -> DemoResult:
+    """Build the demonstration federation in ``folder`` and return what was made.
+
+    ``crowd=False`` leaves out the few hundred applications of :mod:`demo.population` (for
+    tests that need only the lifecycle files, quickly).
+    """
     folder = folder.resolve()
     _fresh_folder(folder, fresh)
     now = utcnow()
@@ -209,6 +234,19 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
                 now=now,
             )
     staff_id, admin_id = staff.account.id, admin.account.id
+    # The demo's staff enrol their authenticator at once (a code from the secret, as an app
+    # would make it), so the printed otpauth URIs sign in without the enrolment page.
+    with transaction(factory) as session:
+        for user in (admin, staff):
+            assert user.totp_secret is not None
+            confirm_enrolment(
+                session,
+                user.account.id,
+                pyotp.TOTP(user.totp_secret).at(now),
+                vault=vault,
+                settings=settings.signin,
+                now=now,
+            )
 
     echo(
         "3. applications: three offices and an agent apply; staff approve, register the "
@@ -292,9 +330,26 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
         )
     jobs.JOBS["dispatch"](factory, settings, later)
 
-    jobs.JOBS["audit-anchor"](factory, settings, later)
+    if crowd:
+        echo("7. the crowd: offices and agents with applications in all ten statuses")
+        crowd_start = time.monotonic()
+        per_status = populate(
+            factory,
+            settings,
+            profile,
+            staff_id=staff_id,
+            outbox=folder / "ra-outbox",
+            start=later + dt.timedelta(seconds=1),
+            echo=echo,
+        )
+        echo(
+            f"   {sum(per_status.values())} applications in "
+            f"{time.monotonic() - crowd_start:.0f} s: "
+            + ", ".join(f"{LABELS_JA[s]} {n}" for s, n in per_status.items())
+        )
+    jobs.JOBS["audit-anchor"](factory, settings, utcnow())
 
-    echo("7. files for offices, verifiers and outside checks")
+    echo("8. files for offices, verifiers and outside checks")
     with transaction(factory) as session:
         for label in OFFICES:
             cert = session.execute(
@@ -322,6 +377,9 @@ def build_demo(folder: Path, *, fresh: bool = False, echo: Echo = print) -> Demo
             f"{role:<8} {new.account.user_id:<14} {new.login_password} / "
             f"{new.issuance_password or '-'}"
         )
+    accounts.append("\nTOTP of the console users (add to an authenticator app):")
+    for role, new in (("admin", admin), ("staff", staff)):
+        accounts.append(f"{role:<8} {new.otpauth_uri(settings.federation_name)}")
     write_new(folder / "demo-accounts.txt", ("\n".join(accounts) + "\n").encode(), mode=SECRET)
     _ = admin_id
     return DemoResult(

@@ -104,6 +104,9 @@ class WebSettings:
     behind_tls: bool = False
     idle_timeout_minutes: int = 30  # a session unused this long is signed out
     date_style: Literal["western", "wareki"] = "western"  # 2026/12/01 or 令和8年12月1日
+    # Demo only (`shomei demo serve`): the folder where the local SMTP sink keeps each mail as
+    # a .eml file; when set, admins see them at /console/mailbox.  Never set in production.
+    demo_mailbox: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -603,7 +603,7 @@ def build_template(folder: Path) -> None:
     from signer.notices import seal
     from tests.ca.test_signbatch import csr
 
-    build_demo(folder, echo=lambda _line: None)
+    build_demo(folder, echo=lambda _line: None, crowd=False)
     settings = load_ra_settings(folder / "ra.toml")
     link = load_link_identity(settings.link)
     now = dt.datetime.now(dt.UTC)

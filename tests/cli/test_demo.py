@@ -25,7 +25,7 @@ BIN = REPO / ".venv" / "bin"
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("demo") / "out"
-    build_demo(folder, echo=lambda _: None)
+    build_demo(folder, echo=lambda _: None, crowd=False)  # the crowd: tests/demo
     return folder
 
 

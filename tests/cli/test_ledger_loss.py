@@ -34,7 +34,7 @@ SHARES = ("issuing-share-1-of-3.txt", "issuing-share-3-of-3.txt")
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("loss") / "demo"
-    build_demo(folder, echo=lambda _: None)
+    build_demo(folder, echo=lambda _: None, crowd=False)
     return folder
 
 

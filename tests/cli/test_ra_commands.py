@@ -143,7 +143,7 @@ def test_export_list_writes_excel_csv_and_refuses_bad_input(tmp_path: Path) -> N
     from demo.federation import build_demo
 
     demo = tmp_path / "demo"
-    build_demo(demo, echo=lambda _: None)
+    build_demo(demo, echo=lambda _: None, crowd=False)
     runner = CliRunner()
     out = tmp_path / "list.csv"
     result = runner.invoke(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from flask import Blueprint, current_app, url_for
@@ -34,16 +34,27 @@ class NavItem:
     label: object  # a lazy string of Flask-Babel
     order: int
     permission: Permission | None
+    # Whether this application shows the entry at all (e.g. by its settings); None: always.
+    shown: Callable[[], bool] | None = None
 
 
 _NAV: dict[str, NavItem] = {}
 
 
 def nav_item(
-    endpoint: str, label: object, *, order: int, permission: Permission | None = None
+    endpoint: str,
+    label: object,
+    *,
+    order: int,
+    permission: Permission | None = None,
+    shown: Callable[[], bool] | None = None,
 ) -> None:
-    """Show ``endpoint`` in the console menu (to those with ``permission``, if given)."""
-    _NAV[endpoint] = NavItem(endpoint, label, order, permission)
+    """Show ``endpoint`` in the console menu (to those with ``permission``, if given).
+
+    ``shown``, if given, is asked in the request: a screen that this application's settings
+    leave out hides its entry by answering False.
+    """
+    _NAV[endpoint] = NavItem(endpoint, label, order, permission, shown)
 
 
 def menu() -> list[tuple[str, object]]:
@@ -56,7 +67,8 @@ def menu() -> list[tuple[str, object]]:
     return [
         (url_for(item.endpoint), item.label)
         for item in sorted(_NAV.values(), key=lambda i: (i.order, i.endpoint))
-        if item.permission is None or may(party, item.permission)
+        if (item.permission is None or may(party, item.permission))
+        and (item.shown is None or item.shown())
     ]
 
 

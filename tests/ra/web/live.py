@@ -1,4 +1,10 @@
-"""A live server: ``shomei ra serve`` (gunicorn) in its own process, on a free port."""
+"""A live server: ``shomei ra serve`` (gunicorn) in its own process, on a free port.
+
+On SQLite (a file beside its settings) or on PostgreSQL (``SHOMEI_TEST_DATABASE_URL``; a
+schema of its own, dropped afterwards, as :func:`tests.ra.conftest.database` makes one).  A
+browser test module parametrises its server fixture with :data:`BACKENDS` and passes
+``request.param`` on, so it runs on both databases like the ``database`` fixture.
+"""
 
 from __future__ import annotations
 
@@ -11,19 +17,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from sqlalchemy import create_engine
 
 from ra.db import make_engine, session_factory
 from ra.initdb import init_database
 from ra.models import AccountKind
 from ra.settings import RASettings, load_ra_settings
 from ra.vault import load_vault
-from tests.ra.conftest import Database
+from tests.ra.conftest import Database, _pg_base
 from tests.ra.web.helpers import Staff, add_staff
 from tests.ra_profile import PROFILE_FILES
+
+BACKENDS = ("sqlite", "postgresql")
 
 
 def free_port() -> int:
@@ -72,11 +83,39 @@ def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
 
 
 @contextmanager
-def live_server(folder: Path, *, extra: str = "") -> Iterator[LiveServer]:
-    """A server on a fresh database; ``extra`` is appended to its settings file (TOML)."""
+def _database_url(backend: str) -> Iterator[str]:
+    """The server's database URL: a SQLite file, or a fresh PostgreSQL schema of its own."""
+    if backend == "sqlite":
+        yield "sqlite:///ra.sqlite"
+        return
+    base = _pg_base()  # skips the test when PostgreSQL is not configured or not reachable
+    schema = f"live_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in base else "?"
+    try:
+        yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+@contextmanager
+def live_server(folder: Path, backend: str = "sqlite", *, extra: str = "") -> Iterator[LiveServer]:
+    """``shomei ra serve`` on a free port, on ``backend`` ("sqlite" or "postgresql");
+    ``extra`` is appended to its settings file (TOML)."""
+    with _database_url(backend) as url:
+        with _serve(folder, url, extra) as live:
+            yield live
+
+
+@contextmanager
+def _serve(folder: Path, database_url: str, extra: str) -> Iterator[LiveServer]:
     settings_file = folder / "ra.toml"
     settings_file.write_text(
-        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n'
+        f'[ra]\ndatabase_url = "{database_url}"\ndata_dir = "data"\n{PROFILE_FILES}\n'
         'federation_name = "証明連合会"\n'
         '[ra.web]\nsecret_key_file = "ra-web.key"\n' + extra,
         encoding="utf-8",

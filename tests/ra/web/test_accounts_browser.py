@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from ra.models import Account, AccountKind
 from ra.vault import load_vault
 from tests.ra.web.helpers import add_staff
-from tests.ra.web.live import LiveServer, live_server
+from tests.ra.web.live import BACKENDS, LiveServer, live_server
 from tests.ra.web.test_browser import CHROMIUM, SHOTS, browser, page, shoot, sign_in
 
 __all__ = ["browser", "page"]  # the fixtures, shared with test_browser
@@ -36,10 +36,13 @@ ROWS = [
 BAD = "事業所,14100,ほし介護,,東京都,03-1234-5678,,not-a-mail"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     with live_server(
         tmp_path_factory.mktemp("live-accounts"),
+        request.param,
         extra='[ra.documents]\nissuer_address = "東京都千代田区霞が関1-1-1"\n'
         'issuer_postal_code = "100-0013"\nissuer_phone = "03-0000-0000"\n',
     ) as live:

@@ -16,7 +16,7 @@ import pyotp
 import pytest
 
 from tests.ra.web.helpers import Staff, assert_no_mojibake
-from tests.ra.web.live import LiveServer, live_server
+from tests.ra.web.live import BACKENDS, LiveServer, live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -27,9 +27,11 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with live_server(tmp_path_factory.mktemp("live")) as live:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    with live_server(tmp_path_factory.mktemp("live"), request.param) as live:
         yield live
 
 

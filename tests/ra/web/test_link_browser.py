@@ -20,7 +20,7 @@ from ra.models import AccountKind, OutboxMail
 from tests.ra.ca_fixture import CaHome, ca_home_fixture  # noqa: F401
 from tests.ra.test_link import requested, status_of
 from tests.ra.test_link_offline import sign_with_cli
-from tests.ra.web.live import LiveServer, free_port, live_server
+from tests.ra.web.live import BACKENDS, LiveServer, free_port, live_server
 from tests.ra.web.test_browser import (  # noqa: F401
     CHROMIUM,
     browser,
@@ -34,8 +34,10 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, ca_home: CaHome) -> Iterator[LiveServer]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, ca_home: CaHome
+) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("live-link")
     link = (
         "[ra.link]\n"
@@ -51,7 +53,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, ca_home: CaHome) -> Iterato
     )
     for sub in ("outbox", "inbox"):
         (folder / sub).mkdir()
-    with live_server(folder, extra=link) as live:
+    with live_server(folder, request.param, extra=link) as live:
         yield live
 
 
