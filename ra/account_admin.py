@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from ra import audit
-from ra.accounts import KIND_JA, get_account
+from ra.accounts import audit_account, get_account
 from ra.models import Account, AccountKind, AuditRecord
 from ra.notify import notify
 from ra.party import Party, Permission, require
@@ -178,7 +177,7 @@ def disable(
     account.active = False
     account.session_epoch = (account.session_epoch or 0) + 1
     session.flush()
-    _audit(session, party, account, "disable_account", now, source_address)
+    audit_account(session, party, account, "disable_account", now, source_address)
     return account
 
 
@@ -206,7 +205,7 @@ def reset_totp(
     account.totp_last_step = None
     account.session_epoch = (account.session_epoch or 0) + 1
     session.flush()
-    _audit(session, party, account, "reset_totp", now, source_address)
+    audit_account(session, party, account, "reset_totp", now, source_address)
     return account
 
 
@@ -271,26 +270,5 @@ def remind(
         now=now,
         message_id_domain=message_id_domain,
     )
-    _audit(session, party, account, "signin_reminder", now, source_address)
+    audit_account(session, party, account, "signin_reminder", now, source_address)
     return account
-
-
-def _audit(
-    session: Session,
-    party: Party,
-    account: Account,
-    action: str,
-    now: dt.datetime,
-    source_address: str | None,
-) -> None:
-    audit.record(
-        session,
-        actor=party.actor.value,
-        actor_id=party.audit_id,
-        action=action,
-        object_type="account",
-        object_id=account.user_id,
-        now=now,
-        source_address=source_address,
-        details={"kind": account.kind.value, "kind_ja": KIND_JA[account.kind]},
-    )

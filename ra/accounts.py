@@ -266,7 +266,7 @@ def add_portal_account(
     )
     session.add(account)
     session.flush()
-    _audit(session, party, account, "create_account", now, source_address)
+    audit_account(session, party, account, "create_account", now, source_address)
     return NewAccount(account, passwords.issuance, passwords.login)
 
 
@@ -323,7 +323,7 @@ def add_console_user(
     )
     session.add(account)
     session.flush()
-    _audit(session, party, account, "create_account", now, source_address)
+    audit_account(session, party, account, "create_account", now, source_address)
     return NewAccount(account, None, login, totp)
 
 
@@ -391,7 +391,7 @@ def reset_issuance_password(
     password = new_issuance_password(rng)
     account.issuance_password_hash = hash_password(password)
     session.flush()
-    _audit(session, party, account, "reset_issuance_password", now, source_address)
+    audit_account(session, party, account, "reset_issuance_password", now, source_address)
     return Reissued(account, password, password_letter(account, password, federation_name, now))
 
 
@@ -424,7 +424,7 @@ def reset_login_password(
     account.locked_until = None
     account.session_epoch = (account.session_epoch or 0) + 1  # its web sessions end
     session.flush()
-    _audit(session, party, account, "reset_login_password", now, source_address)
+    audit_account(session, party, account, "reset_login_password", now, source_address)
     return password
 
 
@@ -453,7 +453,7 @@ def password_letter(account: Account, password: str, federation_name: str, now: 
     )
 
 
-def _audit(
+def audit_account(
     session: Session,
     party: Party,
     account: Account,
@@ -461,6 +461,7 @@ def _audit(
     now: dt.datetime,
     source_address: str | None,
 ) -> None:
+    """Record ``action`` by ``party`` on ``account`` in the audit log (never a secret)."""
     audit.record(
         session,
         actor=party.actor.value,
