@@ -265,8 +265,9 @@ def preview(token: str) -> tuple[str, int]:
     header, rows = _safe_rows(data)
     by_line: dict[int, list[str]] = {}
     for problem in problems:
+        # The Japanese message names its field itself; the column key is for the English page.
         by_line.setdefault(problem.row, []).append(
-            f"{problem.column}: {problem.message_ja if lang == 'ja' else problem.message}"
+            problem.message_ja if lang == "ja" else f"{problem.column}: {problem.message}"
         )
     return render_template(
         "console/accounts/preview.html",
