@@ -3,7 +3,7 @@
 Each account gets two argon2id hashes (RFC 9106 parameters: 64 MiB, 3 passes, 4 lanes), the
 slow part of a bulk import by design.  The same CSV of :data:`ROWS` offices is imported into
 fresh SQLite databases twice per round, once with the hashing on one worker thread (as before
-the import used every core) and once on every core (:func:`ra.passwords.hash_passwords`),
+the import used every core) and once on every core (:func:`ra.people.passwords.hash_passwords`),
 best of :data:`ROUNDS` interleaved rounds.
 
 Figure ``ra_import_accounts``: seconds per account on every core, against one worker; target
@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 from bench.common import Figure, judged
-from ra.csvimport import import_accounts
-from ra.db import make_engine, session_factory, transaction, upgrade
 from ra.party import Party
+from ra.people.csvimport import import_accounts
+from ra.store.db import make_engine, session_factory, transaction, upgrade
 
 ROWS = 60
 ROUNDS = 2

@@ -4,9 +4,9 @@ Same databases as benchmark 5 (:mod:`bench.bench_ra_list`: the same generated fe
 1,000 and 200,000 applications, SQLite and, when a server answers, PostgreSQL), plus a fee
 charge for every office application so the 手数料残高 column reads real rows.
 
-Pages (:func:`ra.queries.list_page`): for a mix of six searches (everything; 事業所/発行済み;
+Pages (:func:`ra.desk.queries.list_page`): for a mix of six searches (everything; 事業所/発行済み;
 the work-queue statuses; a user ID prefix matching ten offices; one agent exactly; 職員
-entries), the search is planned once (:func:`ra.queries.plan_pages`, as the screen's 検索
+entries), the search is planned once (:func:`ra.desk.queries.plan_pages`, as the screen's 検索
 does), then the time of the first page and of page-number jumps deep into the list (60%
 down, and 最終) is measured, best of five interleaved rounds.  Figures
 ``ra_list_first_page_<db>`` and ``ra_list_page_jump_<db>``: ms per page at 200,000 against
@@ -14,7 +14,7 @@ ms at 1,000, target ratio <= 1.5.  What a search costs once (the plan: every pag
 key and the total, one pass), and the bare count (全件数), are printed beside them: both read
 every matching index entry, so they grow with the table.
 
-Export (:func:`ra.export.csv_stream`, CP932): every one of the 200,000 rows, streamed and
+Export (:func:`ra.desk.export.csv_stream`, CP932): every one of the 200,000 rows, streamed and
 discarded as a web response would send it.  ``ra_export_csv_rate_<db>``: rows/s against a
 plain ``csv.writer`` writing the same rows, already in memory as Python lists, to an
 in-memory buffer encoded CP932 (the floor of any CSV writer in Python; target ratio >= 0.05:
@@ -52,11 +52,11 @@ from bench.bench_ra_list import (
     sqlite_target,
 )
 from bench.common import Figure, judged
-from ra.export import HEADERS, csv_stream
+from ra.desk.export import HEADERS, csv_stream
+from ra.desk.queries import ListFilters, PagePlan, list_page, make_filters, plan_pages
 from ra.lifecycle import Status as S
-from ra.models import FeeEntry
 from ra.party import Party
-from ra.queries import ListFilters, PagePlan, list_page, make_filters, plan_pages
+from ra.store.models import FeeEntry
 
 PAGE_SIZE = 50
 REPEAT = 4  # times the page mix runs per round
@@ -113,7 +113,7 @@ def searches(data: Dataset, rng: random.Random) -> list[ListFilters]:
 
 def plan_all(target: Target, mix: list[ListFilters]) -> tuple[list[PagePlan], float, float]:
     """Plan every search of the mix; seconds per plan and per bare count (best of three)."""
-    from ra.queries import count_matching
+    from ra.desk.queries import count_matching
 
     plans: list[PagePlan] = []
     plan_best = count_best = float("inf")

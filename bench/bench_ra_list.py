@@ -1,6 +1,6 @@
 """Benchmark 5: the console's certificate list query over 200,000 applications vs over 1,000.
 
-The same mix of list searches (:func:`ra.queries.list_applications`) runs against an RA
+The same mix of list searches (:func:`ra.desk.queries.list_applications`) runs against an RA
 database holding 1,000 applications and one holding 200,000, with the same distribution:
 one office per ten applications (20,000 offices at 200,000), five agents with a tenth of the
 applications between them, 3.5% entered by staff, statuses spread over all ten and mostly
@@ -31,11 +31,11 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, insert
 
 from bench.common import Figure, judged
-from ra.db import make_engine, session_factory, upgrade
+from ra.desk.queries import Cursor, count_applications, list_applications
 from ra.lifecycle import Status
-from ra.models import Account, Application, Certificate
 from ra.party import Party
-from ra.queries import Cursor, count_applications, list_applications
+from ra.store.db import make_engine, session_factory, upgrade
+from ra.store.models import Account, Application, Certificate
 
 # The list is the console's; the benchmark reads it as the RA operator would.
 BENCH = Party.operator("bench")

@@ -1,7 +1,7 @@
 """Benchmark 7: the server time of the 証明書一覧 page, 200,000 vs 1,000 applications.
 
 The whole page as the console serves it: a signed-in staff session of the Flask test client
-GETs ``/console/list/?...`` (routing, the session, the search, :class:`ra.queries.PlanCache`,
+GETs ``/console/list/?...`` (routing, the session, the search, :class:`ra.desk.queries.PlanCache`,
 the 選択件数 of the session's selection, the template), over the databases of benchmark 6
 (:mod:`bench.bench_ra_console`: the generated federation of :mod:`bench.bench_ra_list` with
 its fee rows, SQLite and, when a server answers, PostgreSQL).
@@ -40,10 +40,10 @@ from bench.bench_ra_list import (
     sqlite_target,
 )
 from bench.common import Figure, judged
-from ra.models import Account, AccountKind
-from ra.queries import ApplicantType, ListFilters
+from ra.desk.queries import ApplicantType, ListFilters
 from ra.settings import RASettings, WebSettings
-from ra.vault import create_key_file
+from ra.store.models import Account, AccountKind
+from ra.store.vault import create_key_file
 from ra.web import create_app
 from ra.web.console import list as list_view
 

@@ -23,16 +23,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cli.errors import handle_errors, language, naming
 from cli.progress import progress
-from ra import audit
-from ra.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
-from ra.csvimport import MAX_BYTES, ImportRefused, import_accounts
-from ra.db import open_database, session_factory, transaction
-from ra.history import application_history
 from ra.lifecycle import LABELS_JA, NUMBERS
-from ra.models import Account, AccountKind
 from ra.party import Party, application_for
+from ra.people.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
+from ra.people.csvimport import MAX_BYTES, ImportRefused, import_accounts
 from ra.settings import RASettings, load_ra_settings
-from ra.vault import load_vault
+from ra.store import audit
+from ra.store.db import open_database, session_factory, transaction
+from ra.store.models import Account, AccountKind
+from ra.store.vault import load_vault
+from ra.workflow.history import application_history
 from shomei.clock import to_japan, utcnow
 from shomei.errors import AlreadyExists, MalformedInput
 from shomei.files import MAX_OBJECT, read_bytes
@@ -103,7 +103,7 @@ def _print_new(new: NewAccount, issuer: str = "Shomei") -> None:
 @handle_errors
 def init_db(settings_path: Path) -> None:
     """Create or upgrade the RA database schema, and the key that seals its secrets."""
-    from ra.initdb import init_database
+    from ra.store.initdb import init_database
 
     settings = load_ra_settings(settings_path)
     report = init_database(settings)
@@ -299,7 +299,7 @@ def verify_audit(settings_path: Path) -> None:
             trusted.append(x509.load_pem_x509_certificate(pem))
         except ValueError as exc:
             raise MalformedInput(
-                f"the link certificate {settings.link.link_certificate} (ra.link."
+                f"the link certificate {settings.link.link_certificate} (ra.ca_link.link."
                 "link_certificate) is not a PEM certificate",
                 message_ja=f"連携証明書 {settings.link.link_certificate}"
                 "(ra.link.link_certificate)が PEM 形式の証明書ではありません",
@@ -350,7 +350,7 @@ def export_list(
     """Save the certificate list (証明書一覧) as CSV that Excel opens (CP932 by default)."""
     import io
 
-    from ra.export import export_csv
+    from ra.desk.export import export_csv
     from shomei.files import check_new_file, write_new
 
     check_new_file(out_file, what="certificate list", what_ja="証明書一覧")

@@ -1,10 +1,11 @@
 """``shomei ra scheduler``, ``run-job``, ``register-crl`` and ``link-identity``: RA operations.
 
 ``link-status``, ``re-request`` and ``resend-batch`` bring back what a crash or an abandoned
-batch left between the RA and the CA (:mod:`ra.recovery`).
+batch left between the RA and the CA (:mod:`ra.ca_link.recovery`).
 
 Thin commands: load the RA settings (``--settings``), open the database at the edge, call one
-function of :mod:`ra.scheduler`, :mod:`ra.crls` or :mod:`ra.identity`, print the outcome.
+function of :mod:`ra.tasks.scheduler`, :mod:`ra.ca_link.crls` or :mod:`ra.ca_link.identity`, print
+the outcome.
 They are attached to the ``shomei ra`` group through :data:`RA_COMMANDS` (see
 :mod:`cli.main`).  Errors become one line and an exit code (:mod:`cli.errors`).
 """
@@ -17,8 +18,8 @@ from pathlib import Path
 import click
 
 from cli.errors import handle_errors, language, naming
-from ra.jobs import JOBS
 from ra.settings import load_ra_settings
+from ra.tasks.jobs import JOBS
 from shomei.clock import utcnow
 from shomei.errors import MalformedInput, VerificationFailed
 
@@ -41,10 +42,10 @@ def run_job_command(name: str, settings_path: Path) -> None:
     Exits 2 when the job left work it could not finish, and says what to do about it; 1 when
     a CRL from the CA was checked and refused (it would lose a revocation).
     """
-    from ra.db import open_database, session_factory
-    from ra.link_import import refused_crls
-    from ra.scheduler import describe, run_job
-    from ra.stuck import attention_of
+    from ra.ca_link.link_import import refused_crls
+    from ra.ca_link.stuck import attention_of
+    from ra.store.db import open_database, session_factory
+    from ra.tasks.scheduler import describe, run_job
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
@@ -90,7 +91,7 @@ def _holder(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
 @handle_errors
 def scheduler_command(settings_path: Path, holder: str | None) -> None:
     """Run the RA's scheduled jobs until interrupted (one active scheduler at a time)."""
-    from ra.scheduler import run_scheduler
+    from ra.tasks.scheduler import run_scheduler
 
     settings = load_ra_settings(settings_path)
     _log_events()
@@ -119,8 +120,8 @@ def _log_events() -> None:
 @handle_errors
 def register_crl_command(crl_file: Path, settings_path: Path) -> None:
     """Register a CRL file the CA issued (A6): verified, stored, published, 失効待ち→失効済み."""
-    from ra.crls import register_crl_file
-    from ra.db import open_database, session_factory
+    from ra.ca_link.crls import register_crl_file
+    from ra.store.db import open_database, session_factory
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
@@ -144,7 +145,7 @@ def register_crl_command(crl_file: Path, settings_path: Path) -> None:
 @handle_errors
 def link_identity_command(folder: Path, name: str) -> None:
     """Make the RA's link key (encrypted) and certificate in FOLDER, for the CA to pin."""
-    from ra.identity import create_link_identity
+    from ra.ca_link.identity import create_link_identity
     from shomei.files import check_output_folder
 
     check_output_folder(folder, what="folder", what_ja="フォルダ")
@@ -161,8 +162,8 @@ def link_status_command(settings_path: Path) -> None:
 
     Exits 1 when applications wait to be sent again (shomei ra re-request).
     """
-    from ra.db import open_database, session_factory
-    from ra.recovery import link_status
+    from ra.ca_link.recovery import link_status
+    from ra.store.db import open_database, session_factory
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
@@ -196,9 +197,9 @@ def rerequest_command(batch_id: str, settings_path: Path) -> None:
 
     Audited; the next dispatch puts them into a new batch.
     """
-    from ra.db import open_database, session_factory
+    from ra.ca_link.recovery import rerequest_batch
     from ra.party import Party
-    from ra.recovery import rerequest_batch
+    from ra.store.db import open_database, session_factory
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
@@ -222,8 +223,8 @@ def rerequest_command(batch_id: str, settings_path: Path) -> None:
 @handle_errors
 def resend_batch_command(batch_id: str, settings_path: Path) -> None:
     """Offline mode: write the request file of BATCH_ID (not yet answered) to the outbox again."""
-    from ra.db import open_database, session_factory
-    from ra.recovery import resend_batch
+    from ra.ca_link.recovery import resend_batch
+    from ra.store.db import open_database, session_factory
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)

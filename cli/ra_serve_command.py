@@ -17,7 +17,7 @@ import click
 
 from cli.errors import handle_errors
 from ra.settings import RASettings, load_ra_settings
-from ra.vault import ensure_session_key, load_vault
+from ra.store.vault import ensure_session_key, load_vault
 from shomei.errors import ConfigError
 
 

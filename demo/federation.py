@@ -36,16 +36,17 @@ from ca.ceremony_config import load_ceremony
 from ca.home import toml_string
 from ca.trust import pin_ra_certificate
 from demo.population import populate
-from ra import applications, downloads, jobs, revocations
-from ra.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
-from ra.auth import confirm_enrolment
-from ra.db import make_engine, session_factory, transaction
-from ra.identity import create_link_identity
-from ra.initdb import init_database
+from ra.ca_link.identity import create_link_identity
 from ra.lifecycle import LABELS_JA, Status
-from ra.models import Account, AccountKind, Application, Certificate, CrlRecord
 from ra.party import Party, party_of
+from ra.people.accounts import AccountInput, NewAccount, add_console_user, add_portal_account
+from ra.people.auth import confirm_enrolment
 from ra.settings import load_ra_settings
+from ra.store.db import make_engine, session_factory, transaction
+from ra.store.initdb import init_database
+from ra.store.models import Account, AccountKind, Application, Certificate, CrlRecord
+from ra.tasks import jobs
+from ra.workflow import applications, downloads, revocations
 from shomei.clock import utcnow
 from shomei.errors import AlreadyExists, Refused
 from shomei.files import write_new

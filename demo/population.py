@@ -29,20 +29,21 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from contract.profile import Profile
-from ra import applications, jobs, revocations
-from ra.accounts import (
+from ra.lifecycle import Status
+from ra.party import Party, party_of
+from ra.people.accounts import (
     AccountInput,
     NewAccount,
     PortalPasswords,
     add_portal_account,
     new_portal_passwords,
 )
-from ra.db import transaction
-from ra.lifecycle import Status
-from ra.models import Account, Application
-from ra.party import Party, party_of
-from ra.passwords import hash_passwords
+from ra.people.passwords import hash_passwords
 from ra.settings import RASettings
+from ra.store.db import transaction
+from ra.store.models import Account, Application
+from ra.tasks import jobs
+from ra.workflow import applications, revocations
 
 Echo = Callable[[str], None]
 
@@ -248,7 +249,7 @@ def counts(factory: sessionmaker[Session]) -> dict[Status, int]:
 
 
 def _input(kind: str, number: str, name: str, i: int) -> AccountInput:
-    from ra.models import AccountKind
+    from ra.store.models import AccountKind
 
     return AccountInput(
         kind=AccountKind.AGENT if kind == "agent" else AccountKind.OFFICE,

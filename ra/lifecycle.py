@@ -28,7 +28,7 @@ from shomei.errors import AlreadyExists, Conflict, NotPermitted
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from ra.models import Application
+    from ra.store.models import Application
 
 
 class Status(enum.StrEnum):
@@ -267,8 +267,8 @@ def apply(
     from sqlalchemy import update
     from sqlalchemy.exc import IntegrityError
 
-    from ra import audit
-    from ra.models import Application as App
+    from ra.store import audit
+    from ra.store.models import Application as App
 
     before = Status(application.status)
     transition = transition_for(before, event, actor)
@@ -342,7 +342,7 @@ def create(
     application.status_changed_at = now
     session.add(application)
     session.flush()
-    from ra import audit
+    from ra.store import audit
 
     audit.record(
         session,

@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ra.lifecycle import TRANSITIONS, Actor, Event, Status
-from ra.models import Account, Application
+from ra.store.models import Account, Application
 from shomei.errors import NotFound, NotPermitted
 
 
@@ -236,7 +236,7 @@ EVENTS: Mapping[Permission, frozenset[Event]] = MappingProxyType(
 )
 
 # Statuses of an application still on its way to a certificate: the applicant cannot apply
-# again while one of its applications is in one of them (ra.applications refuses it).
+# again while one of its applications is in one of them (ra.workflow.applications refuses it).
 PENDING = frozenset(
     {
         Status.AWAITING_ISSUE_REQUEST,

@@ -31,7 +31,7 @@ from shomei import config
 from shomei.errors import ConfigError, ShomeiError
 
 # The key that seals the secrets the RA must read back (TOTP secrets), beside the settings file
-# unless ``secrets_key_file`` says otherwise; ``shomei ra init-db`` creates it (ra.vault).
+# unless ``secrets_key_file`` says otherwise; ``shomei ra init-db`` creates it (ra.store.vault).
 DEFAULT_SECRETS_KEY = "ra-secrets.key"
 # The key that signs the web application's session cookies, beside the settings file too.
 DEFAULT_WEB_KEY = "ra-web.key"
@@ -161,7 +161,7 @@ class RASettings:
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     # PKCS#12 downloads: "aes" (AES-256-CBC + PBKDF2-SHA256) or "legacy" (3DES, old Windows).
     pkcs12_encryption: Literal["aes", "legacy"] = "aes"
-    # The AES-256-GCM key of the secrets kept in the database (ra.vault); when the file does
+    # The AES-256-GCM key of the secrets kept in the database (ra.store.vault); when the file does
     # not set it, ``ra-secrets.key`` beside the settings file.
     secrets_key_file: Path | None = None
 

@@ -1,6 +1,6 @@
 """The printed form of the issuance password (証明書発行用パスワード), shared by RA and signer.
 
-The RA makes the password (:mod:`ra.passwords`): 12 characters of a 32-letter alphabet
+The RA makes the password (:mod:`ra.people.passwords`): 12 characters of a 32-letter alphabet
 without look-alikes, printed in groups of four, ``ABCD-EFGH-JKMN``.  That printed, canonical
 form is the password of the office's PKCS#12 download.  People type it from a letter in lower
 case, with spaces or without hyphens; the RA's portal and Shomei's own tools (``shomei sign

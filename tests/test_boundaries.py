@@ -6,7 +6,8 @@ installed by offices alone and imports neither ``ra`` nor ``ca``; ``crl/`` impor
 be an import cycle); ``shomei/`` (the common base) imports none of the product packages;
 ``ra/documents/`` imports neither Flask nor SQLAlchemy.  ``contract/`` (the RA↔CA batch format
 and the certificate profile) is what the RA and the CA share, so it imports neither of them;
-``ra/`` reaches ``ca/`` only through the inline CA (``ra/inline_ca.py``); nothing but the CLI
+``ra/`` reaches ``ca/`` only through the inline CA (``ra/ca_link/inline_ca.py``); nothing but the
+CLI
 imports the demo, and neither the RA nor the CA imports the CLI.  Between the top-level
 packages the imports form no cycle (``shomei/keys.py`` holds the signing-key interface that
 ``crl/`` would otherwise have taken from ``signer/``).
@@ -34,7 +35,7 @@ FORBIDDEN = {
 }
 # Imports a package makes from one module only: the RA runs the CA in its own process only
 # in inline mode, and every other RA module speaks to the CA through contract/.
-ONLY_FROM = {("ra", "ca"): {"ra/inline_ca.py"}}
+ONLY_FROM = {("ra", "ca"): {"ra/ca_link/inline_ca.py"}}
 # The packages of the product, for the cycle check.
 PACKAGES = ("shomei", "contract", "crl", "signer", "ca", "ra", "cli", "demo")
 
@@ -133,3 +134,80 @@ def test_the_cycle_check_finds_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"crl": {"signer"}, "signer": {"crl"}}) == ["crl", "signer", "crl"]
+
+
+# The layers of ra/ (docs/ra-operator-guide.md, "How the RA is built"): a module imports only
+# from a lower layer, except inside the core, where the lifecycle writes through the store and
+# the store's models carry the lifecycle's statuses.  The web is the top: nothing imports it.
+RA_LAYERS = {
+    "settings": 0,
+    "lifecycle": 1,
+    "lifecycle_doc": 1,
+    "store": 1,
+    "party": 1,
+    "documents": 1,
+    "mailing": 2,
+    "people": 3,
+    "crypto": 4,
+    "workflow": 5,
+    "ca_link": 5,
+    "tasks": 6,
+    "desk": 7,
+    "web": 8,
+}
+CORE = 1
+
+
+def _ra_part(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if parts[0] == "ra" and len(parts) > 1 else None
+
+
+def _ra_imports(path: Path) -> set[str]:
+    """Like :func:`_imports`, with ``from ra import x`` counted as ``ra.x``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "ra":
+                found.update(f"ra.{alias.name}" for alias in node.names)
+            else:
+                found.add(node.module)
+    return found
+
+
+def test_every_ra_module_has_a_layer() -> None:
+    parts = {p.stem if p.is_file() else p.name for p in (ROOT / "ra").iterdir()}
+    parts -= {"__init__", "__pycache__"}
+    assert parts <= set(RA_LAYERS), f"give these a layer in RA_LAYERS: {parts - set(RA_LAYERS)}"
+
+
+def test_ra_layers_import_downwards_only() -> None:
+    bad = []
+    for path in sorted((ROOT / "ra").rglob("*.py")):
+        relative = path.relative_to(ROOT / "ra").parts
+        if len(relative) == 1 and relative[0] == "__init__.py":
+            continue
+        mine = relative[0].removesuffix(".py")
+        for module in sorted(_ra_imports(path)):
+            theirs = _ra_part(module)
+            if theirs is None or theirs == mine:
+                continue
+            low, high = RA_LAYERS[theirs], RA_LAYERS[mine]
+            if low < high or low == high == CORE:
+                continue
+            bad.append(f"{path.relative_to(ROOT)} ({mine}) imports {module} ({theirs})")
+    assert not bad, "\n".join(bad)
+
+
+def test_only_the_web_imports_flask() -> None:
+    bad = [
+        f"{path.relative_to(ROOT)} imports {module}"
+        for path in sorted((ROOT / "ra").rglob("*.py"))
+        if path.relative_to(ROOT / "ra").parts[0] != "web"
+        for module in sorted(_imports(path))
+        if _violates(module, {"flask", "flask_wtf", "flask_login", "flask_babel", "werkzeug"})
+    ]
+    assert not bad, "\n".join(bad)

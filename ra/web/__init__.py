@@ -28,10 +28,10 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ra.db import make_engine
-from ra.db import session_factory as make_session_factory
 from ra.settings import RASettings
-from ra.vault import Vault, ensure_session_key, load_vault
+from ra.store.db import make_engine
+from ra.store.db import session_factory as make_session_factory
+from ra.store.vault import Vault, ensure_session_key, load_vault
 from shomei.clock import utcnow
 from shomei.errors import ConfigError
 
@@ -55,7 +55,7 @@ def create_app(
     now: Callable[[], dt.datetime] | None = None,
 ) -> Flask:
     """The web application for ``settings`` (the database opened unless a factory is given)."""
-    from ra.web import auth_views, console, db, errors, security, text
+    from ra.web import auth_views, console, db, errors, portal, portal_auth, security, text
 
     key_file = settings.web.secret_key_file
     if key_file is None:
@@ -108,9 +108,11 @@ def create_app(
     text.init_app(app)
     errors.init_app(app)
     app.register_blueprint(auth_views.blueprint)
-    for blueprint in console.blueprints():
+    app.register_blueprint(portal_auth.blueprint)
+    for blueprint in [*console.blueprints(), *portal.blueprints()]:
         app.register_blueprint(blueprint)
     app.jinja_env.globals["console_menu"] = console.menu
+    app.jinja_env.globals["portal_menu"] = portal.menu
     return app
 
 

@@ -1,6 +1,6 @@
 """The ``auth`` blueprint: sign-in, the TOTP step, TOTP enrolment, sign-out, own password.
 
-A console sign-in is two steps.  After the password (:func:`ra.auth.check_password`) the
+A console sign-in is two steps.  After the password (:func:`ra.people.auth.check_password`) the
 session holds only a *pending* sign-in (account id and epoch, for a few minutes); the TOTP
 step, or the enrolment of a new staff member, turns it into a signed-in session.  Each step
 starts a new session (nothing of the session before is kept but the language and the date
@@ -31,11 +31,17 @@ from flask_login import login_required, login_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from ra import auth
-from ra.models import Account
+from ra.people import auth
+from ra.store.models import Account
 from ra.web import WebContext, db, text
 from ra.web.forms import ChoiceForm, CodeForm, PasswordChangeForm, PlainForm, SignInForm
-from ra.web.security import User, signed_in_account, start_session
+from ra.web.security import (
+    User,
+    home_endpoint,
+    sign_in_endpoint,
+    signed_in_account,
+    start_session,
+)
 from shomei.errors import AuthenticationFailed, LockedOut, MalformedInput
 
 blueprint = Blueprint("auth", __name__, url_prefix="/auth")
@@ -67,7 +73,7 @@ def _lockout_page(template: str, exc: LockedOut, **context: Any) -> tuple[str, i
 @blueprint.route("/sign-in", methods=["GET", "POST"])
 def sign_in() -> Page:
     if signed_in_account() is not None:
-        return redirect(url_for("console.home"))
+        return redirect(url_for(home_endpoint()))
     form = SignInForm()
     if not form.validate_on_submit():
         return render_template("auth/sign_in.html", form=form, error=None), 200
@@ -204,11 +210,12 @@ def enrol_qr() -> Response:
 @blueprint.route("/sign-out", methods=["POST"])
 def sign_out() -> BaseResponse:
     PlainForm()  # CSRFProtect has checked the token already
+    target = sign_in_endpoint(signed_in_account())
     logout_user()
     start_session()
     session.pop("seen", None)
     flash(_("You have signed out."))
-    return redirect(url_for(".sign_in"))
+    return redirect(url_for(target))
 
 
 @blueprint.route("/password", methods=["GET", "POST"])
@@ -253,7 +260,7 @@ def password() -> Page:
     start_session()
     login_user(User(account))
     flash(_("Your password was changed. Other sessions have been signed out."))
-    return redirect(url_for("console.home"))
+    return redirect(url_for(home_endpoint()))
 
 
 def _back() -> BaseResponse:

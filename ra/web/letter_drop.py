@@ -5,7 +5,7 @@
 New passwords exist in clear only in the request that made them (only argon2 hashes are
 stored).  That request cannot both show the result page and send the PDF, so it seals what the
 letters print — user IDs, names, addresses and the clear passwords — with the RA's secrets key
-(:mod:`ra.vault`, AES-256-GCM) and writes it to ``<data_dir>/letters/<token>.sealed``, mode
+(:mod:`ra.store.vault`, AES-256-GCM) and writes it to ``<data_dir>/letters/<token>.sealed``, mode
 0600.  The token is random (128 bits) and is also the sealing context, so one drop cannot be
 passed off as another.  The drop names the console user who made it: only that user can
 download it, and only for :data:`TTL`; expired drops are deleted whenever a drop is written or
@@ -28,7 +28,7 @@ from typing import Any
 
 from ra import documents
 from ra.settings import RASettings
-from ra.vault import Vault
+from ra.store.vault import Vault
 from shomei.errors import ConfigError, NotFound, StorageError
 
 TTL = dt.timedelta(minutes=15)

@@ -20,8 +20,8 @@ from flask_login import UserMixin, current_user, logout_user
 from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
-from ra.models import Account
 from ra.party import Party, Permission, may, party_of
+from ra.store.models import Account
 from ra.web import db
 from shomei.errors import NotPermitted
 
@@ -90,6 +90,36 @@ def require_console_account() -> Account:
     return account
 
 
+def require_portal_account() -> Account:
+    """The signed-in account if it is an office or an agent (the portal's people), else
+    :class:`NotPermitted`; the one place the portal decides who may enter."""
+    party = signed_in_party()
+    if not may(party, Permission.VIEW_OWN_APPLICATIONS):
+        raise NotPermitted(
+            "only offices and agents can use the portal",
+            message_ja="この画面は事業所・代理人の方のみ利用できます",
+            actor=party.user_id,
+        )
+    account = signed_in_account()
+    assert account is not None  # signed_in_party refused otherwise
+    return account
+
+
+def home_endpoint() -> str:
+    """The endpoint of the signed-in party's home: the console's, or the portal's."""
+    account = signed_in_account()
+    if account is not None and may(party_of(account), Permission.VIEW_OWN_APPLICATIONS):
+        return "portal_home.home"
+    return "console.home"
+
+
+def sign_in_endpoint(account: Account | None) -> str:
+    """The sign-in page for ``account``'s kind (the staff's when unknown)."""
+    if account is not None and may(party_of(account), Permission.VIEW_OWN_APPLICATIONS):
+        return "portal_auth.sign_in"
+    return "auth.sign_in"
+
+
 def now_seconds() -> int:
     return int(current_app.extensions["shomei"].now().timestamp())
 
@@ -117,7 +147,8 @@ def _before() -> BaseResponse | None:
         session.clear()
         session.update(keep)
         flash(_("You were signed out after a time without activity. Please sign in again."))
-        return redirect(url_for("auth.sign_in"))
+        portal = request.path.startswith("/portal")
+        return redirect(url_for("portal_auth.sign_in" if portal else "auth.sign_in"))
     if active:
         session[SEEN] = now
     return None

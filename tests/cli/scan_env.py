@@ -598,7 +598,7 @@ def build_template(folder: Path) -> None:
 
     from contract.batch import IssueItem, write_request_batch
     from demo.federation import build_demo
-    from ra.identity import load_link_identity
+    from ra.ca_link.identity import load_link_identity
     from ra.settings import load_ra_settings
     from signer.notices import seal
     from tests.ca.test_signbatch import csr

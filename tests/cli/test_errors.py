@@ -1,7 +1,7 @@
 """The CLI's one table of exit codes covers every kind of error, by the class hierarchy.
 
 Every module of the product is imported first, so that every :class:`ShomeiError` subclass
-defined anywhere (``ra.passwords.WrongPassword``, ``ca.batchstore.Busy``, ...) is found by
+defined anywhere (``ra.people.passwords.WrongPassword``, ``ca.batchstore.Busy``, ...) is found by
 walking the subclasses, not by a list kept by hand.
 """
 
@@ -18,7 +18,7 @@ from shomei.errors import ShomeiError, VerificationFailed
 
 PACKAGES = ("shomei", "crl", "signer", "ca", "ra", "cli")
 # Alembic's scripts run on import; ``__main__`` modules are programs.
-SKIP = ("ra.migrations", ".__main__")
+SKIP = ("ra.store.migrations", ".__main__")
 
 
 def _import_everything() -> None:

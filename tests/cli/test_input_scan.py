@@ -438,7 +438,7 @@ def pg_env(env: Path) -> Iterator[tuple[Path, str]]:
     """The environment with its RA on a PostgreSQL schema of its own (with accounts in it)."""
     from sqlalchemy import create_engine
 
-    from ra.db import upgrade
+    from ra.store.db import upgrade
     from tests.ra.conftest import _pg_base
 
     base = _pg_base()

@@ -12,13 +12,13 @@ from sqlalchemy import text
 
 from cli.main import main
 from contract.profile import load_profiles
-from ra import applications
-from ra.accounts import get_account
-from ra.db import make_engine, session_factory, transaction
 from ra.party import party_of
-from ra.passwords import check_issuance_password
+from ra.people.accounts import get_account
+from ra.people.passwords import check_issuance_password
 from ra.settings import load_ra_settings
-from ra.vault import totp_context
+from ra.store.db import make_engine, session_factory, transaction
+from ra.store.vault import totp_context
+from ra.workflow import applications
 from tests.ra_profile import PROFILE_FILES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -114,7 +114,7 @@ def test_show_and_verify_audit(settings_file: Path) -> None:
     # 15:30 UTC is 00:30 the next day in Japan.
     assert "2026-11-03 00:30:00 JST apply - -> awaiting_issue_request" in body
     assert f"by office:{user_id} from 192.0.2.1" in body
-    # The history comes from ra.queries.application_history, with the action in Japanese.
+    # The history comes from ra.desk.queries.application_history, with the action in Japanese.
     assert f"by office:{user_id} from 192.0.2.1  発行申請" in body
     missing = run("show", 999, "--settings", settings_file)
     assert missing.exit_code == 2 and "no application 999" in missing.output  # type: ignore[attr-defined]
@@ -187,8 +187,8 @@ def test_export_list_writes_excel_csv_and_refuses_bad_input(tmp_path: Path) -> N
 
 def test_add_staff_creates_the_first_admin_once(settings_file: Path, tmp_path: Path) -> None:
 
-    from ra.models import AccountKind, AuditRecord
-    from ra.vault import load_vault
+    from ra.store.models import AccountKind, AuditRecord
+    from ra.store.vault import load_vault
 
     assert run("init-db", "--settings", settings_file).exit_code == 0  # type: ignore[attr-defined]
     args = ["add-staff", "tanaka", "--name", "田中 一郎", "--email", "tanaka@fed.example"]
@@ -205,7 +205,7 @@ def test_add_staff_creates_the_first_admin_once(settings_file: Path, tmp_path: P
     with transaction(session_factory(engine)) as s:
         admin = get_account(s, "tanaka")
         assert admin.kind is AccountKind.ADMIN and admin.active
-        from ra.passwords import check_password
+        from ra.people.passwords import check_password
 
         check_password(admin.password_hash, login, what="login password", what_ja="x")
         assert admin.totp_secret_sealed and secret not in admin.totp_secret_sealed

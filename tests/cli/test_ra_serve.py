@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from ra.initdb import init_database
 from ra.settings import load_ra_settings
+from ra.store.initdb import init_database
 from tests.ra_profile import PROFILE_FILES
 
 

@@ -29,9 +29,9 @@ import pytest
 from demo.federation import build_demo
 from demo.population import GROUPS, counts
 from demo.serve import free_port
-from ra.db import make_engine, session_factory
 from ra.lifecycle import Status
 from ra.settings import load_ra_settings
+from ra.store.db import make_engine, session_factory
 
 TOKEN = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 ROW = re.compile(r"^(admin|staff)\s+(\S+)\s+(\S+) / ", re.MULTILINE)

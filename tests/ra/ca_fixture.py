@@ -2,7 +2,8 @@
 
 The example ceremony of ``conf/ceremonies`` (root and issuing CA, demo custodian shares) runs
 into a temporary folder exactly as ``shomei demo`` runs it; the RA's link identity is made by
-:func:`ra.identity.create_link_identity` (key encrypted at rest) and pinned by the CA.  Tests
+:func:`ra.ca_link.identity.create_link_identity` (key encrypted at rest) and pinned by the CA.
+Tests
 build :class:`ra.settings.RASettings` around it with :func:`ra_settings` and make applications
 with a real CSR with :func:`make_application`.
 """
@@ -31,10 +32,10 @@ from ca.context import CA, open_ca
 from ca.custody.shares import parse_share
 from ca.settings import load_ca_settings
 from ca.trust import pin_ra_certificate
-from ra.identity import LinkFiles, create_link_identity
+from ra.ca_link.identity import LinkFiles, create_link_identity
 from ra.lifecycle import Applicant, Status
-from ra.models import Account, AccountKind, Application
 from ra.settings import LinkSettings, MailSettings, RASettings, ScheduleSettings
+from ra.store.models import Account, AccountKind, Application
 from shomei.clock import utcnow
 from tests.ra import factories
 

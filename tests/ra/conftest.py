@@ -21,11 +21,11 @@ import pytest
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ra.db import make_engine, session_factory, upgrade
-from ra.vault import Vault
+from ra.store.db import make_engine, session_factory, upgrade
+from ra.store.vault import Vault
 
 PG_ENV = "SHOMEI_TEST_DATABASE_URL"
-# The secrets key of the tests' databases (ra.vault); a fixed value, like the clock.
+# The secrets key of the tests' databases (ra.store.vault); a fixed value, like the clock.
 VAULT = Vault(bytes(range(32)), source="the tests' secrets key")
 
 

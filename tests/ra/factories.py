@@ -9,7 +9,7 @@ import uuid
 from sqlalchemy.orm import Session
 
 from ra.lifecycle import Applicant, Status
-from ra.models import Account, AccountKind, Application
+from ra.store.models import Account, AccountKind, Application
 
 _numbers = itertools.count(1)
 

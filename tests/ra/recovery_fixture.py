@@ -17,11 +17,11 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from ra import audit
-from ra.identity import load_link_identity
+from ra.ca_link.identity import load_link_identity
 from ra.lifecycle import Status
-from ra.models import Application, CaBatch, Certificate
 from ra.settings import RASettings
+from ra.store import audit
+from ra.store.models import Application, CaBatch, Certificate
 from tests.ra.ca_fixture import CaHome
 from tests.ra.conftest import Database
 from tests.ra_profile import PROFILE_FILES

@@ -13,7 +13,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import func, select
 
-from ra import audit, lifecycle
+from ra import lifecycle
 from ra.lifecycle import (
     TRANSITIONS,
     Actor,
@@ -23,7 +23,8 @@ from ra.lifecycle import (
     Status,
     TransitionRefused,
 )
-from ra.models import Application, AuditRecord
+from ra.store import audit
+from ra.store.models import Application, AuditRecord
 from shomei.errors import Conflict, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import Database

@@ -20,23 +20,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contract.profile import load_profile
-from ra import (
-    accounts,
-    applications,
-    auth,
-    bulk,
-    csvimport,
-    downloads,
-    passbook,
-    reissue,
-    revocations,
-)
-from ra.accounts import AccountInput
-from ra.detail import application_detail
-from ra.export import csv_stream, export_csv
-from ra.history import application_history
+from ra.ca_link.recovery import rerequest_batch
+from ra.desk import bulk, passbook
+from ra.desk.detail import application_detail
+from ra.desk.export import csv_stream, export_csv
+from ra.desk.queries import count_applications, list_applications, make_filters
 from ra.lifecycle import TRANSITIONS, Actor, Applicant, Status
-from ra.models import Account, AccountKind, Application, AuditRecord
 from ra.party import (
     EVENTS,
     PERMISSIONS,
@@ -50,9 +39,12 @@ from ra.party import (
     party_of,
     require,
 )
-from ra.queries import count_applications, list_applications, make_filters
-from ra.recovery import rerequest_batch
+from ra.people import accounts, auth, csvimport
+from ra.people.accounts import AccountInput
 from ra.settings import RASettings
+from ra.store.models import Account, AccountKind, Application, AuditRecord
+from ra.workflow import applications, downloads, reissue, revocations
+from ra.workflow.history import application_history
 from shomei.errors import NotFound, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import VAULT, Database

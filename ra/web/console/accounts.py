@@ -4,9 +4,9 @@ Screens (``/console/accounts``), staff and admins (the services check
 :attr:`~ra.party.Permission.MANAGE_PORTAL_ACCOUNTS`):
 
 * the list: search by user ID prefix, office or agent number prefix, or name; accounts that
-  have not signed in within three days of creation are highlighted (:mod:`ra.account_admin`);
-* a new account (:func:`ra.accounts.add_portal_account`);
-* a CSV upload (:mod:`ra.csvimport`).  The file is kept server-side under
+  have not signed in within three days of creation are highlighted (:mod:`ra.people.account_admin`);
+* a new account (:func:`ra.people.accounts.add_portal_account`);
+* a CSV upload (:mod:`ra.people.csvimport`).  The file is kept server-side under
   ``<data_dir>/uploads/<token>.csv`` (the token is random and also stored in the signed
   session, so only the session that uploaded it can import it) and the preview shows every
   row and every problem; the import re-reads that file, checks it again and creates all
@@ -37,9 +37,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ra import account_admin, accounts, auth, csvimport
-from ra.models import Account, AccountKind
 from ra.party import Permission
+from ra.people import account_admin, accounts, auth, csvimport
+from ra.store.models import Account, AccountKind
 from ra.web import WebContext, db, letter_drop, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm

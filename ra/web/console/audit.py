@@ -1,6 +1,6 @@
 """監査 (/console/audit, admins): verify the audit chain and search the audit log.
 
-The services (:mod:`ra.audit_desk`) refuse anyone without the audit permission; the menu
+The services (:mod:`ra.desk.audit_desk`) refuse anyone without the audit permission; the menu
 entry shows only to those who have it.  A broken chain is shown as the verification's own
 message (which record, what happened), with status 422.
 """
@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
-from ra import audit_desk
+from ra.desk import audit_desk
 from ra.lifecycle import Status
 from ra.party import Permission
 from ra.web import WebContext, db, text

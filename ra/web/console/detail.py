@@ -1,6 +1,7 @@
 """The detail screen of one application (証明書発行管理, B2-B4): ``/console/applications/<id>``.
 
-The page shows the application (:func:`ra.detail.application_detail`), its whole history, and
+The page shows the application (:func:`ra.desk.detail.application_detail`), its whole history,
+and
 a form for each action the signed-in party may take now (:attr:`ApplicationDetail.actions`,
 from :func:`ra.party.allowed_actions`): 却下, 却下理由の修正, 再度申込, 発行依頼, 入金登録,
 失効申請 and, for admins, 取消.  Each form posts to its own URL, which calls one service with
@@ -24,8 +25,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response as BaseResponse
 
-from ra import applications, revocations
-from ra.detail import ApplicationDetail, application_detail
+from ra.desk.detail import ApplicationDetail, application_detail
 from ra.lifecycle import Applicant, Status
 from ra.party import Party, application_for
 from ra.web import WebContext, db, errors, text
@@ -38,6 +38,7 @@ from ra.web.console.detail_forms import (
     VersionForm,
 )
 from ra.web.security import signed_in_party
+from ra.workflow import applications, revocations
 from shomei.clock import JST
 from shomei.errors import Conflict, MalformedInput
 
@@ -48,7 +49,8 @@ Page = tuple[str, int] | BaseResponse
 # and the version the page showed.
 Action = Callable[[Session, Party, dt.datetime, str | None, int], object]
 
-# Who asked for a revocation (ra.revocations.REQUESTERS), labelled in the reader's language.
+# Who asked for a revocation (ra.workflow.revocations.REQUESTERS), labelled in the reader's
+# language.
 REQUESTER_LABELS: Mapping[str, object] = MappingProxyType(
     {"office": _l("Office"), "agent": _l("Agent"), "prefecture": _l("Prefecture")}
 )

@@ -2,7 +2,8 @@
 
 Every form carries the application's ``version`` as the page showed it, so the service can
 refuse an action chosen on a state someone else has changed since
-(:func:`ra.services.expect_version`).  Each form has its own prefix: several are on one page.
+(:func:`ra.workflow.services.expect_version`).  Each form has its own prefix: several are on one
+page.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 from wtforms.widgets import HiddenInput
 
-from ra.services import REASON_LIMIT
+from ra.workflow.services import REASON_LIMIT
 
 
 class VersionForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped

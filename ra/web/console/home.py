@@ -14,10 +14,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ra import queries, stuck
+from ra.ca_link import stuck
+from ra.desk import queries
 from ra.lifecycle import Status
-from ra.models import CaBatch, CrlRecord
 from ra.party import Party
+from ra.store.models import CaBatch, CrlRecord
 from ra.web import db
 from ra.web.console import console_blueprint, nav_item
 from ra.web.security import signed_in_party

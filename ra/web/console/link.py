@@ -1,8 +1,9 @@
 """連携 (/console/link): the RA↔CA link, the current CRL and the jobs (docs/product.md §8, §10).
 
-Any console user sees the state (:func:`ra.link_desk.overview`); the hand operations of
+Any console user sees the state (:func:`ra.desk.link_desk.overview`); the hand operations of
 offline mode (download a request batch, upload a result batch or a CRL), "run now" and
-re-request are checked by the services (:mod:`ra.link_desk`, :mod:`ra.recovery`), which
+re-request are checked by the services (:mod:`ra.desk.link_desk`, :mod:`ra.ca_link.recovery`),
+which
 refuse staff.  An upload that is not a verified file of our CA is refused with one Japanese
 line and changes nothing; the same result file twice is imported once and says so.
 """
@@ -16,9 +17,10 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from werkzeug.wrappers import Response as BaseResponse
 
-from ra import link_desk, recovery
-from ra.jobs import JOBS
+from ra.ca_link import recovery
+from ra.desk import link_desk
 from ra.party import Party, Permission, may
+from ra.tasks.jobs import JOBS
 from ra.web import WebContext, db, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm

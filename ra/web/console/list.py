@@ -2,7 +2,7 @@
 bulk actions and 一覧保存 (CSV).
 
 The search is a GET form, so a page of a search is a plain URL (bookmarks, the back
-button).  Pages are cut by :class:`ra.queries.PlanCache` (one per worker process): the
+button).  Pages are cut by :class:`ra.desk.queries.PlanCache` (one per worker process): the
 検索 button sends ``search=1``, which plans the search anew (fresh 全件数 and page
 boundaries); paging and jumping reuse the plan (one cache per application, so per worker).
 
@@ -10,7 +10,7 @@ Selection lives in the signed session cookie, so it survives paging without any 
 the rows shown on a page are posted with the ticked ones (選択を反映 or any bulk button), and
 the ones shown but not ticked are taken out.  Rows ticked one by one are kept as their ids,
 at most :data:`TICK_LIMIT` (a cookie holds about 4 KB); 全選択 keeps the search itself and the
-rows unticked afterwards (:func:`ra.bulk.select_all`), so it covers every page.
+rows unticked afterwards (:func:`ra.desk.bulk.select_all`), so it covers every page.
 
 A bulk action answers with its result page directly (every row done and every row refused,
 with the reason): the result of one press is shown once, and up to 2,000 rows do not fit in
@@ -42,10 +42,10 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import DateField, IntegerField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
-from ra import bulk, export
+from ra.desk import bulk, export
+from ra.desk.queries import ApplicantType, ListFilters, ListRow, PlanCache, make_filters
 from ra.lifecycle import Status
 from ra.party import Permission, may
-from ra.queries import ApplicantType, ListFilters, ListRow, PlanCache, make_filters
 from ra.web import db
 from ra.web.console import console_blueprint, nav_item
 from ra.web.security import signed_in_party
@@ -134,7 +134,7 @@ def _stored() -> dict[str, Any]:
 
 
 def current_selection() -> bulk.Selection:
-    """The selection kept in the session, as :mod:`ra.bulk` takes it."""
+    """The selection kept in the session, as :mod:`ra.desk.bulk` takes it."""
     stored = _stored()
     if "all" in stored:
         return bulk.select_all(filters_of(stored["all"]), excluded=stored.get("excluded", []))

@@ -1,6 +1,6 @@
 """メール (/console/mail, admins): the mail outbox (queued, sent, failed), resending a failed one.
 
-The services (:mod:`ra.outbox`) refuse anyone who may not run the jobs; a resend is audited
+The services (:mod:`ra.mailing.outbox`) refuse anyone who may not run the jobs; a resend is audited
 whether or not the server took the mail, and the page says which.
 """
 
@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
-from ra import outbox
+from ra.mailing import outbox
 from ra.party import Permission
 from ra.web import WebContext, db, text
 from ra.web.console import console_blueprint, nav_item

@@ -1,10 +1,10 @@
 """入金登録 from the bank passbook (B3, docs/product.md §6).
 
 Staff type the payer name as the passbook prints it (振込人名: half-width, upper case, with
-the bank's spaces); :func:`ra.passbook.search_by_payer` folds it and finds the agent's
+the bank's spaces); :func:`ra.desk.passbook.search_by_payer` folds it and finds the agent's
 applications awaiting payment, with their fee balance (手数料残高) to compare with the
 amount in the passbook.  Staff tick the applications the transfer pays and register the
-date and amount: each row goes through :func:`ra.bulk.bulk_register_payment`, so a row whose
+date and amount: each row goes through :func:`ra.desk.bulk.bulk_register_payment`, so a row whose
 fee is not the amount, or that someone else registered first, is refused with its reason on
 the result page while the others are registered.
 """
@@ -17,7 +17,7 @@ from flask import current_app, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
-from ra import bulk, passbook
+from ra.desk import bulk, passbook
 from ra.web import db
 from ra.web.console import console_blueprint, nav_item
 from ra.web.console.list import JST, ListActionForm, parse_ids

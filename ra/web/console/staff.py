@@ -1,14 +1,16 @@
 """Staff management (職員管理): the console's staff and admin users, admins only.
 
-``/console/staff``: the list, a new staff member or admin (:func:`ra.accounts.add_console_user`),
-disable, reset the authenticator (:func:`ra.account_admin.reset_totp`: the user enrols again at
+``/console/staff``: the list, a new staff member or admin
+(:func:`ra.people.accounts.add_console_user`),
+disable, reset the authenticator (:func:`ra.people.account_admin.reset_totp`: the user enrols again
+at
 the next sign-in).  Every service checks :attr:`~ra.party.Permission.MANAGE_STAFF`, so a staff
 member gets 403 on each of these pages.
 
 The new user's login password and TOTP secret are shown once, in the response to the form that
 created them (as text, an ``otpauth://`` URI and a QR code made by segno, inline SVG): they are
 not stored in clear anywhere, and reloading the page does not show them again.  The secret is
-kept sealed (:mod:`ra.vault`); the user may scan it now or at the first sign-in.
+kept sealed (:mod:`ra.store.vault`); the user may scan it now or at the first sign-in.
 """
 
 from __future__ import annotations
@@ -25,9 +27,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ra import account_admin, accounts
-from ra.models import AccountKind
 from ra.party import Permission
+from ra.people import account_admin, accounts
+from ra.store.models import AccountKind
 from ra.web import WebContext, db, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm

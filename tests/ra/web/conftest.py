@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ra.settings import RASettings, WebSettings
-from ra.vault import Vault, create_key_file
+from ra.store.vault import Vault, create_key_file
 from ra.web import create_app
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock

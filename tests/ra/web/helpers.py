@@ -10,11 +10,11 @@ import pyotp
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from ra import accounts, auth
-from ra.models import AccountKind
 from ra.party import Party
+from ra.people import accounts, auth
 from ra.settings import SignInSettings
-from ra.vault import Vault
+from ra.store.models import AccountKind
+from ra.store.vault import Vault
 from tests.ra.conftest import Database
 
 TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
@@ -116,3 +116,27 @@ def sign_in(client: FlaskClient, staff: Staff, now: dt.datetime) -> TestResponse
     home = client.get("/console/")
     assert home.status_code == 200
     return home
+
+
+@dataclass
+class PortalUser:
+    id: int
+    user_id: str
+    password: str
+
+
+def add_portal_account(
+    database: Database,
+    now: dt.datetime,
+    *,
+    kind: AccountKind = AccountKind.OFFICE,
+    password: str = "Portal-pass-1",  # noqa: S107  # a test account
+) -> PortalUser:
+    """An office or agent account that signs in to the portal with ``password``."""
+    from ra.people.passwords import hash_password
+    from tests.ra import factories
+
+    with database.factory() as s, s.begin():
+        account = factories.account(s, kind=kind, now=now)
+        account.password_hash = hash_password(password)
+        return PortalUser(account.id, account.user_id, password)

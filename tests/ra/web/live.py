@@ -25,11 +25,11 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from ra.db import make_engine, session_factory
-from ra.initdb import init_database
-from ra.models import AccountKind
 from ra.settings import RASettings, load_ra_settings
-from ra.vault import load_vault
+from ra.store.db import make_engine, session_factory
+from ra.store.initdb import init_database
+from ra.store.models import AccountKind
+from ra.store.vault import load_vault
 from tests.ra.conftest import Database, _pg_base
 from tests.ra.web.helpers import Staff, add_staff
 from tests.ra_profile import PROFILE_FILES

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from ra.models import Account, AccountKind
-from ra.vault import load_vault
+from ra.store.models import Account, AccountKind
+from ra.store.vault import load_vault
 from tests.ra.web.helpers import add_staff
 from tests.ra.web.live import BACKENDS, LiveServer, live_server
 from tests.ra.web.test_browser import CHROMIUM, SHOTS, browser, page, shoot, sign_in
@@ -139,8 +139,8 @@ def test_csv_upload_preview_create_and_letters(
 
 
 def test_overdue_accounts_are_highlighted(page: object, server: LiveServer) -> None:
-    from ra import accounts
     from ra.party import Party
+    from ra.people import accounts
 
     with server.database.factory() as s, s.begin():
         accounts.add_portal_account(

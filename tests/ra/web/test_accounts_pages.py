@@ -14,12 +14,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from ra import accounts, audit
-from ra.models import Account, AccountKind, AuditRecord, OutboxMail
 from ra.party import Party
-from ra.passwords import WrongPassword, check_issuance_password, check_password
+from ra.people import accounts
+from ra.people.passwords import WrongPassword, check_issuance_password, check_password
 from ra.settings import DocumentSettings, RASettings
-from ra.vault import Vault, totp_context
+from ra.store import audit
+from ra.store.models import Account, AccountKind, AuditRecord, OutboxMail
+from ra.store.vault import Vault, totp_context
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, Staff, add_staff, assert_no_mojibake, sign_in, token
 

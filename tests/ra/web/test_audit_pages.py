@@ -10,9 +10,9 @@ import datetime as dt
 from flask.testing import FlaskClient
 from sqlalchemy import update
 
-from ra import audit
-from ra.models import AccountKind, AuditRecord
-from ra.vault import Vault
+from ra.store import audit
+from ra.store.models import AccountKind, AuditRecord
+from ra.store.vault import Vault
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in, token
 

@@ -9,8 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from ra.models import Account, AuditRecord
-from ra.vault import Vault
+from ra.store.models import Account, AuditRecord
+from ra.store.vault import Vault
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import (
     Clock,
@@ -195,8 +195,8 @@ def test_date_style_toggle(
 def test_a_password_reset_between_the_two_steps_voids_the_first(
     client: FlaskClient, database: Database, vault: Vault, clock: Clock
 ) -> None:
-    from ra import accounts
     from ra.party import Party
+    from ra.people import accounts
 
     staff = add_staff(database, vault, clock.now)
     assert post_password(client, staff.user_id, staff.password).status_code == 302

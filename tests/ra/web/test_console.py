@@ -8,8 +8,8 @@ import hashlib
 from flask.testing import FlaskClient
 
 from ra.lifecycle import Applicant, Status
-from ra.models import CaBatch, CrlRecord
-from ra.vault import Vault
+from ra.store.models import CaBatch, CrlRecord
+from ra.store.vault import Vault
 from tests.ra import factories
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, add_staff, sign_in, token

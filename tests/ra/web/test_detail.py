@@ -10,13 +10,13 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from ra import applications
 from ra.lifecycle import Applicant, Status
-from ra.models import AccountKind, Application, AuditRecord, Certificate, Payment
 from ra.party import Party, PartyKind
-from ra.passwords import hash_password, new_issuance_password
+from ra.people.passwords import hash_password, new_issuance_password
 from ra.settings import RASettings, WebSettings, load_certificate_profiles
-from ra.vault import Vault, create_key_file
+from ra.store.models import AccountKind, Application, AuditRecord, Certificate, Payment
+from ra.store.vault import Vault, create_key_file
+from ra.workflow import applications
 from tests.ra import factories
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, Staff, add_staff, assert_no_mojibake, sign_in, token

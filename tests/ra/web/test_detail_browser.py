@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as dt
 
 from ra.lifecycle import Applicant, Status
-from ra.models import AccountKind, Application, Certificate, FeeEntry
-from ra.vault import load_vault
+from ra.store.models import AccountKind, Application, Certificate, FeeEntry
+from ra.store.vault import load_vault
 from tests.ra import factories
 from tests.ra.web import test_browser as live_pages
 from tests.ra.web.helpers import Staff, add_staff
@@ -35,7 +35,7 @@ def _application(server: LiveServer, applicant: Applicant, status: Status) -> in
         app.account.representative_number = "03-1234-0000"
         app.account.postal_code = "100-0001"
         app.account.address = "東京都千代田区千代田1-1 連合会ビル3階"
-        # The fee an office's application charged when it was made (ra.applications.apply).
+        # The fee an office's application charged when it was made (ra.workflow.applications.apply).
         s.add(
             FeeEntry(
                 account_id=app.account_id,

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import func, select
 
-from ra.models import Account, AccountKind, AuditRecord
 from ra.settings import RASettings
+from ra.store.models import Account, AccountKind, AuditRecord
 from ra.web import create_app, db
 from ra.web.errors import status_of
 from shomei import errors as e

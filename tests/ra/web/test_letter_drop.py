@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ra.settings import DocumentSettings, RASettings
-from ra.vault import create_key_file
+from ra.store.vault import create_key_file
 from ra.web import letter_drop
 from shomei.errors import ConfigError, NotFound
 

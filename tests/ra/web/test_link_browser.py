@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import update
 
 from ra.lifecycle import Status
-from ra.models import AccountKind, OutboxMail
+from ra.store.models import AccountKind, OutboxMail
 from tests.ra.ca_fixture import CaHome, ca_home_fixture  # noqa: F401
-from tests.ra.test_link import requested, status_of
-from tests.ra.test_link_offline import sign_with_cli
+from tests.ra.ca_link.test_link import requested, status_of
+from tests.ra.ca_link.test_link_offline import sign_with_cli
 from tests.ra.web.live import BACKENDS, LiveServer, free_port, live_server
 from tests.ra.web.test_browser import (  # noqa: F401
     CHROMIUM,

@@ -20,11 +20,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from ra import audit
 from ra.lifecycle import Applicant, Status
-from ra.models import AccountKind, AuditRecord, CaBatch, CrlRecord
 from ra.settings import LinkSettings, RASettings, WebSettings
-from ra.vault import Vault, create_key_file
+from ra.store import audit
+from ra.store.models import AccountKind, AuditRecord, CaBatch, CrlRecord
+from ra.store.vault import Vault, create_key_file
 from ra.web import create_app
 from tests.ra import factories
 from tests.ra.ca_fixture import (  # noqa: F401
@@ -33,11 +33,11 @@ from tests.ra.ca_fixture import (  # noqa: F401
     open_test_ca,
     ra_settings,
 )
+from tests.ra.ca_link.test_crl_lost_revocation import _revoked_office, _signed_crl
+from tests.ra.ca_link.test_crls import fresh_crl
+from tests.ra.ca_link.test_link import counts, requested, status_of
+from tests.ra.ca_link.test_link_offline import sign_with_cli
 from tests.ra.conftest import Database
-from tests.ra.test_crl_lost_revocation import _revoked_office, _signed_crl
-from tests.ra.test_crls import fresh_crl
-from tests.ra.test_link import counts, requested, status_of
-from tests.ra.test_link_offline import sign_with_cli
 from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in, token
 
 LINK = "/console/link/"

@@ -19,8 +19,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from ra.lifecycle import Applicant, Status
-from ra.models import Account, AccountKind, Application, Payment
-from ra.vault import Vault
+from ra.store.models import Account, AccountKind, Application, Payment
+from ra.store.vault import Vault
 from ra.web.console import list as list_view
 from tests.ra import factories
 from tests.ra.conftest import Database

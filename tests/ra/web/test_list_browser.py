@@ -15,7 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from ra.lifecycle import Applicant, Status
-from ra.models import Account, Application
+from ra.store.models import Account, Application
 from tests.ra import factories
 from tests.ra.web import test_browser
 from tests.ra.web.live import LiveServer

@@ -1,6 +1,7 @@
 """メール (/console/mail, admins): the outbox by state, and resending a failed mail (audited).
 
-Resends go to a real SMTP server on 127.0.0.1 (aiosmtpd, the recorder of tests/ra/test_mail.py);
+Resends go to a real SMTP server on 127.0.0.1 (aiosmtpd, the recorder of
+tests/ra/mailing/test_mail.py);
 a server that does not answer leaves the mail failed with its error.  SQLite and PostgreSQL.
 """
 
@@ -15,11 +16,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from ra.models import AccountKind, AuditRecord, OutboxMail
 from ra.settings import MailSettings, RASettings
-from ra.vault import Vault
+from ra.store.models import AccountKind, AuditRecord, OutboxMail
+from ra.store.vault import Vault
 from tests.ra.conftest import Database
-from tests.ra.test_mail import Recorder, _free_port, smtp  # noqa: F401
+from tests.ra.mailing.test_mail import Recorder, _free_port, smtp  # noqa: F401
 from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in, token
 
 MAIL = "/console/mail/"

@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from ra.models import AccountKind
 from ra.settings import RASettings
-from ra.vault import Vault
+from ra.store.models import AccountKind
+from ra.store.vault import Vault
 from ra.web import create_app
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in

@@ -15,9 +15,9 @@ from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, select
 from werkzeug.routing import Rule
 
-from ra.models import Account, AccountKind, AuditRecord
 from ra.settings import RASettings, WebSettings
-from ra.vault import Vault
+from ra.store.models import Account, AccountKind, AuditRecord
+from ra.store.vault import Vault
 from ra.web import create_app
 from ra.web.security import CSP
 from tests.ra import factories
@@ -130,6 +130,51 @@ def test_portal_accounts_get_403_on_every_console_route(
             assert "この操作は連合会職員のみ行えます" in answer.get_data(as_text=True)
 
 
+def test_every_portal_route_sends_an_anonymous_visitor_to_the_portal_sign_in(
+    client: FlaskClient, app: Flask
+) -> None:
+    routes = [r for r in _rules(app, "GET", "/portal") if not r.endpoint.startswith("portal_auth")]
+    assert routes
+    for rule in routes:
+        answer = client.get(_url(rule))
+        assert answer.status_code == 302, rule.rule
+        assert answer.headers["Location"].startswith("/portal/sign-in"), rule.rule
+
+
+@pytest.mark.parametrize("kind", [AccountKind.STAFF, AccountKind.ADMIN])
+def test_staff_get_403_on_every_portal_route(
+    app: Flask, database: Database, clock: Clock, kind: AccountKind
+) -> None:
+    with database.factory() as s, s.begin():
+        account = factories.account(s, kind=kind, now=clock.now)
+        session_id = f"{account.id}:{account.session_epoch}"
+    client = app.test_client()
+    with app.test_request_context():
+        csrf = generate_csrf()
+        raw = flask.session["csrf_token"]
+    with client.session_transaction() as sess:
+        sess["_user_id"] = session_id
+        sess["seen"] = int(clock.now.timestamp())
+        sess["csrf_token"] = raw
+    routes = [
+        r
+        for method in ("GET", "POST")
+        for r in _rules(app, method, "/portal")
+        if not r.endpoint.startswith("portal_auth")
+    ]
+    assert routes
+    for rule in routes:
+        post = "GET" not in (rule.methods or ())
+        answer = client.open(
+            _url(rule),
+            method="POST" if post else "GET",
+            data={"csrf_token": csrf} if post else None,
+        )
+        assert answer.status_code in (403, 404), rule.rule
+        if answer.status_code == 403:
+            assert "事業所・代理人の方のみ" in answer.get_data(as_text=True)
+
+
 def test_a_disabled_account_is_signed_out(
     app: Flask, database: Database, vault: Vault, clock: Clock
 ) -> None:
@@ -216,8 +261,8 @@ def test_time_is_injected(app: Flask, clock: Clock) -> None:
 def test_a_password_reset_by_an_admin_ends_the_sessions(
     app: Flask, database: Database, vault: Vault, clock: Clock
 ) -> None:
-    from ra import accounts
     from ra.party import Party
+    from ra.people import accounts
 
     staff = add_staff(database, vault, clock.now)
     client = app.test_client()

@@ -1,0 +1,1 @@
+"""Notices and mail: written in the caller's transaction, sent through the outbox."""
