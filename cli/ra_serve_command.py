@@ -10,6 +10,7 @@ proxy, set ``[ra.web] behind_tls = true`` and bind to 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,25 @@ def _application(settings: RASettings, options: dict[str, Any]) -> Any:
             return create_app(settings)
 
     return Server()
+
+
+def _metrics_folder(settings: RASettings) -> None:
+    """Where the workers keep their request counters for ``/metrics`` (ra.web.metrics).
+
+    ``PROMETHEUS_MULTIPROC_DIR`` as the environment gives it, else ``data_dir/metrics``;
+    emptied at each start, since counters of a server no longer running must not be summed.
+    """
+    folder = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or settings.data_dir / "metrics")
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
+
+
+def _worker_exited(_server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 @click.command("serve")
@@ -74,7 +94,9 @@ def serve(settings_path: Path, bind: str, workers: int) -> None:
             f"--bind must be HOST:PORT, not {bind!r}",
             message_ja=f"--bind は HOST:PORT の形式で指定してください({bind!r})",
         )
+    _metrics_folder(settings)
     options = {
+        "child_exit": _worker_exited,
         "bind": bind,
         "workers": workers,
         "accesslog": "-",

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -179,6 +179,16 @@ def head_revision() -> str:
     return head
 
 
+def schema_revision(connection: Connection) -> str | None:
+    """The migration the database is at (None: no RA schema)."""
+    from sqlalchemy import text
+
+    if not connection.dialect.has_table(connection, "alembic_version"):
+        return None
+    found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return None if found is None else str(found)
+
+
 def open_database(url: str, **kwargs: Any) -> Engine:
     """An engine for an existing RA database whose schema is the one this software needs.
 
@@ -186,7 +196,6 @@ def open_database(url: str, **kwargs: Any) -> Engine:
     schema, or was made by another version (then ``shomei ra init-db`` upgrades it), instead
     of failing later in the middle of some work with a database error.
     """
-    from sqlalchemy import text
     from sqlalchemy.exc import SQLAlchemyError
 
     path = sqlite_path(url)
@@ -200,12 +209,7 @@ def open_database(url: str, **kwargs: Any) -> Engine:
     shown = dberrors.shown(engine.url)
     try:
         with engine.connect() as connection:
-            has_table = engine.dialect.has_table(connection, "alembic_version")
-            current = (
-                connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-                if has_table
-                else None
-            )
+            current = schema_revision(connection)
     except DatabaseFailure:
         engine.dispose()
         raise

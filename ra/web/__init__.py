@@ -55,7 +55,20 @@ def create_app(
     now: Callable[[], dt.datetime] | None = None,
 ) -> Flask:
     """The web application for ``settings`` (the database opened unless a factory is given)."""
-    from ra.web import auth_views, console, db, errors, portal, portal_auth, security, text
+    from ra.ca_link import publication
+    from ra.web import (
+        auth_views,
+        console,
+        db,
+        errors,
+        health,
+        metrics,
+        portal,
+        portal_auth,
+        publish,
+        security,
+        text,
+    )
 
     key_file = settings.web.secret_key_file
     if key_file is None:
@@ -109,6 +122,9 @@ def create_app(
     errors.init_app(app)
     app.register_blueprint(auth_views.blueprint)
     app.register_blueprint(portal_auth.blueprint)
+    app.register_blueprint(health.blueprint)
+    metrics.init_app(app)
+    publish.register(app, publication.paths(settings))
     for blueprint in [*console.blueprints(), *portal.blueprints()]:
         app.register_blueprint(blueprint)
     app.jinja_env.globals["console_menu"] = console.menu

@@ -161,8 +161,8 @@ def _headers(response: Response) -> Response:
     headers["Referrer-Policy"] = "same-origin"
     headers["X-Frame-Options"] = "DENY"
     headers["X-Request-Id"] = g.get("request_id", "-")
-    if request.endpoint != "static":
-        headers["Cache-Control"] = "no-store"
+    if request.endpoint != "static" and request.blueprint != "publish":
+        headers["Cache-Control"] = "no-store"  # the public CRL and CA files set their own
     return response
 
 

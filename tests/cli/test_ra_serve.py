@@ -57,3 +57,76 @@ def test_bad_settings_stop_the_start(tmp_path: Path) -> None:
     )
     result = _serve("--settings", path)
     assert result.exit_code == 2 and "behind_tsl" in result.output  # type: ignore[attr-defined]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as answer:  # noqa: S310  # our test server
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def test_metrics_sum_the_requests_of_every_worker(settings_file: Path) -> None:
+    """Two gunicorn workers answer; /metrics counts the requests of both, once each."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    init_database(load_ra_settings(settings_file))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    log_file = (settings_file.parent / "serve.log").open("wb")
+    shomei = str(Path(sys.executable).with_name("shomei"))
+    command = [shomei, "ra", "serve", "--settings", str(settings_file)]
+    server = subprocess.Popen(
+        [*command, "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=settings_file.parent,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if _get(base + "/healthz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            log = (settings_file.parent / "serve.log").read_text(errors="replace")
+            assert server.poll() is None, log
+            assert time.monotonic() < deadline, "the server did not start\n" + log
+            time.sleep(0.2)
+        for _ in range(40):
+            assert _get(base + "/healthz") == (200, "ok\n")
+        status, text = _get(base + "/metrics")
+        assert status == 200
+        counted = re.search(
+            r'shomei_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', text
+        )
+        assert counted is not None, text[:2000]
+        assert float(counted.group(1)) >= 41  # 40 and the ones that waited for the start
+        assert re.search(r'shomei_applications\{status="issued"\} 0\.0', text)
+        assert "shomei_database_up 1.0" in text
+        assert (settings_file.parent / "data" / "metrics").is_dir()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        log_file.close()

@@ -3,9 +3,8 @@
 The example ceremony of ``conf/ceremonies`` (root and issuing CA, demo custodian shares) runs
 into a temporary folder exactly as ``shomei demo`` runs it; the RA's link identity is made by
 :func:`ra.ca_link.identity.create_link_identity` (key encrypted at rest) and pinned by the CA.
-Tests
-build :class:`ra.settings.RASettings` around it with :func:`ra_settings` and make applications
-with a real CSR with :func:`make_application`.
+Tests build :class:`ra.settings.RASettings` around it with :func:`ra_settings` and make
+applications with a real CSR with :func:`make_application`.
 """
 
 from __future__ import annotations

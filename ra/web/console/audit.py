@@ -100,8 +100,8 @@ def verify() -> BaseResponse:
         _(
             "The audit log is intact: %(records)s record(s), %(anchors)s signed anchor(s), "
             "head %(head)s.",
-            records=f"{report.records:,}",
-            anchors=f"{report.anchors:,}",
+            records=format(report.records, ","),
+            anchors=format(report.anchors, ","),
             head=report.head_hash[:16],
         )
     )
