@@ -100,15 +100,16 @@ def scheduler_command(settings_path: Path, holder: str | None) -> None:
 
 
 def _log_events() -> None:
-    """A service logs what happens (INFO, with the time) even without -v."""
+    """A service logs what happens (INFO) even without -v, as JSON lines (shomei.logs)."""
     import logging
 
-    form = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from shomei.logs import JsonFormatter
+
     root = logging.getLogger()
     if not root.handlers:  # called without `shomei` (tests, an embedding program)
         logging.basicConfig(level=logging.WARNING)
     for handler in root.handlers:
-        handler.setFormatter(form)
+        handler.setFormatter(JsonFormatter())
     shomei = logging.getLogger("shomei")
     if shomei.getEffectiveLevel() > logging.INFO:
         shomei.setLevel(logging.INFO)

@@ -20,6 +20,7 @@ from cli.errors import handle_errors
 from ra.settings import RASettings, load_ra_settings
 from ra.store.vault import ensure_session_key, load_vault
 from shomei.errors import ConfigError
+from shomei.logs import gunicorn_config
 
 
 def _application(settings: RASettings, options: dict[str, Any]) -> Any:
@@ -102,6 +103,8 @@ def serve(settings_path: Path, bind: str, workers: int) -> None:
         "accesslog": "-",
         "errorlog": "-",
         "proc_name": "shomei-ra-web",
+        # Every line JSON, with the request id the error page shows (shomei.logs).
+        **gunicorn_config(),
         # Behind a proxy, trust its X-Forwarded-* only from the proxy on this host.
         "forwarded_allow_ips": "127.0.0.1",
     }

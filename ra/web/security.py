@@ -24,6 +24,7 @@ from ra.party import Party, Permission, may, party_of
 from ra.store.models import Account
 from ra.web import db
 from shomei.errors import NotPermitted
+from shomei.logs import REQUEST_ID
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -135,6 +136,7 @@ def start_session() -> None:
 
 def _before() -> BaseResponse | None:
     g.request_id = secrets.token_hex(6)
+    REQUEST_ID.set(g.request_id)  # every log line of this request names it (shomei.logs)
     if request.endpoint == "static":
         return None
     seen = session.get(SEEN)

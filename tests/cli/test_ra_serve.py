@@ -3,7 +3,16 @@ driven by the live-server browser tests in ``tests/ra/web``)."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import signal
 import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,29 +87,24 @@ def _get(url: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def test_metrics_sum_the_requests_of_every_worker(settings_file: Path) -> None:
-    """Two gunicorn workers answer; /metrics counts the requests of both, once each."""
-    import os
-    import re
-    import signal
-    import subprocess
-    import sys
-    import time
-
+@contextmanager
+def _running(settings_file: Path) -> Iterator[str]:
+    """``shomei ra serve`` with two workers on a free port; stdout/stderr to files beside."""
     init_database(load_ra_settings(settings_file))
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    log_file = (settings_file.parent / "serve.log").open("wb")
     shomei = str(Path(sys.executable).with_name("shomei"))
     command = [shomei, "ra", "serve", "--settings", str(settings_file)]
-    server = subprocess.Popen(
-        [*command, "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-        cwd=settings_file.parent,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log_file,
-        start_new_session=True,
-    )
+    folder = settings_file.parent
+    with (folder / "out.log").open("wb") as out, (folder / "err.log").open("wb") as err:
+        server = subprocess.Popen(
+            [*command, "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+            cwd=folder,
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -110,23 +114,45 @@ def test_metrics_sum_the_requests_of_every_worker(settings_file: Path) -> None:
                     break
             except OSError:
                 pass
-            log = (settings_file.parent / "serve.log").read_text(errors="replace")
+            log = (folder / "err.log").read_text(errors="replace")
             assert server.poll() is None, log
             assert time.monotonic() < deadline, "the server did not start\n" + log
             time.sleep(0.2)
-        for _ in range(40):
-            assert _get(base + "/healthz") == (200, "ok\n")
-        status, text = _get(base + "/metrics")
-        assert status == 200
-        counted = re.search(
-            r'shomei_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', text
-        )
-        assert counted is not None, text[:2000]
-        assert float(counted.group(1)) >= 41  # 40 and the ones that waited for the start
-        assert re.search(r'shomei_applications\{status="issued"\} 0\.0', text)
-        assert "shomei_database_up 1.0" in text
-        assert (settings_file.parent / "data" / "metrics").is_dir()
+        yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-        log_file.close()
+
+
+def test_metrics_sum_the_requests_of_every_worker(settings_file: Path) -> None:
+    """Two gunicorn workers answer; /metrics counts the requests of both, once each."""
+    with _running(settings_file) as base:
+        for _ in range(40):
+            assert _get(base + "/healthz") == (200, "ok\n")
+        status, text = _get(base + "/metrics")
+    assert status == 200
+    counted = re.search(
+        r'shomei_http_requests_total\{method="GET",route="/healthz",status="200"\} (\S+)', text
+    )
+    assert counted is not None, text[:2000]
+    assert float(counted.group(1)) >= 41  # 40 and the ones that waited for the start
+    assert re.search(r'shomei_applications\{status="issued"\} 0\.0', text)
+    assert "shomei_database_up 1.0" in text
+    assert (settings_file.parent / "data" / "metrics").is_dir()
+
+
+def test_every_log_line_is_json_and_names_the_request(settings_file: Path) -> None:
+    """The request id on an error page leads to the log lines of that request."""
+    with _running(settings_file) as base:
+        status, page = _get(base + "/console/no-such-page?user=secret-looking")
+    assert status == 404
+    found = re.search(r"<code>([0-9a-f]{12})</code>", page)
+    assert found, page
+    request_id = found.group(1)
+    folder = settings_file.parent
+    access = [json.loads(line) for line in (folder / "out.log").read_text().splitlines()]
+    events = [json.loads(line) for line in (folder / "err.log").read_text().splitlines()]
+    assert events and all({"time", "level", "logger", "message"} <= set(e) for e in events)
+    (line,) = [a for a in access if a["request_id"] == request_id]
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/console/no-such-page", 404)
+    assert "secret-looking" not in (folder / "out.log").read_text()  # no query strings

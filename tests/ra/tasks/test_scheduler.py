@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import signal
 import subprocess
@@ -270,10 +271,16 @@ def test_the_scheduler_logs_events_without_third_party_noise(
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert "INFO shomei.ra.scheduler: scheduler logged starting: dispatch every 10 min" in err
-    assert "daily at 02:00 JST" in err
-    assert "INFO shomei.ra.scheduler: lease ra-scheduler taken by logged" in err
-    assert "INFO shomei.ra.scheduler: scheduler logged stopped; lease released" in err
+    # One JSON object a line after the first (the start line for a person at the terminal).
+    events = [json.loads(line) for line in err.splitlines()[1:]]
+    said = [(e["level"], e["logger"], e["message"]) for e in events]
+    starting = [
+        m for _l, _n, m in said if m.startswith("scheduler logged starting: dispatch every 10 min")
+    ]
+    assert starting and "daily at 02:00 JST" in starting[0], err
+    taken = "lease ra-scheduler taken by logged: this scheduler runs the jobs"
+    assert ("INFO", "shomei.ra.scheduler", taken) in said
+    assert ("INFO", "shomei.ra.scheduler", "scheduler logged stopped; lease released") in said
     for noise in ("apscheduler", "sqlalchemy", "DEBUG psycopg", "Traceback"):
         assert noise not in err, err
-    assert all(line[:4].isdigit() for line in err.splitlines()[1:]), err  # each line timed
+    assert all(e["time"][:4].isdigit() for e in events), err  # each line timed
