@@ -52,10 +52,18 @@ def _metrics_folder(settings: RASettings) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
-def _worker_exited(_server: Any, worker: Any) -> None:
+def _worker_exited_hook() -> Any:
+    """gunicorn's ``child_exit``: forget a dead worker's live gauges.
+
+    prometheus-client is imported here, in the master before it serves, never inside the hook:
+    the hook runs in a signal handler, where a first import can meet a half-imported module.
+    """
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+    def worker_exited(_server: Any, worker: Any) -> None:
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+    return worker_exited
 
 
 @click.command("serve")
@@ -97,7 +105,7 @@ def serve(settings_path: Path, bind: str, workers: int) -> None:
         )
     _metrics_folder(settings)
     options = {
-        "child_exit": _worker_exited,
+        "child_exit": _worker_exited_hook(),
         "bind": bind,
         "workers": workers,
         "accesslog": "-",

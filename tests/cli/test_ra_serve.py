@@ -89,6 +89,12 @@ def _get(url: str) -> tuple[int, str]:
 
 @contextmanager
 def _running(settings_file: Path) -> Iterator[str]:
+    with _running_process(settings_file) as (base, _server):
+        yield base
+
+
+@contextmanager
+def _running_process(settings_file: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``shomei ra serve`` with two workers on a free port; stdout/stderr to files beside."""
     init_database(load_ra_settings(settings_file))
     port = _free_port()
@@ -118,7 +124,7 @@ def _running(settings_file: Path) -> Iterator[str]:
             assert server.poll() is None, log
             assert time.monotonic() < deadline, "the server did not start\n" + log
             time.sleep(0.2)
-        yield base
+        yield base, server
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -156,3 +162,39 @@ def test_every_log_line_is_json_and_names_the_request(settings_file: Path) -> No
     (line,) = [a for a in access if a["request_id"] == request_id]
     assert (line["method"], line["path"], line["status"]) == ("GET", "/console/no-such-page", 404)
     assert "secret-looking" not in (folder / "out.log").read_text()  # no query strings
+
+
+def test_a_rolling_restart_under_load_loses_no_request(settings_file: Path) -> None:
+    """SIGHUP makes gunicorn replace its workers one by one; clients see no failure."""
+    import threading
+
+    answers: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def load(base: str) -> None:
+        while not stop.is_set():
+            try:
+                answers.append(_get(base + "/portal/sign-in")[0])
+            except OSError as exc:
+                failures.append(repr(exc))
+
+    with _running_process(settings_file) as (base, server):
+        clients = [threading.Thread(target=load, args=(base,)) for _ in range(4)]
+        for client in clients:
+            client.start()
+        deadline = time.monotonic() + 60
+        while len(answers) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(2):
+            server.send_signal(signal.SIGHUP)  # new workers start, the old ones finish their work
+            time.sleep(3)
+        after = len(answers)
+        while len(answers) < after + 20 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the new workers answer
+        stop.set()
+        for client in clients:
+            client.join(timeout=30)
+    assert not failures, failures[:5]
+    assert len(answers) >= after + 20  # the load went on after the restarts
+    assert set(answers) == {200}, sorted(set(answers))
