@@ -146,6 +146,9 @@ HELP_JA: dict[str, str] = {
     "Trusted root (PEM).": "信頼するルート証明書(PEM)。",
     "CRL (DER or PEM); repeatable.": "CRL(DER または PEM)。複数指定できます。",
     "Extra intermediate certificates.": "追加の中間証明書。",
+    "Fetch each signer's CRL from the URL in its certificate.": (
+        "署名者の証明書に記載された URL から CRL を取得して確認します。"
+    ),
     "CSV report for Excel (UTF-8 with BOM).": "Excel 用の CSV レポート(BOM 付き UTF-8)。",
     "Processes (default: all cores).": "プロセス数(既定: すべてのコア)。",
     "Sealed notices (暗号化されたお知らせ): seal a document to a certificate, open it.": (

@@ -196,6 +196,9 @@ def sign_command(
 @click.option("--trust", type=FILE, multiple=True, required=True, help="Trusted root (PEM).")
 @click.option("--crl", type=FILE, multiple=True, help="CRL (DER or PEM); repeatable.")
 @click.option("--untrusted", type=FILE, multiple=True, help="Extra intermediate certificates.")
+@click.option(
+    "--fetch", is_flag=True, help="Fetch each signer's CRL from the URL in its certificate."
+)
 @click.option("--report", type=OUT, help="CSV report for Excel (UTF-8 with BOM).")
 @click.option("--workers", type=click.IntRange(1, 256), help="Processes (default: all cores).")
 @handle_errors
@@ -205,18 +208,24 @@ def verify_command(
     trust: tuple[Path, ...],
     crl: tuple[Path, ...],
     untrusted: tuple[Path, ...],
+    fetch: bool,
     report: Path | None,
     workers: int | None,
 ) -> None:
     """Verify a claim (PATH with PATH.p7s, or a signed PDF) or every claim of a folder."""
     from signer import batch
+    from signer.fetch import CrlFetcher
     from signer.verifier import load_verifier
 
     if report is not None:  # refused now, not after an hour of verifying
         files.check_new_file(report, what="report", what_ja="レポート")
 
     trusted = [_certificates(p, "trust anchor file", "信頼点のファイル") for p in trust]
-    verifier = load_verifier(trust=trusted, untrusted=[_certificates(p) for p in untrusted])
+    verifier = load_verifier(
+        trust=trusted,
+        untrusted=[_certificates(p) for p in untrusted],
+        fetcher=CrlFetcher() if fetch else None,
+    )
     for crl_path in crl:
         data = _read(crl_path, "CRL file", "CRL ファイル", limit=files.MAX_INPUT)
         with naming(crl_path):  # which of several --crl files it was

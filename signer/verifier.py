@@ -41,6 +41,7 @@ from shomei import files
 from shomei.clock import utcnow
 from shomei.errors import MalformedInput, Refused, ShomeiError
 from signer import chain, cms, fastcms
+from signer.fetch import CrlFetcher, crl_urls
 from signer.revocation import CrlSet, not_current
 from signer.verdict import Status, Verdict, from_error, invalid, undecided
 
@@ -88,6 +89,7 @@ class Verifier:
         crls: Sequence[bytes] = (),
         untrusted: Sequence[x509.Certificate] = (),
         clock: Callable[[], dt.datetime] = utcnow,
+        fetcher: CrlFetcher | None = None,
     ) -> None:
         if not trust_anchors:
             raise MalformedInput(
@@ -101,6 +103,8 @@ class Verifier:
         self._moment: dt.datetime | None = None
         self._clock = clock
         self._crls = CrlSet()
+        self._fetcher = fetcher  # fetches the CRLs the certificates name (signer.fetch)
+        self._fetched: dict[str, ShomeiError | None] = {}  # URL -> why it is missing, or None
         self._signers: dict[bytes, _Signer] = {}
         self._certs: dict[bytes, fastcms.CertInfo] = {}
         for data in crls:
@@ -305,12 +309,35 @@ class Verifier:
                 if is_signer
                 else (f"CA {_name(subject_cert)}", f"認証局 {_name(subject_cert)}")
             )
+            failed = self._fetch_crls(subject_cert)
             status = self._crls.status(subject_cert, issuer_cert, whose)
             if isinstance(status, Verdict):
+                if failed is not None and not status.ok and status.status is not Status.INVALID:
+                    # No usable CRL because the fetch failed: say so (still undecided).
+                    return undecided("crl_unavailable", failed.message, failed.message_ja, **info)
                 return Verdict(status.status, status.reasons, **info)
             decided_by.append(status)
         entry.crls = tuple(decided_by)
         return None
+
+    def _fetch_crls(self, cert: x509.Certificate) -> ShomeiError | None:
+        """Fetch (once per URL) the CRLs ``cert`` names; the first failure, if any."""
+        if self._fetcher is None:
+            return None
+        first: ShomeiError | None = None
+        for url in crl_urls(cert):
+            if url not in self._fetched:
+                got = self._fetcher.get(url)
+                if isinstance(got, ShomeiError):
+                    self._fetched[url] = got
+                else:
+                    try:
+                        self._crls.add(got)
+                        self._fetched[url] = None
+                    except ShomeiError as exc:
+                        self._fetched[url] = exc
+            first = first or self._fetched[url]
+        return first
 
 
 def _require_ca(anchor: x509.Certificate) -> None:
@@ -373,6 +400,7 @@ def load_verifier(
     crls: Sequence[bytes] = (),
     untrusted: Sequence[bytes] = (),
     clock: Callable[[], dt.datetime] = utcnow,
+    fetcher: CrlFetcher | None = None,
 ) -> Verifier:
     """A :class:`Verifier` from PEM/DER file contents (each may hold several certificates)."""
     from signer.credentials import load_certificates
@@ -382,6 +410,7 @@ def load_verifier(
         crls=crls,
         untrusted=[c for data in untrusted for c in load_certificates(data)],
         clock=clock,
+        fetcher=fetcher,
     )
 
 

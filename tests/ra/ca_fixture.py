@@ -56,12 +56,21 @@ class CaHome:
     made_at: dt.datetime
 
     @property
+    def root_pem(self) -> Path:
+        """The root CA certificate (the trust anchor relying parties hold)."""
+        return self.home / "root" / "root.pem"
+
+    @property
     def ca_certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.issuing_cert.read_bytes())
 
 
-def build_ca_home(folder: Path) -> CaHome:
-    """Run the example ceremony into ``folder`` and pin a fresh RA link identity."""
+def build_ca_home(folder: Path, base_url: str | None = None) -> CaHome:
+    """Run the example ceremony into ``folder`` and pin a fresh RA link identity.
+
+    ``base_url``: where the certificates say the CRLs and CA certificates are published
+    (``BASE/crl/issuing.crl``, ``BASE/ca/issuing.crt``); the example's by default.  A test that
+    serves them from its own RA points them at that server."""
     now = utcnow() - dt.timedelta(days=1)
     text = EXAMPLE.read_text(encoding="utf-8")
     replacements = {
@@ -71,6 +80,9 @@ def build_ca_home(folder: Path) -> CaHome:
         "profiles": f'"{PROFILES}"',
         "operator": '"test operator"',
     }
+    if base_url is not None:
+        replacements["crl_base_url"] = f'"{base_url}/crl"'
+        replacements["ca_base_url"] = f'"{base_url}/ca"'
     for key, value in replacements.items():
         text = re.sub(rf"(?m)^{key}\s*=.*$", f"{key} = {value}", text, count=1)
     conf = folder / "conf" / "ceremony.toml"

@@ -362,3 +362,57 @@ def test_an_office_certificate_is_never_a_trust_anchor(pki: Pki) -> None:
     for anchors in ([pki.certs["revoked"]], [pki.certs["root"], pki.certs["revoked"]]):
         with pytest.raises(Refused, match="not a CA certificate"):
             Verifier(trust_anchors=anchors, crls=[pki.crl_der])
+
+
+def _fetched_verdict(
+    pki: Pki, cert: x509.Certificate, answers: dict[str, bytes | Exception]
+) -> tuple[Verdict, list[str]]:
+    """Verify with a fetcher that answers from ``answers``; also the URLs it was asked for."""
+    from signer.fetch import CrlFetcher
+
+    asked: list[str] = []
+
+    def fetch(url: str) -> bytes:
+        asked.append(url)
+        answer = answers.get(url, MalformedInput("no answer", message_ja="応答なし"))
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    key = pki.keys["office"]
+    creds = Credentials(SoftwareKey(key), cert, (pki.certs["issuing"],), key)
+    verifier = Verifier(
+        trust_anchors=[pki.certs["root"]], clock=lambda: NOW, fetcher=CrlFetcher(fetch)
+    )
+    signature = sign_claim(CLAIM, credentials=creds, signing_time=NOW)
+    first = verifier.verify(CLAIM, signature)
+    again = verifier.verify(CLAIM, signature)
+    assert again.status is first.status
+    return first, asked
+
+
+def test_a_fetched_crl_decides_and_is_fetched_once(pki: Pki) -> None:
+    cert = _leaf(pki, points=[_point()])
+    verdict, asked = _fetched_verdict(pki, cert, {URL: _crl(pki)})
+    assert verdict.status is Status.VALID and asked == [URL]
+    verdict, _asked = _fetched_verdict(pki, cert, {URL: _crl(pki, revoked=[cert.serial_number])})
+    assert verdict.status is Status.INVALID
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        MalformedInput("could not fetch the CRL from x: timed out", message_ja="取得できません"),
+        b"not a crl",
+    ],
+)
+def test_a_failed_fetch_is_could_not_decide(pki: Pki, answer: bytes | Exception) -> None:
+    verdict, _asked = _fetched_verdict(pki, _leaf(pki, points=[_point()]), {URL: answer})
+    _undecided(verdict, "crl_unavailable")
+
+
+def test_a_fetched_crl_of_another_issuer_proves_nothing(pki: Pki) -> None:
+    """A CRL signed by another key (a forged answer at the URL) is not used: undecided."""
+    forged = _crl(pki, issuer="root")
+    verdict, _asked = _fetched_verdict(pki, _leaf(pki, points=[_point()]), {URL: forged})
+    assert verdict.status is Status.UNDECIDED

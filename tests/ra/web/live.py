@@ -103,19 +103,29 @@ def _database_url(backend: str) -> Iterator[str]:
 
 
 @contextmanager
-def live_server(folder: Path, backend: str = "sqlite", *, extra: str = "") -> Iterator[LiveServer]:
-    """``shomei ra serve`` on a free port, on ``backend`` ("sqlite" or "postgresql");
-    ``extra`` is appended to its settings file (TOML)."""
+def live_server(
+    folder: Path,
+    backend: str = "sqlite",
+    *,
+    extra: str = "",
+    port: int | None = None,
+    profile_files: str = PROFILE_FILES,
+) -> Iterator[LiveServer]:
+    """``shomei ra serve`` on ``port`` (a free one by default), on ``backend`` ("sqlite" or
+    "postgresql"); ``extra`` is appended to its settings file (TOML), ``profile_files`` is its
+    ``profile_files = [...]`` line."""
     with _database_url(backend) as url:
-        with _serve(folder, url, extra) as live:
+        with _serve(folder, url, extra, port or free_port(), profile_files) as live:
             yield live
 
 
 @contextmanager
-def _serve(folder: Path, database_url: str, extra: str) -> Iterator[LiveServer]:
+def _serve(
+    folder: Path, database_url: str, extra: str, port: int, profile_files: str
+) -> Iterator[LiveServer]:
     settings_file = folder / "ra.toml"
     settings_file.write_text(
-        f'[ra]\ndatabase_url = "{database_url}"\ndata_dir = "data"\n{PROFILE_FILES}\n'
+        f'[ra]\ndatabase_url = "{database_url}"\ndata_dir = "data"\n{profile_files}\n'
         'federation_name = "証明連合会"\n'
         '[ra.web]\nsecret_key_file = "ra-web.key"\n' + extra,
         encoding="utf-8",
@@ -124,7 +134,6 @@ def _serve(folder: Path, database_url: str, extra: str) -> Iterator[LiveServer]:
     init_database(settings)
     engine = make_engine(settings.database_url)
     database = Database(settings.database_url, engine, session_factory(engine))
-    port = free_port()
     log = folder / "server.log"
     shomei = Path(sys.executable).with_name("shomei")
     with log.open("wb") as out:
