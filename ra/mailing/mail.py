@@ -81,9 +81,9 @@ def connect(settings: MailSettings) -> smtplib.SMTP:
         reason = " ".join(str(exc).split())[:200]
         raise ConfigError(
             f"the SMTP server {settings.smtp_host}:{settings.smtp_port} {step} {what} "
-            f"({reason}): check ra.mailing.mail (starttls, username, password_file)",
+            f"({reason}): check ra.mail (starttls, username, password_file)",
             message_ja=f"メールサーバ {settings.smtp_host}:{settings.smtp_port} で認証または "
-            f"STARTTLS に失敗しました({reason})。ra.mailing.mail の設定を確認してください",
+            f"STARTTLS に失敗しました({reason})。ra.mail の設定を確認してください",
         ) from exc
     return smtp
 
