@@ -310,7 +310,8 @@ def test_a_sealed_notice_is_opened_by_downloading_its_file(
     portal_sign_in(client, office.user_id, office.login_password)
     page = text_of(client, f"/portal/notices/{sealed}")
     # Its page explains; only the file's download counts as opening it.
-    assert f"shomei notice open notice-{sealed}.p7m --p12 office.p12" in html.unescape(page)
+    shown = html.unescape(re.sub(r"<[^>]+>", "", page))
+    assert f"shomei notice open notice-{sealed}.p7m --p12 office.p12" in shown
     assert "コマンド プロンプト" in page and "ターミナル" in page
     assert read_at(database, sealed) is None
     clock.advance(minutes=10)
@@ -386,8 +387,11 @@ def test_reissue_with_the_certificate_and_open_it_with_shomei_notice_open(
     (folder / filename).write_bytes(download.data)
     (folder / "office.p12").write_bytes(issued.p12)
     # The macOS steps as the page prints them: cd into the folder, then the command.
-    steps = re.findall(r'<pre class="portal-command"><code>(.*?)</code></pre>', page, re.S)
-    mac = html.unescape(steps[1]).splitlines()
+    steps = re.findall(r'<div class="portal-command">(.*?)</div>', page, re.S)
+    mac = [
+        html.unescape(re.sub(r"<[^>]+>", "", line))
+        for line in re.findall(r"<code>(.*?)</code>", steps[1])
+    ]
     assert mac[0] == "cd ~/Downloads"
     command = mac[1].split()
     assert command[:3] == ["shomei", "notice", "open"] and filename in command
@@ -467,8 +471,16 @@ def test_a_sealed_notice_that_is_changed_is_refused_by_shomei(
     (tmp_path / "office.p12").write_bytes(issued.p12)
     (tmp_path / "pw.txt").write_text(issued.office.issuance_password + "\n", encoding="utf-8")
     opened = subprocess.run(
-        [str(SHOMEI), "notice", "open", "notice.p7m", "--p12", "office.p12"]
-        + ["--password-file", "pw.txt"],
+        [
+            str(SHOMEI),
+            "notice",
+            "open",
+            "notice.p7m",
+            "--p12",
+            "office.p12",
+            "--password-file",
+            "pw.txt",
+        ],
         cwd=tmp_path,
         capture_output=True,
         text=True,
