@@ -47,12 +47,12 @@ from ra.ca_link import crls
 from ra.ca_link.identity import load_ca_certificate
 from ra.ca_link.stuck import Attention, left_out_attention
 from ra.lifecycle import Event, Status
+from ra.mailing import texts
 from ra.mailing.notify import notify
 from ra.party import Party
 from ra.settings import RASettings
 from ra.store import audit
 from ra.store.models import Account, Application, CaBatch, Certificate
-from shomei.clock import to_japan
 from shomei.errors import (
     ConfigError,
     Conflict,
@@ -112,19 +112,6 @@ def link_folder(path: Path | None, what: str, what_ja: str) -> Path:
 # -- import ----------------------------------------------------------------------------------
 
 
-def _issued_notice(app: Application, account: Account, cert: x509.Certificate) -> tuple[str, str]:
-    until = to_japan(cert.not_valid_after_utc)
-    body = (
-        f"{account.name} 様\n\n"
-        f"お申し込みの証明書が発行されました(申込番号 {app.id}、"
-        f"事業所 {app.office_number} {app.office_name})。\n"
-        f"シリアル番号: {cert.serial_number:x}\n"
-        f"有効期限: {until:%Y年%m月%d日 %H:%M}(日本時間)\n\n"
-        "ポータルにログインし、証明書発行用パスワードを入力してダウンロードしてください。\n"
-    )
-    return "証明書が発行されました", body
-
-
 def _register_issued(
     session: Session, settings: RASettings, app: Application, item: Issued, *, now: dt.datetime
 ) -> bool:
@@ -176,16 +163,24 @@ def _register_issued(
     )
     account = session.get(Account, app.account_id)
     assert account is not None
-    title, body = _issued_notice(app, account, cert)
+    text = texts.certificate_issued(
+        name=account.name,
+        application_id=app.id,
+        office_number=app.office_number,
+        office_name=app.office_name,
+        serial_hex=serial_hex,
+        not_after=cert.not_valid_after_utc,
+    )
     notify(
         session,
         account,
         kind="certificate_issued",
-        title=title,
-        body=body,
+        title=text.title,
+        body=text.body,
         now=now,
         message_id_domain=settings.mail.message_id_domain,
         application_id=app.id,
+        footer=texts.signature(settings),
     )
     return True
 

@@ -5,9 +5,9 @@ Everything the screen needs in one frozen value, read with the viewer's permissi
 is for (name, 代表番号, address), the status, the fee balance (手数料残高, the same rule as the
 certificate list, :func:`ra.desk.queries.row_of`), the validity and revocation dates of the
 certificate, the rejection reason, the revocation request, the payments, the whole history
-from the audit log (:func:`ra.workflow.history.application_history`), the version the forms send
-back
-and the actions the viewer may take now (:func:`ra.party.allowed_actions`).
+from the audit log (:func:`ra.workflow.history.application_history`), the notices sent about it
+and whether each was opened (:func:`ra.mailing.notices.application_notices`), the version the
+forms send back and the actions the viewer may take now (:func:`ra.party.allowed_actions`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 
 from ra.desk import queries
 from ra.lifecycle import Applicant, Status
-from ra.party import Party, Permission, allowed_actions, application_for
+from ra.mailing.notices import NoticeLine, application_notices
+from ra.party import Party, Permission, allowed_actions, application_for, may
 from ra.store.models import Account, AccountKind, Payment
 from ra.workflow.history import HistoryEntry, application_history
 
@@ -69,6 +70,7 @@ class ApplicationDetail:
     payments: tuple[PaymentLine, ...]
     history: tuple[HistoryEntry, ...]
     actions: frozenset[Permission]
+    notices: tuple[NoticeLine, ...] = ()  # the notices about it, newest first (staff)
 
     def may(self, permission: Permission) -> bool:
         """True when the viewer may take ``permission``'s action on the application now."""
@@ -133,4 +135,7 @@ def application_detail(session: Session, party: Party, application_id: int) -> A
         ),
         history=application_history(session, party, app.id),
         actions=allowed_actions(party, app),
+        notices=application_notices(session, party, app.id)
+        if may(party, Permission.VIEW_ALL_APPLICATIONS)
+        else (),
     )

@@ -12,6 +12,7 @@ refusal by the server counts an attempt and keeps the error; the mail stays in t
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 import email.utils
 import logging
 import smtplib
@@ -42,15 +43,17 @@ class MailSummary:
 
 
 def build_message(row: OutboxMail, *, sender: str) -> EmailMessage:
-    """The RFC 5322 message of an outbox row (UTF-8 body, MIME-encoded Japanese subject)."""
-    message = EmailMessage()
+    """The RFC 5322 message of an outbox row, 7-bit clean for any SMTP server: the Japanese
+    subject (and a Japanese sender name) as RFC 2047 encoded words, the UTF-8 body in base64
+    (RFC 2045), never raw 8-bit bytes a server without 8BITMIME could mangle."""
+    message = EmailMessage(policy=email.policy.default)
     message["Message-ID"] = row.message_id
     message["From"] = sender
     message["To"] = row.to_address
     message["Subject"] = row.subject
     message["Date"] = email.utils.format_datetime(row.created_at.astimezone(dt.UTC))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
-    message.set_content(row.body, charset="utf-8")
+    message.set_content(row.body, charset="utf-8", cte="base64")
     return message
 
 

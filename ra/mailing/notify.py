@@ -3,7 +3,7 @@
 A status change and the notice and mail it causes commit together or not at all; a job sends
 the outbox over SMTP later (:mod:`ra.mailing.mail`).  The Message-ID is fixed here, when the mail is
 written, so a mail sent again after a crash carries the same one and the receiver can drop
-the duplicate.
+the duplicate.  The words of each notice and mail are in :mod:`ra.mailing.texts`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,38 @@ import uuid
 from sqlalchemy.orm import Session
 
 from ra.store.models import Account, Notice, OutboxMail
+
+# The mail of a sealed notice when the caller gives none: the content stays in the notice.
+SEALED_MAIL_BODY = (
+    "ポータルの「お知らせ」に暗号化されたお知らせが届いています。"
+    "お知らせのページの手順で開いてください。このメールに内容は記載していません。\n"
+)
+
+
+def queue_mail(
+    session: Session,
+    *,
+    to_address: str,
+    subject: str,
+    body: str,
+    kind: str,
+    now: dt.datetime,
+    message_id_domain: str,
+    account_id: int | None = None,
+) -> OutboxMail:
+    """Add one mail to the outbox (a mail without a portal notice, e.g. a sign-in code)."""
+    row = OutboxMail(
+        message_id=f"<{uuid.uuid4().hex}@{message_id_domain}>",
+        account_id=account_id,
+        to_address=to_address,
+        subject=subject,
+        body=body,
+        kind=kind,
+        created_at=now,
+        attempts=0,
+    )
+    session.add(row)
+    return row
 
 
 def notify(
@@ -28,8 +60,15 @@ def notify(
     application_id: int | None = None,
     mail: bool = True,
     sealed: bytes | None = None,
+    mail_body: str | None = None,
+    footer: str = "",
 ) -> Notice:
-    """Add a portal notice for ``account`` and, if it has an address, an outbox mail."""
+    """Add a portal notice for ``account`` and, if it has an address, an outbox mail.
+
+    The mail's subject is the notice's title; its body is ``mail_body`` if given, else the
+    notice's body (a sealed notice's mail only says that one is waiting), then ``footer``
+    (:func:`ra.mailing.texts.signature`).
+    """
     notice = Notice(
         account_id=account.id,
         application_id=application_id,
@@ -41,19 +80,16 @@ def notify(
     )
     session.add(notice)
     if mail and account.email:
-        session.add(
-            OutboxMail(
-                message_id=f"<{uuid.uuid4().hex}@{message_id_domain}>",
-                account_id=account.id,
-                to_address=account.email,
-                subject=title,
-                body=body
-                if sealed is None
-                else "ポータルのお知らせに暗号化された通知があります。復号ツールで開いてください。",
-                kind=kind,
-                created_at=now,
-                attempts=0,
-            )
+        text = mail_body if mail_body is not None else body if sealed is None else SEALED_MAIL_BODY
+        queue_mail(
+            session,
+            to_address=account.email,
+            subject=title,
+            body=text.rstrip("\n") + "\n" + (f"\n{footer.rstrip()}\n" if footer else ""),
+            kind=kind,
+            now=now,
+            message_id_domain=message_id_domain,
+            account_id=account.id,
         )
     session.flush()
     return notice

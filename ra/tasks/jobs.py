@@ -39,13 +39,12 @@ from ra import lifecycle
 from ra.ca_link import link
 from ra.ca_link.identity import load_link_identity
 from ra.lifecycle import Event, Status
-from ra.mailing import mail
+from ra.mailing import mail, texts
 from ra.mailing.notify import notify
 from ra.party import Party
 from ra.settings import RASettings
 from ra.store import audit
 from ra.store.models import Account, Application, Certificate, FeeEntry
-from shomei.clock import to_japan
 from shomei.errors import AlreadyExists, ConfigError, Conflict
 from shomei.spreadsheet import excel_writer
 
@@ -96,20 +95,19 @@ def process_rejections(
                 )
                 account = session.get(Account, app.account_id)
                 assert account is not None
+                text = texts.application_rejected(
+                    name=account.name, application_id=app.id, reason=reason
+                )
                 notify(
                     session,
                     account,
                     kind="application_rejected",
-                    title="証明書のお申し込みが却下されました",
-                    body=(
-                        f"{account.name} 様\n\n"
-                        f"証明書のお申し込み(申込番号 {app.id})は却下されました。\n"
-                        f"理由: {reason}\n\n"
-                        "内容を確認のうえ、必要であれば改めてお申し込みください。\n"
-                    ),
+                    title=text.title,
+                    body=text.body,
                     now=now,
                     message_id_domain=settings.mail.message_id_domain,
                     application_id=app.id,
+                    footer=texts.signature(settings),
                 )
         except Conflict:  # changed meanwhile, or no longer in the status read
             lost += 1
@@ -165,21 +163,22 @@ def expiry_notices(factory: Factory, settings: RASettings, now: dt.datetime) -> 
             assert app is not None
             account = session.get(Account, app.account_id)
             assert account is not None
-            until = to_japan(cert.not_after)
+            text = texts.certificate_expiring(
+                name=account.name,
+                serial_hex=cert.serial_hex,
+                not_after=cert.not_after,
+                days=nearest,
+            )
             notify(
                 session,
                 account,
                 kind="certificate_expiring",
-                title=f"証明書の有効期限が近づいています(残り {nearest} 日以内)",
-                body=(
-                    f"{account.name} 様\n\n"
-                    f"証明書(シリアル番号 {cert.serial_hex})の有効期限は "
-                    f"{until:%Y年%m月%d日 %H:%M}(日本時間)です。\n"
-                    "引き続き請求に署名するため、期限までに新しい証明書をお申し込みください。\n"
-                ),
+                title=text.title,
+                body=text.body,
                 now=now,
                 message_id_domain=settings.mail.message_id_domain,
                 application_id=app.id,
+                footer=texts.signature(settings),
             )
             cert.expiry_notices_sent = sorted(done | set(passed))
             sent += 1

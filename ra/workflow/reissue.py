@@ -18,10 +18,12 @@ import secrets
 from collections.abc import Callable
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ra.lifecycle import Status
+from ra.mailing import texts
 from ra.mailing.notify import notify
 from ra.party import Party, Permission, account_of, require
 from ra.people.passwords import hash_password, new_issuance_password
@@ -33,11 +35,11 @@ from signer.notices import seal
 
 # Certificates that still identify their holder: issued, or with a revocation not yet sent.
 _HOLDING = (Status.ISSUED, Status.REVOCATION_REQUESTED)
+KIND = "password_reissue"  # the notice's kind
 
 
-def current_certificate(session: Session, account: Account, now: dt.datetime) -> Certificate:
-    """The newest unexpired certificate ``account`` holds, or :class:`NotFound`."""
-    cert = session.execute(
+def _holding(session: Session, account: Account, now: dt.datetime) -> Certificate | None:
+    return session.execute(
         select(Certificate)
         .join(Application, Application.id == Certificate.application_id)
         .where(
@@ -49,6 +51,24 @@ def current_certificate(session: Session, account: Account, now: dt.datetime) ->
         .order_by(Certificate.not_after.desc())
         .limit(1)
     ).scalar_one_or_none()
+
+
+def sealable_certificate(session: Session, party: Party, now: dt.datetime) -> Certificate | None:
+    """The certificate a reissued password would be sealed to for ``party`` (the portal's
+    page offers the request only then), or None: no certificate, or only expired or revoked
+    ones, or one whose key is not RSA (:func:`signer.notices.seal` needs RSA), so the office
+    phones the federation instead."""
+    require(party, Permission.REISSUE_OWN_PASSWORD)
+    cert = _holding(session, account_of(session, party), now)
+    if cert is None:
+        return None
+    key = x509.load_der_x509_certificate(cert.der).public_key()
+    return cert if isinstance(key, rsa.RSAPublicKey) else None
+
+
+def current_certificate(session: Session, account: Account, now: dt.datetime) -> Certificate:
+    """The newest unexpired certificate ``account`` holds, or :class:`NotFound`."""
+    cert = _holding(session, account, now)
     if cert is None:
         raise NotFound(
             f"{account.user_id} holds no current certificate to seal a new password to; "
@@ -70,10 +90,12 @@ def reissue_sealed(
     message_id_domain: str,
     rng: Callable[[int], bytes] = secrets.token_bytes,
     source_address: str | None = None,
+    footer: str = "",
 ) -> Notice:
     """A7: a new issuance password for the office or agent ``party``, sealed to its current
     certificate (staff reset a password by phone with
-    ``ra.people.accounts.reset_issuance_password``).
+    ``ra.people.accounts.reset_issuance_password``).  ``footer`` ends the mail
+    (:func:`ra.mailing.texts.signature`).
     """
     require(party, Permission.REISSUE_OWN_PASSWORD)
     actor = account_of(session, party)
@@ -89,20 +111,18 @@ def reissue_sealed(
     ).encode()
     sealed = seal(document, recipient=recipient)  # before the hash changes: all or nothing
     actor.issuance_password_hash = hash_password(password)
+    text = texts.password_reissued(name=actor.name, serial_hex=cert.serial_hex, now=now)
     notice = notify(
         session,
         actor,
-        kind="password_reissue",
-        title="証明書発行用パスワードを再発行しました(暗号化されたお知らせ)",
-        body=(
-            "新しい証明書発行用パスワードを、お使いの証明書"
-            f"(シリアル番号 {cert.serial_hex})の公開鍵で暗号化してお届けします。"
-            "お知らせのファイルを保存し、復号ツールで開いてください: "
-            "shomei notice open お知らせ.p7m --p12 証明書.p12"
-        ),
+        kind=KIND,
+        title=text.title,
+        body=text.body,
         now=now,
         message_id_domain=message_id_domain,
         sealed=sealed,
+        mail_body=text.mail_body,
+        footer=footer,
     )
     # The password itself is never written to the audit log.
     audit.record(

@@ -37,12 +37,14 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
+from ra.mailing import notices
 from ra.party import Permission
 from ra.people import account_admin, accounts, auth, csvimport
 from ra.store.models import Account, AccountKind
 from ra.web import WebContext, db, letter_drop, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm
+from ra.web.notice_kinds import kind_label
 from ra.web.security import signed_in_account, signed_in_party
 from shomei.errors import MalformedInput, NotFound, StorageError
 
@@ -346,12 +348,18 @@ def letters_pdf(token: str) -> Response:
 
 @blueprint.route("/<user_id>")
 def show(user_id: str) -> str:
-    row = account_admin.account_row(db.session(), signed_in_party(), user_id, now=_ctx().now())
+    session = db.session()
+    party = signed_in_party()
+    row = account_admin.account_row(session, party, user_id, now=_ctx().now())
+    portal = row.account.kind in account_admin.PORTAL_KINDS
     return render_template(
         "console/accounts/show.html",
         row=row,
         form=PlainForm(),
         reminder_days=account_admin.REMINDER_AFTER.days,
+        # Which notices the office or agent was sent and whether it opened them.
+        notices=notices.account_notices(session, party, row.account) if portal else None,
+        notice_kind=kind_label,
     )
 
 

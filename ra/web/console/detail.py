@@ -37,6 +37,7 @@ from ra.web.console.detail_forms import (
     RevocationForm,
     VersionForm,
 )
+from ra.web.notice_kinds import kind_label
 from ra.web.security import signed_in_party
 from ra.workflow import applications, revocations
 from shomei.clock import JST
@@ -114,6 +115,7 @@ def _render(
         reason_label=_reason_label,
         requester_label=_requester_label,
         action_label=_action_label,
+        kind_label=kind_label,
         now_local=_ctx().now().astimezone(JST).strftime("%Y-%m-%dT%H:%M"),
     ), status
 
