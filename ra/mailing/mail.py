@@ -23,9 +23,9 @@ from email.message import EmailMessage
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ra.mailing.notify import outbox_body_context
 from ra.settings import MailSettings, RASettings
 from ra.store.models import OutboxMail
-from ra.mailing.notify import outbox_body_context
 from ra.store.vault import Vault, is_sealed, load_vault, warn_if_shared
 from shomei.errors import ConfigError
 from shomei.files import MAX_SECRET, read_text
@@ -137,9 +137,7 @@ def send_outbox(
     with factory() as session:
         rows = _unsent(session, settings.mail.batch_size, ids)
     sent = failed = 0
-    vault = (
-        load_vault(settings.secrets_key_file) if any(is_sealed(r.body) for r in rows) else None
-    )
+    vault = load_vault(settings.secrets_key_file) if any(is_sealed(r.body) for r in rows) else None
     if rows:
         smtp = smtp_factory(settings.mail)
         try:
@@ -203,7 +201,7 @@ def send_soon(
     """
     try:
         summary = send_outbox(factory, settings, now=now, smtp_factory=smtp_factory, ids=ids)
-    except Exception:  # noqa: BLE001 - whatever it was, the outbox keeps the mail
+    except Exception:
         log.warning(
             "mails %s not sent at once; the mail job will send them", list(ids), exc_info=True
         )

@@ -175,7 +175,10 @@ def is_kana_name(text: str) -> bool:
     if not folded.strip() or len(text) > KANA_LIMIT or _has_control(text):
         return False
     return any("\u3041" <= c <= "\u30ff" for c in folded) and all(
-        "\u3041" <= c <= "\u30ff" or c.isspace() or (c.isascii() and c.isalnum()) or c in _KANA_EXTRA
+        "\u3041" <= c <= "\u30ff"
+        or c.isspace()
+        or (c.isascii() and c.isalnum())
+        or c in _KANA_EXTRA
         for c in folded
     )
 

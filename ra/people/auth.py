@@ -400,9 +400,7 @@ def check_totp(
     secret = vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
     step = _matching_step(secret, code, now, account.totp_last_step)
     if step is None:
-        _count_failure(
-            session, account, policy_for(account, settings), now, source_address, "totp"
-        )
+        _count_failure(session, account, policy_for(account, settings), now, source_address, "totp")
         raise _wrong_code()
     account.totp_last_step = step
     _signed_in(session, account, now, source_address, "password+totp")
@@ -469,9 +467,7 @@ def confirm_enrolment(
     secret = vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
     step = _matching_step(secret, code, now, account.totp_last_step)
     if step is None:
-        _count_failure(
-            session, account, policy_for(account, settings), now, source_address, "totp"
-        )
+        _count_failure(session, account, policy_for(account, settings), now, source_address, "totp")
         raise _wrong_code()
     account.totp_last_step = step
     account.totp_enrolled_at = now

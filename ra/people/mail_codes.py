@@ -182,9 +182,7 @@ def _mail_text(
             "電子証明書ポータルで、パスワードの再設定のお申し込みがありました。",
             "ポータルの画面に、次の6桁の確認コードを入力してください。",
         ]
-        unknown = (
-            "お心当たりがない場合は、このメールを削除してください。パスワードは変わりません。"
-        )
+        unknown = "お心当たりがない場合は、このメールを削除してください。パスワードは変わりません。"
     body = "\n".join(
         [
             f"{account.name} 様",
@@ -209,9 +207,7 @@ def _mail_text(
     return subject, body
 
 
-def _open_code(
-    session: Session, account: Account, purpose: str, *, lock: bool
-) -> MailCode | None:
+def _open_code(session: Session, account: Account, purpose: str, *, lock: bool) -> MailCode | None:
     query = (
         select(MailCode)
         .where(
@@ -334,7 +330,13 @@ def check(
     if row.tries >= CODE_TRIES:
         row.closed_at, row.outcome = now, "too_many"
         _audit(
-            session, account, "mail_code_voided", now, source_address, purpose=purpose, tries=row.tries
+            session,
+            account,
+            "mail_code_voided",
+            now,
+            source_address,
+            purpose=purpose,
+            tries=row.tries,
         )
         session.flush()
         raise voided()

@@ -121,8 +121,6 @@ STAFF = PasswordPolicy("staff")
 PORTAL = PasswordPolicy("portal")
 
 
-def password_problems(
-    password: str, user_id: str, policy: PasswordPolicy = STAFF
-) -> list[Problem]:
+def password_problems(password: str, user_id: str, policy: PasswordPolicy = STAFF) -> list[Problem]:
     """Every rule a new login password breaks under ``policy`` (the staff's by default)."""
     return policy.problems(password, user_id)

@@ -26,5 +26,7 @@ def after_response(mail_ids: Collection[int]) -> None:
 
     @after_this_request
     def _send(response: Response) -> Response:
-        response.call_on_close(lambda: mail.send_soon(ctx.factory, ctx.settings, ids, now=ctx.now()))
+        response.call_on_close(
+            lambda: mail.send_soon(ctx.factory, ctx.settings, ids, now=ctx.now())
+        )
         return response

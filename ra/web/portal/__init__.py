@@ -22,7 +22,6 @@ from ra.people import first_sign_in
 from ra.web.area import Area
 from ra.web.security import require_portal_account, signed_in_account
 
-
 FIRST_SIGN_IN = "portal_first"  # the blueprint of the first sign-in's pages
 
 

@@ -25,7 +25,7 @@ from ra.people.first_sign_in import Step
 from ra.people.password_rules import PORTAL
 from ra.store.models import Account
 from ra.web import WebContext, db, send_soon, text
-from ra.web.forms import PlainForm
+from ra.web.forms import PlainForm, SignInForm
 from ra.web.portal import portal_blueprint
 from ra.web.security import User, require_portal_account, signed_in_party, start_session
 from shomei.errors import AuthenticationFailed, LockedOut, MalformedInput, Refused
@@ -56,7 +56,9 @@ class TermsForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
 
 
 class IdentityForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
-    number = StringField(_l("Office number (10 digits)"), validators=[DataRequired(), Length(max=40)])
+    number = StringField(
+        _l("Office number (10 digits)"), validators=[DataRequired(), Length(max=40)]
+    )
     kana = StringField(_l("Name in kana"), validators=[Optional(), Length(max=200)])
     submit = SubmitField(_l("Confirm and continue"))
 
@@ -75,12 +77,16 @@ class EmailForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
 
 
 class MailCodeForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
-    code = StringField(_l("Confirmation code (6 digits)"), validators=[DataRequired(), Length(max=40)])
+    code = StringField(
+        _l("Confirmation code (6 digits)"), validators=[DataRequired(), Length(max=40)]
+    )
     submit = SubmitField(_l("Confirm"))
 
 
 class AppCodeForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
-    code = StringField(_l("Code shown in the app (6 digits)"), validators=[DataRequired(), Length(max=20)])
+    code = StringField(
+        _l("Code shown in the app (6 digits)"), validators=[DataRequired(), Length(max=20)]
+    )
     submit = SubmitField(_l("Confirm"))
 
 
@@ -146,8 +152,6 @@ def _locked(exc: LockedOut) -> tuple[str, int]:
     """Locked in the middle of the first sign-in: signed out, told until when."""
     logout_user()
     start_session()
-    from ra.web.forms import SignInForm
-
     return render_template(
         "portal/sign_in.html",
         form=SignInForm(formdata=None),
@@ -172,9 +176,13 @@ def terms() -> Page:
         return elsewhere
     form = TermsForm()
     settings = _ctx().settings.signin
-    context = {"form": form, "terms": settings.terms_of_use, "version": settings.terms_version}
+    context: dict[str, object] = {
+        "form": form,
+        "terms": settings.terms_of_use,
+        "version": settings.terms_version,
+    }
     if not form.validate_on_submit():
-        return _page("terms.html", Step.TERMS, **context)
+        return _page("terms.html", Step.TERMS, 200, **context)
     if not form.agree.data:
         return _page(
             "terms.html",

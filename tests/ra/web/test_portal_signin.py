@@ -21,8 +21,8 @@ from sqlalchemy import select
 from werkzeug.test import TestResponse
 
 from ra.mailing.notify import outbox_body_context
-from ra.people import accounts
 from ra.party import Party
+from ra.people import accounts
 from ra.settings import RASettings, SignInSettings
 from ra.store.models import Account, AccountKind, AuditRecord, MailCode, OutboxMail
 from ra.store.vault import Vault
@@ -70,11 +70,19 @@ def alerts(answer: TestResponse) -> list[str]:
     found = re.search(r'class="alert" role="alert">(.*?)</(?:ul|p)>', text, re.S)
     assert found, text
     items = re.findall(r"<li>(.*?)</li>", found.group(1), re.S)
-    return [html.unescape(i.strip()) for i in items] if items else [html.unescape(found.group(1).strip())]
+    return (
+        [html.unescape(i.strip()) for i in items]
+        if items
+        else [html.unescape(found.group(1).strip())]
+    )
 
 
 def new_office(
-    database: Database, clock: Clock, *, kana: str | None = KANA, kind: AccountKind = AccountKind.OFFICE
+    database: Database,
+    clock: Clock,
+    *,
+    kana: str | None = KANA,
+    kind: AccountKind = AccountKind.OFFICE,
 ) -> PortalUser:
     return add_portal_account(
         database, clock.now, kind=kind, first_sign_in_done=False, name_kana=kana
@@ -93,7 +101,9 @@ def mailed_code(database: Database, vault: Vault, user: PortalUser) -> tuple[str
     """The code of the latest mail to ``user`` (its body is sealed in the outbox)."""
     with database.factory() as s:
         mail = s.scalars(
-            select(OutboxMail).where(OutboxMail.account_id == user.id).order_by(OutboxMail.id.desc())
+            select(OutboxMail)
+            .where(OutboxMail.account_id == user.id)
+            .order_by(OutboxMail.id.desc())
         ).first()
         assert mail is not None
         s.expunge(mail)
@@ -394,7 +404,10 @@ def test_a_wrong_code_five_times_voids_it_and_a_new_code_can_be_sent(
     for remaining in (4, 3, 2, 1):
         answer = post(client, f"{FIRST}/email/code", code=wrong)
         assert answer.status_code == 401
-        assert f"確認コードが正しくありません。メールの6桁の数字を確かめて、もう一度入力してください(あと{remaining}回まで)" in alerts(answer)
+        assert (
+            f"確認コードが正しくありません。メールの6桁の数字を確かめて、もう一度入力してください(あと{remaining}回まで)"
+            in alerts(answer)
+        )
     fifth = post(client, f"{FIRST}/email/code", code=wrong)
     assert "5回間違えたため、このコードは使えなくなりました" in alerts(fifth)[0]
     # Now even the right code is refused ...
@@ -675,7 +688,9 @@ def test_with_portal_totp_offices_enrol_at_first_sign_in_and_enter_a_code_each_t
     secret = re.search(r'class="secret"><code>([A-Z2-7 ]+)</code>', page)
     assert secret
     totp = pyotp.TOTP(secret.group(1).replace(" ", ""))
-    wrong = post(client, f"{FIRST}/totp", code="000000" if totp.at(clock.now) != "000000" else "111111")
+    wrong = post(
+        client, f"{FIRST}/totp", code="000000" if totp.at(clock.now) != "000000" else "111111"
+    )
     assert wrong.status_code == 401
     answer = post(client, f"{FIRST}/totp", code=totp.at(clock.now))
     assert answer.headers["Location"] == f"{FIRST}/done"
@@ -702,7 +717,9 @@ def test_portal_totp_failures_lock_after_three(
     from ra.people import auth
 
     with database.factory() as s, s.begin():
-        secret = auth.enrolment_secret(s, user.id, vault=vault, now=clock.now, kinds=auth.PORTAL_KINDS)
+        secret = auth.enrolment_secret(
+            s, user.id, vault=vault, now=clock.now, kinds=auth.PORTAL_KINDS
+        )
         auth.confirm_enrolment(
             s,
             user.id,
