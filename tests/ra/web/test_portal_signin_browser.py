@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import Iterator
 
+import pyotp
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -200,3 +201,53 @@ def test_an_office_resets_a_forgotten_password(
     p.fill("#password", NEW_PASSWORD)  # type: ignore[attr-defined]
     p.click("#submit")  # type: ignore[attr-defined]
     assert p.url.endswith("/portal/")  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def totp_server(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    smtp: tuple[Recorder, int],
+) -> Iterator[LiveServer]:
+    extra = f"[ra.signin]\nportal_totp = true\n[ra.mail]\nsmtp_port = {smtp[1]}\n"
+    with live_server(tmp_path_factory.mktemp("live"), request.param, extra=extra) as live:
+        yield live
+
+
+def test_with_portal_totp_an_office_enrols_its_app_and_uses_it(
+    browser: object,  # noqa: F811  (the fixture of test_browser)
+    totp_server: LiveServer,
+) -> None:
+    # The page fixture is bound to the other server; this one makes its own context.
+    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    p = context.new_page()
+    office = add_portal_account(totp_server.database, dt.datetime.now(dt.UTC))
+    p.goto(totp_server.url + "/portal/sign-in")
+    p.fill("#user_id", office.user_id)
+    p.fill("#password", office.password)
+    p.click("#submit")
+    assert p.url.endswith("/portal/first-sign-in/totp")
+    p.wait_for_function(
+        "() => { const i = document.querySelector('.qr img');"
+        " return i.complete && i.naturalWidth > 100; }",
+        timeout=10000,
+    )
+    shoot(p, "portal_signin_12_totp")
+    secret = p.inner_text(".secret").replace(" ", "")
+    totp = pyotp.TOTP(secret)
+    p.fill("#code", totp.now())
+    p.click("#submit")
+    assert p.url.endswith("/portal/first-sign-in/done")
+    assert "認証アプリのコードも入力します" in p.inner_text("main")
+    shoot(p, "portal_signin_13_totp-done")
+    p.click("text=サインアウト")
+    p.fill("#user_id", office.user_id)
+    p.fill("#password", office.password)
+    p.click("#submit")
+    assert p.url.endswith("/portal/totp")
+    shoot(p, "portal_signin_14_totp-sign-in")
+    time.sleep(max(0.0, 30 - time.time() % 30) + 0.5)  # a code of a step not used yet
+    p.fill("#code", totp.now())
+    p.click("#submit")
+    assert p.url.endswith("/portal/"), p.inner_text("main")
+    context.close()
