@@ -68,6 +68,14 @@ AGENT = ("9910000001", "株式会社デモ請求ソフト")
 REJECTED = ("1310000003", "証明ケアサービス 誤登録事業所")
 # An office whose certificate its software vendor (the agent) applies for (docs/product.md §1).
 BY_AGENT = ("1310000004", "証明ケアサービス 代理申請事業所")
+# The names in kana the first sign-in asks for (docs/office-guide.md §7).
+KANA = {
+    "office": "ショウメイケアサービス チュウオウジギョウショ",
+    "revoked": "ショウメイケアサービス ハイシジギョウショ",
+    "rejected": "ショウメイケアサービス ゴトウロクジギョウショ",
+    "by-agent": "ショウメイケアサービス ダイリシンセイジギョウショ",
+    "agent": "カブシキガイシャデモセイキュウソフト",
+}
 CLAIM = (
     "請求年月,事業所番号,受給者証番号,サービス種類,単位数\n"
     "202610,{number},0000012345,居宅介護,1200\n"
@@ -231,6 +239,7 @@ def build_demo(
                     phone="03-0000-0000",
                     email=f"{label}@office.example",
                     representative_number="0000000000",
+                    name_kana=KANA[label],
                 ),
                 now=now,
             )
@@ -378,6 +387,12 @@ def build_demo(
             f"{role:<8} {new.account.user_id:<14} {new.login_password} / "
             f"{new.issuance_password or '-'}"
         )
+    accounts.append(
+        "\nThe portal's first sign-in asks for the number and the name in kana "
+        "(its mail code arrives in the demo mailbox):"
+    )
+    for role, new in portal.items():
+        accounts.append(f"{role:<8} {new.account.office_number} {new.account.name_kana}")
     accounts.append("\nTOTP of the console users (add to an authenticator app):")
     for role, new in (("admin", admin), ("staff", staff)):
         accounts.append(f"{role:<8} {new.otpauth_uri(settings.federation_name)}")

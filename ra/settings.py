@@ -117,12 +117,53 @@ class LockoutPolicy:
     minutes: int
 
 
+# The terms of use an office or agent accepts at its first sign-in to the portal, unless the
+# settings give their own (``[ra.signin] terms_of_use``).
+DEFAULT_TERMS_OF_USE = "\n".join(
+    [
+        "第1条(目的)",
+        "この規約は、連合会が提供する電子証明書ポータル(以下「ポータル」)を事業所・代理人の皆さまが"
+        "利用するときの約束ごとを定めます。",
+        "",
+        "第2条(ユーザーIDとパスワード)",
+        "1. ユーザーID、ログイン用パスワード、証明書発行用パスワードは、利用する事業所"
+        "(または代理人)が責任をもって管理してください。他の人に教えたり、見える所に貼ったりしないでください。",
+        "2. パスワードが他の人に知られたおそれがあるときは、すぐにパスワードを変更し、連合会に"
+        "連絡してください。",
+        "",
+        "第3条(メールアドレス)",
+        "登録したメールアドレスには、証明書の発行・有効期限のお知らせや、パスワード再設定の確認コードなど、"
+        "大切なお知らせが届きます。受け取れるアドレスを登録し、変わったときは変更してください。",
+        "",
+        "第4条(証明書の利用)",
+        "発行された証明書は、連合会への請求ファイルへの電子署名にのみ使ってください。廃業したとき、"
+        "パソコンを紛失したときなど、証明書が不正に使われるおそれがあるときは、すぐに連合会に"
+        "連絡してください。",
+        "",
+        "第5条(記録)",
+        "連合会は、サインインや申請などの操作を記録し、不正な利用の調査のために使うことがあります。",
+        "",
+        "第6条(変更)",
+        "連合会はこの規約を変更することがあります。変更したときは、次のサインインのときに改めて"
+        "同意をお願いします。",
+    ]
+)
+
+
 @dataclass(frozen=True)
 class SignInSettings:
-    """Lockout of the two sign-in pages (the e-claims offices' practice)."""
+    """Sign-in of the two pages: lockouts (the e-claims offices' practice), the portal's TOTP
+    and the terms of use accepted at an office's first sign-in (docs/office-guide.md)."""
 
     console: LockoutPolicy = field(default_factory=lambda: LockoutPolicy(5, 30))
     portal: LockoutPolicy = field(default_factory=lambda: LockoutPolicy(3, 30))
+    # Offices and agents enrol an authenticator app at their first sign-in and enter its code
+    # at every sign-in (as staff always do).
+    portal_totp: bool = False
+    # The terms of use shown at the first sign-in, and their version: a new version is
+    # accepted again at the next sign-in.
+    terms_of_use: str = DEFAULT_TERMS_OF_USE
+    terms_version: str = "1"
 
 
 @dataclass(frozen=True)
@@ -195,6 +236,18 @@ def load_ra_settings(path: str | Path) -> RASettings:
                 message_ja=f"{path}: ra.signin.{name}: attempts と minutes は 1 以上です",
                 key=f"signin.{name}",
             )
+    if not settings.signin.terms_of_use.strip() or not settings.signin.terms_version.strip():
+        raise ConfigError(
+            f"{path}: ra.signin.terms_of_use and terms_version must not be empty",
+            message_ja=f"{path}: ra.signin.terms_of_use と terms_version は空にできません",
+            key="signin.terms_of_use",
+        )
+    if len(settings.signin.terms_version) > 32:
+        raise ConfigError(
+            f"{path}: ra.signin.terms_version has at most 32 characters",
+            message_ja=f"{path}: ra.signin.terms_version は 32 文字以内です",
+            key="signin.terms_version",
+        )
     if settings.web.idle_timeout_minutes < 1:
         raise ConfigError(
             f"{path}: ra.web.idle_timeout_minutes must be at least 1",

@@ -252,6 +252,40 @@ def test_folding_keeps_apart(a: str, b: str) -> None:
     assert not kana_equal(a, b)
 
 
+OFFICE_KANA = "ショウメイ ケアサービス チュウオウジギョウショ"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "しょうめい けあさーびす ちゅうおうじぎょうしょ",  # hiragana
+        "ｼｮｳﾒｲ ｹｱｻｰﾋﾞｽ ﾁｭｳｵｳｼﾞｷﾞｮｳｼｮ",  # half-width katakana
+        "ショウメイケアサービスチュウオウジギョウショ",  # no spaces
+        "ショウメイ　ケアサービス　チュウオウ　ジギョウショ",  # full-width spaces, one more
+        "ショウメイ ケアサービス チュウオウシキヨウシヨ",  # 濁音 and 拗音 written plain and large
+        "シヨウメイ ケアサ-ビス チユウオウジギヨウシヨ",  # small kana large, a hyphen for ー
+        "ｼｮｳﾒｲｹｱｻｰﾋﾞｽﾁｭｳｵｳｼﾞｷﾞｮｳｼｮ",
+    ],
+)
+def test_office_names_typed_in_every_way_match(typed: str) -> None:
+    """The first sign-in's identity check (ra.people.first_sign_in): an office types its name
+    in kana as its keyboard or phone gives it."""
+    assert kana_equal(OFFICE_KANA, typed)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "ショウメイ ケアサービス チュウオウ",  # a word short
+        "ショウメイ ケアセンター チュウオウジギョウショ",  # another word
+        "ショウメイ ケアサビス チュウオウジギョウショ",  # the long vowel mark left out
+        "証明ケアサービス中央事業所",  # kanji are not read as kana
+    ],
+)
+def test_office_names_that_differ_do_not_match(typed: str) -> None:
+    assert not kana_equal(OFFICE_KANA, typed)
+
+
 def test_fold_kana_form() -> None:
     assert fold_kana("ｹﾝﾎﾟ　ｼｮｳｺ") == "ケンホシヨウコ"
     assert fold_kana("きゃりーぱみゅぱみゅ") == "キヤリーハミユハミユ"

@@ -17,16 +17,17 @@ import email.utils
 import logging
 import smtplib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from email.message import EmailMessage
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from ra.mailing.notify import outbox_body_context
 from ra.settings import MailSettings, RASettings
 from ra.store.models import OutboxMail
-from ra.store.vault import warn_if_shared
+from ra.store.vault import Vault, is_sealed, load_vault, warn_if_shared
 from shomei.errors import ConfigError
 from shomei.files import MAX_SECRET, read_text
 
@@ -42,10 +43,22 @@ class MailSummary:
     remaining: int  # still unsent after this run (more than one batch, or failures)
 
 
-def build_message(row: OutboxMail, *, sender: str) -> EmailMessage:
+def build_message(row: OutboxMail, *, sender: str, vault: Vault | None = None) -> EmailMessage:
     """The RFC 5322 message of an outbox row, 7-bit clean for any SMTP server: the Japanese
     subject (and a Japanese sender name) as RFC 2047 encoded words, the UTF-8 body in base64
-    (RFC 2045), never raw 8-bit bytes a server without 8BITMIME could mangle."""
+    (RFC 2045), never raw 8-bit bytes a server without 8BITMIME could mangle.
+
+    A sealed body (a mail that carries a code, :func:`ra.mailing.notify.mail_secret`) is
+    opened with ``vault``.
+    """
+    body = row.body
+    if is_sealed(body):
+        if vault is None:
+            raise ConfigError(
+                f"mail {row.message_id} is sealed and no secrets key was given",
+                message_ja=f"メール {row.message_id} は暗号化されていますが、鍵がありません",
+            )
+        body = vault.open(body, context=outbox_body_context(row.message_id))
     message = EmailMessage(policy=email.policy.default)
     message["Message-ID"] = row.message_id
     message["From"] = sender
@@ -53,7 +66,7 @@ def build_message(row: OutboxMail, *, sender: str) -> EmailMessage:
     message["Subject"] = row.subject
     message["Date"] = email.utils.format_datetime(row.created_at.astimezone(dt.UTC))
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5
-    message.set_content(row.body, charset="utf-8", cte="base64")
+    message.set_content(body, charset="utf-8", cte="base64")
     return message
 
 
@@ -107,15 +120,11 @@ def _smtp_password(settings: MailSettings) -> str:
     return password
 
 
-def _unsent(session: Session, limit: int) -> list[OutboxMail]:
-    return list(
-        session.execute(
-            select(OutboxMail)
-            .where(OutboxMail.sent_at.is_(None))
-            .order_by(OutboxMail.id)
-            .limit(limit)
-        ).scalars()
-    )
+def _unsent(session: Session, limit: int, ids: Collection[int] | None = None) -> list[OutboxMail]:
+    query = select(OutboxMail).where(OutboxMail.sent_at.is_(None))
+    if ids is not None:
+        query = query.where(OutboxMail.id.in_(list(ids)))
+    return list(session.execute(query.order_by(OutboxMail.id).limit(limit)).scalars())
 
 
 def send_outbox(
@@ -124,16 +133,19 @@ def send_outbox(
     *,
     now: dt.datetime,
     smtp_factory: SmtpFactory = connect,
+    ids: Collection[int] | None = None,
 ) -> MailSummary:
-    """Send up to ``mail.batch_size`` unsent mails; see the module docstring."""
+    """Send up to ``mail.batch_size`` unsent mails (only those of ``ids``, if given: a code
+    the web sends at once, :func:`send_soon`); see the module docstring."""
     with factory() as session:
-        rows = _unsent(session, settings.mail.batch_size)
+        rows = _unsent(session, settings.mail.batch_size, ids)
     sent = failed = 0
+    vault = load_vault(settings.secrets_key_file) if any(is_sealed(r.body) for r in rows) else None
     if rows:
         smtp = smtp_factory(settings.mail)
         try:
             for row in rows:
-                message = build_message(row, sender=settings.mail.sender)
+                message = build_message(row, sender=settings.mail.sender, vault=vault)
                 try:
                     smtp.send_message(message)
                 except (smtplib.SMTPRecipientsRefused, smtplib.SMTPDataError) as exc:
@@ -174,3 +186,27 @@ def send_outbox(
             select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))
         ).scalar_one()
     return MailSummary(sent=sent, failed=failed, remaining=remaining)
+
+
+def send_soon(
+    factory: sessionmaker[Session],
+    settings: RASettings,
+    ids: Collection[int],
+    *,
+    now: dt.datetime,
+    smtp_factory: SmtpFactory = connect,
+) -> bool:
+    """Send the committed outbox mails ``ids`` now (a code someone is waiting for).
+
+    True when they went out.  Any failure (the SMTP server is down, refuses) is logged and
+    leaves them in the outbox, where the scheduled mail job sends them on its next run; the
+    caller is never stopped by it.
+    """
+    try:
+        summary = send_outbox(factory, settings, now=now, smtp_factory=smtp_factory, ids=ids)
+    except Exception:
+        log.warning(
+            "mails %s not sent at once; the mail job will send them", list(ids), exc_info=True
+        )
+        return False
+    return summary.sent == len(ids)

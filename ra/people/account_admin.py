@@ -4,7 +4,8 @@
   prefix or a part of the name; each row says whether the account ever signed in.
 * :func:`console_users` — the staff and admin users (admins only).
 * :func:`disable` — an account can no longer sign in; its web sessions end.
-* :func:`reset_totp` — a staff member enrols an authenticator app again at the next sign-in.
+* :func:`reset_totp` — a staff member (or an office or agent that lost its phone) enrols an
+  authenticator app again at the next sign-in.
 * :func:`remind` — one mail through the outbox to an office or agent that has not signed in.
 
 "Signed in" is read from the audit log (the ``sign_in`` records :mod:`ra.people.auth` writes), so
@@ -190,16 +191,17 @@ def reset_totp(
     now: dt.datetime,
     source_address: str | None = None,
 ) -> Account:
-    """Forget a staff member's authenticator: the next sign-in enrols a new one (admins only).
+    """Forget an account's authenticator app: the next sign-in enrols a new one.
 
+    Admins do it for staff and admins; staff for an office or agent that enrolled one at its
+    first sign-in (``[ra.signin] portal_totp``) and lost the phone (it calls the federation).
     The password stays; the sessions end, so the new enrolment happens at once.
     """
-    require(party, Permission.MANAGE_STAFF)
     account = _target(session, party, user_id)
-    if account.kind not in CONSOLE_KINDS:
+    if account.kind not in CONSOLE_KINDS and account.totp_secret_sealed is None:
         raise Refused(
-            "only staff and admins have an authenticator app",
-            message_ja="認証アプリを使うのは職員と管理者のみです",
+            f"{account.user_id} has no authenticator app",
+            message_ja=f"{account.user_id} は認証アプリを登録していません",
         )
     account.totp_secret_sealed = None
     account.totp_enrolled_at = None

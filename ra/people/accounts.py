@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass, field
 
 import pyotp
@@ -78,6 +79,7 @@ class AccountInput:
     email: str
     representative_number: str = ""
     postal_code: str = ""
+    name_kana: str = ""  # フリガナ, optional: asked for at the first sign-in when registered
 
     def problems(self) -> list[Problem]:
         """Every problem of this input (empty when it is good)."""
@@ -139,6 +141,16 @@ class AccountInput:
                     "代表者番号は半角数字(とハイフン)20 文字以内です",
                 )
             )
+        if self.name_kana and not is_kana_name(self.name_kana):
+            found.append(
+                Problem(
+                    "name_kana",
+                    f"the kana name must be written in kana, at most {KANA_LIMIT} characters "
+                    f"({self.name_kana!r})",
+                    f"フリガナはカタカナ(またはひらがな)で {KANA_LIMIT} 文字以内です"
+                    f"({self.name_kana!r})",
+                )
+            )
         if self.postal_code and not POSTAL.fullmatch(self.postal_code):
             found.append(
                 Problem(
@@ -148,6 +160,27 @@ class AccountInput:
                 )
             )
         return found
+
+
+KANA_LIMIT = 100
+# What a kana name (フリガナ) may hold after NFKC: kana, the long vowel mark and the middle dot,
+# spaces, Latin letters and digits (エヌピーオー法人ＡＢＣ is written so), and a few signs of
+# company names.
+_KANA_EXTRA = frozenset(" ー・-()&.,'")
+
+
+def is_kana_name(text: str) -> bool:
+    """True if ``text`` can be a registered kana name (フリガナ): kana, not kanji."""
+    folded = unicodedata.normalize("NFKC", text)
+    if not folded.strip() or len(text) > KANA_LIMIT or _has_control(text):
+        return False
+    return any("\u3041" <= c <= "\u30ff" for c in folded) and all(
+        "\u3041" <= c <= "\u30ff"
+        or c.isspace()
+        or (c.isascii() and c.isalnum())
+        or c in _KANA_EXTRA
+        for c in folded
+    )
 
 
 def _has_control(text: str) -> bool:
@@ -255,6 +288,7 @@ def add_portal_account(
         office_number=data.number,
         representative_number=data.representative_number or None,
         postal_code=data.postal_code or None,
+        name_kana=data.name_kana or None,
         address=data.address,
         phone=data.phone,
         email=data.email,
@@ -420,6 +454,7 @@ def reset_login_password(
     )
     password = _new_login_password(rng)
     account.password_hash = hash_password(password)
+    account.password_chosen_at = None  # the letter's password: replaced at the next sign-in
     account.failed_logins = 0
     account.locked_until = None
     account.session_epoch = (account.session_epoch or 0) + 1  # its web sessions end

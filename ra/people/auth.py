@@ -5,14 +5,16 @@ What the console and the portal call to let a person in.  A sign-in is one or tw
 1. :func:`check_password`: the user ID (typed full-width or half-width: it is folded) and the
    login password, checked against the argon2id hash.  An unknown user ID costs the same
    argon2 time as a known one and fails with the same :class:`AuthenticationFailed`, which
-   never says which of the two was wrong.  Offices and agents are then signed in; staff and
-   admins go on to the second step.
+   never says which of the two was wrong.  Offices and agents are then signed in, unless
+   the portal asks for TOTP too (``[ra.signin] portal_totp``) and they have enrolled; staff
+   and admins go on to the second step.
 2. :func:`check_totp` (RFC 6238, 30-second steps, one step of clock drift either way).  A code
    is accepted once: the time step of the last accepted code is kept per account, and a code
    of that step or an earlier one is refused, so a code seen over a shoulder or replayed from
    a captured request is worthless.  A staff account whose TOTP secret has not been confirmed
    yet enrols instead (:func:`enrolment_secret`, then :func:`confirm_enrolment`): the secret
-   counts only once one code made from it was accepted.
+   counts only once one code made from it was accepted.  Offices and agents enrol at their
+   first sign-in (:mod:`ra.people.first_sign_in`) when the portal asks for TOTP.
 
 Every failure of either step counts toward the lockout of the account (settings
 ``[ra.signin]``, by the page: the console locks after 5 failures for 30 minutes, the portal
@@ -45,7 +47,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ra.party import Party, PartyKind, Permission, require
 from ra.people.accounts import KIND_JA, Problem, get_account
-from ra.people.password_rules import password_problems
+from ra.people.password_rules import STAFF, PasswordPolicy, password_problems
 from ra.people.passwords import Rng, WrongPassword, hash_password
 from ra.people.passwords import check_password as _check_hash
 from ra.settings import LockoutPolicy, SignInSettings
@@ -217,6 +219,25 @@ def _refuse_if_locked(account: Account, now: dt.datetime) -> None:
         )
 
 
+def refuse_if_locked(account: Account, now: dt.datetime) -> None:
+    """Raise :class:`LockedOut` while ``account`` is locked."""
+    _refuse_if_locked(account, now)
+
+
+def record_failure(
+    session: Session,
+    account: Account,
+    settings: SignInSettings,
+    *,
+    now: dt.datetime,
+    stage: str,
+    source_address: str | None = None,
+) -> None:
+    """Count a failed step of ``account``'s sign-in (e.g. a wrong identity answer at the
+    first sign-in) toward its lockout, audited; the caller raises the error to show."""
+    _count_failure(session, account, policy_for(account, settings), now, source_address, stage)
+
+
 def _count_failure(
     session: Session,
     account: Account,
@@ -304,9 +325,13 @@ def check_password(
         _audit(session, account, "sign_in_failed", now, source_address, stage="not_allowed")
         session.flush()
         raise _failed()
+    enrolled = account.totp_enrolled_at is not None and account.totp_secret_sealed is not None
     if account.kind in CONSOLE_KINDS:
-        enrolled = account.totp_enrolled_at is not None and account.totp_secret_sealed is not None
         return PasswordChecked(account, needs_totp=enrolled, needs_enrolment=not enrolled)
+    if settings.portal_totp and enrolled:
+        # An office or agent enrols at its first sign-in, signed in (ra.people.first_sign_in):
+        # until then the password is its one step.
+        return PasswordChecked(account, needs_totp=True, needs_enrolment=False)
     _signed_in(session, account, now, source_address, "password")
     return PasswordChecked(account, needs_totp=False, needs_enrolment=False)
 
@@ -330,11 +355,21 @@ def _matching_step(secret: str, code: str, now: dt.datetime, after: int | None) 
     return found
 
 
-def _account_for_step(session: Session, account_id: int) -> Account:
+def totp_kinds(settings: SignInSettings | None) -> frozenset[AccountKind]:
+    """The accounts that sign in with TOTP: staff and admins, and offices and agents when
+    the portal asks for it."""
+    if settings is not None and settings.portal_totp:
+        return CONSOLE_KINDS | PORTAL_KINDS
+    return CONSOLE_KINDS
+
+
+def _account_for_step(
+    session: Session, account_id: int, kinds: frozenset[AccountKind] = CONSOLE_KINDS
+) -> Account:
     account = session.execute(
         select(Account).where(Account.id == account_id).with_for_update()
     ).scalar_one_or_none()
-    if account is None or not account.active or account.kind not in CONSOLE_KINDS:
+    if account is None or not account.active or account.kind not in kinds:
         raise _failed()
     return account
 
@@ -349,13 +384,15 @@ def check_totp(
     now: dt.datetime,
     source_address: str | None = None,
 ) -> Account:
-    """Step two for staff and admins: a TOTP code, accepted once; returns the account.
+    """Step two for staff and admins (and offices and agents when the portal asks for TOTP):
+    a TOTP code, accepted once; returns the account.
 
     The account row is locked while the code is checked, so two requests carrying the same
-    code cannot both pass.  A wrong or replayed code counts toward the lockout.
+    code cannot both pass.  A wrong or replayed code counts toward the lockout of the
+    account's page.
     """
     now = require_aware(now, "now")
-    account = _account_for_step(session, account_id)
+    account = _account_for_step(session, account_id, totp_kinds(settings))
     _lift_expired_lock(session, account, now, source_address)
     _refuse_if_locked(account, now)
     if account.totp_enrolled_at is None or account.totp_secret_sealed is None:
@@ -363,7 +400,7 @@ def check_totp(
     secret = vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
     step = _matching_step(secret, code, now, account.totp_last_step)
     if step is None:
-        _count_failure(session, account, settings.console, now, source_address, "totp")
+        _count_failure(session, account, policy_for(account, settings), now, source_address, "totp")
         raise _wrong_code()
     account.totp_last_step = step
     _signed_in(session, account, now, source_address, "password+totp")
@@ -382,14 +419,16 @@ def enrolment_secret(
     vault: Vault,
     now: dt.datetime,
     rng: Rng = secrets.token_bytes,
+    kinds: frozenset[AccountKind] = CONSOLE_KINDS,
 ) -> str:
-    """The TOTP secret a staff member is enrolling with, made (and sealed) if there is none.
+    """The TOTP secret a staff member (or, with ``kinds``, an office or agent) is enrolling
+    with, made (and sealed) if there is none.
 
     Only for an account whose secret is not confirmed yet: the same secret is returned until a
     code confirms it, so reloading the enrolment page does not void a QR code already scanned.
     """
     require_aware(now, "now")
-    account = _account_for_step(session, account_id)
+    account = _account_for_step(session, account_id, kinds)
     if account.totp_enrolled_at is not None:
         raise _wrong_code()
     if account.totp_secret_sealed is None:
@@ -414,10 +453,13 @@ def confirm_enrolment(
     settings: SignInSettings,
     now: dt.datetime,
     source_address: str | None = None,
+    kinds: frozenset[AccountKind] = CONSOLE_KINDS,
+    signs_in: bool = True,
 ) -> Account:
-    """Confirm the enrolment secret with one code: from now on it counts, and this signs in."""
+    """Confirm the enrolment secret with one code: from now on it counts, and this signs in
+    (unless ``signs_in`` is false: an office enrolling at its first sign-in is in already)."""
     now = require_aware(now, "now")
-    account = _account_for_step(session, account_id)
+    account = _account_for_step(session, account_id, kinds)
     _lift_expired_lock(session, account, now, source_address)
     _refuse_if_locked(account, now)
     if account.totp_enrolled_at is not None or account.totp_secret_sealed is None:
@@ -425,12 +467,15 @@ def confirm_enrolment(
     secret = vault.open(account.totp_secret_sealed, context=totp_context(account.user_id))
     step = _matching_step(secret, code, now, account.totp_last_step)
     if step is None:
-        _count_failure(session, account, settings.console, now, source_address, "totp")
+        _count_failure(session, account, policy_for(account, settings), now, source_address, "totp")
         raise _wrong_code()
     account.totp_last_step = step
     account.totp_enrolled_at = now
     _audit(session, account, "totp_enrolled", now, source_address)
-    _signed_in(session, account, now, source_address, "password+totp")
+    if signs_in:
+        _signed_in(session, account, now, source_address, "password+totp")
+    else:
+        session.flush()
     return account
 
 
@@ -443,12 +488,14 @@ def change_own_password(
     settings: SignInSettings,
     now: dt.datetime,
     source_address: str | None = None,
+    policy: PasswordPolicy = STAFF,
 ) -> None:
     """Change ``account``'s own login password; its other sessions end (the epoch is raised).
 
     The current password is checked first (a wrong one counts toward the lockout and raises
-    :class:`AuthenticationFailed`); a new password that breaks a rule raises
-    :class:`MalformedInput` with every broken rule in ``fields["problems"]``.
+    :class:`AuthenticationFailed`); a new password that breaks a rule of ``policy`` (the
+    portal's for offices and agents) raises :class:`MalformedInput` with every broken rule in
+    ``fields["problems"]``.
     """
     now = require_aware(now, "now")
     _refuse_if_locked(account, now)
@@ -462,7 +509,7 @@ def change_own_password(
             "the current password is not correct",
             message_ja="現在のパスワードが正しくありません",
         ) from None
-    problems = password_problems(new, account.user_id)
+    problems = password_problems(new, account.user_id, policy)
     if not problems and hmac.compare_digest(new.encode(), current.encode()):
         problems = [
             Problem(
@@ -479,6 +526,7 @@ def change_own_password(
             problems=problems,
         )
     account.password_hash = hash_password(new)
+    account.password_chosen_at = now
     account.session_epoch = (account.session_epoch or 0) + 1
     _audit(session, account, "password_changed", now, source_address)
     session.flush()
@@ -553,6 +601,9 @@ __all__ = [
     "password_problems",
     "policy_for",
     "provisioning_uri",
+    "record_failure",
+    "refuse_if_locked",
+    "totp_kinds",
     "unlock",
 ]
 

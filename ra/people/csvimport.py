@@ -15,6 +15,8 @@ Columns, by Japanese or English header (any order; unknown headers are refused):
     電話番号 phone
     代表者番号 representative_number   optional
     メールアドレス email
+    フリガナ name_kana   optional: the name in kana, asked for at the first sign-in
+                         (名称カナ and カナ are accepted too)
 
 Every row is checked before anything is written, and the report names every bad row (its line
 in the file), the column and the reason in English and Japanese: a bad number, a number twice
@@ -64,6 +66,9 @@ HEADERS: dict[str, str] = {
     "電話番号": "phone",
     "代表者番号": "representative_number",
     "メールアドレス": "email",
+    "フリガナ": "name_kana",
+    "名称カナ": "name_kana",
+    "カナ": "name_kana",
 }
 HEADERS.update({v: v for v in set(HEADERS.values())})
 REQUIRED = ("kind", "number", "name", "address", "phone", "email")
@@ -197,6 +202,7 @@ def parse(data: bytes) -> tuple[list[tuple[int, AccountInput]], list[RowProblem]
                         email=values["email"],
                         representative_number=values.get("representative_number", ""),
                         postal_code=values.get("postal_code", ""),
+                        name_kana=values.get("name_kana", ""),
                     ),
                 )
             )

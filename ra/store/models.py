@@ -131,6 +131,18 @@ class Account(Base):
     session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    # Offices and agents: the name in kana as registered (フリガナ), which the first sign-in
+    # asks for (ra.people.first_sign_in); None when the federation did not register one.
+    name_kana: Mapped[str | None] = mapped_column(String(100))
+    # The first sign-in to the portal, step by step (None: still to do): the terms of use
+    # accepted (and their version), the identity confirmed, a password of the person's own
+    # chosen (a reset by staff sets it back to None: the letter's password is replaced at the
+    # next sign-in), the mail address confirmed by a code sent to it.
+    terms_accepted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    terms_version: Mapped[str | None] = mapped_column(String(32))
+    identity_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    password_chosen_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    email_confirmed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         CheckConstraint("kind != 'office' OR office_number IS NOT NULL", name="office_number"),
@@ -153,6 +165,34 @@ class UnknownSignIn(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
     last_failure_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class MailCode(Base):
+    """A 6-digit code mailed to an address, to confirm it or to reset a forgotten password.
+
+    Only a keyed hash of the code is kept (:meth:`ra.store.vault.Vault.mac`, with a salt of
+    its own); the mail that carries it is sealed in the outbox until sent.  A code is open
+    until ``closed_at``: used, replaced by a newer code, wrong too many times or expired
+    (``outcome``).
+    """
+
+    __tablename__ = "mail_codes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # confirm_email / reset_password
+    address: Mapped[str] = mapped_column(String(254))
+    salt: Mapped[str] = mapped_column(String(32))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    tries: Mapped[int] = mapped_column(Integer, default=0)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[str | None] = mapped_column(String(16))  # used/replaced/too_many/expired
+
+    __table_args__ = (
+        CheckConstraint("purpose IN ('confirm_email', 'reset_password')", name="purpose"),
+    )
 
 
 class Application(Base):

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import logging
 import os
 import stat
@@ -62,6 +64,17 @@ class Vault:
         nonce = os.urandom(NONCE_BYTES)
         sealed = AESGCM(self.key).encrypt(nonce, secret.encode("utf-8"), context.encode())
         return PREFIX + base64.b64encode(nonce + sealed).decode("ascii")
+
+    def mac(self, data: str, *, context: str) -> str:
+        """A keyed hash (HMAC-SHA256, hex) of ``data`` for ``context``, for what must be
+        checked but never read back (the codes mailed to people, ra.people.mail_codes).
+
+        The key is derived from the secrets key for this use alone (HMAC of a fixed label), so
+        a copy of the database alone cannot test guesses against the stored values.
+        """
+        key = hmac.new(self.key, b"shomei vault mac v1", hashlib.sha256).digest()
+        message = context.encode("utf-8") + b"\x00" + data.encode("utf-8")
+        return hmac.new(key, message, hashlib.sha256).hexdigest()
 
     def open(self, sealed: str, *, context: str) -> str:
         if not is_sealed(sealed):

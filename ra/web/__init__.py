@@ -3,7 +3,9 @@
 :func:`create_app` builds a Flask application from the RA settings.  Its parts:
 
 - blueprints ``auth`` (``/auth/…``: sign-in, TOTP, enrolment, sign-out, own password,
-  language and date style) and ``console`` (``/console/…``, federation staff);
+  language and date style), ``portal_auth`` (``/portal/sign-in``, the portal's TOTP step and
+  forgotten password), the console's screens (``/console/…``, federation staff) and the
+  portal's (``/portal/…``, offices and agents, the first sign-in first);
 - one SQLAlchemy session per request (:mod:`ra.web.db`), opened when a view first needs it;
 - Flask-WTF (CSRF on every POST), Flask-Login (an account id and its session epoch, so a
   password change or a disable ends the other sessions), Flask-Babel (Japanese by default,
@@ -103,6 +105,7 @@ def create_app(
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
     factory = session_factory or make_session_factory(make_engine(settings.database_url))
     app.config["FEDERATION_NAME"] = settings.federation_name
+    app.config["ISSUER_PHONE"] = settings.documents.issuer_phone  # the phone path's number
     app.extensions["shomei"] = WebContext(
         settings=settings,
         factory=factory,
@@ -129,6 +132,7 @@ def create_app(
         app.register_blueprint(blueprint)
     app.jinja_env.globals["console_menu"] = console.menu
     app.jinja_env.globals["portal_menu"] = portal.menu
+    app.jinja_env.globals["first_sign_in_pending"] = portal.first_sign_in_pending
     return app
 
 

@@ -224,6 +224,9 @@ def password() -> Page:
     account = signed_in_account()
     if account is None:  # pragma: no cover - login_required has redirected
         abort(401)
+    if account.kind in auth.PORTAL_KINDS:
+        # Offices and agents have the portal's page, its rules and its first sign-in.
+        return redirect(url_for("portal_password.change"))
     form = PasswordChangeForm()
     if not form.validate_on_submit():
         return render_template("auth/password.html", form=form, errors=[]), 200

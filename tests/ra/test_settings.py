@@ -50,9 +50,29 @@ def test_values_are_read(tmp_path: Path) -> None:
         ('[ra.web]\ndate_style = "showa"\n', "date_style"),
         ("[ra.web]\nidle_timeout_minutes = 0\n", "idle_timeout_minutes"),
         ('[ra.web]\nbehind_tls = "yes"\n', "behind_tls"),
+        ('[ra.signin]\nterms_of_use = "  "\n', "terms_of_use"),
+        ('[ra.signin]\nterms_version = ""\n', "terms_version"),
+        ('[ra.signin]\nportal_totp = "on"\n', "portal_totp"),
     ],
 )
 def test_bad_values_are_one_clear_error(tmp_path: Path, extra: str, words: str) -> None:
     with pytest.raises(ConfigError) as err:
         load_ra_settings(_write(tmp_path, extra))
     assert words in err.value.message
+
+
+def test_the_portal_sign_in_settings(tmp_path: Path) -> None:
+    default = load_ra_settings(_write(tmp_path, "")).signin
+    assert default.portal_totp is False and default.terms_version == "1"
+    assert (
+        default.terms_of_use.startswith("第1条(目的)\n") and "第6条(変更)" in default.terms_of_use
+    )
+    settings = load_ra_settings(
+        _write(
+            tmp_path,
+            '[ra.signin]\nportal_totp = true\nterms_version = "2027-04"\n'
+            'terms_of_use = """\n第1条 テスト\n"""\n',
+        )
+    ).signin
+    assert settings.portal_totp and settings.terms_version == "2027-04"
+    assert settings.terms_of_use == "第1条 テスト\n"

@@ -11,8 +11,9 @@ Screens (``/console/accounts``), staff and admins (the services check
   session, so only the session that uploaded it can import it) and the preview shows every
   row and every problem; the import re-reads that file, checks it again and creates all
   accounts or none.  Nothing of the file travels in a form field;
-* an account's page: reset the issuance password (the phone path of A7) or the login password,
-  lift a lockout, disable, send the sign-in reminder.
+* an account's page: reset the issuance password (the phone path of A7) or the login password
+  (also the phone path of a forgotten password without a confirmed mail address), remove a
+  lost authenticator app, lift a lockout, disable, send the sign-in reminder.
 
 Passwords exist in clear only in the request that makes them.  The letters that carry them are
 sealed for a few minutes for the PDF download (:mod:`ra.web.letter_drop`), then gone.
@@ -69,6 +70,7 @@ class AccountForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
     )
     number = StringField(_l("Office or agent number (10 digits)"), validators=[DataRequired()])
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=64)])
+    name_kana = StringField(_l("Name in kana (optional)"), validators=[Optional(), Length(max=100)])
     postal_code = StringField(_l("Postal code"), validators=[Optional(), Length(max=8)])
     address = StringField(_l("Address"), validators=[DataRequired(), Length(max=300)])
     phone = StringField(_l("Phone"), validators=[DataRequired(), Length(max=20)])
@@ -156,6 +158,7 @@ def new() -> tuple[str, int] | BaseResponse:
         email=(form.email.data or "").strip(),
         representative_number=(form.representative_number.data or "").strip(),
         postal_code=(form.postal_code.data or "").strip(),
+        name_kana=(form.name_kana.data or "").strip(),
     )
     ctx = _ctx()
     try:
@@ -396,6 +399,26 @@ def reset_login(user_id: str) -> BaseResponse:
     )
     flash(_("A new login password was set. Print the letter and post it."))
     return _drop("login", [_page(account, login_password=password)])
+
+
+@blueprint.route("/<user_id>/totp", methods=["POST"])
+def reset_totp(user_id: str) -> BaseResponse:
+    PlainForm()
+    account = account_admin.reset_totp(
+        db.session(),
+        signed_in_party(),
+        user_id,
+        now=_ctx().now(),
+        source_address=request.remote_addr,
+    )
+    flash(
+        _(
+            "The authenticator app of %(user_id)s was removed: it sets up a new one at its "
+            "next sign-in.",
+            user_id=account.user_id,
+        )
+    )
+    return _back(account)
 
 
 @blueprint.route("/<user_id>/unlock", methods=["POST"])

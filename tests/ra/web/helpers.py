@@ -131,12 +131,31 @@ def add_portal_account(
     *,
     kind: AccountKind = AccountKind.OFFICE,
     password: str = "Portal-pass-1",  # noqa: S107  # a test account
+    first_sign_in_done: bool = True,
+    name_kana: str | None = None,
+    email: str = "office@example.jp",
 ) -> PortalUser:
-    """An office or agent account that signs in to the portal with ``password``."""
+    """An office or agent account that signs in to the portal with ``password``.
+
+    By default it has done its first sign-in (terms, identity, own password, confirmed mail
+    address: ra.people.first_sign_in), so the portal's pages open at once; with
+    ``first_sign_in_done=False`` it is as the federation created it.
+    """
     from ra.people.passwords import hash_password
+    from ra.settings import SignInSettings
     from tests.ra import factories
 
     with database.factory() as s, s.begin():
         account = factories.account(s, kind=kind, now=now)
         account.password_hash = hash_password(password)
+        account.name_kana = name_kana
+        account.email = email
+        if kind is AccountKind.AGENT and account.office_number is None:
+            account.office_number = f"99{account.id:08d}"
+        if first_sign_in_done:
+            account.terms_accepted_at = now
+            account.terms_version = SignInSettings().terms_version
+            account.identity_confirmed_at = now
+            account.password_chosen_at = now
+            account.email_confirmed_at = now
         return PortalUser(account.id, account.user_id, password)
