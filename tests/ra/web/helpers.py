@@ -13,7 +13,7 @@ from werkzeug.test import TestResponse
 from ra.party import Party
 from ra.people import accounts, auth
 from ra.settings import SignInSettings
-from ra.store.models import AccountKind
+from ra.store.models import Account, AccountKind
 from ra.store.vault import Vault
 from tests.ra.conftest import Database
 
@@ -142,7 +142,6 @@ def add_portal_account(
     ``first_sign_in_done=False`` it is as the federation created it.
     """
     from ra.people.passwords import hash_password
-    from ra.settings import SignInSettings
     from tests.ra import factories
 
     with database.factory() as s, s.begin():
@@ -153,9 +152,17 @@ def add_portal_account(
         if kind is AccountKind.AGENT and account.office_number is None:
             account.office_number = f"99{account.id:08d}"
         if first_sign_in_done:
-            account.terms_accepted_at = now
-            account.terms_version = SignInSettings().terms_version
-            account.identity_confirmed_at = now
-            account.password_chosen_at = now
-            account.email_confirmed_at = now
+            first_sign_in_finished(account, now)
         return PortalUser(account.id, account.user_id, password)
+
+
+def first_sign_in_finished(account: Account, now: dt.datetime) -> None:
+    """Mark ``account`` as having done its first sign-in (terms, identity, own password,
+    confirmed mail address: ra.people.first_sign_in), as a test that is not about it needs."""
+    from ra.settings import SignInSettings
+
+    account.terms_accepted_at = now
+    account.terms_version = SignInSettings().terms_version
+    account.identity_confirmed_at = now
+    account.password_chosen_at = now
+    account.email_confirmed_at = now

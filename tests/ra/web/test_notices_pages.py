@@ -36,7 +36,14 @@ from ra.workflow import applications, downloads
 from tests.pki import Pki
 from tests.ra import factories
 from tests.ra.conftest import Database
-from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in, token
+from tests.ra.web.helpers import (
+    Clock,
+    add_staff,
+    assert_no_mojibake,
+    first_sign_in_finished,
+    sign_in,
+    token,
+)
 from tests.ra.workflow.test_services import REPO, issue
 
 PHONE = "03-0000-0000"
@@ -87,6 +94,7 @@ def add_office(
             now=now,
         )
         assert made.issuance_password is not None
+        first_sign_in_finished(made.account, now)
         return Office(made.account.id, made.user_id, made.login_password, made.issuance_password)
 
 
