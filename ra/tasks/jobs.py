@@ -9,7 +9,8 @@ one lost race does not undo the others) and changes a status only through
 - ``dispatch`` (B7/B8) and ``import-results`` (B9/B10, offline inbox): :mod:`ra.ca_link.link`.
 - ``process-rejections``: 却下待ち (9) → 却下 (10), with a notice and a mail giving the reason.
 - ``expiry-notices`` (B5): for each configured day count, once per certificate, a notice and
-  a mail before the certificate expires.
+  a mail before the certificate expires, with the portal page that renews it
+  (:mod:`ra.workflow.renewals`).
 - ``deletion`` (B6): for revoked or expired certificates older than the retention, the wrapped
   private key is destroyed and the certificate archived; the rows and the audit log stay.
 - ``fee-export`` (B11): the fee-offset balance of every office not yet exported, as a CSV
@@ -126,6 +127,11 @@ class ExpirySummary:
     notices: int
 
 
+def renewal_url(settings: RASettings, application_id: int) -> str:
+    """The portal page where the holder applies for its next certificate (renewal)."""
+    return f"{settings.web.base_url.rstrip('/')}/portal/applications/{application_id}/renew"
+
+
 def expiry_notices(factory: Factory, settings: RASettings, now: dt.datetime) -> ExpirySummary:
     """B5: one notice (and mail) per certificate and configured day count before expiry.
 
@@ -175,7 +181,11 @@ def expiry_notices(factory: Factory, settings: RASettings, now: dt.datetime) -> 
                     f"{account.name} 様\n\n"
                     f"証明書(シリアル番号 {cert.serial_hex})の有効期限は "
                     f"{until:%Y年%m月%d日 %H:%M}(日本時間)です。\n"
-                    "引き続き請求に署名するため、期限までに新しい証明書をお申し込みください。\n"
+                    "引き続き請求に署名するため、期限までに次の証明書をお申し込みください。\n"
+                    f"ポータルの「状況照会」で申請番号 {app.id} を開き、"
+                    "「次の証明書を申し込む」から手続きできます"
+                    "(いまの証明書は、新しい証明書が届くまでそのまま使えます):\n"
+                    f"{renewal_url(settings, app.id)}\n"
                 ),
                 now=now,
                 message_id_domain=settings.mail.message_id_domain,
