@@ -205,9 +205,7 @@ _ASCII_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 NAME_LIMIT = 80  # characters of the office name kept in a file name
 
 
-def file_names(
-    session: Session, party: Party, application_id: int, suffix: str
-) -> tuple[str, str]:
+def file_names(session: Session, party: Party, application_id: int, suffix: str) -> tuple[str, str]:
     """:func:`download_names` of ``party``'s application ``application_id``."""
     return download_names(application_for(session, party, application_id), suffix)
 

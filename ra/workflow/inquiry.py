@@ -110,9 +110,7 @@ def own_statuses(
         status = Status(app.status)
         due = False
         if status is Status.ISSUED and cert is not None:
-            due = renewals.renewal_offer(
-                session, party, app.id, settings=settings, now=now
-            ).offered
+            due = renewals.renewal_offer(session, party, app.id, settings=settings, now=now).offered
         rows.append(
             StatusRow(
                 application_id=app.id,

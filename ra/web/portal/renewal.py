@@ -14,6 +14,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
+from werkzeug.datastructures import FileStorage
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms import BooleanField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -99,7 +100,7 @@ def renew(application_id: int) -> Page:
         return _page(application_id, form=sent, problem="\n".join(problems), status=400)
     csr: bytes | None = None
     upload = sent.csr.data
-    if view.own_key and upload is not None and getattr(upload, "filename", ""):
+    if view.own_key and isinstance(upload, FileStorage) and upload.filename:
         csr = upload.read(CSR_LIMIT + 1)
         if len(csr) > CSR_LIMIT:
             return _page(
@@ -130,5 +131,7 @@ def renew(application_id: int) -> Page:
             problem=error.localized(text.language()),
             status=errors.status_of(error),
         )
-    flash(_("We received your application for the next certificate (application %(id)s).", id=new.id))
+    flash(
+        _("We received your application for the next certificate (application %(id)s).", id=new.id)
+    )
     return redirect(url_for("portal_status.detail", application_id=new.id), code=303)

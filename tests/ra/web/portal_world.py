@@ -31,7 +31,7 @@ from ra.workflow import applications
 from tests.pki import Pki
 from tests.ra.conftest import VAULT
 
-LOGIN = "Portal-pass-1"  # noqa: S105  # the test accounts' login password
+LOGIN = "Portal-pass-1"  # the test accounts' login password
 _numbers = itertools.count(1)
 
 
@@ -59,7 +59,9 @@ def add_holder(
     """A portal account made as staff make one (user ID, issuance password), able to sign in."""
     n = next(_numbers)
     number = number or f"{(1390000000 if kind is AccountKind.OFFICE else 9890000000) + n:010d}"
-    name = name or (f"証明ケアサービス 第{n}事業所" if kind is AccountKind.OFFICE else f"請求代行{n}")
+    name = name or (
+        f"証明ケアサービス 第{n}事業所" if kind is AccountKind.OFFICE else f"請求代行{n}"
+    )
     with factory() as s, s.begin():
         made = accounts.add_portal_account(
             s,
@@ -215,7 +217,7 @@ def issued(
 
 
 def chain_files(pki: Pki, folder: Path) -> tuple[Path, Path]:
-    """The issuing CA and root certificates as PEM files (the RA's ``ca_certificate``/``ca_chain``)."""
+    """The issuing CA and root certificates as PEM files (``ca_certificate``, ``ca_chain``)."""
     folder.mkdir(parents=True, exist_ok=True)
     issuing, root = folder / "issuing.pem", folder / "root.pem"
     issuing.write_bytes(pki.cert_pem("issuing"))

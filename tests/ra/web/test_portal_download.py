@@ -1,13 +1,13 @@
 """The portal after applying: 状況照会 (A4), ダウンロード (A5), renewal and 失効依頼.
 
 Real keys and certificates (:mod:`tests.ra.web.portal_world`): each PKCS#12 the portal answers
-is opened with ``openssl pkcs12 -info -noout -passin`` (openssl 3 needs ``-legacy`` for the
-legacy one) and with NSS's ``pk12util -l``, using the issuance password as printed.
+is opened with ``openssl pkcs12 -info -noout -passin`` (with ``-legacy`` for the legacy one,
+as openssl 3 wants for old files; its 3DES opens without it too) and with NSS's
+``pk12util -l``, using the issuance password as printed.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import shutil
 import subprocess
@@ -172,13 +172,24 @@ def test_status_list_and_page_show_the_history_as_an_office_sees_it(
     for hidden in (staff.user_id, "連合 花子", "システム", "職員", "cli:", "127.0.0.1"):
         assert hidden not in text, hidden
     assert history.count("連合会") >= 3  # 発行依頼登録, 証明書発行依頼, 証明書登録
+    # English, when chosen in the header.
+    client.post(
+        "/auth/language",
+        data={"csrf_token": token(client, "/portal/applications/"), "value": "en"},
+    )
+    english = client.get(f"/portal/applications/{app_id}").get_data(as_text=True)
+    assert "What to do next" in english and "Federation" in english
+    main = english.split("<main>")[1].split("</main>")[0]
+    assert "Download the certificate" in main and "連合会" not in main
 
 
 def test_a_rejected_application_shows_its_reason_and_what_to_do(
     app: Flask, database: Database, vault: Vault, clock: Clock, web_settings, profile
 ) -> None:
     office = world.add_holder(database.factory, clock.now)
-    app_id = world.apply(database.factory, office, clock.now, settings=web_settings, profile=profile)
+    app_id = world.apply(
+        database.factory, office, clock.now, settings=web_settings, profile=profile
+    )
     staff = add_staff(database, vault, clock.now)
     with database.factory() as s, s.begin():
         applications.reject(
@@ -318,13 +329,17 @@ def test_own_csr_gets_the_certificate_as_pem_and_p7b(
     form = client.get(path).get_data(as_text=True)
     assert 'id="download-pem"' in form and 'id="download-p7b"' in form
     assert 'id="download-form"' not in form  # no PKCS#12: the RA holds no key
-    pem = client.post(f"{path}/certificate", data={"csrf_token": _csrf(client, path), "format": "pem"})
+    pem = client.post(
+        f"{path}/certificate", data={"csrf_token": _csrf(client, path), "format": "pem"}
+    )
     assert pem.status_code == 200 and pem.mimetype == "application/x-pem-file"
     certs = x509.load_pem_x509_certificates(pem.data)
     assert certs[0].public_key() == key.public_key()
     assert certs[1:] == [pki.certs["issuing"], pki.certs["root"]]
     assert f'filename="shomei-{office.number}-{app_id}.pem"' in pem.headers["Content-Disposition"]
-    p7b = client.post(f"{path}/certificate", data={"csrf_token": _csrf(client, path), "format": "p7b"})
+    p7b = client.post(
+        f"{path}/certificate", data={"csrf_token": _csrf(client, path), "format": "p7b"}
+    )
     assert p7b.status_code == 200 and p7b.mimetype == "application/x-pkcs7-certificates"
     assert set(pkcs7.load_der_pkcs7_certificates(p7b.data)) == set(certs)  # a DER SET OF
     (tmp_path / "c.p7b").write_bytes(p7b.data)
@@ -332,7 +347,9 @@ def test_own_csr_gets_the_certificate_as_pem_and_p7b(
     assert printed.returncode == 0 and printed.stdout.count("BEGIN CERTIFICATE") == 3
     formats = [a.details.get("format") for a in _audits(database, "download_certificate")]
     assert formats == ["pem", "p7b"]
-    bad = client.post(f"{path}/certificate", data={"csrf_token": _csrf(client, path), "format": "exe"})
+    bad = client.post(
+        f"{path}/certificate", data={"csrf_token": _csrf(client, path), "format": "exe"}
+    )
     assert bad.status_code == 400 and "PEM か P7B" in bad.get_data(as_text=True)
     refused = _download(client, app_id, office.issuance_password)
     assert refused.status_code == 409 and "CSR" in refused.get_data(as_text=True)
@@ -542,9 +559,7 @@ def test_a_revocation_request_reaches_the_console_and_staff_register_it(
     assert "失効依頼" in page  # the history keeps the request
 
 
-def test_installation_guides_in_japanese(
-    app: Flask, database: Database, clock: Clock
-) -> None:
+def test_installation_guides_in_japanese(app: Flask, database: Database, clock: Clock) -> None:
     office = world.add_holder(database.factory, clock.now)
     client = app.test_client()
     portal_sign_in(client, office)
@@ -587,3 +602,62 @@ def test_agent_sees_and_downloads_the_certificate_of_the_office_it_applied_for(
     other = app.test_client()
     portal_sign_in(other, office)
     assert other.get(f"/portal/applications/{app_id}").status_code == 404
+
+
+def test_an_office_with_its_own_key_renews_with_a_new_csr(
+    app: Flask, database: Database, clock: Clock, pki: Pki, web_settings, profile
+) -> None:
+    import io
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from ra.crypto import keys
+
+    office = world.add_holder(database.factory, clock.now)
+    first = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    csr = keys.make_csr(first, office_number=office.number, office_name=office.name)
+    current = world.issued(
+        database.factory,
+        office,
+        clock.now,
+        pki,
+        settings=web_settings,
+        profile=profile,
+        csr=csr,
+        days=30,
+    )
+    client = app.test_client()
+    portal_sign_in(client, office)
+    path = f"/portal/applications/{current}/renew"
+    form = client.get(path).get_data(as_text=True)
+    assert 'type="file"' in form and "CSR" in form
+    second = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    new_csr = keys.make_csr(second, office_number=office.number, office_name=office.name)
+    garbage = client.post(
+        path,
+        data={
+            "csrf_token": _csrf(client, path),
+            "issuance_password": office.issuance_password,
+            "consent_fee_offset": "y",
+            "csr": (io.BytesIO(b"not a csr"), "new.csr"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert garbage.status_code == 400 and _count(database, Application) == 1
+    answer = client.post(
+        path,
+        data={
+            "csrf_token": _csrf(client, path),
+            "issuance_password": office.issuance_password,
+            "consent_fee_offset": "y",
+            "csr": (io.BytesIO(new_csr), "new.csr"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    new_id = int(answer.headers["Location"].rsplit("/", 1)[1])
+    with database.factory() as s:
+        new = s.get(Application, new_id)
+        assert new is not None and new.wrapped_key is None  # the office keeps its key
+        request = x509.load_der_x509_csr(new.csr_der)
+        assert request.public_key() == second.public_key()
