@@ -183,6 +183,9 @@ def test_revocation_request_then_seen_and_registered_in_the_console(
     console = context.new_page()
     try:
         staff_sign_in(console, server, server.staff())
+        console.goto(f"{server.url}/console/list/?search=1&uid={office.user_id}&match=exact")
+        assert "失効依頼あり" in console.inner_text("table.list")
+        shoot(console, "portal_download_console-list")
         console.click("nav.main >> text=失効依頼")
         assert office.user_id in console.inner_text("table.revocation-requests")
         shoot(console, "portal_download_console-requests")
