@@ -49,6 +49,9 @@ class LinkSettings:
     ca_share_files: list[Path] = field(default_factory=list)  # inline mode: M shares (demo)
     ca_pin_file: Path | None = None  # inline mode with a PKCS#11 CA key
     ca_certificate: Path | None = None  # the issuing CA certificate results are checked with
+    # The CA certificates above the issuing CA (the root), PEM, which an office's download
+    # carries with its certificate; in inline mode the CA home's chain when left empty.
+    ca_chain: list[Path] = field(default_factory=list)
     link_key: Path | None = None  # the RA's link key (PEM PKCS#8, encrypted with the passphrase)
     link_key_passphrase_file: Path | None = None
     link_certificate: Path | None = None

@@ -54,8 +54,8 @@ class LinkFiles:
 def _read(path: Path | None, what: str, what_ja: str) -> bytes:
     if path is None:
         raise ConfigError(
-            f"the RA settings do not name the {what} (ra.link)",
-            message_ja=f"RA 設定 (ra.link) に{what_ja}が指定されていません",
+            f"the RA settings do not name the {what} ([ra.link])",
+            message_ja=f"RA 設定 ([ra.link]) に{what_ja}が指定されていません",
         )
     return read_bytes(path, what=what, what_ja=what_ja, limit=MAX_OBJECT)
 
@@ -190,3 +190,32 @@ def load_ca_certificate(link: LinkSettings) -> x509.Certificate:
             f"{path}: not a certificate (PEM or DER)",
             message_ja=f"{path}: 証明書(PEM または DER)として読めません",
         ) from exc
+
+
+def load_ca_chain(link: LinkSettings) -> list[x509.Certificate]:
+    """The CA certificates an office's download carries: the issuing CA, then those above it.
+
+    Those above are ``link.ca_chain`` (PEM files, each may hold several certificates) or, in
+    inline mode when that is empty, the CA home's own chain.
+    """
+    issuing = load_ca_certificate(link)
+    paths = list(link.ca_chain)
+    if not paths and link.mode == "inline" and link.ca_home is not None:
+        from ra.ca_link.inline_ca import ca_chain_paths
+
+        paths = ca_chain_paths(link)
+    chain = [issuing]
+    for path in paths:
+        data = _read(path, "CA chain certificate", "CA 証明書チェーン")
+        try:
+            if b"-----BEGIN" in data:
+                found = x509.load_pem_x509_certificates(data)
+            else:
+                found = [x509.load_der_x509_certificate(data)]
+        except ValueError as exc:
+            raise ConfigError(
+                f"{path}: not a certificate (PEM or DER)",
+                message_ja=f"{path}: 証明書(PEM または DER)として読めません",
+            ) from exc
+        chain.extend(c for c in found if c != issuing)
+    return chain

@@ -22,7 +22,7 @@ from ca.signbatch import sign_batch
 from ra.settings import LinkSettings, RASettings
 from shomei.errors import ConfigError
 
-__all__ = ["CA", "Busy", "ca_certificate_path", "open_inline_ca", "sign_batch"]
+__all__ = ["CA", "Busy", "ca_certificate_path", "ca_chain_paths", "open_inline_ca", "sign_batch"]
 
 
 def _ca_home(link: LinkSettings) -> Path:
@@ -45,3 +45,8 @@ def open_inline_ca(settings: RASettings) -> CA:
 def ca_certificate_path(link: LinkSettings) -> Path:
     """The issuing CA certificate of the inline CA home (when ``ca_certificate`` is not set)."""
     return load_ca_settings(_ca_home(link) / "ca.toml").certificate
+
+
+def ca_chain_paths(link: LinkSettings) -> list[Path]:
+    """The certificates above the inline CA's issuing CA (its root), as its settings list them."""
+    return list(load_ca_settings(_ca_home(link) / "ca.toml").chain)

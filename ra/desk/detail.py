@@ -4,10 +4,11 @@ Everything the screen needs in one frozen value, read with the viewer's permissi
 (:func:`ra.party.application_for`): the applicant (user ID, phone), the office the certificate
 is for (name, 代表番号, address), the status, the fee balance (手数料残高, the same rule as the
 certificate list, :func:`ra.desk.queries.row_of`), the validity and revocation dates of the
-certificate, the rejection reason, the revocation request, the payments, the whole history
-from the audit log (:func:`ra.workflow.history.application_history`), the notices sent about it
-and whether each was opened (:func:`ra.mailing.notices.application_notices`), the version the
-forms send back and the actions the viewer may take now (:func:`ra.party.allowed_actions`).
+certificate, the rejection reason, the revocation request, the holder's own open request
+(失効依頼, :mod:`ra.workflow.revocation_requests`), the payments, the whole history from the
+audit log (:func:`ra.workflow.history.application_history`), the notices sent about it and
+whether each was opened (:func:`ra.mailing.notices.application_notices`), the version the forms
+send back and the actions the viewer may take now (:func:`ra.party.allowed_actions`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ra.lifecycle import Applicant, Status
 from ra.mailing.notices import NoticeLine, application_notices
 from ra.party import Party, Permission, allowed_actions, application_for, may
 from ra.store.models import Account, AccountKind, Payment
+from ra.workflow import revocation_requests
 from ra.workflow.history import HistoryEntry, application_history
 
 # The statuses in which the application's status reason is its rejection reason.
@@ -39,6 +41,16 @@ class PaymentLine:
     registered_by: str
     registered_at: dt.datetime
     undone_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class HolderRequest:
+    """An open revocation request of the holder (失効依頼), waiting for staff to register it."""
+
+    reason_code: str  # an RFC 5280 CRLReason name (ra.workflow.revocations.REASONS)
+    note: str | None
+    requested_by: str  # office / agent
+    requested_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,7 @@ class ApplicationDetail:
     revocation_reason: str | None  # an RFC 5280 CRLReason name (ra.workflow.revocations.REASONS)
     revocation_requested_by: str | None  # office, agent or prefecture
     revocation_requested_at: dt.datetime | None
+    holder_request: HolderRequest | None
     payments: tuple[PaymentLine, ...]
     history: tuple[HistoryEntry, ...]
     actions: frozenset[Permission]
@@ -99,6 +112,7 @@ def application_detail(session: Session, party: Party, application_id: int) -> A
         select(Payment).where(Payment.application_id == app.id).order_by(Payment.id)
     ).scalars()
     status = Status(app.status)
+    request = revocation_requests.open_request(session, party, app.id)
     return ApplicationDetail(
         application_id=app.id,
         version=app.version,
@@ -122,6 +136,14 @@ def application_detail(session: Session, party: Party, application_id: int) -> A
         revocation_reason=app.revocation_reason,
         revocation_requested_by=app.revocation_requested_by,
         revocation_requested_at=app.revocation_requested_at,
+        holder_request=HolderRequest(
+            reason_code=request.reason_code,
+            note=request.note,
+            requested_by=request.requested_by,
+            requested_at=request.requested_at,
+        )
+        if request is not None
+        else None,
         payments=tuple(
             PaymentLine(
                 paid_on=p.paid_on,

@@ -47,13 +47,20 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, tuple_, union_all
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select, tuple_, union_all
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.expression import literal
 
 from ra.lifecycle import LABELS_JA, NUMBERS, Applicant, Status
 from ra.party import Party, Permission, require
-from ra.store.models import Account, Application, Certificate, FeeEntry, UTCDateTime
+from ra.store.models import (
+    Account,
+    Application,
+    Certificate,
+    FeeEntry,
+    RevocationRequest,
+    UTCDateTime,
+)
 from shomei.errors import MalformedInput
 
 MAX_PAGE_SIZE = 500
@@ -129,6 +136,8 @@ class ListRow:
     revoked_at: dt.datetime | None  # when the CA revoked it (a registered CRL lists it)
     # 手数料残高: the part of this application's fee not yet settled, in yen (see _list_row).
     fee_balance_yen: int = 0
+    # The holder asked for revocation (失効依頼) and staff have not registered it yet.
+    holder_request: bool = False
 
     @property
     def status_code(self) -> str:
@@ -420,6 +429,16 @@ def _row_select() -> Select[*tuple[Any, ...]]:
         .scalar_subquery()
         .label("fee_entries")
     )
+    # An open 失効依頼 of the holder, read through uq_revocation_requests_one_open.
+    holder_request = (
+        exists()
+        .where(
+            RevocationRequest.application_id == Application.id,
+            RevocationRequest.closed_at.is_(None),
+        )
+        .correlate(Application)
+        .label("holder_request")
+    )
     return (
         select(
             Application.id,
@@ -435,6 +454,7 @@ def _row_select() -> Select[*tuple[Any, ...]]:
             Certificate.not_after,
             Certificate.revoked_at,
             fee_entries,
+            holder_request,
         )
         .join(Account, Account.id == Application.account_id)
         .outerjoin(Certificate, Certificate.application_id == Application.id)
@@ -471,6 +491,7 @@ def _list_row(r: Any) -> ListRow:
         not_after=r.not_after,
         revoked_at=r.revoked_at,
         fee_balance_yen=balance,
+        holder_request=bool(r.holder_request),
     )
 
 

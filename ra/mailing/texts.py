@@ -92,16 +92,27 @@ def application_rejected(*, name: str, application_id: int, reason: str) -> Text
     )
 
 
-def certificate_expiring(*, name: str, serial_hex: str, not_after: dt.datetime, days: int) -> Text:
-    """B5: the certificate expires within ``days`` days."""
+def certificate_expiring(
+    *,
+    name: str,
+    serial_hex: str,
+    not_after: dt.datetime,
+    days: int,
+    application_id: int,
+    renewal_url: str,
+) -> Text:
+    """B5: the certificate expires within ``days`` days; how to apply for the next one."""
     return Text(
         f"証明書の有効期限が近づいています(残り {days} 日以内)",
         f"{name} 様\n\n"
         f"証明書(シリアル番号 {serial_hex})の有効期限は {_when(not_after)}です。\n"
         "期限を過ぎると、この証明書では請求ファイルに署名できなくなります。\n\n"
         "次にすること:\n"
-        "期限までに、ポータルにログインして新しい証明書をお申し込みください"
-        "(期限の前から申し込めます)。\n",
+        "期限までに次の証明書をお申し込みください(期限の前から申し込めます)。"
+        f"ポータルの「状況照会」で申請番号 {application_id} を開き、"
+        "「次の証明書を申し込む」から手続きできます"
+        "(いまの証明書は、新しい証明書が届くまでそのまま使えます):\n"
+        f"{renewal_url}\n",
     )
 
 

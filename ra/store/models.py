@@ -1,7 +1,8 @@
 """The RA's data model (SQLAlchemy 2.0, typed), on SQLite or PostgreSQL.
 
 Tables: accounts (offices, agents, federation staff and admins), applications (the ten
-statuses of :mod:`ra.lifecycle`, guarded by a version column), certificates, payments, fee
+statuses of :mod:`ra.lifecycle`, guarded by a version column), certificates, the holders'
+revocation requests, payments, fee
 entries (the fee-offset balance of each office), notices, the mail outbox, CA batches, CRLs,
 the hash-chained audit log with its signed anchors, and the scheduler lock.  Every timestamp is
 timezone-aware UTC (:class:`UTCDateTime` restores the zone SQLite does not keep); enums are
@@ -327,6 +328,41 @@ class Payment(Base):
     undone_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (CheckConstraint("amount_yen > 0", name="amount_positive"),)
+
+
+class RevocationRequest(Base):
+    """失効依頼: the holder (office or agent) asks the federation to revoke its certificate.
+
+    A request changes no status: staff read it on the console and register the revocation
+    (B4, :func:`ra.workflow.revocations.register_revocation`), which closes it.  At most one
+    open request per application (a partial unique index decides when two arrive at once).
+    """
+
+    __tablename__ = "revocation_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))  # who asked
+    requested_by: Mapped[str] = mapped_column(String(16))  # office / agent
+    reason_code: Mapped[str] = mapped_column(String(32))  # an RFC 5280 CRLReason name
+    note: Mapped[str | None] = mapped_column(Text)  # the holder's own words
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    # When staff registered the revocation (B4) that answers it, and who.
+    closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    closed_by: Mapped[str | None] = mapped_column(String(64))
+
+    application: Mapped[Application] = relationship()
+
+    __table_args__ = (
+        Index(
+            "uq_revocation_requests_one_open",
+            "application_id",
+            unique=True,
+            postgresql_where=text("closed_at IS NULL"),
+            sqlite_where=text("closed_at IS NULL"),
+        ),
+    )
 
 
 class FeeEntry(Base):

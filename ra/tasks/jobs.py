@@ -9,7 +9,8 @@ one lost race does not undo the others) and changes a status only through
 - ``dispatch`` (B7/B8) and ``import-results`` (B9/B10, offline inbox): :mod:`ra.ca_link.link`.
 - ``process-rejections``: 却下待ち (9) → 却下 (10), with a notice and a mail giving the reason.
 - ``expiry-notices`` (B5): for each configured day count, once per certificate, a notice and
-  a mail before the certificate expires.
+  a mail before the certificate expires, with the portal page that renews it
+  (:mod:`ra.workflow.renewals`).
 - ``deletion`` (B6): for revoked or expired certificates older than the retention, the wrapped
   private key is destroyed and the certificate archived; the rows and the audit log stay.
 - ``fee-export`` (B11): the fee-offset balance of every office not yet exported, as a CSV
@@ -124,6 +125,11 @@ class ExpirySummary:
     notices: int
 
 
+def renewal_url(settings: RASettings, application_id: int) -> str:
+    """The portal page where the holder applies for its next certificate (renewal)."""
+    return f"{settings.web.base_url.rstrip('/')}/portal/applications/{application_id}/renew"
+
+
 def expiry_notices(factory: Factory, settings: RASettings, now: dt.datetime) -> ExpirySummary:
     """B5: one notice (and mail) per certificate and configured day count before expiry.
 
@@ -168,6 +174,8 @@ def expiry_notices(factory: Factory, settings: RASettings, now: dt.datetime) -> 
                 serial_hex=cert.serial_hex,
                 not_after=cert.not_after,
                 days=nearest,
+                application_id=app.id,
+                renewal_url=renewal_url(settings, app.id),
             )
             notify(
                 session,

@@ -4,7 +4,9 @@ The reason is an RFC 5280 §5.3.1 CRLReason, by its ASN.1 name.  Only the reason
 sense for an office's end-entity certificate are accepted: ``cACompromise`` and
 ``aACompromise`` concern authorities, ``certificateHold``/``removeFromCRL`` would make a
 revocation reversible, which the federation's CRL policy does not allow.  Who asked is the
-office, its agent or the prefecture (都道府県), with the time they asked.
+office, its agent or the prefecture (都道府県), with the time they asked.  A holder's own
+request from the portal (失効依頼, :mod:`ra.workflow.revocation_requests`) is closed by the
+registration that answers it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 from ra.lifecycle import Event
 from ra.party import Party, Permission, application_for, require
 from ra.store.models import Application
+from ra.workflow import revocation_requests
 from ra.workflow.services import expect_version, move, require_aware
 from shomei.errors import MalformedInput
 
@@ -71,6 +74,7 @@ def register_revocation(
         )
     app = application_for(session, party, application_id)
     expect_version(app, version)
+    request = revocation_requests.open_request(session, party, app.id)
     move(
         session,
         party,
@@ -82,8 +86,10 @@ def register_revocation(
             "reason_code": reason,
             "requested_by": requested_by,
             "requested_at": when.isoformat(),
+            **({"request": request.id} if request is not None else {}),
         },
     )
+    revocation_requests.close_requests(session, party, app, now=now)
     app.revocation_reason = reason
     app.revocation_requested_by = requested_by
     app.revocation_requested_at = when

@@ -101,6 +101,15 @@ def _render(
     forms = _forms()
     for form in forms.values():
         form.version.data = detail.version  # the version this page shows
+    held = detail.holder_request
+    if held is not None:
+        # The 失効申請 form starts from the holder's own request (失効依頼).
+        revoke = forms["revoke"]
+        revoke.reason.data = held.reason_code
+        revoke.requested_by.data = held.requested_by
+        revoke.requested_at.data = held.requested_at.astimezone(JST).replace(
+            tzinfo=None, second=0, microsecond=0
+        )
     if filled is not None:
         name, form = filled
         # The form as sent (its input kept), but with the version shown now.
@@ -112,7 +121,7 @@ def _render(
         forms=forms,
         problem=problem,
         undo_label=_undo_label(detail),
-        reason_label=_reason_label,
+        reason_label=revocation_reason_label,
         requester_label=_requester_label,
         action_label=_action_label,
         kind_label=kind_label,
@@ -134,7 +143,7 @@ def _undo_label(d: ApplicationDetail) -> str:
     return str(label)
 
 
-def _reason_label(code: str | None) -> str:
+def revocation_reason_label(code: str | None) -> str:
     if code is None:
         return ""
     if text.language() == "ja" and code in revocations.REASONS:
