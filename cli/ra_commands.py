@@ -299,7 +299,7 @@ def verify_audit(settings_path: Path) -> None:
             trusted.append(x509.load_pem_x509_certificate(pem))
         except ValueError as exc:
             raise MalformedInput(
-                f"the link certificate {settings.link.link_certificate} (ra.ca_link.link."
+                f"the link certificate {settings.link.link_certificate} (ra.link."
                 "link_certificate) is not a PEM certificate",
                 message_ja=f"連携証明書 {settings.link.link_certificate}"
                 "(ra.link.link_certificate)が PEM 形式の証明書ではありません",

@@ -95,8 +95,8 @@ def link_folder(path: Path | None, what: str, what_ja: str) -> Path:
     """
     if path is None:
         raise ConfigError(
-            f"offline mode needs ra.ca_link.link.{what}",
-            message_ja=f"オフライン連携には ra.ca_link.link.{what} ({what_ja}) の設定が必要です",
+            f"offline mode needs ra.link.{what}",
+            message_ja=f"オフライン連携には ra.link.{what} ({what_ja}) の設定が必要です",
         )
     if not path.is_dir():
         raise ConfigError(

@@ -23,7 +23,6 @@ heartbeat are logged once, and again when the database answers.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import os
@@ -44,9 +43,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ra.ca_link.stuck import attention_of
 from ra.settings import RASettings
 from ra.store.models import SchedulerLock
-from ra.tasks.jobs import JOBS, JobFunction
+from ra.tasks import jobs
+from ra.tasks.jobs import JOBS, JobFunction, RunBy, describe
 from shomei.clock import JST, utcnow
-from shomei.errors import ConfigError, NotFound, ShomeiError
+from shomei.errors import ConfigError, ShomeiError
 
 log = logging.getLogger("shomei.ra.scheduler")
 
@@ -138,29 +138,15 @@ def timetable(settings: RASettings) -> list[JobSpec]:
 
 
 def run_job(
-    name: str, factory: sessionmaker[Session], settings: RASettings, *, now: dt.datetime
+    name: str,
+    factory: sessionmaker[Session],
+    settings: RASettings,
+    *,
+    now: dt.datetime,
+    by: RunBy,
 ) -> object:
-    """Run the job ``name`` once (``shomei ra run-job``)."""
-    function = JOBS.get(name)
-    if function is None:
-        raise NotFound(
-            f"no job called {name!r} (jobs: {', '.join(sorted(JOBS))})",
-            message_ja=f"ジョブ {name!r} はありません({', '.join(sorted(JOBS))})",
-        )
-    return function(factory, settings, now)
-
-
-def describe(summary: object) -> str:
-    """A one-line account of a job's summary, for logs and the CLI."""
-    if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
-        parts = []
-        for f in dataclasses.fields(summary):
-            value = getattr(summary, f.name)
-            if isinstance(value, tuple):
-                value = len(value)
-            parts.append(f"{f.name}={value}")
-        return ", ".join(parts)
-    return str(summary)
+    """Run the job ``name`` once (``shomei ra run-job``, "run now"), recorded in ``job_runs``."""
+    return jobs.run_job(name, factory, settings, now=now, by=by)
 
 
 def default_holder() -> str:
@@ -216,7 +202,14 @@ class Gate:
             log.info("job %s started", spec.name)
             started = time.monotonic()
             try:
-                summary = spec.function(self.factory, settings, self.clock())
+                summary = jobs.run_job(
+                    spec.name,
+                    self.factory,
+                    settings,
+                    now=self.clock(),
+                    by=RunBy.scheduler(self.holder),
+                    function=spec.function,
+                )
             except ShomeiError as exc:
                 log.error("job %s failed: %s", spec.name, exc.message)
                 log.debug("job %s failure details", spec.name, exc_info=exc)
@@ -235,10 +228,7 @@ class Gate:
 
 
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, ShomeiError):
-        return exc.message
-    text = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return jobs.error_text(exc)[0]
 
 
 def _when(trigger: BaseTrigger) -> str:
