@@ -5,7 +5,8 @@ and those sent without an answer), the last request batch out and the last resul
 CA's recent refusals with their reasons, the current CRL and how long until its nextUpdate
 (warned ``link.crl_warning_days`` before, since the CA is offline and signing the next CRL is a
 ceremony that must be booked), each job's last runs (table ``job_runs``: by the scheduler, at
-the command line or from the console, with the outcome) and the applications the CA abandoned (docs/product.md §8, §10; operating it: docs/batch-link-operations.md).
+the command line or from the console, with the outcome) and the applications the CA abandoned
+(docs/product.md §8, §10; operating it: docs/batch-link-operations.md).
 
 The hand operations check the acting :class:`~ra.party.Party` here, never in the view:
 :func:`request_file` (the signed request batch, the same bytes the offline outbox holds),
@@ -38,10 +39,10 @@ from ra.store.models import (
     AuditRecord,
     CaBatch,
     CrlRecord,
-    JobOutcome,
     JobRun,
     JobTrigger,
 )
+from ra.store.models import JobOutcome as RunOutcome
 from ra.tasks import scheduler
 from ra.tasks.jobs import JOBS, RunBy
 from shomei.errors import MalformedInput, NotFound, ShomeiError
@@ -90,7 +91,7 @@ class RunRow:
 
     started_at: dt.datetime
     finished_at: dt.datetime | None
-    outcome: JobOutcome | None  # None: still running, or its process died
+    outcome: RunOutcome | None  # None: still running, or its process died
     summary: str
     summary_ja: str
     trigger: JobTrigger

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ra.store.models import Account
 from ra.store.vault import Vault
 from shomei.errors import NotFound, StorageError
 
@@ -41,6 +42,19 @@ class Drop:
     kind: str
     pages: list[dict[str, Any]]
     made_at: dt.datetime
+
+
+def account_page(account: Account, **passwords: str) -> dict[str, Any]:
+    """One letter's page: who it is for and the new ``passwords`` it prints."""
+    return {
+        "user_id": account.user_id,
+        "kind": account.kind.value,
+        "name": account.name,
+        "number": account.office_number or "",
+        "postal_code": account.postal_code or "",
+        "address": account.address or "",
+        **passwords,
+    }
 
 
 def _folder(data_dir: Path) -> Path:

@@ -14,6 +14,11 @@ ask takes over.  The jobs are idempotent besides, so a job cut short by a crash 
 by the next run; work a job cannot finish by itself (:mod:`ra.ca_link.stuck`) is logged as an error
 on every run until an operator has brought it back.
 
+Every scheduler process is also the worker of the console's CSV imports of accounts
+(:mod:`ra.people.import_runs`): every ``import_poll_seconds`` it takes a queued run, if any, and
+carries it out.  That work is not gated by the scheduler's lease: each import run has a lease of
+its own, so a stand-by scheduler helps, and no run is carried out twice.
+
 The log (logger ``shomei.ra.scheduler``) says what happened at INFO, one line an event: the
 scheduler started (with its timetable) or stopped, the lease taken or lost, a job started and
 finished with its summary and duration; a failed job or an unreachable database is one ERROR
@@ -41,8 +46,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ra.ca_link.stuck import attention_of
+from ra.people import import_runs
 from ra.settings import RASettings
 from ra.store.models import SchedulerLock
+from ra.store.vault import load_vault
 from ra.tasks import jobs
 from ra.tasks.jobs import JOBS, JobFunction, RunBy, describe
 from shomei.clock import JST, utcnow
@@ -227,6 +234,52 @@ class Gate:
         return run
 
 
+class ImportWorker:
+    """Carries out the console's queued CSV imports (:mod:`ra.people.import_runs`)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: RASettings,
+        *,
+        holder: str,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.holder = holder
+        self.clock = clock
+        self.failing = False
+
+    def __call__(self) -> None:
+        try:
+            if not import_runs.waiting(self.factory, now=self.clock()):
+                self._ok()
+                return
+            vault = load_vault(self.settings.secrets_key_file)
+            for run_id, status in import_runs.work(
+                self.factory,
+                holder=self.holder,
+                vault=vault,
+                data_dir=self.settings.data_dir,
+                clock=self.clock,
+                lease=self.settings.schedule.lock_lease,
+            ):
+                log.info("account import %s: %s", run_id, status.value)
+        except Exception as exc:  # the database is down, the secrets key is missing...
+            if not self.failing:
+                log.error("account imports cannot run: %s", _message(exc))
+                log.debug("account import failure details", exc_info=exc)
+            self.failing = True
+            return
+        self._ok()
+
+    def _ok(self) -> None:
+        if self.failing:
+            log.info("account imports run again")
+        self.failing = False
+
+
 def _message(exc: BaseException) -> str:
     return jobs.error_text(exc)[0]
 
@@ -263,6 +316,21 @@ def build_scheduler(
             coalesce=True,
             misfire_grace_time=60,
         )
+    seconds = settings.schedule.import_poll_seconds
+    if seconds < 1:
+        raise ConfigError(
+            "ra.schedule.import_poll_seconds must be at least 1",
+            message_ja="ra.schedule.import_poll_seconds は 1 以上です",
+        )
+    scheduler.add_job(
+        ImportWorker(factory, settings, holder=holder, clock=clock),
+        trigger=IntervalTrigger(seconds=seconds, timezone=dt.UTC),
+        id="account-imports",
+        name="account-imports",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=60,
+    )
     beat = heartbeat or lease / 3
     scheduler.add_job(
         gate.holds,
@@ -296,6 +364,7 @@ def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
     # A service manager stops with SIGTERM: leave cleanly so a stand-by takes over at once.
     signal.signal(signal.SIGTERM, stop)
     plan = ", ".join(f"{spec.name} {_when(spec.trigger)}" for spec in timetable(settings))
+    plan += f"; account imports every {settings.schedule.import_poll_seconds} s"
     log.info("scheduler %s starting: %s", holder, plan)
     try:
         scheduler.start()
@@ -313,6 +382,7 @@ def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
 
 __all__: list[str] = [
     "Gate",
+    "ImportWorker",
     "JobSpec",
     "acquire_lease",
     "build_scheduler",

@@ -478,3 +478,92 @@ def test_admin_adds_resets_and_disables_staff(
         assert (
             s.execute(select(Account.active).where(Account.user_id == "jiro")).scalar_one() is False
         )
+
+
+def test_a_large_csv_is_imported_in_the_background(
+    client: FlaskClient,
+    app: object,
+    database: Database,
+    vault: Vault,
+    clock: Clock,
+    tmp_path: Path,
+    web_settings: RASettings,
+) -> None:
+    """More rows than the request runs at once: queued, carried out by the scheduler's worker,
+    progress on a page that reloads itself, then the letters for the one who started it."""
+    from ra.people.import_runs import SMALL
+    from ra.store.models import ImportRun, ImportStatus
+    from ra.tasks.scheduler import ImportWorker
+
+    staff = _signed_in(client, database, vault, clock, AccountKind.STAFF)
+    count = SMALL + 1
+    rows = [
+        f"事業所,{1500000000 + n:010d},さくら介護{n},,東京都{n},03-1234-5678,,s{n}@example.jp"
+        for n in range(count)
+    ]
+    answer = _upload(client, (HEADER + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    before = _count(database)
+    queued = client.post(
+        answer.headers["Location"], data={"csrf_token": token(client, answer.headers["Location"])}
+    )
+    assert queued.status_code == 302 and "/console/accounts/imports/" in queued.headers["Location"]
+    run_page = queued.headers["Location"]
+    page = client.get(run_page).get_data(as_text=True)
+    assert "処理待ち" in page and f"0 / {count} 件" in page
+    assert '<meta http-equiv="refresh" content="3">' in page and "<script" not in page
+    assert_no_mojibake(page)
+    assert _count(database) == before  # nothing created in the request
+    listed = client.get("/console/accounts/import").get_data(as_text=True)
+    assert "最近の一括登録" in listed and run_page in listed and staff.user_id in listed
+
+    ImportWorker(database.factory, web_settings, holder="sched-1", clock=clock)()
+    assert _count(database) == before + count
+    page = client.get(run_page).get_data(as_text=True)
+    assert "完了" in page and f"{count} / {count} 件" in page and "http-equiv" not in page
+    found = re.search(r'id="import-letters" href="(/console/accounts/letters/[0-9a-f]{32})"', page)
+    assert found, page
+    letters = client.get(found.group(1)).get_data(as_text=True)
+    assert "さくら介護0" in letters
+    pdf = client.get(found.group(1) + ".pdf")
+    assert pdf.status_code == 200
+    text, fonts = _pdf_text(pdf.data, tmp_path)
+    assert text.count("ユーザーID・パスワード通知書") == count
+    _assert_embedded(fonts)
+
+    # Another member of staff sees the run, not its letters.
+    other = app.test_client()  # type: ignore[attr-defined]
+    _signed_in(other, database, vault, clock, AccountKind.STAFF)
+    theirs = other.get(run_page).get_data(as_text=True)
+    assert "完了" in theirs and "import-letters" not in theirs
+    assert other.get(found.group(1)).status_code == 404
+    # After 15 minutes the letters are gone, and the page says so.
+    clock.advance(minutes=16)
+    late = client.get(run_page).get_data(as_text=True)
+    assert "通知書の保管期間" in late and "import-letters" not in late
+    with database.factory() as s:
+        run = s.execute(select(ImportRun)).scalar_one()
+        assert run.status is ImportStatus.DONE and run.rows is None
+
+
+def test_a_failed_background_import_says_why(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock, web_settings: RASettings
+) -> None:
+    from ra.people.import_runs import SMALL
+    from ra.tasks.scheduler import ImportWorker
+
+    _signed_in(client, database, vault, clock, AccountKind.STAFF)
+    rows = [
+        f"事業所,{1600000000 + n:010d},もみじ介護{n},,東京都{n},03-1234-5678,,m{n}@example.jp"
+        for n in range(SMALL + 1)
+    ]
+    answer = _upload(client, (HEADER + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    run_page = client.post(
+        answer.headers["Location"], data={"csrf_token": token(client, answer.headers["Location"])}
+    ).headers["Location"]
+    _office(database, "1600000005", "先に登録された事業所", clock.now)
+    before = _count(database)
+    ImportWorker(database.factory, web_settings, holder="sched-1", clock=clock)()
+    assert _count(database) == before
+    page = client.get(run_page).get_data(as_text=True)
+    assert "失敗(1 件も作成していません)" in page
+    assert "番号 1600000005 のアカウントは既に登録されています" in page

@@ -40,9 +40,7 @@ def upgrade() -> None:
         sa.Column("outcome", _enum("job_outcome", "ok", "attention", "failed"), nullable=True),
         sa.Column("summary", sa.Text(), nullable=False),
         sa.Column("summary_ja", sa.Text(), nullable=False),
-        sa.Column(
-            "trigger", _enum("job_trigger", "scheduler", "cli", "console"), nullable=False
-        ),
+        sa.Column("trigger", _enum("job_trigger", "scheduler", "cli", "console"), nullable=False),
         sa.Column("ran_by", sa.String(length=128), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_job_runs")),
     )
