@@ -16,7 +16,8 @@ Screens (``/console/accounts``), staff and admins (the services check
   progress, reloading itself (``<meta http-equiv="refresh">``, no script), and when it is done
   the letters.  Nothing of the file travels in a form field;
 * an account's page: reset the issuance password (the phone path of A7) or the login password,
-  lift a lockout, disable, send the sign-in reminder.
+  lift a lockout, disable, send the sign-in reminder.  The resets and disabling ask first
+  (:mod:`ra.web.confirm`: a page saying what will happen, 実行 or キャンセル).
 
 Passwords exist in clear only in the request (or the import run) that makes them.  The letters
 that carry them are sealed for a few minutes for the PDF download (:mod:`ra.web.letter_drop`),
@@ -47,7 +48,7 @@ from ra.party import Permission
 from ra.people import account_admin, accounts, auth, csvimport, import_runs
 from ra.store import letter_drops
 from ra.store.models import Account, AccountKind, ImportStatus
-from ra.web import WebContext, db, letter_drop, text
+from ra.web import WebContext, confirm, db, letter_drop, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm
 from ra.web.security import signed_in_account, signed_in_party
@@ -388,9 +389,33 @@ def _back(account: Account) -> BaseResponse:
     return redirect(url_for(".show", user_id=account.user_id))
 
 
+def _who(account: Account) -> dict[str, str]:
+    return {"name": account.name, "user_id": account.user_id}
+
+
+def _ask(user_id: str, title: str, *consequences: str) -> str:
+    """The confirmation page of an action on ``user_id`` (its permission checked first)."""
+    row = account_admin.account_row(db.session(), signed_in_party(), user_id, now=_ctx().now())
+    return confirm.page(
+        title=title % _who(row.account),
+        consequences=consequences,
+        back=url_for(".show", user_id=row.account.user_id),
+    )
+
+
 @blueprint.route("/<user_id>/issuance-password", methods=["POST"])
-def reset_issuance(user_id: str) -> BaseResponse:
+def reset_issuance(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(
+            user_id,
+            _("Reset the issuance password of %(name)s (%(user_id)s)?"),
+            _("A new issuance password is made, with its letter to post."),
+            _(
+                "The current issuance password no longer works for new applications; "
+                "certificates applied for before keep the password they were applied with."
+            ),
+        )
     ctx = _ctx()
     reissued = accounts.reset_issuance_password(
         db.session(),
@@ -407,8 +432,16 @@ def reset_issuance(user_id: str) -> BaseResponse:
 
 
 @blueprint.route("/<user_id>/login-password", methods=["POST"])
-def reset_login(user_id: str) -> BaseResponse:
+def reset_login(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(
+            user_id,
+            _("Reset the login password of %(name)s (%(user_id)s)?"),
+            _("A new login password is made, with its letter to post."),
+            _("The current login password stops working and the account's sessions end."),
+            _("A lockout of the account is lifted."),
+        )
     ctx = _ctx()
     party = signed_in_party()
     account = account_admin.account_row(db.session(), party, user_id, now=ctx.now()).account
@@ -434,8 +467,10 @@ def unlock(user_id: str) -> BaseResponse:
 
 
 @blueprint.route("/<user_id>/disable", methods=["POST"])
-def disable(user_id: str) -> BaseResponse:
+def disable(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(user_id, _("Disable %(name)s (%(user_id)s)?"), *confirm.disabling())
     account = account_admin.disable(
         db.session(),
         signed_in_party(),

@@ -359,3 +359,39 @@ def test_fee_export_into_an_unwritable_folder_marks_nothing(
             select(func.count()).select_from(FeeEntry).where(FeeEntry.exported_in.is_(None))
         ).scalar_one()
     assert unmarked == 1
+
+
+def test_deletion_keeps_job_runs_and_import_runs_bounded(
+    database: Database, ca_home: CaHome, tmp_path: Path, now: dt.datetime
+) -> None:
+    from ra.store.models import ImportRun, ImportStatus
+
+    settings = _settings(ca_home, database, tmp_path)
+    old = now - jobs.RUNS_KEPT - dt.timedelta(hours=1)
+    young = now - jobs.RUNS_KEPT + dt.timedelta(hours=1)
+    with database.factory() as s, s.begin():
+        staff = factories.account(s, kind=AccountKind.STAFF, now=now)
+        for at in (old, young):
+            s.add(JobRun(job="send-mail", started_at=at, trigger=JobTrigger.SCHEDULER, ran_by="a"))
+        for status, finished in (
+            (ImportStatus.DONE, old),
+            (ImportStatus.FAILED, old),
+            (ImportStatus.DONE, young),
+            (ImportStatus.QUEUED, None),  # waiting, however old: kept
+        ):
+            s.add(
+                ImportRun(
+                    status=status,
+                    total=1,
+                    done=0,
+                    started_by=staff.id,
+                    created_at=old,
+                    finished_at=finished,
+                )
+            )
+    summary = jobs.delete_expired(database.factory, settings, now)
+    assert (summary.job_runs_deleted, summary.import_runs_deleted) == (1, 2)
+    with database.factory() as s:
+        assert list(s.scalars(select(JobRun.started_at))) == [young]
+        kept = sorted(str(v) for v in s.scalars(select(ImportRun.status)))
+    assert kept == ["done", "queued"]

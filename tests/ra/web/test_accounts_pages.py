@@ -328,7 +328,28 @@ def test_reset_passwords_unlock_and_disable(
     page = f"/console/accounts/{office.user_id}"
     assert "やまびこ介護" in client.get(page).get_data(as_text=True)
 
-    _text, pdf = _letters(client, _post(client, page + "/issuance-password", page))
+    # Each of these asks first: a page saying what will happen, and nothing done yet.
+    for action, question in (
+        ("/issuance-password", "の証明書発行用パスワードを再発行しますか?"),
+        ("/login-password", "のログイン用パスワードを再発行しますか?"),
+        ("/disable", "のアカウントを無効にしますか?"),
+    ):
+        asked = _post(client, page + action, page)
+        html = asked.get_data(as_text=True)
+        assert asked.status_code == 200 and f"やまびこ介護({office.user_id}){question}" in html
+        assert 'name="confirm" value="yes"' in html and f'action="{page}{action}"' in html
+        assert ">実行</button>" in html and f'id="confirm-cancel" href="{page}"' in html
+        assert ">キャンセル</a>" in html and "<script" not in html
+        assert_no_mojibake(html)
+    with database.factory() as s:
+        account = s.execute(select(Account).where(Account.user_id == office.user_id)).scalar_one()
+        assert account.active and verify_password(
+            account.issuance_password_hash or "", office.issuance_password or "", issuance=True
+        )
+        assert verify_password(account.password_hash or "", office.login_password)
+    assert "disable_account" not in client.get(page).get_data(as_text=True)
+
+    _text, pdf = _letters(client, _post(client, page + "/issuance-password", page, confirm="yes"))
     text, fonts = _pdf_text(pdf, tmp_path)
     assert "証明書発行用パスワード再発行のお知らせ" in text and office.user_id in text
     _assert_embedded(fonts)
@@ -347,7 +368,7 @@ def test_reset_passwords_unlock_and_disable(
     assert unlocked.status_code == 302
     assert "ロックを解除しました" in client.get(page).get_data(as_text=True)
 
-    _text, pdf = _letters(client, _post(client, page + "/login-password", page))
+    _text, pdf = _letters(client, _post(client, page + "/login-password", page, confirm="yes"))
     text, _fonts = _pdf_text(pdf, tmp_path)
     assert "ログイン用パスワード再発行のお知らせ" in text and office.user_id in text
     new_login = re.search(r"新しいログイン用パスワード\s+(\S+)", text)
@@ -355,7 +376,7 @@ def test_reset_passwords_unlock_and_disable(
         account = s.execute(select(Account).where(Account.user_id == office.user_id)).scalar_one()
         assert new_login and verify_password(account.password_hash or "", new_login.group(1))
 
-    assert _post(client, page + "/disable", page).status_code == 302
+    assert _post(client, page + "/disable", page, confirm="yes").status_code == 302
     with database.factory() as s:
         account = s.execute(select(Account).where(Account.user_id == office.user_id)).scalar_one()
         assert account.active is False
@@ -365,7 +386,7 @@ def test_reset_passwords_unlock_and_disable(
     assert {"reset_issuance_password", "unlock", "reset_login_password", "disable_account"} <= (
         actions
     )
-    again = _post(client, page + "/disable", page)
+    again = _post(client, page + "/disable", page, confirm="yes")
     assert again.status_code == 409 and "既に無効です" in again.get_data(as_text=True)
 
 
@@ -465,12 +486,25 @@ def test_admin_adds_resets_and_disables_staff(
     )
     assert taken.status_code == 409 and "既に使われています" in taken.get_data(as_text=True)
 
-    assert _post(client, "/console/staff/jiro/totp", "/console/staff/").status_code == 302
+    for action, question in (
+        ("totp", "の認証アプリをリセットしますか?"),
+        ("disable", "のアカウントを無効にしますか?"),
+    ):
+        asked = _post(client, f"/console/staff/jiro/{action}", "/console/staff/")
+        html = asked.get_data(as_text=True)
+        assert asked.status_code == 200 and f"職員 次郎(jiro){question}" in html
+        assert 'id="confirm-cancel" href="/console/staff/"' in html
+    with database.factory() as s:
+        jiro = s.execute(select(Account).where(Account.user_id == "jiro")).scalar_one()
+        assert jiro.active and jiro.totp_secret_sealed  # nothing done before 実行
+    confirmed = _post(client, "/console/staff/jiro/totp", "/console/staff/", confirm="yes")
+    assert confirmed.status_code == 302
     with database.factory() as s:
         jiro = s.execute(select(Account).where(Account.user_id == "jiro")).scalar_one()
         assert jiro.totp_secret_sealed is None and jiro.totp_enrolled_at is None
-    assert _post(client, "/console/staff/jiro/disable", "/console/staff/").status_code == 302
-    own = _post(client, f"/console/staff/{admin.user_id}/disable", "/console/staff/")
+    gone = _post(client, "/console/staff/jiro/disable", "/console/staff/", confirm="yes")
+    assert gone.status_code == 302
+    own = _post(client, f"/console/staff/{admin.user_id}/disable", "/console/staff/", confirm="yes")
     assert own.status_code == 422 and "自分のアカウントは無効にできません" in own.get_data(
         as_text=True
     )
