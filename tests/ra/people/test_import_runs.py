@@ -360,3 +360,24 @@ def test_a_starter_disabled_meanwhile_fails_the_run(
     assert _work(database, tmp_path, Clock(now), "w") == [(run_id, ImportStatus.FAILED)]
     assert _imported(database) == 0
     assert "利用停止中" in (_run(database, run_id).error_ja or "")
+
+
+def test_hashing_stops_when_progress_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that lost its lease does not hash the rest of a large file first."""
+    from ra.people import passwords
+
+    calls: list[int] = []
+
+    def slow(password: str) -> str:
+        time.sleep(0.05)
+        calls.append(1)
+        return f"hash:{password}"
+
+    def stop(done: int) -> None:
+        raise import_runs.LeaseLost(1)
+
+    monkeypatch.setattr(passwords, "hash_password", slow)
+    with pytest.raises(import_runs.LeaseLost):
+        passwords.hash_passwords([str(n) for n in range(200)], workers=2, progress=stop)
+    time.sleep(0.2)  # what was already running ends; nothing else starts
+    assert len(calls) <= 4

@@ -255,6 +255,10 @@ def test_a_large_csv_is_imported_by_the_scheduler_while_the_page_reloads(
     ).stdout
     assert text.count("ユーザーID・パスワード通知書") == count
     assert "account import" in log.read_text(errors="replace")
+    page.goto(server.url + "/console/accounts/import")  # type: ignore[attr-defined]
+    listed = page.inner_text("section.import-runs")  # type: ignore[attr-defined]
+    assert "完了" in listed and f"{count} / {count} 件" in listed and staff.user_id in listed
+    shoot(page, "accounts-import-list")
 
 
 def test_destructive_actions_ask_first(page: object, server: LiveServer) -> None:
