@@ -12,6 +12,7 @@ They are attached to the ``shomei ra`` group through :data:`RA_COMMANDS` (see
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 
@@ -45,12 +46,15 @@ def run_job_command(name: str, settings_path: Path) -> None:
     from ra.ca_link.link_import import refused_crls
     from ra.ca_link.stuck import attention_of
     from ra.store.db import open_database, session_factory
+    from ra.tasks.jobs import RunBy
     from ra.tasks.scheduler import describe, run_job
 
     settings = load_ra_settings(settings_path)
     engine = open_database(settings.database_url)
     try:
-        summary = run_job(name, session_factory(engine), settings, now=utcnow())
+        summary = run_job(
+            name, session_factory(engine), settings, now=utcnow(), by=RunBy.cli(_login())
+        )
     finally:
         engine.dispose()
     click.echo(f"{name}: {describe(summary)}")
@@ -66,6 +70,14 @@ def run_job_command(name: str, settings_path: Path) -> None:
         sys.exit(2)
     if refused:
         sys.exit(1)  # the certificates are in; the CRL was checked and found bad
+
+
+def _login() -> str:
+    """The operator's login name on the RA host, recorded with the job runs they start."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name in this environment
+        return "operator"
 
 
 def _holder(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -92,6 +92,8 @@ class ScheduleSettings:
     expiry_notice_days: list[int] = field(default_factory=lambda: [60, 30, 7])
     retention: dt.timedelta = dt.timedelta(days=365)  # B6: revoked/expired kept this long
     lock_lease: dt.timedelta = dt.timedelta(minutes=2)
+    # How often the scheduler looks for CSV imports of accounts queued in the console.
+    import_poll_seconds: int = 5
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,9 @@ What the console shows (:func:`overview`): what waits for the CA (applications s
 and those sent without an answer), the last request batch out and the last result in, the
 CA's recent refusals with their reasons, the current CRL and how long until its nextUpdate
 (warned ``link.crl_warning_days`` before, since the CA is offline and signing the next CRL is a
-ceremony that must be booked), each job's last run from the console, and the applications
-the CA abandoned (docs/product.md §8, §10; operating it: docs/batch-link-operations.md).
+ceremony that must be booked), each job's last runs (table ``job_runs``: by the scheduler, at
+the command line or from the console, with the outcome) and the applications the CA abandoned
+(docs/product.md §8, §10; operating it: docs/batch-link-operations.md).
 
 The hand operations check the acting :class:`~ra.party.Party` here, never in the view:
 :func:`request_file` (the signed request batch, the same bytes the offline outbox holds),
@@ -33,9 +34,17 @@ from ra.lifecycle import Event, Status
 from ra.party import Party, Permission, require
 from ra.settings import RASettings
 from ra.store import audit
-from ra.store.models import Application, AuditRecord, CaBatch, CrlRecord
+from ra.store.models import (
+    Application,
+    AuditRecord,
+    CaBatch,
+    CrlRecord,
+    JobRun,
+    JobTrigger,
+)
+from ra.store.models import JobOutcome as RunOutcome
 from ra.tasks import scheduler
-from ra.tasks.jobs import JOBS
+from ra.tasks.jobs import JOBS, RunBy
 from shomei.errors import MalformedInput, NotFound, ShomeiError
 
 TO_SEND = (Status.ISSUE_REQUESTED, Status.REVOCATION_REQUESTED)
@@ -43,6 +52,7 @@ AT_CA = (Status.AWAITING_ISSUANCE, Status.AWAITING_REVOCATION)
 REFUSAL_ACTIONS = (Event.CA_REFUSED.value, "ca_refused_revocation")
 JOB_RUN_ACTION = "run_job"
 RECENT = 20  # refusals shown
+RECENT_RUNS = 5  # runs shown for each job
 
 
 @dataclass(frozen=True)
@@ -76,12 +86,28 @@ class CrlDue:
 
 
 @dataclass(frozen=True)
-class JobRun:
+class RunRow:
+    """One recorded run of a job (``job_runs``)."""
+
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    outcome: RunOutcome | None  # None: still running, or its process died
+    summary: str
+    summary_ja: str
+    trigger: JobTrigger
+    ran_by: str
+
+
+@dataclass(frozen=True)
+class JobBoard:
+    """A job with its last runs, newest first."""
+
     name: str
-    at: dt.datetime | None
-    ok: bool | None
-    outcome: str
-    by: str
+    runs: tuple[RunRow, ...]
+
+    @property
+    def last(self) -> RunRow | None:
+        return self.runs[0] if self.runs else None
 
 
 @dataclass(frozen=True)
@@ -94,7 +120,7 @@ class LinkOverview:
     refusals: tuple[Refusal, ...]
     crl: CrlDue | None
     warning_days: int
-    jobs: tuple[JobRun, ...]
+    jobs: tuple[JobBoard, ...]
     left_out: dict[str, list[int]]
 
 
@@ -137,33 +163,34 @@ def _count(session: Session, status: Status) -> int:
     return int(found or 0)
 
 
-def _job_runs(session: Session) -> tuple[JobRun, ...]:
-    runs = []
+def job_boards(session: Session, limit: int = RECENT_RUNS) -> tuple[JobBoard, ...]:
+    """Each job of :data:`JOBS` with its last ``limit`` runs, however they were started."""
+    boards = []
     for name in JOBS:
-        rec = session.execute(
-            select(AuditRecord)
-            .where(
-                AuditRecord.action == JOB_RUN_ACTION,
-                AuditRecord.object_type == "job",
-                AuditRecord.object_id == name,
+        rows = session.execute(
+            select(JobRun)
+            .where(JobRun.job == name)
+            .order_by(JobRun.started_at.desc(), JobRun.id.desc())
+            .limit(limit)
+        ).scalars()
+        boards.append(
+            JobBoard(
+                name,
+                tuple(
+                    RunRow(
+                        r.started_at,
+                        r.finished_at,
+                        r.outcome,
+                        r.summary,
+                        r.summary_ja,
+                        r.trigger,
+                        r.ran_by,
+                    )
+                    for r in rows
+                ),
             )
-            .order_by(AuditRecord.seq.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if rec is None:
-            runs.append(JobRun(name, None, None, "", ""))
-        else:
-            details = rec.details or {}
-            runs.append(
-                JobRun(
-                    name,
-                    rec.at,
-                    bool(details.get("ok")),
-                    str(details.get("outcome", "")),
-                    rec.actor_id,
-                )
-            )
-    return tuple(runs)
+        )
+    return tuple(boards)
 
 
 def overview(
@@ -212,7 +239,7 @@ def overview(
         refusals=refusals,
         crl=crl_due(latest, now, days),
         warning_days=days,
-        jobs=_job_runs(session),
+        jobs=job_boards(session),
         left_out=stuck.left_out(session),
     )
 
@@ -296,7 +323,11 @@ def run_job(
     *,
     now: dt.datetime,
 ) -> JobOutcome:
-    """Run job ``name`` now (admins and the operator); its outcome goes to the audit log."""
+    """Run job ``name`` now (admins and the operator).
+
+    The run is recorded in ``job_runs`` like the scheduler's (:func:`ra.tasks.jobs.run_job`)
+    and its outcome also goes to the audit log.
+    """
     require(party, Permission.RUN_JOBS)
     if name not in JOBS:
         raise NotFound(
@@ -305,7 +336,9 @@ def run_job(
             job=name,
         )
     try:
-        summary = scheduler.run_job(name, factory, settings, now=now)
+        summary = scheduler.run_job(
+            name, factory, settings, now=now, by=RunBy.console(party.audit_id)
+        )
     except ShomeiError as exc:
         outcome = JobOutcome(name, False, exc.message, exc.message_ja)
     else:

@@ -26,7 +26,10 @@ and returned with their one-time passwords, for the letters.
 
 The slow part is the argon2id hashing of two passwords per account (deliberately costly); it
 runs on every core before anything is written (:func:`ra.people.passwords.hash_passwords`) and
-reports its progress, so a thousand rows are neither silent nor half-imported.
+reports its progress, so a thousand rows are neither silent nor half-imported.  The command line
+runs it all at once (:func:`import_accounts`); the console checks the file in the request and
+leaves the hashing and the creation to a background run (:mod:`ra.people.import_runs`), through
+the same :func:`passwords_for` and :func:`create_accounts`.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import csv
 import datetime as dt
 import io
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
@@ -252,6 +255,58 @@ def check(session: Session, party: Party, data: bytes) -> list[tuple[int, Accoun
     return rows
 
 
+def passwords_for(
+    count: int,
+    *,
+    rng: Rng = secrets.token_bytes,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PortalPasswords]:
+    """``count`` pairs of new passwords with their argon2id hashes, hashed on every core.
+
+    ``progress(done, count)`` is called as the accounts' passwords are hashed (the slow part,
+    on ``workers`` threads, default every core); when it raises, hashing stops.
+    """
+    clear = [new_portal_passwords(rng) for _ in range(count)]
+
+    def hashed(done: int) -> None:
+        if progress is not None and done % 2 == 0:
+            progress(done // 2, count)
+
+    hashes = hash_passwords([pw for pair in clear for pw in pair], workers=workers, progress=hashed)
+    return [
+        PortalPasswords(issuance, login, hashes[2 * i], hashes[2 * i + 1])
+        for i, (issuance, login) in enumerate(clear)
+    ]
+
+
+def create_accounts(
+    session: Session,
+    party: Party,
+    rows: Sequence[AccountInput],
+    passwords: Sequence[PortalPasswords],
+    *,
+    now: dt.datetime,
+    rng: Rng = secrets.token_bytes,
+    source_address: str | None = None,
+) -> list[NewAccount]:
+    """Create the accounts of ``rows`` with their hashed ``passwords`` in ``session``'s
+    transaction; a row refused (a number registered meanwhile) raises, and the caller's
+    rollback leaves none of them."""
+    return [
+        add_portal_account(
+            session,
+            party,
+            row,
+            now=now,
+            rng=rng,
+            source_address=source_address,
+            passwords=pair,
+        )
+        for row, pair in zip(rows, passwords, strict=True)
+    ]
+
+
 def import_accounts(
     session: Session,
     party: Party,
@@ -266,26 +321,17 @@ def import_accounts(
     """Create every account of the CSV ``data``, or none: raise :class:`ImportRefused`.
 
     ``progress(done, total)`` is called as the accounts' passwords are hashed (the slow part,
-    on ``workers`` threads, default every core), after every row was checked.
+    on ``workers`` threads, default every core), after every row was checked.  The console
+    runs the same steps in the background (:mod:`ra.people.import_runs`).
     """
     rows = check(session, party, data)
-    clear = [new_portal_passwords(rng) for _ in rows]
-    total = len(rows)
-
-    def hashed(done: int) -> None:
-        if progress is not None and done % 2 == 0:
-            progress(done // 2, total)
-
-    hashes = hash_passwords([pw for pair in clear for pw in pair], workers=workers, progress=hashed)
-    return [
-        add_portal_account(
-            session,
-            party,
-            row,
-            now=now,
-            rng=rng,
-            source_address=source_address,
-            passwords=PortalPasswords(issuance, login, hashes[2 * i], hashes[2 * i + 1]),
-        )
-        for i, ((_, row), (issuance, login)) in enumerate(zip(rows, clear, strict=True))
-    ]
+    passwords = passwords_for(len(rows), rng=rng, workers=workers, progress=progress)
+    return create_accounts(
+        session,
+        party,
+        [row for _, row in rows],
+        passwords,
+        now=now,
+        rng=rng,
+        source_address=source_address,
+    )

@@ -99,7 +99,7 @@ def hash_passwords(
     For bulk imports: one hash costs a few tenths of a CPU second by design.  argon2-cffi
     releases the GIL while it hashes, so threads use every core, with the same parameters
     as :func:`hash_password`.  ``progress`` is called (in this thread) with the number of
-    hashes finished so far.
+    hashes finished so far; when it raises, the hashes not yet started are dropped.
     """
     count = len(passwords)
     workers = max(1, min(workers or cores(), count))
@@ -112,10 +112,16 @@ def hash_passwords(
         return hashes
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2") as pool:
         futures = {pool.submit(hash_password, pw): index for index, pw in enumerate(passwords)}
-        for done, future in enumerate(as_completed(futures), start=1):
-            hashes[futures[future]] = future.result()
-            if progress is not None:
-                progress(done)
+        try:
+            for done, future in enumerate(as_completed(futures), start=1):
+                hashes[futures[future]] = future.result()
+                if progress is not None:
+                    progress(done)
+        except BaseException:
+            # Stopped (``progress`` raised, or the process is told to stop): do not hash the
+            # rest first, which for a large import would take minutes.
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return hashes
 
 

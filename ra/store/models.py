@@ -4,7 +4,8 @@ Tables: accounts (offices, agents, federation staff and admins), applications (t
 statuses of :mod:`ra.lifecycle`, guarded by a version column), certificates, the holders'
 revocation requests, payments, fee
 entries (the fee-offset balance of each office), notices, the mail outbox, CA batches, CRLs,
-the hash-chained audit log with its signed anchors, and the scheduler lock.  Every timestamp is
+the hash-chained audit log with its signed anchors, the scheduler lock, the runs of the
+scheduled jobs and the background CSV imports of accounts.  Every timestamp is
 timezone-aware UTC (:class:`UTCDateTime` restores the zone SQLite does not keep); enums are
 stored as strings with CHECK constraints.  The schema is created by the Alembic migrations in
 ``ra/store/migrations``; this module is their source of truth.
@@ -503,3 +504,82 @@ class SchedulerLock(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     holder: Mapped[str] = mapped_column(String(128))
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+
+
+class JobOutcome(enum.StrEnum):
+    OK = "ok"  # finished, nothing left over
+    ATTENTION = "attention"  # finished, but left work an operator must bring back
+    FAILED = "failed"  # raised an error
+
+
+class JobTrigger(enum.StrEnum):
+    SCHEDULER = "scheduler"  # ran_by: the scheduler's lease holder name
+    CLI = "cli"  # ran_by: the operator's login name on the RA host
+    CONSOLE = "console"  # ran_by: the staff user ID ("run now")
+
+
+class JobRun(Base):
+    """One run of a scheduled job (ra.tasks.jobs.run_job), however it was started.
+
+    Written when the run starts (``outcome`` None: still running, or the process died) and
+    again when it ends.  The ``deletion`` job drops runs older than 90 days.
+    """
+
+    __tablename__ = "job_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    outcome: Mapped[JobOutcome | None] = mapped_column(_enum(JobOutcome, "job_outcome"))
+    summary: Mapped[str] = mapped_column(Text, default="")
+    summary_ja: Mapped[str] = mapped_column(Text, default="")
+    trigger: Mapped[JobTrigger] = mapped_column(_enum(JobTrigger, "job_trigger"))
+    ran_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (
+        Index("ix_job_runs_job_started", "job", "started_at", "id"),
+        Index("ix_job_runs_started_at", "started_at"),
+    )
+
+
+class ImportStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for a worker
+    RUNNING = "running"  # a worker holds its lease and hashes the passwords
+    DONE = "done"  # every account created, in one transaction
+    FAILED = "failed"  # nothing created; ``error`` says why
+
+
+class ImportRun(Base):
+    """A CSV import of office and agent accounts, run in the background (ra.people.import_runs).
+
+    ``rows`` holds the checked rows (no passwords) until the run ends.  A worker takes a run
+    with a lease (``holder``, ``lease_until``); a run whose worker died is taken again after the
+    lease, at most a few times.  The accounts are created in the one transaction that marks the
+    run done, so a run never leaves half of them.
+    """
+
+    __tablename__ = "import_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    status: Mapped[ImportStatus] = mapped_column(_enum(ImportStatus, "import_status"))
+    total: Mapped[int] = mapped_column(Integer)
+    done: Mapped[int] = mapped_column(Integer, default=0)
+    started_by: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    source_address: Mapped[str | None] = mapped_column(String(64))
+    rows: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    holder: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    error_ja: Mapped[str | None] = mapped_column(Text)
+    # The sealed letters of the new accounts (ra.store.letter_drops), for the starter only.
+    letters_token: Mapped[str | None] = mapped_column(String(32))
+
+    __table_args__ = (
+        Index("ix_import_runs_status", "status", "id"),
+        CheckConstraint("done >= 0 AND done <= total", name="done_in_range"),
+    )

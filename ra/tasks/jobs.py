@@ -1,7 +1,10 @@
 """The RA's scheduled jobs, each ``job(session_factory, settings, now) -> summary``.
 
-The scheduler (:mod:`ra.tasks.scheduler`) runs them in one process under a database lease, and
-``shomei ra run-job NAME`` runs one by hand; both call the functions of :data:`JOBS`.  Each
+The scheduler (:mod:`ra.tasks.scheduler`) runs them in one process under a database lease,
+``shomei ra run-job NAME`` runs one by hand and admins press "run now" on the console's 連携
+screen; all three go through :func:`run_job`, which records every run in table ``job_runs``
+(started, finished, outcome ok / attention / failed, a short summary, and who ran it: the
+scheduler, the operator at the command line or the staff user).  Each
 job opens its own transactions (one per item where items are independent, so one failure or
 one lost race does not undo the others) and changes a status only through
 :func:`ra.lifecycle.apply`.
@@ -12,7 +15,9 @@ one lost race does not undo the others) and changes a status only through
   a mail before the certificate expires, with the portal page that renews it
   (:mod:`ra.workflow.renewals`).
 - ``deletion`` (B6): for revoked or expired certificates older than the retention, the wrapped
-  private key is destroyed and the certificate archived; the rows and the audit log stay.
+  private key is destroyed and the certificate archived; the rows and the audit log stay.  It
+  also keeps ``job_runs`` and ``import_runs`` bounded: runs older than :data:`RUNS_KEPT` (90
+  days) are deleted.
 - ``fee-export`` (B11): the fee-offset balance of every office not yet exported, as a CSV
   file for the payment system (UTF-8 with BOM, CRLF, so Excel and the payment system both
   read it; text cells made inert for spreadsheets by :mod:`shomei.spreadsheet`), written
@@ -23,30 +28,43 @@ one lost race does not undo the others) and changes a status only through
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import logging
 import os
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from ra import lifecycle
 from ra.ca_link import link
 from ra.ca_link.identity import load_link_identity
+from ra.ca_link.stuck import attention_of
 from ra.lifecycle import Event, Status
 from ra.mailing import mail, texts
 from ra.mailing.notify import notify
 from ra.party import Party
 from ra.settings import RASettings
 from ra.store import audit
-from ra.store.models import Account, Application, Certificate, FeeEntry
-from shomei.errors import AlreadyExists, ConfigError, Conflict
+from ra.store.models import (
+    Account,
+    Application,
+    Certificate,
+    FeeEntry,
+    ImportRun,
+    ImportStatus,
+    JobOutcome,
+    JobRun,
+    JobTrigger,
+)
+from shomei.errors import AlreadyExists, ConfigError, Conflict, NotFound, ShomeiError
 from shomei.spreadsheet import excel_writer
 
 log = logging.getLogger("shomei.ra.jobs")
@@ -196,10 +214,15 @@ def expiry_notices(factory: Factory, settings: RASettings, now: dt.datetime) -> 
 # -- deletion (B6) ---------------------------------------------------------------------------
 
 
+RUNS_KEPT = dt.timedelta(days=90)  # job_runs and finished import_runs older than this go
+
+
 @dataclass(frozen=True)
 class DeletionSummary:
     archived: int
     keys_destroyed: int
+    job_runs_deleted: int = 0
+    import_runs_deleted: int = 0
 
 
 def delete_expired(factory: Factory, settings: RASettings, now: dt.datetime) -> DeletionSummary:
@@ -250,7 +273,28 @@ def delete_expired(factory: Factory, settings: RASettings, now: dt.datetime) -> 
             )
             archived += 1
             destroyed += had_key
-    return DeletionSummary(archived, destroyed)
+    job_runs, import_runs = prune_runs(factory, now)
+    return DeletionSummary(archived, destroyed, job_runs, import_runs)
+
+
+def prune_runs(factory: Factory, now: dt.datetime) -> tuple[int, int]:
+    """Delete job runs started, and import runs finished, more than :data:`RUNS_KEPT` ago."""
+    cutoff = now - RUNS_KEPT
+    with factory() as session, session.begin():
+        jobs = session.execute(
+            delete(JobRun)
+            .where(JobRun.started_at < cutoff)
+            .execution_options(synchronize_session=False)
+        )
+        imports = session.execute(
+            delete(ImportRun)
+            .where(
+                ImportRun.status.in_((ImportStatus.DONE, ImportStatus.FAILED)),
+                ImportRun.finished_at < cutoff,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        return int(jobs.rowcount), int(imports.rowcount)  # type: ignore[attr-defined]
 
 
 # -- fee-offset balance export (B11) ---------------------------------------------------------
@@ -423,3 +467,148 @@ JOBS: Mapping[str, JobFunction] = MappingProxyType(
         "audit-anchor": anchor_audit,
     }
 )
+
+
+# -- running a job, recorded -----------------------------------------------------------------
+
+SUMMARY_LIMIT = 2000  # characters of a run's summary kept in job_runs
+
+
+@dataclass(frozen=True)
+class RunBy:
+    """Who or what runs a job: recorded with the run."""
+
+    trigger: JobTrigger
+    who: str  # the scheduler's lease holder, the operator's login name or the staff user ID
+
+    @classmethod
+    def scheduler(cls, holder: str) -> RunBy:
+        return cls(JobTrigger.SCHEDULER, holder)
+
+    @classmethod
+    def cli(cls, login: str) -> RunBy:
+        return cls(JobTrigger.CLI, login)
+
+    @classmethod
+    def console(cls, user_id: str) -> RunBy:
+        return cls(JobTrigger.CONSOLE, user_id)
+
+
+def describe(summary: object) -> str:
+    """A one-line account of a job's summary, for logs, the CLI and ``job_runs``."""
+    if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
+        parts = []
+        for f in dataclasses.fields(summary):
+            value = getattr(summary, f.name)
+            if isinstance(value, tuple):
+                value = len(value)
+            parts.append(f"{f.name}={value}")
+        return ", ".join(parts)
+    return str(summary)
+
+
+def error_text(exc: BaseException) -> tuple[str, str]:
+    """One line saying what went wrong, in English and Japanese."""
+    if isinstance(exc, ShomeiError):
+        return exc.message, exc.message_ja
+    text = " ".join(str(exc).split())[:300]
+    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return line, line
+
+
+def _record_start(factory: Factory, name: str, now: dt.datetime, by: RunBy) -> int:
+    with factory() as session, session.begin():
+        row = JobRun(
+            job=name,
+            started_at=now,
+            trigger=by.trigger,
+            ran_by=by.who[:128],
+            summary="",
+            summary_ja="",
+        )
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def _record_end(
+    factory: Factory,
+    run_id: int,
+    *,
+    finished_at: dt.datetime,
+    outcome: JobOutcome,
+    summary: str,
+    summary_ja: str,
+) -> None:
+    try:
+        with factory() as session, session.begin():
+            session.execute(
+                update(JobRun)
+                .where(JobRun.id == run_id)
+                .values(
+                    finished_at=finished_at,
+                    outcome=outcome,
+                    summary=summary[:SUMMARY_LIMIT],
+                    summary_ja=summary_ja[:SUMMARY_LIMIT],
+                )
+            )
+    except Exception as exc:  # the job's own outcome matters more than its record
+        log.error("the outcome of job run %s could not be recorded: %s", run_id, error_text(exc)[0])
+
+
+def run_job(
+    name: str,
+    factory: Factory,
+    settings: RASettings,
+    *,
+    now: dt.datetime,
+    by: RunBy,
+    function: JobFunction | None = None,
+) -> object:
+    """Run the job ``name`` once (``function``, default ``JOBS[name]``) and record the run.
+
+    The one way jobs are run: the scheduler, ``shomei ra run-job`` and the console's "run
+    now" all call it.  A ``job_runs`` row is written before the job starts (a run whose
+    process died stays without outcome) and completed when it ends: ``ok``, ``attention``
+    (finished, but left work an operator must bring back: :mod:`ra.ca_link.stuck`) or
+    ``failed`` (the error's message).  Returns the job's summary; an error is recorded, then
+    raised again.
+    """
+    if function is None:
+        function = JOBS.get(name)
+        if function is None:
+            raise NotFound(
+                f"no job called {name!r} (jobs: {', '.join(sorted(JOBS))})",
+                message_ja=f"ジョブ {name!r} はありません({', '.join(sorted(JOBS))})",
+                job=name,
+            )
+    run_id = _record_start(factory, name, now, by)
+    began = time.monotonic()
+
+    def finished() -> dt.datetime:
+        return now + dt.timedelta(seconds=time.monotonic() - began)
+
+    try:
+        summary = function(factory, settings, now)
+    except Exception as exc:
+        english, japanese = error_text(exc)
+        _record_end(
+            factory,
+            run_id,
+            finished_at=finished(),
+            outcome=JobOutcome.FAILED,
+            summary=english,
+            summary_ja=japanese,
+        )
+        raise
+    attention = attention_of(summary)
+    text = describe(summary)
+    _record_end(
+        factory,
+        run_id,
+        finished_at=finished(),
+        outcome=JobOutcome.ATTENTION if attention else JobOutcome.OK,
+        summary="; ".join([text, *(a.message for a in attention)]),
+        summary_ja="; ".join([text, *(a.message_ja for a in attention)]),
+    )
+    return summary

@@ -14,6 +14,11 @@ ask takes over.  The jobs are idempotent besides, so a job cut short by a crash 
 by the next run; work a job cannot finish by itself (:mod:`ra.ca_link.stuck`) is logged as an error
 on every run until an operator has brought it back.
 
+Every scheduler process is also the worker of the console's CSV imports of accounts
+(:mod:`ra.people.import_runs`): every ``import_poll_seconds`` it takes a queued run, if any, and
+carries it out.  That work is not gated by the scheduler's lease: each import run has a lease of
+its own, so a stand-by scheduler helps, and no run is carried out twice.
+
 The log (logger ``shomei.ra.scheduler``) says what happened at INFO, one line an event: the
 scheduler started (with its timetable) or stopped, the lease taken or lost, a job started and
 finished with its summary and duration; a failed job or an unreachable database is one ERROR
@@ -23,7 +28,6 @@ heartbeat are logged once, and again when the database answers.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import os
@@ -42,11 +46,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ra.ca_link.stuck import attention_of
+from ra.people import import_runs
 from ra.settings import RASettings
 from ra.store.models import SchedulerLock
-from ra.tasks.jobs import JOBS, JobFunction
+from ra.store.vault import load_vault
+from ra.tasks import jobs
+from ra.tasks.jobs import JOBS, JobFunction, RunBy, describe
 from shomei.clock import JST, utcnow
-from shomei.errors import ConfigError, NotFound, ShomeiError
+from shomei.errors import ConfigError, ShomeiError
 
 log = logging.getLogger("shomei.ra.scheduler")
 
@@ -138,29 +145,15 @@ def timetable(settings: RASettings) -> list[JobSpec]:
 
 
 def run_job(
-    name: str, factory: sessionmaker[Session], settings: RASettings, *, now: dt.datetime
+    name: str,
+    factory: sessionmaker[Session],
+    settings: RASettings,
+    *,
+    now: dt.datetime,
+    by: RunBy,
 ) -> object:
-    """Run the job ``name`` once (``shomei ra run-job``)."""
-    function = JOBS.get(name)
-    if function is None:
-        raise NotFound(
-            f"no job called {name!r} (jobs: {', '.join(sorted(JOBS))})",
-            message_ja=f"ジョブ {name!r} はありません({', '.join(sorted(JOBS))})",
-        )
-    return function(factory, settings, now)
-
-
-def describe(summary: object) -> str:
-    """A one-line account of a job's summary, for logs and the CLI."""
-    if dataclasses.is_dataclass(summary) and not isinstance(summary, type):
-        parts = []
-        for f in dataclasses.fields(summary):
-            value = getattr(summary, f.name)
-            if isinstance(value, tuple):
-                value = len(value)
-            parts.append(f"{f.name}={value}")
-        return ", ".join(parts)
-    return str(summary)
+    """Run the job ``name`` once (``shomei ra run-job``, "run now"), recorded in ``job_runs``."""
+    return jobs.run_job(name, factory, settings, now=now, by=by)
 
 
 def default_holder() -> str:
@@ -216,7 +209,14 @@ class Gate:
             log.info("job %s started", spec.name)
             started = time.monotonic()
             try:
-                summary = spec.function(self.factory, settings, self.clock())
+                summary = jobs.run_job(
+                    spec.name,
+                    self.factory,
+                    settings,
+                    now=self.clock(),
+                    by=RunBy.scheduler(self.holder),
+                    function=spec.function,
+                )
             except ShomeiError as exc:
                 log.error("job %s failed: %s", spec.name, exc.message)
                 log.debug("job %s failure details", spec.name, exc_info=exc)
@@ -234,11 +234,54 @@ class Gate:
         return run
 
 
+class ImportWorker:
+    """Carries out the console's queued CSV imports (:mod:`ra.people.import_runs`)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        settings: RASettings,
+        *,
+        holder: str,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.holder = holder
+        self.clock = clock
+        self.failing = False
+
+    def __call__(self) -> None:
+        try:
+            if not import_runs.waiting(self.factory, now=self.clock()):
+                self._ok()
+                return
+            vault = load_vault(self.settings.secrets_key_file)
+            for run_id, status in import_runs.work(
+                self.factory,
+                holder=self.holder,
+                vault=vault,
+                data_dir=self.settings.data_dir,
+                clock=self.clock,
+                lease=self.settings.schedule.lock_lease,
+            ):
+                log.info("account import %s: %s", run_id, status.value)
+        except Exception as exc:  # the database is down, the secrets key is missing...
+            if not self.failing:
+                log.error("account imports cannot run: %s", _message(exc))
+                log.debug("account import failure details", exc_info=exc)
+            self.failing = True
+            return
+        self._ok()
+
+    def _ok(self) -> None:
+        if self.failing:
+            log.info("account imports run again")
+        self.failing = False
+
+
 def _message(exc: BaseException) -> str:
-    if isinstance(exc, ShomeiError):
-        return exc.message
-    text = " ".join(str(exc).split())[:300]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return jobs.error_text(exc)[0]
 
 
 def _when(trigger: BaseTrigger) -> str:
@@ -273,6 +316,21 @@ def build_scheduler(
             coalesce=True,
             misfire_grace_time=60,
         )
+    seconds = settings.schedule.import_poll_seconds
+    if seconds < 1:
+        raise ConfigError(
+            "ra.schedule.import_poll_seconds must be at least 1",
+            message_ja="ra.schedule.import_poll_seconds は 1 以上です",
+        )
+    scheduler.add_job(
+        ImportWorker(factory, settings, holder=holder, clock=clock),
+        trigger=IntervalTrigger(seconds=seconds, timezone=dt.UTC),
+        id="account-imports",
+        name="account-imports",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=60,
+    )
     beat = heartbeat or lease / 3
     scheduler.add_job(
         gate.holds,
@@ -306,6 +364,7 @@ def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
     # A service manager stops with SIGTERM: leave cleanly so a stand-by takes over at once.
     signal.signal(signal.SIGTERM, stop)
     plan = ", ".join(f"{spec.name} {_when(spec.trigger)}" for spec in timetable(settings))
+    plan += f"; account imports every {settings.schedule.import_poll_seconds} s"
     log.info("scheduler %s starting: %s", holder, plan)
     try:
         scheduler.start()
@@ -323,6 +382,7 @@ def run_scheduler(settings: RASettings, *, holder: str | None = None) -> None:
 
 __all__: list[str] = [
     "Gate",
+    "ImportWorker",
     "JobSpec",
     "acquire_lease",
     "build_scheduler",

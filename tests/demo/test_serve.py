@@ -186,6 +186,7 @@ def _admin_in_browser(url: str, banner: str, demo: Path) -> list[str]:
     """Sign in as the demo admin in Chromium; screenshots of the mailbox; the mail links."""
     from playwright.sync_api import sync_playwright
 
+    from tests.ra.web.live import LOCALE, TIMEZONE
     from tests.ra.web.test_browser import CHROMIUM, shoot
 
     user_id, password = next((u, p) for r, u, p in ROW.findall(banner) if r == "admin")
@@ -193,7 +194,9 @@ def _admin_in_browser(url: str, banner: str, demo: Path) -> list[str]:
     problems: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        page = browser.new_page(locale="ja-JP", viewport={"width": 1280, "height": 900})
+        page = browser.new_page(
+            locale=LOCALE, timezone_id=TIMEZONE, viewport={"width": 1280, "height": 900}
+        )
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.goto(url + "/auth/sign-in")
         page.fill("#user_id", user_id)

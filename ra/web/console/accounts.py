@@ -9,14 +9,21 @@ Screens (``/console/accounts``), staff and admins (the services check
 * a CSV upload (:mod:`ra.people.csvimport`).  The file is kept server-side under
   ``<data_dir>/uploads/<token>.csv`` (the token is random and also stored in the signed
   session, so only the session that uploaded it can import it) and the preview shows every
-  row and every problem; the import re-reads that file, checks it again and creates all
-  accounts or none.  Nothing of the file travels in a form field;
+  row and every problem; "create all" re-reads that file, checks it again and queues its rows
+  as a background import run (:mod:`ra.people.import_runs`: the scheduler process hashes the
+  passwords and creates all accounts or none; a file of :data:`~ra.people.import_runs.SMALL`
+  rows or fewer is run at once, in the request, by the same code).  The run's page shows its
+  progress, reloading itself (``<meta http-equiv="refresh">``, no script), and when it is done
+  the letters.  Nothing of the file travels in a form field;
 * an account's page: reset the issuance password (the phone path of A7) or the login password
   (also the phone path of a forgotten password without a confirmed mail address), remove a
-  lost authenticator app, lift a lockout, disable, send the sign-in reminder.
+  lost authenticator app, lift a lockout, disable, send the sign-in reminder.  The resets,
+  the removal and disabling ask first (:mod:`ra.web.confirm`: a page saying what will happen,
+  実行 or キャンセル).
 
-Passwords exist in clear only in the request that makes them.  The letters that carry them are
-sealed for a few minutes for the PDF download (:mod:`ra.web.letter_drop`), then gone.
+Passwords exist in clear only in the request (or the import run) that makes them.  The letters
+that carry them are sealed for a few minutes for the PDF download (:mod:`ra.web.letter_drop`),
+for the staff member who made them, then gone.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import io
 import os
 import re
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -40,9 +48,10 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from ra.mailing import notices
 from ra.party import Permission
-from ra.people import account_admin, accounts, auth, csvimport
-from ra.store.models import Account, AccountKind
-from ra.web import WebContext, db, letter_drop, text
+from ra.people import account_admin, accounts, auth, csvimport, import_runs
+from ra.store import letter_drops
+from ra.store.models import Account, AccountKind, ImportStatus
+from ra.web import WebContext, confirm, db, letter_drop, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm
 from ra.web.notice_kinds import kind_label
@@ -60,6 +69,7 @@ nav_item(
 UPLOAD_TOKEN = re.compile(r"[0-9a-f]{32}")
 UPLOAD_SESSION_KEY = "csv_upload"
 UPLOAD_KEPT_SECONDS = 3600  # an upload nobody imported is deleted after an hour
+REFRESH_SECONDS = 3  # an import run's page reloads itself this often while it runs
 
 
 class AccountForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
@@ -103,15 +113,7 @@ def portal_url() -> str:
 
 
 def _page(account: Account, **passwords: str) -> dict[str, Any]:
-    return {
-        "user_id": account.user_id,
-        "kind": account.kind.value,
-        "name": account.name,
-        "number": account.office_number or "",
-        "postal_code": account.postal_code or "",
-        "address": account.address or "",
-        **passwords,
-    }
+    return letter_drops.account_page(account, **passwords)
 
 
 def _drop(kind: str, pages: list[dict[str, Any]]) -> BaseResponse:
@@ -220,7 +222,8 @@ def upload() -> tuple[str, int] | BaseResponse:
     form = UploadForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
-        return render_template("console/accounts/upload.html", form=form), status
+        runs = import_runs.recent(db.session(), signed_in_party())
+        return render_template("console/accounts/upload.html", form=form, runs=runs), status
     data = form.file.data.read(csvimport.MAX_BYTES + 1)
     folder = _uploads()
     token = secrets.token_hex(16)
@@ -295,31 +298,59 @@ def _safe_rows(data: bytes) -> tuple[list[str], list[tuple[int, list[str]]]]:
 
 @blueprint.route("/import/<token>", methods=["POST"])
 def import_file(token: str) -> BaseResponse:
+    """Create all: queue the checked rows as a background run (a small file runs at once)."""
     PlainForm()  # CSRFProtect has checked the token already
     path = _upload_path(token)
     ctx = _ctx()
-    created = csvimport.import_accounts(
+    letter_drop.issuer(ctx.settings)  # refuse now, not after the hashing, if it cannot print
+    run = import_runs.start(
         db.session(),
         signed_in_party(),
         path.read_bytes(),
         now=ctx.now(),
         source_address=request.remote_addr,
     )
-    response = _drop(
-        "accounts",
-        [
-            _page(
-                c.account,
-                login_password=c.login_password,
-                issuance_password=c.issuance_password or "",
-            )
-            for c in created
-        ],
-    )
+    db.session().commit()  # queued; on SQLite the worker below must be able to write
     path.unlink(missing_ok=True)
     session.pop(UPLOAD_SESSION_KEY, None)
-    flash(_("%(count)d accounts were created.", count=len(created)))
-    return response
+    if run.total <= import_runs.SMALL:
+        import_runs.work(
+            ctx.factory,
+            holder=f"web:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}",
+            vault=ctx.vault,
+            data_dir=ctx.settings.data_dir,
+            clock=ctx.now,
+            lease=ctx.settings.schedule.lock_lease,
+            run_id=run.id,
+        )
+        done = import_runs.get(db.session(), signed_in_party(), run.id)
+        if done.status is ImportStatus.DONE and done.letters_token:
+            flash(_("%(count)d accounts were created.", count=done.total))
+            return redirect(url_for(".letters", token=done.letters_token))
+    return redirect(url_for(".import_run", run_id=run.id))
+
+
+@blueprint.route("/imports/<int:run_id>")
+def import_run(run_id: int) -> str:
+    """A background import: progress while it runs, then its letters or why it failed."""
+    ctx = _ctx()
+    run = import_runs.get(db.session(), signed_in_party(), run_id)
+    expires = None
+    if run.letters_token:
+        try:
+            drop = letter_drop.get(
+                ctx.settings.data_dir, ctx.vault, run.letters_token, owner=_owner(), now=ctx.now()
+            )
+        except NotFound:
+            pass  # kept 15 minutes: the passwords are gone
+        else:
+            expires = drop.made_at + letter_drop.TTL
+    return render_template(
+        "console/accounts/import_run.html",
+        run=run,
+        expires=expires,
+        refresh_seconds=REFRESH_SECONDS,
+    )
 
 
 @blueprint.route("/letters/<token>")
@@ -370,9 +401,33 @@ def _back(account: Account) -> BaseResponse:
     return redirect(url_for(".show", user_id=account.user_id))
 
 
+def _who(account: Account) -> dict[str, str]:
+    return {"name": account.name, "user_id": account.user_id}
+
+
+def _ask(user_id: str, title: str, *consequences: str) -> str:
+    """The confirmation page of an action on ``user_id`` (its permission checked first)."""
+    row = account_admin.account_row(db.session(), signed_in_party(), user_id, now=_ctx().now())
+    return confirm.page(
+        title=title % _who(row.account),
+        consequences=consequences,
+        back=url_for(".show", user_id=row.account.user_id),
+    )
+
+
 @blueprint.route("/<user_id>/issuance-password", methods=["POST"])
-def reset_issuance(user_id: str) -> BaseResponse:
+def reset_issuance(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(
+            user_id,
+            _("Reset the issuance password of %(name)s (%(user_id)s)?"),
+            _("A new issuance password is made, with its letter to post."),
+            _(
+                "The current issuance password no longer works for new applications; "
+                "certificates applied for before keep the password they were applied with."
+            ),
+        )
     ctx = _ctx()
     reissued = accounts.reset_issuance_password(
         db.session(),
@@ -389,8 +444,16 @@ def reset_issuance(user_id: str) -> BaseResponse:
 
 
 @blueprint.route("/<user_id>/login-password", methods=["POST"])
-def reset_login(user_id: str) -> BaseResponse:
+def reset_login(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(
+            user_id,
+            _("Reset the login password of %(name)s (%(user_id)s)?"),
+            _("A new login password is made, with its letter to post."),
+            _("The current login password stops working and the account's sessions end."),
+            _("A lockout of the account is lifted."),
+        )
     ctx = _ctx()
     party = signed_in_party()
     account = account_admin.account_row(db.session(), party, user_id, now=ctx.now()).account
@@ -402,8 +465,15 @@ def reset_login(user_id: str) -> BaseResponse:
 
 
 @blueprint.route("/<user_id>/totp", methods=["POST"])
-def reset_totp(user_id: str) -> BaseResponse:
+def reset_totp(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(
+            user_id,
+            _("Reset the authenticator of %(name)s (%(user_id)s)?"),
+            _("Codes from the current authenticator app stop working, and the sessions end."),
+            _("The account sets up a new authenticator app at its next sign-in."),
+        )
     account = account_admin.reset_totp(
         db.session(),
         signed_in_party(),
@@ -436,8 +506,10 @@ def unlock(user_id: str) -> BaseResponse:
 
 
 @blueprint.route("/<user_id>/disable", methods=["POST"])
-def disable(user_id: str) -> BaseResponse:
+def disable(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(user_id, _("Disable %(name)s (%(user_id)s)?"), *confirm.disabling())
     account = account_admin.disable(
         db.session(),
         signed_in_party(),

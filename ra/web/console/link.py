@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ra.ca_link import recovery
 from ra.desk import link_desk
 from ra.party import Party, Permission, may
-from ra.tasks.jobs import JOBS
+from ra.tasks.jobs import RUNS_KEPT
 from ra.web import WebContext, db, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm
@@ -69,7 +69,7 @@ def index() -> str:
         "console/link/index.html",
         board=board,
         now=ctx.now(),
-        jobs=sorted(JOBS),
+        runs_kept_days=RUNS_KEPT.days,
         may_manage=may(party, Permission.MANAGE_LINK),
         may_run=may(party, Permission.RUN_JOBS),
         may_rerequest=may(party, Permission.REREQUEST_ISSUANCE),

@@ -1,11 +1,10 @@
 """Staff management (職員管理): the console's staff and admin users, admins only.
 
 ``/console/staff``: the list, a new staff member or admin
-(:func:`ra.people.accounts.add_console_user`),
-disable, reset the authenticator (:func:`ra.people.account_admin.reset_totp`: the user enrols again
-at
-the next sign-in).  Every service checks :attr:`~ra.party.Permission.MANAGE_STAFF`, so a staff
-member gets 403 on each of these pages.
+(:func:`ra.people.accounts.add_console_user`), disable, reset the authenticator
+(:func:`ra.people.account_admin.reset_totp`: the user enrols again at the next sign-in).
+Disabling and the reset ask first (:mod:`ra.web.confirm`).  Every service checks
+:attr:`~ra.party.Permission.MANAGE_STAFF`, so a staff member gets 403 on each of these pages.
 
 The new user's login password and TOTP secret are shown once, in the response to the form that
 created them (as text, an ``otpauth://`` URI and a QR code made by segno, inline SVG): they are
@@ -30,7 +29,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from ra.party import Permission
 from ra.people import account_admin, accounts
 from ra.store.models import AccountKind
-from ra.web import WebContext, db, text
+from ra.web import WebContext, confirm, db, text
 from ra.web.console import console_blueprint, nav_item
 from ra.web.forms import PlainForm
 from ra.web.security import signed_in_party
@@ -114,9 +113,23 @@ def add() -> tuple[str, int]:
     ), 200
 
 
+def _ask(user_id: str, title: str, consequences: list[str]) -> str:
+    """The confirmation page of an action on staff member ``user_id`` (admins only)."""
+    account = account_admin.account_row(
+        db.session(), signed_in_party(), user_id, now=_ctx().now()
+    ).account
+    return confirm.page(
+        title=title % {"name": account.name, "user_id": account.user_id},
+        consequences=consequences,
+        back=url_for(".index"),
+    )
+
+
 @blueprint.route("/<user_id>/disable", methods=["POST"])
-def disable(user_id: str) -> BaseResponse:
+def disable(user_id: str) -> str | BaseResponse:
     PlainForm()  # CSRFProtect has checked the token already
+    if not confirm.confirmed():
+        return _ask(user_id, _("Disable %(name)s (%(user_id)s)?"), confirm.disabling())
     account = account_admin.disable(
         db.session(),
         signed_in_party(),
@@ -129,8 +142,20 @@ def disable(user_id: str) -> BaseResponse:
 
 
 @blueprint.route("/<user_id>/totp", methods=["POST"])
-def reset_totp(user_id: str) -> BaseResponse:
+def reset_totp(user_id: str) -> str | BaseResponse:
     PlainForm()
+    if not confirm.confirmed():
+        return _ask(
+            user_id,
+            _("Reset the authenticator of %(name)s (%(user_id)s)?"),
+            [
+                _("Codes from the current authenticator app stop working, and the sessions end."),
+                _(
+                    "At the next sign-in the user sets up an authenticator again; "
+                    "the password does not change."
+                ),
+            ],
+        )
     account = account_admin.reset_totp(
         db.session(),
         signed_in_party(),

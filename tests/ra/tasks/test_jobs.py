@@ -24,10 +24,14 @@ from ra.store.models import (
     AuditRecord,
     Certificate,
     FeeEntry,
+    JobOutcome,
+    JobRun,
+    JobTrigger,
     Notice,
     OutboxMail,
 )
 from ra.tasks import jobs
+from ra.tasks.jobs import RunBy
 from ra.tasks.scheduler import run_job
 from shomei.errors import NotFound, Refused
 from tests.ra import factories
@@ -271,7 +275,7 @@ def test_run_job_by_name_and_its_command(
 ) -> None:
     settings = _settings(ca_home, database, tmp_path)
     with pytest.raises(NotFound):
-        run_job("no-such-job", database.factory, settings, now=now)
+        run_job("no-such-job", database.factory, settings, now=now, by=RunBy.cli("tester"))
     with database.factory() as s, s.begin():
         make_application(s, status=Status.REJECTION_PENDING, now=now, applicant=Applicant.OFFICE)
     toml = tmp_path / "ra.toml"
@@ -295,6 +299,14 @@ def test_run_job_by_name_and_its_command(
     assert outcome.exit_code == 2 and "ra.link" in outcome.output  # no link key configured
     with database.factory() as s:
         assert s.execute(select(func.count()).select_from(Account)).scalar_one() == 1
+        # Every run at the command line is recorded, the failed one with its message.
+        runs = {r.job: r for r in s.execute(select(JobRun)).scalars()}
+    assert set(runs) == {"process-rejections", "send-mail", "audit-anchor"}
+    assert all(r.trigger is JobTrigger.CLI and r.finished_at for r in runs.values())
+    assert runs["process-rejections"].outcome is JobOutcome.OK
+    assert runs["process-rejections"].summary == "processed=1, lost_races=0"
+    assert runs["audit-anchor"].outcome is JobOutcome.FAILED
+    assert "ra.link" in runs["audit-anchor"].summary and runs["audit-anchor"].summary_ja
 
 
 def test_an_undo_of_the_rejection_before_the_job_reaches_it_wins(
@@ -347,3 +359,39 @@ def test_fee_export_into_an_unwritable_folder_marks_nothing(
             select(func.count()).select_from(FeeEntry).where(FeeEntry.exported_in.is_(None))
         ).scalar_one()
     assert unmarked == 1
+
+
+def test_deletion_keeps_job_runs_and_import_runs_bounded(
+    database: Database, ca_home: CaHome, tmp_path: Path, now: dt.datetime
+) -> None:
+    from ra.store.models import ImportRun, ImportStatus
+
+    settings = _settings(ca_home, database, tmp_path)
+    old = now - jobs.RUNS_KEPT - dt.timedelta(hours=1)
+    young = now - jobs.RUNS_KEPT + dt.timedelta(hours=1)
+    with database.factory() as s, s.begin():
+        staff = factories.account(s, kind=AccountKind.STAFF, now=now)
+        for at in (old, young):
+            s.add(JobRun(job="send-mail", started_at=at, trigger=JobTrigger.SCHEDULER, ran_by="a"))
+        for status, finished in (
+            (ImportStatus.DONE, old),
+            (ImportStatus.FAILED, old),
+            (ImportStatus.DONE, young),
+            (ImportStatus.QUEUED, None),  # waiting, however old: kept
+        ):
+            s.add(
+                ImportRun(
+                    status=status,
+                    total=1,
+                    done=0,
+                    started_by=staff.id,
+                    created_at=old,
+                    finished_at=finished,
+                )
+            )
+    summary = jobs.delete_expired(database.factory, settings, now)
+    assert (summary.job_runs_deleted, summary.import_runs_deleted) == (1, 2)
+    with database.factory() as s:
+        assert list(s.scalars(select(JobRun.started_at))) == [young]
+        kept = sorted(str(v) for v in s.scalars(select(ImportRun.status)))
+    assert kept == ["done", "queued"]

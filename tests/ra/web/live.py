@@ -3,7 +3,8 @@
 On SQLite (a file beside its settings) or on PostgreSQL (``SHOMEI_TEST_DATABASE_URL``; a
 schema of its own, dropped afterwards, as :func:`tests.ra.conftest.database` makes one).  A
 browser test module parametrises its server fixture with :data:`BACKENDS` and passes
-``request.param`` on, so it runs on both databases like the ``database`` fixture.
+``request.param`` on, so it runs on both databases like the ``database`` fixture.  Browser
+contexts are made with :data:`LOCALE` ``ja-JP`` and :data:`TIMEZONE` ``Asia/Tokyo``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ from tests.ra.web.helpers import Staff, add_staff
 from tests.ra_profile import PROFILE_FILES
 
 BACKENDS = ("sqlite", "postgresql")
+# Every browser context of the tests: a Japanese browser in Japan, as the federation's staff
+# and the offices use it (dates, times and the Accept-Language the pages answer).
+LOCALE = "ja-JP"
+TIMEZONE = "Asia/Tokyo"
 
 
 def free_port() -> int:
@@ -49,6 +54,7 @@ class LiveServer:
     settings: RASettings
     database: Database
     log: Path
+    settings_file: Path
 
     def staff(
         self,
@@ -157,7 +163,7 @@ def _serve(
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, process, log)
-        yield LiveServer(url, settings, database, log)
+        yield LiveServer(url, settings, database, log, settings_file)
     finally:
         process.send_signal(signal.SIGTERM)  # gunicorn stops its workers gracefully
         try:

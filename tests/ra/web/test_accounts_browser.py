@@ -2,14 +2,18 @@
 
 A CSV with a bad row shows the problem and creates nothing; a good one creates the accounts
 and the letters PDF downloads and reads back with the user IDs (rendered to PNG with pdftoppm
-for a person to look at).  Screenshots ``accounts-*.png`` and ``staff-*.png`` at 1280 and 390
-pixels go to ``tests/artifacts/screenshots``.
+for a person to look at).  A larger file is imported in the background by a real
+``shomei ra scheduler`` process while its page reloads itself; disabling an account and the
+resets ask first, and キャンセル does nothing.  Screenshots ``accounts-*.png`` and
+``staff-*.png`` at 1280 and 390 pixels go to ``tests/artifacts/screenshots``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +48,8 @@ def server(
         tmp_path_factory.mktemp("live-accounts"),
         request.param,
         extra='[ra.documents]\nissuer_address = "東京都千代田区霞が関1-1-1"\n'
-        'issuer_postal_code = "100-0013"\nissuer_phone = "03-0000-0000"\n',
+        'issuer_postal_code = "100-0013"\nissuer_phone = "03-0000-0000"\n'
+        "[ra.schedule]\nimport_poll_seconds = 1\n",
     ) as live:
         yield live
 
@@ -183,3 +188,121 @@ def test_staff_management(page: object, server: LiveServer) -> None:
     assert page.locator(".qr svg").count() == 1  # type: ignore[attr-defined]
     shoot(page, "staff-created")
     assert SHOTS.joinpath("staff-created-390.png").exists()
+
+    page.goto(server.url + "/console/staff/")  # type: ignore[attr-defined]
+    page.click("tr:has-text('saburo') button:has-text('認証アプリをリセット')")  # type: ignore[attr-defined]
+    assert "職員 三郎(saburo)の認証アプリをリセットしますか" in page.inner_text("h1")  # type: ignore[attr-defined]
+    shoot(page, "staff-confirm-totp")
+    page.click("#confirm-yes")  # type: ignore[attr-defined]
+    assert "リセットしました" in page.inner_text(".notice")  # type: ignore[attr-defined]
+
+
+def test_a_large_csv_is_imported_by_the_scheduler_while_the_page_reloads(
+    page: object, server: LiveServer, tmp_path: Path
+) -> None:
+    from ra.people.import_runs import SMALL
+
+    staff = server.staff()
+    sign_in(page, server, staff)
+    count = SMALL + 5
+    rows = [
+        f"事業所,{1420000000 + n:010d},みなと訪問看護ステーション{n},105-0011,"
+        f"東京都港区芝公園{n}-1,03-3333-{n:04d},,m{n}@example.jp"
+        for n in range(count)
+    ]
+    big = tmp_path / "big.csv"
+    big.write_bytes((HEADER + "\r\n".join(rows) + "\r\n").encode("cp932"))
+    before = _accounts(server)
+    _upload(page, server, big)
+    assert f"{count} 件のアカウントを作成します" in page.inner_text("main")  # type: ignore[attr-defined]
+    page.click("#create")  # type: ignore[attr-defined]
+    assert "/console/accounts/imports/" in page.url  # type: ignore[attr-defined]
+    assert "処理待ち" in page.inner_text("#import-status")  # type: ignore[attr-defined]
+    assert page.locator("progress#import-progress").count() == 1  # type: ignore[attr-defined]
+    shoot(page, "accounts-import-queued")
+    assert _accounts(server) == before
+
+    shomei = Path(sys.executable).with_name("shomei")
+    log = tmp_path / "scheduler.log"
+    with log.open("wb") as out:
+        scheduler = subprocess.Popen(
+            [str(shomei), "ra", "scheduler", "--settings", str(server.settings_file)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        # The page reloads itself (meta refresh) until the import is done.
+        page.wait_for_selector("#import-letters", timeout=180_000)  # type: ignore[attr-defined]
+    finally:
+        scheduler.send_signal(signal.SIGTERM)
+        try:
+            scheduler.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            scheduler.kill()
+            scheduler.wait()
+    assert "完了" in page.inner_text("#import-status"), log.read_text()  # type: ignore[attr-defined]
+    assert f"{count} / {count} 件" in page.inner_text("#import-count")  # type: ignore[attr-defined]
+    shoot(page, "accounts-import-done")
+    assert _accounts(server) == before + count
+    page.click("#import-letters")  # type: ignore[attr-defined]
+    with page.expect_download() as info:  # type: ignore[attr-defined]
+        page.click("#letters-pdf")  # type: ignore[attr-defined]
+    pdf = tmp_path / "big.pdf"
+    info.value.save_as(str(pdf))
+    text = subprocess.run(
+        ["pdftotext", "-enc", "UTF-8", str(pdf), "-"], capture_output=True, check=True, text=True
+    ).stdout
+    assert text.count("ユーザーID・パスワード通知書") == count
+    assert "account import" in log.read_text(errors="replace")
+    page.goto(server.url + "/console/accounts/import")  # type: ignore[attr-defined]
+    listed = page.inner_text("section.import-runs")  # type: ignore[attr-defined]
+    assert "完了" in listed and f"{count} / {count} 件" in listed and staff.user_id in listed
+    shoot(page, "accounts-import-list")
+
+
+def test_destructive_actions_ask_first(page: object, server: LiveServer) -> None:
+    from ra.party import Party
+    from ra.people import accounts
+
+    with server.database.factory() as s, s.begin():
+        created = accounts.add_portal_account(
+            s,
+            Party.operator(),
+            accounts.AccountInput(
+                kind=AccountKind.OFFICE,
+                number="1410000077",
+                name="しおかぜ介護センター",
+                address="神奈川県横浜市中区1-1",
+                phone="045-111-2222",
+                email="shiokaze@example.jp",
+            ),
+            now=dt.datetime.now(dt.UTC),
+        )
+        user_id = created.user_id
+    sign_in(page, server, server.staff())
+    detail = f"{server.url}/console/accounts/{user_id}"
+    page.goto(detail)  # type: ignore[attr-defined]
+    page.click("#disable")  # type: ignore[attr-defined]
+    assert "しおかぜ介護センター" in page.inner_text("h1")  # type: ignore[attr-defined]
+    assert "無効にしますか" in page.inner_text("h1")  # type: ignore[attr-defined]
+    assert "ログインできなくなり" in page.inner_text(".consequences")  # type: ignore[attr-defined]
+    shoot(page, "accounts-confirm-disable")
+    page.click("#confirm-cancel")  # type: ignore[attr-defined]
+    assert page.url == detail  # type: ignore[attr-defined]
+    with server.database.factory() as s:
+        assert s.execute(select(Account.active).where(Account.user_id == user_id)).scalar_one()
+
+    page.click("#reset-login")  # type: ignore[attr-defined]
+    assert "ログイン用パスワードを再発行しますか" in page.inner_text("h1")  # type: ignore[attr-defined]
+    shoot(page, "accounts-confirm-reset-login")
+    page.click("#confirm-yes")  # type: ignore[attr-defined]
+    assert "/console/accounts/letters/" in page.url  # type: ignore[attr-defined]
+
+    page.goto(detail)  # type: ignore[attr-defined]
+    page.click("#disable")  # type: ignore[attr-defined]
+    page.click("#confirm-yes")  # type: ignore[attr-defined]
+    assert "無効にしました" in page.inner_text(".notice")  # type: ignore[attr-defined]
+    with server.database.factory() as s:
+        active = s.execute(select(Account.active).where(Account.user_id == user_id))
+        assert active.scalar_one() is False

@@ -328,7 +328,28 @@ def test_reset_passwords_unlock_and_disable(
     page = f"/console/accounts/{office.user_id}"
     assert "やまびこ介護" in client.get(page).get_data(as_text=True)
 
-    _text, pdf = _letters(client, _post(client, page + "/issuance-password", page))
+    # Each of these asks first: a page saying what will happen, and nothing done yet.
+    for action, question in (
+        ("/issuance-password", "の証明書発行用パスワードを再発行しますか?"),
+        ("/login-password", "のログイン用パスワードを再発行しますか?"),
+        ("/disable", "のアカウントを無効にしますか?"),
+    ):
+        asked = _post(client, page + action, page)
+        html = asked.get_data(as_text=True)
+        assert asked.status_code == 200 and f"やまびこ介護({office.user_id}){question}" in html
+        assert 'name="confirm" value="yes"' in html and f'action="{page}{action}"' in html
+        assert ">実行</button>" in html and f'id="confirm-cancel" href="{page}"' in html
+        assert ">キャンセル</a>" in html and "<script" not in html
+        assert_no_mojibake(html)
+    with database.factory() as s:
+        account = s.execute(select(Account).where(Account.user_id == office.user_id)).scalar_one()
+        assert account.active and verify_password(
+            account.issuance_password_hash or "", office.issuance_password or "", issuance=True
+        )
+        assert verify_password(account.password_hash or "", office.login_password)
+    assert "disable_account" not in client.get(page).get_data(as_text=True)
+
+    _text, pdf = _letters(client, _post(client, page + "/issuance-password", page, confirm="yes"))
     text, fonts = _pdf_text(pdf, tmp_path)
     assert "証明書発行用パスワード再発行のお知らせ" in text and office.user_id in text
     _assert_embedded(fonts)
@@ -347,7 +368,7 @@ def test_reset_passwords_unlock_and_disable(
     assert unlocked.status_code == 302
     assert "ロックを解除しました" in client.get(page).get_data(as_text=True)
 
-    _text, pdf = _letters(client, _post(client, page + "/login-password", page))
+    _text, pdf = _letters(client, _post(client, page + "/login-password", page, confirm="yes"))
     text, _fonts = _pdf_text(pdf, tmp_path)
     assert "ログイン用パスワード再発行のお知らせ" in text and office.user_id in text
     new_login = re.search(r"新しいログイン用パスワード\s+(\S+)", text)
@@ -355,7 +376,7 @@ def test_reset_passwords_unlock_and_disable(
         account = s.execute(select(Account).where(Account.user_id == office.user_id)).scalar_one()
         assert new_login and verify_password(account.password_hash or "", new_login.group(1))
 
-    assert _post(client, page + "/disable", page).status_code == 302
+    assert _post(client, page + "/disable", page, confirm="yes").status_code == 302
     with database.factory() as s:
         account = s.execute(select(Account).where(Account.user_id == office.user_id)).scalar_one()
         assert account.active is False
@@ -365,7 +386,7 @@ def test_reset_passwords_unlock_and_disable(
     assert {"reset_issuance_password", "unlock", "reset_login_password", "disable_account"} <= (
         actions
     )
-    again = _post(client, page + "/disable", page)
+    again = _post(client, page + "/disable", page, confirm="yes")
     assert again.status_code == 409 and "既に無効です" in again.get_data(as_text=True)
 
 
@@ -465,12 +486,25 @@ def test_admin_adds_resets_and_disables_staff(
     )
     assert taken.status_code == 409 and "既に使われています" in taken.get_data(as_text=True)
 
-    assert _post(client, "/console/staff/jiro/totp", "/console/staff/").status_code == 302
+    for action, question in (
+        ("totp", "の認証アプリをリセットしますか?"),
+        ("disable", "のアカウントを無効にしますか?"),
+    ):
+        asked = _post(client, f"/console/staff/jiro/{action}", "/console/staff/")
+        html = asked.get_data(as_text=True)
+        assert asked.status_code == 200 and f"職員 次郎(jiro){question}" in html
+        assert 'id="confirm-cancel" href="/console/staff/"' in html
+    with database.factory() as s:
+        jiro = s.execute(select(Account).where(Account.user_id == "jiro")).scalar_one()
+        assert jiro.active and jiro.totp_secret_sealed  # nothing done before 実行
+    confirmed = _post(client, "/console/staff/jiro/totp", "/console/staff/", confirm="yes")
+    assert confirmed.status_code == 302
     with database.factory() as s:
         jiro = s.execute(select(Account).where(Account.user_id == "jiro")).scalar_one()
         assert jiro.totp_secret_sealed is None and jiro.totp_enrolled_at is None
-    assert _post(client, "/console/staff/jiro/disable", "/console/staff/").status_code == 302
-    own = _post(client, f"/console/staff/{admin.user_id}/disable", "/console/staff/")
+    gone = _post(client, "/console/staff/jiro/disable", "/console/staff/", confirm="yes")
+    assert gone.status_code == 302
+    own = _post(client, f"/console/staff/{admin.user_id}/disable", "/console/staff/", confirm="yes")
     assert own.status_code == 422 and "自分のアカウントは無効にできません" in own.get_data(
         as_text=True
     )
@@ -478,3 +512,92 @@ def test_admin_adds_resets_and_disables_staff(
         assert (
             s.execute(select(Account.active).where(Account.user_id == "jiro")).scalar_one() is False
         )
+
+
+def test_a_large_csv_is_imported_in_the_background(
+    client: FlaskClient,
+    app: object,
+    database: Database,
+    vault: Vault,
+    clock: Clock,
+    tmp_path: Path,
+    web_settings: RASettings,
+) -> None:
+    """More rows than the request runs at once: queued, carried out by the scheduler's worker,
+    progress on a page that reloads itself, then the letters for the one who started it."""
+    from ra.people.import_runs import SMALL
+    from ra.store.models import ImportRun, ImportStatus
+    from ra.tasks.scheduler import ImportWorker
+
+    staff = _signed_in(client, database, vault, clock, AccountKind.STAFF)
+    count = SMALL + 1
+    rows = [
+        f"事業所,{1500000000 + n:010d},さくら介護{n},,東京都{n},03-1234-5678,,s{n}@example.jp"
+        for n in range(count)
+    ]
+    answer = _upload(client, (HEADER + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    before = _count(database)
+    queued = client.post(
+        answer.headers["Location"], data={"csrf_token": token(client, answer.headers["Location"])}
+    )
+    assert queued.status_code == 302 and "/console/accounts/imports/" in queued.headers["Location"]
+    run_page = queued.headers["Location"]
+    page = client.get(run_page).get_data(as_text=True)
+    assert "処理待ち" in page and f"0 / {count} 件" in page
+    assert '<meta http-equiv="refresh" content="3">' in page and "<script" not in page
+    assert_no_mojibake(page)
+    assert _count(database) == before  # nothing created in the request
+    listed = client.get("/console/accounts/import").get_data(as_text=True)
+    assert "最近の一括登録" in listed and run_page in listed and staff.user_id in listed
+
+    ImportWorker(database.factory, web_settings, holder="sched-1", clock=clock)()
+    assert _count(database) == before + count
+    page = client.get(run_page).get_data(as_text=True)
+    assert "完了" in page and f"{count} / {count} 件" in page and "http-equiv" not in page
+    found = re.search(r'id="import-letters" href="(/console/accounts/letters/[0-9a-f]{32})"', page)
+    assert found, page
+    letters = client.get(found.group(1)).get_data(as_text=True)
+    assert "さくら介護0" in letters
+    pdf = client.get(found.group(1) + ".pdf")
+    assert pdf.status_code == 200
+    text, fonts = _pdf_text(pdf.data, tmp_path)
+    assert text.count("ユーザーID・パスワード通知書") == count
+    _assert_embedded(fonts)
+
+    # Another member of staff sees the run, not its letters.
+    other = app.test_client()  # type: ignore[attr-defined]
+    _signed_in(other, database, vault, clock, AccountKind.STAFF)
+    theirs = other.get(run_page).get_data(as_text=True)
+    assert "完了" in theirs and "import-letters" not in theirs
+    assert other.get(found.group(1)).status_code == 404
+    # After 15 minutes the letters are gone, and the page says so.
+    clock.advance(minutes=16)
+    late = client.get(run_page).get_data(as_text=True)
+    assert "通知書の保管期間" in late and "import-letters" not in late
+    with database.factory() as s:
+        run = s.execute(select(ImportRun)).scalar_one()
+        assert run.status is ImportStatus.DONE and run.rows is None
+
+
+def test_a_failed_background_import_says_why(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock, web_settings: RASettings
+) -> None:
+    from ra.people.import_runs import SMALL
+    from ra.tasks.scheduler import ImportWorker
+
+    _signed_in(client, database, vault, clock, AccountKind.STAFF)
+    rows = [
+        f"事業所,{1600000000 + n:010d},もみじ介護{n},,東京都{n},03-1234-5678,,m{n}@example.jp"
+        for n in range(SMALL + 1)
+    ]
+    answer = _upload(client, (HEADER + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    run_page = client.post(
+        answer.headers["Location"], data={"csrf_token": token(client, answer.headers["Location"])}
+    ).headers["Location"]
+    _office(database, "1600000005", "先に登録された事業所", clock.now)
+    before = _count(database)
+    ImportWorker(database.factory, web_settings, holder="sched-1", clock=clock)()
+    assert _count(database) == before
+    page = client.get(run_page).get_data(as_text=True)
+    assert "失敗(1 件も作成していません)" in page
+    assert "番号 1600000005 のアカウントは既に登録されています" in page

@@ -16,7 +16,7 @@ import pyotp
 import pytest
 
 from tests.ra.web.helpers import Staff, assert_no_mojibake
-from tests.ra.web.live import BACKENDS, LiveServer, live_server
+from tests.ra.web.live import BACKENDS, LOCALE, TIMEZONE, LiveServer, live_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
@@ -47,7 +47,9 @@ def browser() -> Iterator[object]:
 
 @pytest.fixture
 def page(browser: object, server: LiveServer) -> Iterator[object]:
-    context = browser.new_context(locale="ja-JP", viewport={"width": 1280, "height": 900})  # type: ignore[attr-defined]
+    context = browser.new_context(  # type: ignore[attr-defined]
+        locale=LOCALE, timezone_id=TIMEZONE, viewport={"width": 1280, "height": 900}
+    )
     page = context.new_page()
     problems: list[str] = []
     # CSP violations and script errors; a page answered 401 or 423 is a page, but an asset
@@ -198,3 +200,14 @@ def test_language_toggle(page: object, server: LiveServer) -> None:
     page.click("button:has-text('日本語')")  # type: ignore[attr-defined]
     assert page.inner_text("h1") == "管理画面へのサインイン"  # type: ignore[attr-defined]
     assert re.search(r"ユーザーID", page.inner_text("main"))  # type: ignore[attr-defined]
+
+
+def test_the_browser_is_japanese_in_japan(page: object, server: LiveServer) -> None:
+    """Every context is made with the locale ja-JP and the time zone Asia/Tokyo."""
+    page.goto(server.url + "/auth/sign-in")  # type: ignore[attr-defined]
+    assert page.evaluate("navigator.language") == LOCALE  # type: ignore[attr-defined]
+    zone = page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone")  # type: ignore[attr-defined]
+    assert zone == TIMEZONE
+    offset = page.evaluate("new Date(Date.UTC(2026, 11, 1)).getTimezoneOffset()")  # type: ignore[attr-defined]
+    assert offset == -9 * 60  # JST, no daylight saving
+    assert page.get_attribute("html", "lang") == "ja"  # type: ignore[attr-defined]

@@ -3,12 +3,15 @@
 The offline loop as an admin does it: send the requests, download the signed request batch,
 carry it to the CA (``shomei ca sign-batch`` on the CA home of tests/ra/ca_fixture.py), upload
 the result, and the application is 発行済み.  Then verify the audit chain, search the log and
-look at the mail outbox.  Screenshots link-*, audit-*, mail-* at 1280 and 390 pixels.
+look at the mail outbox.  Runs of the jobs by the scheduler and at the command line show on
+連携.  Screenshots link-*, audit-*, mail-* at 1280 and 390 pixels.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,3 +127,42 @@ def test_offline_loop_audit_and_mail_in_the_browser(
     page.click("button:has-text('再送')")  # type: ignore[attr-defined]
     assert "を送信できませんでした" in page.inner_text(".notice")  # type: ignore[attr-defined]
     shoot(page, "mail-resend-failed")
+
+
+def test_job_runs_of_the_scheduler_and_the_command_line_on_the_link_page(
+    page: object,  # noqa: F811  (the fixture of test_browser)
+    server: LiveServer,
+) -> None:
+    """Runs not started from the console show too: one by ``shomei ra run-job``, and a
+    scheduler's run that failed (the fee export cannot write its folder) with its message."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from ra.tasks.jobs import JOBS
+    from ra.tasks.scheduler import Gate, JobSpec
+
+    shomei = Path(sys.executable).with_name("shomei")
+    ran = subprocess.run(
+        [str(shomei), "ra", "run-job", "import-results", "--settings", str(server.settings_file)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    exports = server.settings.data_dir / "exports"
+    exports.parent.mkdir(parents=True, exist_ok=True)
+    exports.write_text("not a folder", encoding="utf-8")  # the export cannot make its folder
+    try:
+        gate = Gate(server.database.factory, holder="scheduler-a", lease=dt.timedelta(minutes=2))
+        every = IntervalTrigger(minutes=10)
+        gate.wrap(JobSpec("fee-export", JOBS["fee-export"], every), server.settings)()
+    finally:
+        exports.unlink()
+    sign_in(page, server, server.staff())
+    page.goto(server.url + "/console/link/")  # type: ignore[attr-defined]
+    by_cli = page.inner_text("#job-import-results")  # type: ignore[attr-defined]
+    assert "問題なし" in by_cli and "コマンド(" in by_cli, by_cli
+    failed = page.inner_text("#job-fee-export")  # type: ignore[attr-defined]
+    assert "失敗" in failed and "スケジューラ" in failed and "書き込めません" in failed, failed
+    assert "未実行" in page.inner_text("#job-deletion")  # type: ignore[attr-defined]
+    page.locator("#job-fee-export").scroll_into_view_if_needed()  # type: ignore[attr-defined]
+    shoot(page, "link-job-runs")

@@ -23,7 +23,7 @@ from werkzeug.test import TestResponse
 from ra.lifecycle import Applicant, Status
 from ra.settings import LinkSettings, RASettings, WebSettings
 from ra.store import audit
-from ra.store.models import AccountKind, AuditRecord, CaBatch, CrlRecord
+from ra.store.models import AccountKind, AuditRecord, CaBatch, CrlRecord, JobRun, JobTrigger
 from ra.store.vault import Vault, create_key_file
 from ra.web import create_app
 from tests.ra import factories
@@ -278,11 +278,13 @@ def test_run_now_is_audited_and_shown(
     _admin(client, database, vault, clock)
     page = _follow(client, _post(client, LINK + "jobs/process-rejections"))
     assert "ジョブ process-rejections を実行しました" in page
-    row = page[page.index("<code>process-rejections</code>") :]
-    assert "問題なし" in row[: row.index("</tr>")]
+    row = _job_row(page, "process-rejections")
+    assert "問題なし" in row and "コンソール(" in row
     with database.factory() as s:
         rec = s.execute(select(AuditRecord).where(AuditRecord.action == "run_job")).scalar_one()
         assert rec.object_id == "process-rejections" and rec.details["ok"] is True
+        run = s.execute(select(JobRun)).scalar_one()
+        assert run.trigger is JobTrigger.CONSOLE and run.ran_by == rec.actor_id
     unknown = _post(client, LINK + "jobs/no-such-job")
     assert unknown.status_code == 404
 
@@ -356,3 +358,52 @@ def test_the_cas_refusals_are_listed_with_their_reasons(
     assert "CSR の署名を検証できません" in table and "(bad_csr)" in table
     assert "unknown serial 1f" in table and "(unknown_serial)" in table
     assert "認証局に拒否された依頼はありません" not in page
+
+
+def _job_row(page: str, name: str) -> str:
+    start = page.index(f'id="job-{name}"')
+    return page[start : page.index("</tr>", start)]
+
+
+def test_scheduler_runs_and_failures_show_on_the_link_page(
+    client: FlaskClient, database: Database, vault: Vault, clock: Clock, web_settings: RASettings
+) -> None:
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from ra.store.models import JobOutcome
+    from ra.tasks.jobs import JOBS
+    from ra.tasks.scheduler import Gate, JobSpec
+    from shomei.errors import Refused
+
+    with database.factory() as s, s.begin():
+        requested(s, now=clock.now)
+    gate = Gate(database.factory, holder="sched-a", lease=dt.timedelta(minutes=2))
+    every = IntervalTrigger(minutes=10)
+    gate.wrap(JobSpec("dispatch", JOBS["dispatch"], every), web_settings)()
+
+    def unreachable(*_: object) -> None:
+        raise Refused("the CA outbox is not mounted", message_ja="認証局の送信フォルダがありません")
+
+    gate.wrap(JobSpec("import-results", unreachable, every), web_settings)()
+    sign_in(client, add_staff(database, vault, clock.now), clock.now)
+    page = client.get(LINK).get_data(as_text=True)
+    assert_no_mojibake(page)
+    dispatched = _job_row(page, "dispatch")
+    assert "スケジューラ" in dispatched and "sched-a" in dispatched
+    assert "問題なし" in dispatched and "issue=1" in dispatched
+    failed = _job_row(page, "import-results")
+    assert "失敗" in failed and "認証局の送信フォルダがありません" in failed
+    assert "未実行" in _job_row(page, "fee-export")
+    with database.factory() as s:
+        runs = {r.job: r for r in s.execute(select(JobRun)).scalars()}
+    assert runs["dispatch"].trigger is JobTrigger.SCHEDULER
+    assert runs["dispatch"].outcome is JobOutcome.OK and runs["dispatch"].ran_by == "sched-a"
+    assert runs["import-results"].outcome is JobOutcome.FAILED
+    assert runs["import-results"].summary == "the CA outbox is not mounted"
+
+    # A second run: the last one first, and the earlier ones listed under it.
+    clock.advance(minutes=10)
+    gate.clock = lambda: clock.now
+    gate.wrap(JobSpec("import-results", JOBS["import-results"], every), web_settings)()
+    row = _job_row(client.get(LINK).get_data(as_text=True), "import-results")
+    assert row.index("問題なし") < row.index("直近 2 回の実行") < row.index("失敗")
