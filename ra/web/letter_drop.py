@@ -29,7 +29,8 @@ from typing import Any
 from ra import documents
 from ra.settings import RASettings
 from ra.store.vault import Vault
-from shomei.errors import ConfigError, NotFound, StorageError
+from ra.workflow import billing
+from shomei.errors import NotFound, StorageError
 
 TTL = dt.timedelta(minutes=15)
 TOKEN = re.compile(r"[0-9a-f]{32}")
@@ -119,19 +120,7 @@ def get(data_dir: Path, vault: Vault, token: str, *, owner: int, now: dt.datetim
 
 def issuer(settings: RASettings) -> documents.Issuer:
     """The federation as its letters print it (``[ra.documents]`` of the RA settings)."""
-    if not settings.documents.issuer_address.strip():
-        raise ConfigError(
-            "the RA settings do not give the federation's address for letters "
-            "([ra.documents] issuer_address)",
-            message_ja="通知書に印刷する連合会の住所が RA 設定([ra.documents] issuer_address)に"
-            "ありません",
-        )
-    return documents.Issuer(
-        name=settings.federation_name,
-        address=settings.documents.issuer_address,
-        postal_code=settings.documents.issuer_postal_code,
-        phone=settings.documents.issuer_phone,
-    )
+    return billing.issuer(settings)
 
 
 def _addressee(page: dict[str, Any]) -> documents.Addressee:

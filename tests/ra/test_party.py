@@ -48,7 +48,7 @@ from ra.workflow.history import application_history
 from shomei.errors import NotFound, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import VAULT, Database
-from tests.ra_profile import OFFICE_PROFILE
+from tests.ra_profile import FEES, OFFICE_PROFILE
 
 P = Permission
 
@@ -234,7 +234,7 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
         lambda s, p, w: applications.apply(
             s,
             p,
-            settings=RASettings(database_url="sqlite://", data_dir=Path(".")),
+            settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path(".")),
             profile=None,  # type: ignore[arg-type]
             now=NOW,
         ),
@@ -257,7 +257,7 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
             s,
             p,
             w.apps[Status.REJECTED],
-            settings=RASettings(database_url="sqlite://", data_dir=Path("unused")),
+            settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path("unused")),
             profile=load_profile(OFFICE_PROFILE),
             now=NOW,
             issuance_password="x",

@@ -32,7 +32,7 @@ from ra.store.models import AccountKind
 from ra.store.vault import load_vault
 from tests.ra.conftest import Database, _pg_base
 from tests.ra.web.helpers import Staff, add_staff
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -115,7 +115,7 @@ def live_server(folder: Path, backend: str = "sqlite", *, extra: str = "") -> It
 def _serve(folder: Path, database_url: str, extra: str) -> Iterator[LiveServer]:
     settings_file = folder / "ra.toml"
     settings_file.write_text(
-        f'[ra]\ndatabase_url = "{database_url}"\ndata_dir = "data"\n{PROFILE_FILES}\n'
+        f'[ra]\ndatabase_url = "{database_url}"\ndata_dir = "data"\n{RA_REQUIRED}\n'
         'federation_name = "証明連合会"\n'
         '[ra.web]\nsecret_key_file = "ra-web.key"\n' + extra,
         encoding="utf-8",
