@@ -55,7 +55,7 @@ def create_app(
     now: Callable[[], dt.datetime] | None = None,
 ) -> Flask:
     """The web application for ``settings`` (the database opened unless a factory is given)."""
-    from ra.web import auth_views, console, db, errors, portal, portal_auth, security, text
+    from ra.web import auth_views, console, db, errors, links, portal, portal_auth, security, text
 
     key_file = settings.web.secret_key_file
     if key_file is None:
@@ -106,6 +106,7 @@ def create_app(
     login.user_loader(security.load_user)
     db.init_app(app)
     text.init_app(app)
+    links.init_app(app)
     errors.init_app(app)
     app.register_blueprint(auth_views.blueprint)
     app.register_blueprint(portal_auth.blueprint)

@@ -19,9 +19,11 @@ else changed the application since, nothing is done (:func:`ra.workflow.services
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from dataclasses import dataclass
 
+from cryptography import x509
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -727,3 +729,50 @@ def certificate_screen(session: Session, party: Party) -> list[PortalRow]:
             )
         )
     return rows
+
+
+def known_offices(session: Session, party: Party) -> list[tuple[str, str]]:
+    """(office number, name) of the offices ``party`` applied for before, for an agent's form."""
+    seen: dict[str, str] = {}
+    for app in own_applications(session, party):
+        seen.setdefault(app.office_number, app.office_name)
+    return sorted(seen.items())
+
+
+@dataclass(frozen=True)
+class CertificateCard:
+    """An issued certificate's details, as the portal prints them (印刷)."""
+
+    application: Application
+    serial_hex: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None
+    subject: str  # RFC 4514, as the CA wrote it
+    issuer: str
+    sha256: str  # the certificate's SHA-256 fingerprint, AA:BB:...
+
+
+def certificate_card(session: Session, party: Party, application_id: int) -> CertificateCard:
+    """The certificate of ``party``'s application ``application_id``, or :class:`Conflict`
+    while the CA has not issued one (another office's application is not found)."""
+    app = application_for(session, party, application_id)
+    cert = app.certificate
+    if cert is None:
+        raise Conflict(
+            f"application {app.id} has no certificate yet",
+            message_ja=f"申請 {app.id} の証明書はまだ発行されていません",
+            application=app.id,
+        )
+    parsed = x509.load_der_x509_certificate(cert.der)
+    digest = hashlib.sha256(cert.der).hexdigest().upper()
+    return CertificateCard(
+        application=app,
+        serial_hex=cert.serial_hex,
+        not_before=cert.not_before,
+        not_after=cert.not_after,
+        revoked_at=cert.revoked_at,
+        subject=parsed.subject.rfc4514_string(),
+        issuer=parsed.issuer.rfc4514_string(),
+        sha256=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+    )

@@ -71,7 +71,9 @@ def test_the_embedded_defaults_name_the_repository_profile(tmp_path: Path) -> No
     # With the federation's account added they load, and name the repository's profile.
     copy = tmp_path / "ra.toml"
     copy.write_text(
-        (conf / "ra.toml").read_text(encoding="utf-8").replace(
+        (conf / "ra.toml")
+        .read_text(encoding="utf-8")
+        .replace(
             'profile_files = ["profiles/office.toml"]', f"profile_files = [{str(OFFICE_PROFILE)!r}]"
         )
         + '[ra.fees.bank_account]\nbank = "テスト銀行"\nbranch = "試験支店"\n'
