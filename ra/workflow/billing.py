@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from ra import documents
-from ra.documents.model import FEE_ITEM
 from ra.lifecycle import Applicant, Status
 from ra.party import Party, Permission, account_of, application_for, require
 from ra.settings import RASettings
@@ -199,8 +198,8 @@ def invoice(
         payer_user_id=agent.user_id,
         unit_price_yen=app.fee_yen,
         tax=settings.fees.tax,
-        item=f"{FEE_ITEM}(事業所番号 {app.office_number} {app.office_name})",
         notes=(
+            f"対象の事業所: 事業所番号 {app.office_number} {app.office_name}",
             f"申請番号 {app.id} の証明書発行手数料です。",
             "入金を連合会が確認すると、証明書の発行手続きに進みます。",
         ),
