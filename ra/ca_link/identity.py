@@ -54,8 +54,8 @@ class LinkFiles:
 def _read(path: Path | None, what: str, what_ja: str) -> bytes:
     if path is None:
         raise ConfigError(
-            f"the RA settings do not name the {what} (ra.ca_link.link)",
-            message_ja=f"RA 設定 (ra.ca_link.link) に{what_ja}が指定されていません",
+            f"the RA settings do not name the {what} ([ra.link])",
+            message_ja=f"RA 設定 ([ra.link]) に{what_ja}が指定されていません",
         )
     return read_bytes(path, what=what, what_ja=what_ja, limit=MAX_OBJECT)
 

@@ -95,7 +95,7 @@ class ConfirmForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
 def key_label(kind: str) -> str:
     """A key type of the profile as people read it: ``rsa2048`` is "RSA 2048 bit"."""
     if kind.startswith("rsa"):
-        return _("RSA %(bits)s bit", bits=kind.removeprefix("rsa"))
+        return str(_("RSA %(bits)s bit", bits=kind.removeprefix("rsa")))
     return {"p256": "ECDSA P-256", "p384": "ECDSA P-384"}.get(kind, kind)
 
 

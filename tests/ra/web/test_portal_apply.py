@@ -382,7 +382,8 @@ def test_without_the_federations_address_no_quote_is_offered(
     client = signed_in(app.test_client(), office)
     body = page(client, "/portal/quote/")
     assert "連合会の設定が済んでいないため" in body and "make-quote" not in body
-    assert 'id="show-quote"' not in page(client, "/portal/")
+    home = page(client, "/portal/")
+    assert 'id="show-quote"' not in home and "連合会の設定が済むまで印刷できません" in home
 
 
 # --- 発行申請 (A1) ------------------------------------------------------------------------------
