@@ -41,7 +41,7 @@ from bench.bench_ra_list import (
 )
 from bench.common import Figure, judged
 from ra.desk.queries import ApplicantType, ListFilters
-from ra.settings import RASettings, WebSettings
+from ra.settings import BankAccountSettings, FeeSettings, RASettings, WebSettings
 from ra.store.models import Account, AccountKind
 from ra.store.vault import create_key_file
 from ra.web import create_app
@@ -69,6 +69,18 @@ def signed_in(workdir: Path, target: Target) -> Iterator[FlaskClient]:
     folder.mkdir()
     create_key_file(folder / "ra-secrets.key")
     settings = RASettings(
+        fees=FeeSettings(
+            office_fee_yen=5000,
+            agent_fee_yen=5000,
+            tax="exempt",
+            bank_account=BankAccountSettings(
+                bank="ベンチ銀行",
+                branch="計測支店",
+                account_type="普通",
+                number="1111111",
+                holder_kana="ベンチマーク",
+            ),
+        ),
         database_url="sqlite://",  # unused: the app gets the target's session factory
         data_dir=folder / "data",
         secrets_key_file=folder / "ra-secrets.key",

@@ -151,6 +151,25 @@ smtp_port = 8025
 sender = "shomei@federation.example"
 message_id_domain = "federation.example"
 
+[ra.fees]
+office_fee_yen = 5000
+agent_fee_yen = 5000
+tax = "exempt"
+
+# A demo account that exists at no bank: plainly marked, so no one pays into it.
+[ra.fees.bank_account]
+bank = "デモ銀行(架空・振込不可)"
+branch = "デモ支店"
+account_type = "普通"
+number = "0000000"
+holder_kana = "デモ シヨウメイレンゴウカイ"
+
+[ra.documents]
+# The sender printed on letters, quotes and invoices (a demo address).
+issuer_postal_code = "100-0000"
+issuer_address = "東京都千代田区デモ町1-1-1(デモ用の住所)"
+issuer_phone = "03-0000-0000"
+
 [ra.schedule]
 # Short intervals, so that apply → approve → dispatch → issued mail can be watched.
 dispatch_minutes = 1

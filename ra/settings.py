@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,7 @@ from sqlalchemy.exc import ArgumentError
 from contract.profile import Profile, load_profile
 from shomei import config
 from shomei.errors import ConfigError, ShomeiError
+from shomei.jatext import is_bank_kana_name, looks_like_placeholder
 
 # The key that seals the secrets the RA must read back (TOTP secrets), beside the settings file
 # unless ``secrets_key_file`` says otherwise; ``shomei ra init-db`` creates it (ra.store.vault).
@@ -75,11 +77,130 @@ class MailSettings:
     batch_size: int = 50
 
 
+# What an office agrees to when it applies (docs/product.md §6): shown on the confirmation
+# screen of A1 and recorded with the application.  ``[ra.fees] offset_consent`` replaces it.
+DEFAULT_OFFSET_CONSENT = (
+    "本申請により発行される電子証明書の発行手数料を、連合会が当事業所に支払う請求の支払額から"
+    "差し引いて(相殺して)精算することに同意します。申請が却下された場合、手数料は差し引かれません。"
+)
+
+
+def _fee_problem(key: str, problem: str, problem_ja: str) -> ConfigError:
+    """A bad fee setting; :func:`load_ra_settings` adds the file's name in front."""
+    return ConfigError(f"ra.{key}: {problem}", message_ja=f"ra.{key}: {problem_ja}", key=key)
+
+
+@dataclass(frozen=True)
+class BankAccountSettings:
+    """The account agents pay the fee into, printed on every invoice (A3).  All required.
+
+    There is no default and no sample: a settings file without it does not start, and blank
+    values or template marks such as ``○○銀行`` are refused, so no invoice ever prints a
+    made-up account.  (:class:`ra.documents.BankAccount` checks the same rules again when an
+    invoice is printed.)
+    """
+
+    bank: str  # 金融機関名, e.g. "みずほ銀行"
+    branch: str  # 支店名, e.g. "霞が関支店"
+    account_type: Literal["普通", "当座"]
+    number: str  # 口座番号, seven digits
+    holder_kana: str  # 口座名義 in katakana, as the bank registers it
+
+    def __post_init__(self) -> None:
+        for name, label in (
+            ("bank", "金融機関名"),
+            ("branch", "支店名"),
+            ("holder_kana", "口座名義"),
+        ):
+            value = getattr(self, name)
+            key = f"fees.bank_account.{name}"
+            if not value.strip():
+                raise _fee_problem(key, "must not be empty", f"{label}が空です")
+            if looks_like_placeholder(value):
+                raise _fee_problem(
+                    key,
+                    f"{value!r} is a template's fill-in mark, not a real account",
+                    f"{label} {value!r} は記入例のままです。実際の振込先を設定してください",
+                )
+        if not re.fullmatch(r"[0-9]{7}", self.number):
+            raise _fee_problem(
+                "fees.bank_account.number",
+                f"{self.number!r} is not a seven-digit account number",
+                f"口座番号 {self.number!r} は 7 桁の数字ではありません",
+            )
+        if not is_bank_kana_name(self.holder_kana):
+            raise _fee_problem(
+                "fees.bank_account.holder_kana",
+                "must be written in katakana, as the bank registers the account name",
+                "口座名義は銀行に登録されたとおりカタカナで書いてください",
+            )
+
+
 @dataclass(frozen=True)
 class FeeSettings:
-    office_fee_yen: int = 5000  # offset against the office's claim payments
-    agent_fee_yen: int = 5000  # paid by bank transfer
-    bank_account: str = "○○銀行 本店 普通 1234567 シヨウメイレンゴウカイ"
+    """The certificate fee and how it is paid (docs/product.md §6).  Required: no defaults.
+
+    An office's fee is offset against the federation's payments for its claims; an agent pays
+    by bank transfer into ``bank_account``.  ``tax`` is printed next to every amount on
+    quotes and invoices: ``"exempt"`` (非課税) or ``"included"`` (税込).
+    """
+
+    office_fee_yen: int
+    agent_fee_yen: int
+    tax: Literal["exempt", "included"]
+    bank_account: BankAccountSettings
+    offset_consent: str = DEFAULT_OFFSET_CONSENT  # the text an office agrees to (A1)
+    quote_valid_days: int = 30  # a quote (A2) holds this many days
+    invoice_due_days: int = 30  # an invoice (A3) is due this many days after it is printed
+
+    def __post_init__(self) -> None:
+        for key in ("office_fee_yen", "agent_fee_yen"):
+            if getattr(self, key) < 0:
+                raise _fee_problem(
+                    f"fees.{key}", "must not be negative", "0 以上の金額(円)にしてください"
+                )
+        for key in ("quote_valid_days", "invoice_due_days"):
+            if getattr(self, key) < 1:
+                raise _fee_problem(f"fees.{key}", "must be at least 1", "1 以上にしてください")
+        if not self.offset_consent.strip():
+            raise _fee_problem(
+                "fees.offset_consent",
+                "must not be empty (leave it out for the default text)",
+                "空にできません(既定の文を使うときは書かないでください)",
+            )
+
+
+# What to set, for the one line a settings file without its fees stops with.
+_FEE_HINTS: dict[str, tuple[str, str]] = {
+    "fees": (
+        "the certificate fees (office_fee_yen, agent_fee_yen, tax) and, in "
+        "[ra.fees.bank_account], the account agents pay into (bank, branch, account_type, "
+        "number, holder_kana); see docs/ra-operator-guide.md",
+        "証明書の手数料(office_fee_yen、agent_fee_yen、tax)と、[ra.fees.bank_account] に代理人の"
+        "振込先口座(bank、branch、account_type、number、holder_kana)を設定してください"
+        "(docs/ra-operator-guide.md)",
+    ),
+    "fees.office_fee_yen": ("the fee in yen for an office's certificate", "事業所の手数料(円)"),
+    "fees.agent_fee_yen": ("the fee in yen for an agent's application", "代理人の手数料(円)"),
+    "fees.tax": (
+        'how quotes and invoices print the tax: "exempt" (非課税) or "included" (税込)',
+        '見積書・請求書の消費税の表示: "exempt"(非課税)か "included"(税込)',
+    ),
+    "fees.bank_account": (
+        "the account agents pay the fee into, printed on invoices: [ra.fees.bank_account] "
+        "with bank, branch, account_type, number and holder_kana",
+        "請求書に印刷する振込先口座: [ra.fees.bank_account] に bank、branch、account_type、"
+        "number、holder_kana を設定してください",
+    ),
+    "fees.bank_account.bank": ("the bank's name (金融機関名)", "金融機関名"),
+    "fees.bank_account.branch": ("the branch's name (支店名)", "支店名"),
+    "fees.bank_account.account_type": ('"普通" or "当座"', '"普通" か "当座"'),
+    "fees.bank_account.number": ("the seven-digit account number", "7 桁の口座番号"),
+    "fees.bank_account.holder_kana": (
+        "the account name in katakana (口座名義)",
+        "カタカナの口座名義",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -190,6 +311,8 @@ class DocumentSettings:
 class RASettings:
     database_url: str
     data_dir: Path  # CRLs published, fee exports, batch copies, anchors
+    # The fees and the bank account of invoices: required, no defaults ([ra.fees]).
+    fees: FeeSettings
     # The certificate profile new applications are made under, one of ``profile_files``.
     profile: str = "office"
     # The RA's own copies of the CA's certificate profiles (docs/certificate-profile.md): what
@@ -200,7 +323,6 @@ class RASettings:
     federation_name: str = "証明連合会"
     link: LinkSettings = field(default_factory=LinkSettings)
     mail: MailSettings = field(default_factory=MailSettings)
-    fees: FeeSettings = field(default_factory=FeeSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     web: WebSettings = field(default_factory=WebSettings)
     signin: SignInSettings = field(default_factory=SignInSettings)
@@ -232,7 +354,10 @@ class RASettings:
 def load_ra_settings(path: str | Path) -> RASettings:
     """Read an RA settings file (table ``[ra]``) strictly; relative paths follow the file."""
     path = Path(path)
-    settings = config.load(path, RASettings, section="ra")
+    try:
+        settings = config.load(path, RASettings, section="ra")
+    except ConfigError as exc:
+        raise _explained(exc, path) from exc
     base = path.parent.resolve()
     for name, policy in (("console", settings.signin.console), ("portal", settings.signin.portal)):
         if policy.attempts < 1 or policy.minutes < 1:
@@ -270,6 +395,23 @@ def load_ra_settings(path: str | Path) -> RASettings:
             settings.web, secret_key_file=settings.web.secret_key_file or base / DEFAULT_WEB_KEY
         ),
     )
+
+
+def _explained(exc: ConfigError, path: Path) -> ConfigError:
+    """``exc`` with the file named and, for a missing fee setting, what to set."""
+    key = str(exc.fields.get("key", ""))
+    hint = _FEE_HINTS.get(key)
+    if hint is not None and exc.message.endswith("required key is missing"):
+        return ConfigError(
+            f"{path}: ra.{key} is required: {hint[0]}",
+            message_ja=f"{path}: ra.{key} は必須です: {hint[1]}",
+            key=key,
+        )
+    if exc.message.startswith("ra.fees"):  # raised by FeeSettings itself, without the file
+        return ConfigError(
+            f"{path}: {exc.message}", message_ja=f"{path}: {exc.message_ja}", key=key
+        )
+    return exc
 
 
 def _bad_profiles(where: str, key: str, problem: str, problem_ja: str) -> ConfigError:

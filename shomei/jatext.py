@@ -212,3 +212,26 @@ def kana_equal(a: str, b: str) -> bool:
     """
     left, right = fold_kana(a), fold_kana(b)
     return bool(left) and left == right
+
+
+# --- bank accounts ---------------------------------------------------------------------------
+
+# White circles are what templates print for "fill in here" (○○銀行): never a real account.
+PLACEHOLDER_MARKS: Final = frozenset("○◯")
+
+
+def looks_like_placeholder(text: str) -> bool:
+    """True if ``text`` still holds a template's fill-in marks (``○○銀行``)."""
+    return bool(PLACEHOLDER_MARKS & set(text))
+
+
+def is_bank_kana_name(text: str) -> bool:
+    """True if ``text`` is what a bank's kana account name (口座名義) may hold.
+
+    Katakana (full or half width), Latin letters, digits, spaces and the signs banks use
+    (``カ)ショウメイ``, ``（ド``).
+    """
+    folded = unicodedata.normalize("NFKC", text)  # ｼﾖｳﾒｲ → ショウメイ, ｺﾞ → ゴ
+    return all(
+        ("\u30a0" <= c <= "\u30ff") or c.isascii() or c.isspace() or c in "（）「」" for c in folded
+    )

@@ -19,7 +19,14 @@ def test_the_example_settings_load_with_every_key_known(tmp_path: Path) -> None:
     """deploy/ra.toml is read by the strict loader (an unknown or misspelt key fails)."""
     etc = tmp_path / "etc"
     (etc / "profiles").mkdir(parents=True)
-    shutil.copy(DEPLOY / "ra.toml", etc / "ra.toml")
+    # As the operator does: the federation's bank account filled in (there is no sample one).
+    text = (DEPLOY / "ra.toml").read_text(encoding="utf-8")
+    assert "# [ra.fees.bank_account]" in text
+    account = (
+        '[ra.fees.bank_account]\nbank = "テスト銀行"\nbranch = "試験支店"\naccount_type = "普通"\n'
+        'number = "7654321"\nholder_kana = "シヨウメイテストレンゴウカイ"\n'
+    )
+    (etc / "ra.toml").write_text(text.replace("# [ra.fees.bank_account]\n", account, 1))
     shutil.copy(ROOT / "conf" / "profiles" / "office.toml", etc / "profiles" / "office.toml")
     settings = load_ra_settings(etc / "ra.toml")
     assert settings.database_url.startswith("postgresql+psycopg://")

@@ -247,3 +247,13 @@ def check_csr(data: bytes, profile: Profile) -> bytes:
             key_type=kind,
         )
     return csr.public_bytes(serialization.Encoding.DER)
+
+
+def csr_key_type(csr_der: bytes) -> str:
+    """The profile name of the key in a CSR :func:`check_csr` accepted ("rsa2048", "p256")."""
+    kind = key_type_name(x509.load_der_x509_csr(csr_der).public_key())
+    if kind is None:  # check_csr refuses such a CSR; a caller passed one it did not check
+        raise MalformedInput(
+            "the CSR's key is not a supported type", message_ja="CSR の鍵の種類に対応していません"
+        )
+    return kind

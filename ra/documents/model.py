@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Final, Literal, get_args
 
 from shomei.clock import require_aware, to_japan
 from shomei.errors import MalformedInput
+from shomei.jatext import is_bank_kana_name, looks_like_placeholder
 
 Honorific = Literal["様", "御中"]
 AccountKind = Literal["office", "agent"]
@@ -29,8 +29,6 @@ TAX_LABELS: Final[dict[TaxTreatment, str]] = {"exempt": "非課税", "included":
 
 FEE_ITEM: Final = "電子証明書発行手数料"
 _ACCOUNT_NUMBER = re.compile(r"[0-9]{7}")  # Zengin: seven digits, zero-padded
-# White circles are what templates print for "fill in here" (○○銀行): never on a bill.
-_PLACEHOLDER_MARKS: Final = frozenset("○◯")
 
 
 def _bad(field: str, message: str, message_ja: str) -> MalformedInput:
@@ -201,7 +199,7 @@ class BankAccount:
         ):
             value = getattr(self, field)
             _text(value, f"bank.{field}", label, required=True)
-            if _PLACEHOLDER_MARKS & set(value):
+            if looks_like_placeholder(value):
                 raise _bad(
                     f"bank.{field}",
                     f"looks like a template placeholder: {value!r}",
@@ -210,21 +208,12 @@ class BankAccount:
         _choice(self.account_type, AccountType, "bank.account_type", "口座種別")
         if not isinstance(self.number, str) or not _ACCOUNT_NUMBER.fullmatch(self.number):
             raise _bad("bank.number", "must be seven digits", "口座番号は7桁の数字です")
-        if not _kana_name(self.holder_kana):
+        if not is_bank_kana_name(self.holder_kana):
             raise _bad(
                 "bank.holder_kana",
                 "must be written in katakana",
                 "口座名義はカタカナで設定してください",
             )
-
-
-def _kana_name(text: str) -> bool:
-    """Text a bank's kana account name may hold: katakana (full or half width), Latin
-    letters, digits, spaces and the signs banks use (``カ)ショウメイ``, ``（ド``)."""
-    folded = unicodedata.normalize("NFKC", text)  # ｼﾖｳﾒｲ → ショウメイ, ｺﾞ → ゴ
-    return all(
-        ("\u30a0" <= c <= "\u30ff") or c.isascii() or c.isspace() or c in "（）「」" for c in folded
-    )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -64,6 +64,7 @@ def create_app(
         db,
         errors,
         health,
+        links,
         metrics,
         portal,
         portal_auth,
@@ -122,6 +123,7 @@ def create_app(
     login.user_loader(security.load_user)
     db.init_app(app)
     text.init_app(app)
+    links.init_app(app)
     errors.init_app(app)
     app.register_blueprint(auth_views.blueprint)
     app.register_blueprint(portal_auth.blueprint)

@@ -14,26 +14,14 @@ from typing import Any
 from ra import documents
 from ra.settings import RASettings
 from ra.store.letter_drops import KINDS, TTL, Drop, get, put
-from shomei.errors import ConfigError
+from ra.workflow import billing
 
 __all__ = ["KINDS", "TTL", "Drop", "get", "issuer", "put", "render"]
 
 
 def issuer(settings: RASettings) -> documents.Issuer:
     """The federation as its letters print it (``[ra.documents]`` of the RA settings)."""
-    if not settings.documents.issuer_address.strip():
-        raise ConfigError(
-            "the RA settings do not give the federation's address for letters "
-            "([ra.documents] issuer_address)",
-            message_ja="通知書に印刷する連合会の住所が RA 設定([ra.documents] issuer_address)に"
-            "ありません",
-        )
-    return documents.Issuer(
-        name=settings.federation_name,
-        address=settings.documents.issuer_address,
-        postal_code=settings.documents.issuer_postal_code,
-        phone=settings.documents.issuer_phone,
-    )
+    return billing.issuer(settings)
 
 
 def _addressee(page: dict[str, Any]) -> documents.Addressee:

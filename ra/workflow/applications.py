@@ -19,10 +19,12 @@ else changed the application since, nothing is done (:func:`ra.workflow.services
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from cryptography import x509
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,7 +33,15 @@ from ra import lifecycle
 from ra.crypto import keys
 from ra.lifecycle import Applicant, Event, Status
 from ra.mailing.notify import notify
-from ra.party import Party, Permission, account_of, application_for, may, require
+from ra.party import (
+    Party,
+    Permission,
+    account_of,
+    allowed_actions,
+    application_for,
+    may,
+    require,
+)
 from ra.people.passwords import Rng, check_issuance_password
 from ra.settings import RASettings
 from ra.store.models import Account, AccountKind, Application, FeeEntry, Payment
@@ -42,33 +52,34 @@ from shomei.errors import AlreadyExists, Conflict, MalformedInput, NotFound, Not
 PAYER_LIMIT = 100
 
 
-def apply(
+@dataclass(frozen=True)
+class _Checked:
+    """What every check of an application found, before anything is written."""
+
+    owner: Account  # whose application it is (the office, or the agent)
+    office: Account  # the office the certificate names
+    applicant: Applicant
+    entered_by: str
+    canonical_password: str | None  # the issuance password as it protects keys
+    csr_der: bytes | None  # the office's own CSR, checked; None: the RA makes the key
+    key_type: str  # the CSR's key, or the profile's default
+    fee_yen: int
+
+
+def _check(
     session: Session,
     party: Party,
     *,
     settings: RASettings,
     profile: Profile,
-    now: dt.datetime,
-    issuance_password: str | None = None,
-    consent_fee_offset: bool = False,
-    csr: bytes | None = None,
-    for_user_id: str | None = None,
-    for_office: str | None = None,
-    rng: Rng = secrets.token_bytes,
-    source_address: str | None = None,
-) -> Application:
-    """A new application (A1), status 1 for an office, 2 for an agent.
-
-    An office applies for itself with its issuance password and consents to the fee offset; an
-    agent applies on behalf of the registered office whose office number is ``for_office``
-    (docs/product.md §1) with the agent's issuance password, and pays by bank transfer.  Staff apply
-    on behalf (職員申請) of the account ``for_user_id`` (and, for an agent, ``for_office``) with
-    that account's issuance password (from the paper form) or with the office's own CSR.
-    Without a CSR the RA generates the key (the profile's default type) and keeps it wrapped
-    under the issuance password.  A rejected application is never reopened: applying again
-    creates a new one; while an application for the same office is still on its way (statuses
-    1-4) a second one is refused.
-    """
+    issuance_password: str | None,
+    consent_fee_offset: bool | None,
+    csr: bytes | None,
+    for_user_id: str | None,
+    for_office: str | None,
+) -> _Checked:
+    """Every check of :func:`apply`, in its order; ``consent_fee_offset=None`` skips the
+    consent (the confirmation screen asks for it after these checks)."""
     require(party, Permission.APPLY, Permission.APPLY_FOR_APPLICANT)
     if may(party, Permission.APPLY_FOR_APPLICANT):
         if not for_user_id:
@@ -96,14 +107,14 @@ def apply(
         entered_by = owner.kind.value
     applicant = Applicant(owner.kind.value)
     office = _subject_office(session, owner, applicant, for_office)
-    if applicant is Applicant.OFFICE and not consent_fee_offset:
+    if applicant is Applicant.OFFICE and consent_fee_offset is False:
         raise MalformedInput(
             "the office must consent to the fee being offset against its claim payments",
-            message_ja="手数料相殺への同意が必要です",
+            message_ja="手数料相殺への同意が必要です。同意する場合はチェックを入れてください",
             column="consent_fee_offset",
         )
     canonical: str | None = None
-    if issuance_password is not None:
+    if issuance_password is not None and issuance_password.strip():
         canonical = check_issuance_password(owner.issuance_password_hash, issuance_password)
     elif entered_by != "staff" or csr is None:
         raise MalformedInput(
@@ -113,35 +124,154 @@ def apply(
         )
     csr_der = keys.check_csr(csr, profile) if csr is not None else None
     number = office.office_number or ""
-    pending = session.execute(
-        select(Application.id).where(
-            Application.office_number == number, Application.status.in_(PENDING)
-        )
-    ).first()
+    pending = pending_application(session, number)
     if pending is not None:
         raise AlreadyExists(
-            f"application {pending[0]} for office {number} is still in progress",
+            f"application {pending} for office {number} is still in progress",
             message_ja=(
-                f"事業所 {number} の処理中の申請({pending[0]})があります。完了を待ってください"
+                f"事業所 {number} の処理中の申請({pending})があります。完了を待ってください"
             ),
-            application=pending[0],
+            application=pending,
         )
-
-    wrapped: bytes | None = None
-    if csr_der is None:
-        assert canonical is not None  # checked above: no CSR needs the password
-        key = keys.generate_key(profile)
-        wrapped = keys.wrap_key(key, canonical, rng=rng)
-        csr_der = keys.make_csr(key, office_number=number, office_name=office.name)
     fee = (
         settings.fees.office_fee_yen
         if applicant is Applicant.OFFICE
         else settings.fees.agent_fee_yen
     )
+    return _Checked(
+        owner=owner,
+        office=office,
+        applicant=applicant,
+        entered_by=entered_by,
+        canonical_password=canonical,
+        csr_der=csr_der,
+        key_type=keys.csr_key_type(csr_der) if csr_der is not None else profile.default_key_type,
+        fee_yen=fee,
+    )
+
+
+def pending_application(session: Session, office_number: str) -> int | None:
+    """The id of the office's application still on its way to a certificate (statuses 1-4)."""
+    found = session.execute(
+        select(Application.id).where(
+            Application.office_number == office_number, Application.status.in_(PENDING)
+        )
+    ).first()
+    return None if found is None else int(found[0])
+
+
+@dataclass(frozen=True)
+class ApplyPlan:
+    """An application as :func:`apply` would make it: what A1's confirmation screen shows."""
+
+    applicant: Applicant
+    office_number: str  # the office the certificate will name
+    office_name: str
+    fee_yen: int
+    own_csr: bool  # the office brought its CSR (its key never leaves it)
+    key_type: str  # the key of the CSR, or the one the RA will generate ("rsa2048", ...)
+    consent_text: str | None  # what an office agrees to (docs/product.md §6); None for agents
+
+
+def plan_application(
+    session: Session,
+    party: Party,
+    *,
+    settings: RASettings,
+    profile: Profile,
+    issuance_password: str | None,
+    csr: bytes | None = None,
+    for_user_id: str | None = None,
+    for_office: str | None = None,
+) -> ApplyPlan:
+    """Check an application as :func:`apply` does (the issuance password, the office, the CSR,
+    no application in progress) and say what it would be; nothing is written.
+
+    The portal calls it when the password is entered, then shows the plan to be confirmed (and,
+    for an office, the consent to the fee offset); :func:`apply` checks everything again.
+    """
+    checked = _check(
+        session,
+        party,
+        settings=settings,
+        profile=profile,
+        issuance_password=issuance_password,
+        consent_fee_offset=None,
+        csr=csr,
+        for_user_id=for_user_id,
+        for_office=for_office,
+    )
+    return ApplyPlan(
+        applicant=checked.applicant,
+        office_number=checked.office.office_number or "",
+        office_name=checked.office.name,
+        fee_yen=checked.fee_yen,
+        own_csr=checked.csr_der is not None,
+        key_type=checked.key_type,
+        consent_text=(
+            settings.fees.offset_consent if checked.applicant is Applicant.OFFICE else None
+        ),
+    )
+
+
+def apply(
+    session: Session,
+    party: Party,
+    *,
+    settings: RASettings,
+    profile: Profile,
+    now: dt.datetime,
+    issuance_password: str | None = None,
+    consent_fee_offset: bool = False,
+    csr: bytes | None = None,
+    for_user_id: str | None = None,
+    for_office: str | None = None,
+    rng: Rng = secrets.token_bytes,
+    source_address: str | None = None,
+) -> Application:
+    """A new application (A1), status 1 for an office, 2 for an agent.
+
+    An office applies for itself with its issuance password and consents to the fee offset
+    (the text it agreed to, ``[ra.fees] offset_consent``, goes into the audit record); an
+    agent applies on behalf of the registered office whose office number is ``for_office``
+    (docs/product.md §1) with the agent's issuance password, and pays by bank transfer.  Staff
+    apply on behalf (職員申請) of the account ``for_user_id`` (and, for an agent,
+    ``for_office``) with that account's issuance password (from the paper form) or with the
+    office's own CSR.
+
+    The key: without ``csr`` the RA generates it (the profile's default type) and keeps it
+    only wrapped under the issuance password.  With ``csr`` (the office's own PKCS#10
+    request, PEM or DER) the private key never leaves the office: the CSR is checked as the CA
+    checks it (:func:`ra.crypto.keys.check_csr`: it parses, its self-signature verifies, the
+    profile allows its key type and size) and stored, and no key is kept.  A rejected
+    application is never reopened: applying again creates a new one; while an application for
+    the same office is still on its way (statuses 1-4) a second one is refused.
+    """
+    checked = _check(
+        session,
+        party,
+        settings=settings,
+        profile=profile,
+        issuance_password=issuance_password,
+        consent_fee_offset=consent_fee_offset,
+        csr=csr,
+        for_user_id=for_user_id,
+        for_office=for_office,
+    )
+    owner, office, applicant = checked.owner, checked.office, checked.applicant
+    number = office.office_number or ""
+    csr_der = checked.csr_der
+    wrapped: bytes | None = None
+    if csr_der is None:
+        assert checked.canonical_password is not None  # checked: no CSR needs the password
+        key = keys.generate_key(profile)
+        wrapped = keys.wrap_key(key, checked.canonical_password, rng=rng)
+        csr_der = keys.make_csr(key, office_number=number, office_name=office.name)
+    fee = checked.fee_yen
     app = Application(
         account_id=owner.id,
         applicant=applicant,
-        entered_by=entered_by,
+        entered_by=checked.entered_by,
         office_number=number,
         office_name=office.name,
         applied_at=now,
@@ -152,6 +282,17 @@ def apply(
         csr_der=csr_der,
         request_id=rng(16).hex(),
     )
+    details: dict[str, object] = {
+        "for": owner.user_id,
+        "office_number": number,
+        "entered_by": checked.entered_by,
+        "fee_yen": fee,
+        "own_csr": wrapped is None,
+        "key_type": checked.key_type,
+        "fee_offset_consent": applicant is Applicant.OFFICE,
+    }
+    if applicant is Applicant.OFFICE:
+        details["fee_offset_consent_text"] = settings.fees.offset_consent
     try:
         # A savepoint, so a lost race leaves the caller's transaction usable for its rollback.
         with session.begin_nested():
@@ -162,14 +303,7 @@ def apply(
                 actor_id=party.audit_id,
                 now=now,
                 source_address=source_address,
-                details={
-                    "for": owner.user_id,
-                    "office_number": number,
-                    "entered_by": entered_by,
-                    "fee_yen": fee,
-                    "own_csr": wrapped is None,
-                    "fee_offset_consent": applicant is Applicant.OFFICE,
-                },
+                details=details,
             )
     except IntegrityError as exc:
         # Another apply for the same account committed between our check and our insert.
@@ -247,39 +381,6 @@ def _fee_entry(
         )
     )
     session.flush()
-
-
-@dataclass(frozen=True)
-class Invoice:
-    """What the agent's invoice (請求書, A3) shows; the PDF comes with the web."""
-
-    application_id: int
-    agent_name: str
-    amount_yen: int
-    bank_account: str
-    payer_name: str  # the agent writes its user ID as payer name (docs/product.md §6)
-    issued_on: dt.date
-
-
-def invoice(
-    session: Session, party: Party, application_id: int, *, settings: RASettings, now: dt.datetime
-) -> Invoice:
-    """The invoice of an agent's application awaiting payment."""
-    app = application_for(session, party, application_id)
-    if app.applicant is not Applicant.AGENT or app.status is not Status.AWAITING_PAYMENT:
-        raise Conflict(
-            "an invoice exists only for an agent's application awaiting payment",
-            message_ja="請求書は入金待ちの代理人申請のみ発行できます",
-            application=app.id,
-        )
-    return Invoice(
-        application_id=app.id,
-        agent_name=app.account.name,
-        amount_yen=app.fee_yen,
-        bank_account=settings.fees.bank_account,
-        payer_name=app.account.user_id,
-        issued_on=to_japan(now).date(),
-    )
 
 
 def register_issue_request(
@@ -552,3 +653,126 @@ def own_applications(session: Session, party: Party) -> list[Application]:
 def get_application(session: Session, party: Party, application_id: int) -> Application:
     """The application as ``party`` may see it (A4/B1), or :class:`NotFound`."""
     return application_for(session, party, application_id)
+
+
+@dataclass(frozen=True)
+class ApplyState:
+    """Whether the signed-in office or agent may apply now (the 証明書 screen's 発行申請)."""
+
+    may_apply: bool
+    # An office: the application of its office still in progress (statuses 1-4), if any, and
+    # whether it is the office's own (else an agent applied for it).
+    pending_application: int | None = None
+    pending_is_own: bool = False
+    for_agent: bool = False  # an agent names the office on the form
+
+
+def apply_state(session: Session, party: Party) -> ApplyState:
+    """May ``party`` apply now?  Offices while no application of theirs is in progress (an
+    agent's for the office counts too); agents always (each office is checked when they apply).
+    """
+    if not may(party, Permission.APPLY):
+        return ApplyState(may_apply=False)
+    account = account_of(session, party)
+    if account.kind is AccountKind.AGENT:
+        return ApplyState(may_apply=True, for_agent=True)
+    pending = pending_application(session, account.office_number or "")
+    if pending is None:
+        return ApplyState(may_apply=True)
+    own = session.get(Application, pending)
+    return ApplyState(
+        may_apply=False,
+        pending_application=pending,
+        pending_is_own=own is not None and own.account_id == account.id,
+    )
+
+
+@dataclass(frozen=True)
+class PortalRow:
+    """One row of the portal's 証明書 screen: an application and what may be done with it."""
+
+    application: Application
+    # 発行手数料残高: an office's fee charged and not yet offset (its fee entries); an agent's
+    # fee while it awaits the transfer (the rule of the console's list, ra.desk.queries).
+    balance_yen: int
+    actions: frozenset[Permission]  # ra.party.allowed_actions: DOWNLOAD when issued
+    invoice: bool  # an agent's application awaiting payment: its invoice can be printed
+    certificate: bool  # the CA issued a certificate: its details can be printed
+
+
+def certificate_screen(session: Session, party: Party) -> list[PortalRow]:
+    """The rows of the portal's 証明書 screen: ``party``'s own applications, newest first."""
+    owned = own_applications(session, party)
+    sums: dict[int, int] = {}
+    if owned:
+        found = session.execute(
+            select(FeeEntry.application_id, func.sum(FeeEntry.amount_yen))
+            .where(FeeEntry.application_id.in_([a.id for a in owned]))
+            .group_by(FeeEntry.application_id)
+        ).all()
+        sums = {int(app_id): int(total or 0) for app_id, total in found if app_id is not None}
+    rows: list[PortalRow] = []
+    for app in owned:
+        balance = sums.get(app.id, 0)
+        awaiting_payment = (
+            app.applicant is Applicant.AGENT and app.status is Status.AWAITING_PAYMENT
+        )
+        if awaiting_payment:
+            balance += app.fee_yen
+        rows.append(
+            PortalRow(
+                application=app,
+                balance_yen=balance,
+                actions=allowed_actions(party, app),
+                invoice=awaiting_payment,
+                certificate=app.certificate is not None,
+            )
+        )
+    return rows
+
+
+def known_offices(session: Session, party: Party) -> list[tuple[str, str]]:
+    """(office number, name) of the offices ``party`` applied for before, for an agent's form."""
+    seen: dict[str, str] = {}
+    for app in own_applications(session, party):
+        seen.setdefault(app.office_number, app.office_name)
+    return sorted(seen.items())
+
+
+@dataclass(frozen=True)
+class CertificateCard:
+    """An issued certificate's details, as the portal prints them (印刷)."""
+
+    application: Application
+    serial_hex: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None
+    subject: str  # RFC 4514, as the CA wrote it
+    issuer: str
+    sha256: str  # the certificate's SHA-256 fingerprint, AA:BB:...
+
+
+def certificate_card(session: Session, party: Party, application_id: int) -> CertificateCard:
+    """The certificate of ``party``'s application ``application_id``, or :class:`Conflict`
+    while the CA has not issued one (another office's application is not found)."""
+    app = application_for(session, party, application_id)
+    cert = app.certificate
+    if cert is None:
+        raise Conflict(
+            f"application {app.id} has no certificate yet",
+            message_ja=f"申請 {app.id} の証明書はまだ発行されていません",
+            application=app.id,
+        )
+    parsed = x509.load_der_x509_certificate(cert.der)
+    digest = hashlib.sha256(cert.der).hexdigest().upper()
+    return CertificateCard(
+        application=app,
+        serial_hex=cert.serial_hex,
+        not_before=cert.not_before,
+        not_after=cert.not_after,
+        revoked_at=cert.revoked_at,
+        subject=parsed.subject.rfc4514_string(),
+        issuer=parsed.issuer.rfc4514_string(),
+        sha256=":".join(digest[i : i + 2] for i in range(0, len(digest), 2)),
+    )

@@ -19,7 +19,7 @@ from ra.settings import load_ra_settings
 from ra.store.db import make_engine, session_factory, transaction
 from ra.store.vault import totp_context
 from ra.workflow import applications
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 REPO = Path(__file__).resolve().parents[2]
 CSV = (
@@ -34,7 +34,7 @@ def settings_file(tmp_path: Path) -> Path:
     path = tmp_path / "ra.toml"
     path.write_text(
         f'[ra]\ndatabase_url = "sqlite:///{tmp_path / "ra.sqlite"}"\ndata_dir = "data"\n'
-        f"{PROFILE_FILES}\n",
+        f"{RA_REQUIRED}\n",
         encoding="utf-8",
     )
     return path

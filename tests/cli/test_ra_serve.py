@@ -21,14 +21,14 @@ from click.testing import CliRunner
 from cli.main import main
 from ra.settings import load_ra_settings
 from ra.store.initdb import init_database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import PROFILE_FILES, RA_REQUIRED
 
 
 @pytest.fixture
 def settings_file(tmp_path: Path) -> Path:
     path = tmp_path / "ra.toml"
     path.write_text(
-        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n', "utf-8"
+        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{RA_REQUIRED}\n', "utf-8"
     )
     return path
 
@@ -60,7 +60,7 @@ def test_missing_secrets_key_stops_the_start(settings_file: Path) -> None:
 def test_bad_settings_stop_the_start(tmp_path: Path) -> None:
     path = tmp_path / "ra.toml"
     path.write_text(
-        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "d"\n{PROFILE_FILES}\n'
+        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "d"\n{RA_REQUIRED}\n'
         "[ra.web]\nbehind_tsl = true\n",
         "utf-8",
     )
@@ -198,3 +198,16 @@ def test_a_rolling_restart_under_load_loses_no_request(settings_file: Path) -> N
     assert not failures, failures[:5]
     assert len(answers) >= after + 20  # the load went on after the restarts
     assert set(answers) == {200}, sorted(set(answers))
+
+
+def test_an_ra_without_its_bank_account_does_not_start(tmp_path: Path) -> None:
+    path = tmp_path / "ra.toml"
+    path.write_text(
+        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n'
+        '[ra.fees]\noffice_fee_yen = 5000\nagent_fee_yen = 5000\ntax = "exempt"\n',
+        "utf-8",
+    )
+    result = _serve("--settings", path)
+    assert result.exit_code == 2  # type: ignore[attr-defined]
+    lines = result.output.strip().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1 and "ra.fees.bank_account is required" in lines[0], lines

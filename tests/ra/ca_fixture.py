@@ -37,6 +37,7 @@ from ra.settings import LinkSettings, MailSettings, RASettings, ScheduleSettings
 from ra.store.models import Account, AccountKind, Application
 from shomei.clock import utcnow
 from tests.ra import factories
+from tests.ra_profile import FEES
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "conf" / "ceremonies" / "example.toml"
@@ -144,6 +145,7 @@ def ra_settings(
         for folder in (data_dir / "outbox", data_dir / "inbox"):
             folder.mkdir(parents=True, exist_ok=True)
     return RASettings(
+        fees=FEES,
         database_url=database_url,
         data_dir=data_dir,
         link=link,

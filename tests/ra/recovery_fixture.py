@@ -24,7 +24,7 @@ from ra.store import audit
 from ra.store.models import Application, CaBatch, Certificate
 from tests.ra.ca_fixture import CaHome
 from tests.ra.conftest import Database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 
 def private_ca_home(ca: CaHome, folder: Path) -> CaHome:
@@ -60,7 +60,7 @@ def write_ra_toml(settings: RASettings, path: Path) -> Path:
         "[ra]",
         f"database_url = {text(settings.database_url)}",
         f"data_dir = {text(settings.data_dir)}",
-        PROFILE_FILES,
+        RA_REQUIRED,
         "",
         "[ra.link]",
         f"mode = {text(link.mode)}",

@@ -43,12 +43,12 @@ from ra.people import accounts, auth, csvimport
 from ra.people.accounts import AccountInput
 from ra.settings import RASettings
 from ra.store.models import Account, AccountKind, Application, AuditRecord
-from ra.workflow import applications, downloads, reissue, revocations
+from ra.workflow import applications, billing, downloads, reissue, revocations
 from ra.workflow.history import application_history
 from shomei.errors import NotFound, NotPermitted
 from tests.ra import factories
 from tests.ra.conftest import VAULT, Database
-from tests.ra_profile import OFFICE_PROFILE
+from tests.ra_profile import FEES, OFFICE_PROFILE
 
 P = Permission
 
@@ -234,11 +234,62 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
         lambda s, p, w: applications.apply(
             s,
             p,
-            settings=RASettings(database_url="sqlite://", data_dir=Path(".")),
+            settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path(".")),
             profile=None,  # type: ignore[arg-type]
             now=NOW,
         ),
         frozenset({P.APPLY, P.APPLY_FOR_APPLICANT}),
+    ),
+    "plan_application": (
+        lambda s, p, w: applications.plan_application(
+            s,
+            p,
+            settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path(".")),
+            profile=None,  # type: ignore[arg-type]
+            issuance_password="x",
+        ),
+        frozenset({P.APPLY, P.APPLY_FOR_APPLICANT}),
+    ),
+    "certificate_screen": (
+        lambda s, p, w: applications.certificate_screen(s, p),
+        frozenset({P.VIEW_OWN_APPLICATIONS}),
+    ),
+    "known_offices": (
+        lambda s, p, w: applications.known_offices(s, p),
+        frozenset({P.VIEW_OWN_APPLICATIONS}),
+    ),
+    "certificate_card": (
+        lambda s, p, w: applications.certificate_card(s, p, w.apps[Status.ISSUED]),
+        frozenset({P.VIEW_ALL_APPLICATIONS, P.VIEW_OWN_APPLICATIONS}),
+    ),
+    "quote_form": (
+        lambda s, p, w: billing.quote_form(
+            s, p, settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path("."))
+        ),
+        frozenset({P.APPLY}),
+    ),
+    "quote_pdf": (
+        lambda s, p, w: billing.quote_pdf(
+            s,
+            p,
+            settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path(".")),
+            organization="x",
+            address="",
+            person="",
+            honorific="御中",
+            now=NOW,
+        ),
+        frozenset({P.APPLY}),
+    ),
+    "invoice": (
+        lambda s, p, w: billing.invoice(
+            s,
+            p,
+            w.apps[Status.ISSUED],
+            settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path(".")),
+            now=NOW,
+        ),
+        frozenset({P.VIEW_ALL_APPLICATIONS, P.VIEW_OWN_APPLICATIONS}),
     ),
     "get_application": (
         lambda s, p, w: applications.get_application(s, p, w.apps[Status.ISSUED]),
@@ -257,7 +308,7 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
             s,
             p,
             w.apps[Status.REJECTED],
-            settings=RASettings(database_url="sqlite://", data_dir=Path("unused")),
+            settings=RASettings(fees=FEES, database_url="sqlite://", data_dir=Path("unused")),
             profile=load_profile(OFFICE_PROFILE),
             now=NOW,
             issuance_password="x",
@@ -386,6 +437,8 @@ def test_rerequest_needs_an_admin_or_the_operator(database: Database, world: Wor
 
 OBJECT_CALLS = [
     "get_application",
+    "certificate_card",
+    "invoice",
     "application_history",
     "application_detail",
     "download_certificate",

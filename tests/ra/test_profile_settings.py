@@ -16,14 +16,14 @@ from click.testing import CliRunner
 from cli.main import main
 from ra.settings import RASettings, load_ra_settings
 from shomei.errors import ConfigError
-from tests.ra_profile import OFFICE_PROFILE
+from tests.ra_profile import FEES, FEES_LINE, OFFICE_PROFILE
 
 OFFICE = OFFICE_PROFILE.read_text(encoding="utf-8")
 
 
 def _settings(folder: Path, *lines: str) -> Path:
     path = folder / "ra.toml"
-    body = ['database_url = "sqlite:///ra.sqlite"', 'data_dir = "data"', *lines]
+    body = ['database_url = "sqlite:///ra.sqlite"', 'data_dir = "data"', FEES_LINE, *lines]
     path.write_text("[ra]\n" + "\n".join(body) + "\n", encoding="utf-8")
     return path
 
@@ -63,14 +63,31 @@ def test_profiles_are_loaded_relative_to_the_settings_file(tmp_path: Path) -> No
         settings.certificate_profile("other")
 
 
-def test_the_embedded_defaults_name_the_repository_profile() -> None:
-    settings = load_ra_settings(Path(__file__).resolve().parents[2] / "conf" / "ra.toml")
+def test_the_embedded_defaults_name_the_repository_profile(tmp_path: Path) -> None:
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    # As shipped, they stop at the bank account: there is no sample account to print.
+    with pytest.raises(ConfigError, match=r"ra\.fees\.bank_account is required"):
+        load_ra_settings(conf / "ra.toml")
+    # With the federation's account added they load, and name the repository's profile.
+    copy = tmp_path / "ra.toml"
+    copy.write_text(
+        (conf / "ra.toml")
+        .read_text(encoding="utf-8")
+        .replace(
+            'profile_files = ["profiles/office.toml"]', f"profile_files = [{str(OFFICE_PROFILE)!r}]"
+        )
+        + '[ra.fees.bank_account]\nbank = "テスト銀行"\nbranch = "試験支店"\n'
+        'account_type = "普通"\nnumber = "7654321"\nholder_kana = "テスト"\n',
+        encoding="utf-8",
+    )
+    settings = load_ra_settings(copy)
     assert settings.profile_files == [OFFICE_PROFILE]
     assert settings.certificate_profile().name == "office"
+    assert settings.fees.tax == "exempt" and settings.fees.bank_account.number == "7654321"
 
 
 def test_settings_built_in_code_have_no_profile_until_given_one(tmp_path: Path) -> None:
-    bare = RASettings(database_url="sqlite://", data_dir=tmp_path)
+    bare = RASettings(fees=FEES, database_url="sqlite://", data_dir=tmp_path)
     with pytest.raises(ConfigError, match="loaded: none"):
         bare.certificate_profile()
 

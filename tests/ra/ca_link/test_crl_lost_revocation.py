@@ -41,7 +41,7 @@ from tests.ra.ca_fixture import (  # noqa: F401
 )
 from tests.ra.ca_link.test_link import request_revocation, requested, status_of
 from tests.ra.conftest import Database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 
 def _now() -> dt.datetime:
@@ -95,7 +95,7 @@ def _toml(database: Database, ca_home: CaHome, tmp_path: Path) -> Path:
         "[ra]\n"
         f'database_url = "{database.url}"\n'
         f'data_dir = "{tmp_path / "data"}"\n'
-        f"{PROFILE_FILES}\n"
+        f"{RA_REQUIRED}\n"
         "[ra.link]\n"
         'mode = "offline"\n'
         f'ca_certificate = "{ca_home.issuing_cert}"\n'

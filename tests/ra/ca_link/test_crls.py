@@ -29,7 +29,7 @@ from tests.ra.ca_fixture import (  # noqa: F401
 )
 from tests.ra.ca_link.test_link import counts, request_revocation, requested, status_of
 from tests.ra.conftest import Database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 
 def _now() -> dt.datetime:
@@ -171,7 +171,7 @@ def test_register_crl_file_and_its_command(
         "[ra]\n"
         f'database_url = "{database.url}"\n'
         f'data_dir = "{tmp_path / "data"}"\n'
-        f"{PROFILE_FILES}\n"
+        f"{RA_REQUIRED}\n"
         "[ra.link]\n"
         'mode = "offline"\n'
         f'ca_certificate = "{ca_home.issuing_cert}"\n',

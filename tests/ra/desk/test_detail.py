@@ -23,7 +23,7 @@ from ra.store.models import AccountKind, Application, AuditRecord
 from ra.workflow import applications, revocations
 from shomei.errors import AlreadyExists, Conflict
 from tests.ra.conftest import VAULT, Database
-from tests.ra_profile import OFFICE_PROFILE
+from tests.ra_profile import FEES, OFFICE_PROFILE
 
 OP = Party.operator("test")
 
@@ -35,7 +35,7 @@ def profile() -> Profile:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> RASettings:
-    return RASettings(database_url="sqlite://", data_dir=tmp_path)
+    return RASettings(fees=FEES, database_url="sqlite://", data_dir=tmp_path)
 
 
 def _portal(kind: AccountKind, number: str, name: str) -> AccountInput:

@@ -11,6 +11,7 @@ from ra.documents.fonts import register
 from ra.settings import DocumentSettings, RASettings
 from shomei.errors import ConfigError
 from tests.ra.documents.samples import ISSUED_AT, ISSUER, PORTAL, account
+from tests.ra_profile import FEES
 
 
 def test_the_defaults_are_debians_ipaex_fonts() -> None:
@@ -18,7 +19,7 @@ def test_the_defaults_are_debians_ipaex_fonts() -> None:
     assert DEFAULT_GOTHIC.name == "ipaexg.ttf"
     assert DEFAULT_MINCHO.name == "ipaexm.ttf"
     # The RA settings default to the same files.
-    settings = RASettings(database_url="sqlite://", data_dir=Path("/tmp"))
+    settings = RASettings(fees=FEES, database_url="sqlite://", data_dir=Path("/tmp"))
     assert Fonts.from_settings(settings.documents) == Fonts()
     other = DocumentSettings(gothic_font=Path("/x/g.ttf"), mincho_font=Path("/x/m.ttf"))
     assert Fonts.from_settings(other) == Fonts(gothic=Path("/x/g.ttf"), mincho=Path("/x/m.ttf"))

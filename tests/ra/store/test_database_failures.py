@@ -18,12 +18,12 @@ from ra.settings import load_ra_settings
 from ra.store.db import make_engine, open_database
 from shomei.errors import ConfigError, DatabaseFailure
 from tests.ra.conftest import Database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 
 def _settings(folder: Path, url: str, **extra: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    lines = [f'database_url = "{url}"', 'data_dir = "data"', PROFILE_FILES]
+    lines = [f'database_url = "{url}"', 'data_dir = "data"', RA_REQUIRED]
     lines += [f'{k} = "{v}"' for k, v in extra.items()]
     path = folder / "ra.toml"
     path.write_text("[ra]\n" + "\n".join(lines) + "\n", encoding="utf-8")

@@ -10,13 +10,13 @@ from click.testing import CliRunner
 from cli.main import main
 from ra.store.db import head_revision, open_database, upgrade
 from shomei.errors import ConfigError, DatabaseFailure
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 
 def _settings(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "ra.toml"
     path.write_text(
-        f'[ra]\ndatabase_url = "{url}"\ndata_dir = "data"\n{PROFILE_FILES}\n', encoding="utf-8"
+        f'[ra]\ndatabase_url = "{url}"\ndata_dir = "data"\n{RA_REQUIRED}\n', encoding="utf-8"
     )
     return path
 

@@ -21,6 +21,7 @@ from ra.store.models import Account, AccountKind
 from ra.store.vault import Vault, create_key_file, load_vault, totp_context
 from shomei.errors import ConfigError, Refused
 from tests.ra.conftest import VAULT, Database
+from tests.ra_profile import FEES
 
 
 def _mode(path: Path) -> int:
@@ -29,7 +30,10 @@ def _mode(path: Path) -> int:
 
 def _settings(tmp_path: Path, url: str) -> RASettings:
     return RASettings(
-        database_url=url, data_dir=tmp_path / "data", secrets_key_file=tmp_path / "ra.key"
+        fees=FEES,
+        database_url=url,
+        data_dir=tmp_path / "data",
+        secrets_key_file=tmp_path / "ra.key",
     )
 
 

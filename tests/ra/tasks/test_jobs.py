@@ -37,7 +37,7 @@ from shomei.errors import NotFound, Refused
 from tests.ra import factories
 from tests.ra.ca_fixture import CaHome, ca_home_fixture, make_application, ra_settings  # noqa: F401
 from tests.ra.conftest import Database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 
 def _settings(ca_home: CaHome, database: Database, tmp_path: Path, **schedule: Any) -> RASettings:
@@ -280,8 +280,7 @@ def test_run_job_by_name_and_its_command(
         make_application(s, status=Status.REJECTION_PENDING, now=now, applicant=Applicant.OFFICE)
     toml = tmp_path / "ra.toml"
     toml.write_text(
-        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f"{PROFILE_FILES}\n",
+        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n{RA_REQUIRED}\n',
         encoding="utf-8",
     )
     runner = CliRunner()

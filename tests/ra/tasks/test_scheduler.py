@@ -33,7 +33,7 @@ from ra.tasks.scheduler import (
 from shomei.errors import ConfigError, Refused
 from tests.ra.ca_fixture import CaHome, ca_home_fixture, ra_settings  # noqa: F401
 from tests.ra.conftest import Database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 LEASE = dt.timedelta(seconds=1.5)
 
@@ -145,8 +145,7 @@ def test_the_scheduler_command_holds_the_lease_and_gives_it_up_on_sigterm(
 ) -> None:
     toml = tmp_path / "ra.toml"
     toml.write_text(
-        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f"{PROFILE_FILES}\n",
+        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n{RA_REQUIRED}\n',
         encoding="utf-8",
     )
     repo = Path(__file__).resolve().parents[3]
@@ -231,8 +230,7 @@ def test_the_scheduler_logs_events_without_third_party_noise(
 ) -> None:
     toml = tmp_path / "ra.toml"
     toml.write_text(
-        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n'
-        f"{PROFILE_FILES}\n",
+        f'[ra]\ndatabase_url = "{database.url}"\ndata_dir = "{tmp_path / "data"}"\n{RA_REQUIRED}\n',
         encoding="utf-8",
     )
     repo = Path(__file__).resolve().parents[3]

@@ -14,6 +14,7 @@ from ra.store.vault import Vault, create_key_file
 from ra.web import create_app
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock
+from tests.ra_profile import FEES
 
 
 @pytest.fixture
@@ -25,6 +26,7 @@ def clock(now: dt.datetime) -> Clock:
 def web_settings(tmp_path: Path, database: Database) -> RASettings:
     create_key_file(tmp_path / "ra-secrets.key")
     return RASettings(
+        fees=FEES,
         database_url=database.url,
         data_dir=tmp_path / "data",
         secrets_key_file=tmp_path / "ra-secrets.key",

@@ -33,7 +33,7 @@ from ra.store.models import AccountKind
 from ra.store.vault import load_vault
 from tests.ra.conftest import Database, _pg_base
 from tests.ra.web.helpers import Staff, add_staff
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import FEES_LINE, PROFILE_FILES
 
 BACKENDS = ("sqlite", "postgresql")
 # Every browser context of the tests: a Japanese browser in Japan, as the federation's staff
@@ -131,7 +131,7 @@ def _serve(
 ) -> Iterator[LiveServer]:
     settings_file = folder / "ra.toml"
     settings_file.write_text(
-        f'[ra]\ndatabase_url = "{database_url}"\ndata_dir = "data"\n{profile_files}\n'
+        f'[ra]\ndatabase_url = "{database_url}"\ndata_dir = "data"\n{profile_files}\n{FEES_LINE}\n'
         'federation_name = "証明連合会"\n'
         '[ra.web]\nsecret_key_file = "ra-web.key"\n' + extra,
         encoding="utf-8",

@@ -20,7 +20,7 @@ from ra.workflow import applications
 from tests.ra import factories
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, Staff, add_staff, assert_no_mojibake, sign_in, token
-from tests.ra_profile import OFFICE_PROFILE
+from tests.ra_profile import FEES, OFFICE_PROFILE
 
 FORM_TOKEN = re.compile(r'name="(\w+)-csrf_token"[^>]*value="([^"]+)"')
 VERSION = re.compile(r'name="(\w+)-version"[^>]*value="(\d+)"')
@@ -31,6 +31,7 @@ def web_settings(tmp_path: Path, database: Database) -> RASettings:
     """The web settings with the RA's certificate profile (再度申込 makes a key under it)."""
     create_key_file(tmp_path / "ra-secrets.key")
     return RASettings(
+        fees=FEES,
         database_url=database.url,
         data_dir=tmp_path / "data",
         secrets_key_file=tmp_path / "ra-secrets.key",

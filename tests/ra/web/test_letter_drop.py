@@ -13,6 +13,7 @@ from ra.settings import DocumentSettings, RASettings
 from ra.store.vault import create_key_file
 from ra.web import letter_drop
 from shomei.errors import ConfigError, NotFound
+from tests.ra_profile import FEES
 
 NOW = dt.datetime(2026, 12, 1, 1, 0, tzinfo=dt.UTC)
 PAGES = [{"user_id": "of12345678", "login_password": "Secret-pass-1"}]
@@ -56,7 +57,7 @@ def test_expired_drops_are_deleted(tmp_path: Path) -> None:
 
 
 def test_letters_need_the_federation_address(tmp_path: Path) -> None:
-    settings = RASettings(database_url="sqlite://", data_dir=tmp_path)
+    settings = RASettings(fees=FEES, database_url="sqlite://", data_dir=tmp_path)
     with pytest.raises(ConfigError) as refused:
         letter_drop.issuer(settings)
     assert "issuer_address" in str(refused.value)

@@ -39,6 +39,7 @@ from tests.ra.ca_link.test_link import counts, requested, status_of
 from tests.ra.ca_link.test_link_offline import sign_with_cli
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in, token
+from tests.ra_profile import FEES
 
 LINK = "/console/link/"
 
@@ -255,6 +256,7 @@ def test_the_crl_countdown_warns_before_next_update(
     now = dt.datetime(2026, 12, 1, 3, 0, tzinfo=dt.UTC)
     create_key_file(tmp_path / "k")
     settings = RASettings(
+        fees=FEES,
         database_url=database.url,
         data_dir=tmp_path / "data",
         secrets_key_file=tmp_path / "k",

@@ -23,6 +23,7 @@ from ra.web.security import CSP
 from tests.ra import factories
 from tests.ra.conftest import Database
 from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in
+from tests.ra_profile import FEES
 
 
 def _rules(app: Flask, method: str, prefix: str = "/") -> Iterator[Rule]:
@@ -227,6 +228,7 @@ def test_cookie_flags(
     web_settings: RASettings, database: Database, clock: Clock, behind_tls: bool
 ) -> None:
     settings = RASettings(
+        fees=FEES,
         database_url=web_settings.database_url,
         data_dir=web_settings.data_dir,
         secrets_key_file=web_settings.secrets_key_file,
@@ -276,6 +278,7 @@ def test_behind_tls_the_audit_gets_the_forwarded_address(
     web_settings: RASettings, database: Database, vault: Vault, clock: Clock
 ) -> None:
     settings = RASettings(
+        fees=FEES,
         database_url=web_settings.database_url,
         data_dir=web_settings.data_dir,
         secrets_key_file=web_settings.secrets_key_file,

@@ -46,10 +46,11 @@ from ra.store.models import (
     OutboxMail,
     Payment,
 )
-from ra.workflow import applications, downloads, revocations
+from ra.workflow import applications, billing, downloads, revocations
 from shomei.errors import AlreadyExists, Conflict, MalformedInput, NotFound, NotPermitted, Refused
 from tests.pki import Pki
 from tests.ra.conftest import VAULT, Database
+from tests.ra_profile import FEES
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -125,7 +126,7 @@ def profile() -> Profile:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> RASettings:
-    return RASettings(database_url="sqlite://", data_dir=tmp_path)
+    return RASettings(fees=FEES, database_url="sqlite://", data_dir=tmp_path)
 
 
 @pytest.fixture
@@ -324,9 +325,9 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
         notice = s.execute(select(Notice).where(Notice.application_id == app_id)).scalar_one()
         assert notice.kind == "invoice" and people.agent.user_id in notice.body
         assert _count(s, OutboxMail) == 1 and _count(s, FeeEntry) == 0
-        bill = applications.invoice(s, party_of(people.agent), app_id, settings=settings, now=now)
-        assert bill.payer_name == people.agent.user_id and bill.amount_yen == app.fee_yen
-        assert bill.bank_account == settings.fees.bank_account
+        bill = billing.invoice(s, party_of(people.agent), app_id, settings=settings, now=now)
+        assert bill.payer_user_id == people.agent.user_id and bill.total_yen == app.fee_yen
+        assert any(people.office_a.office_number in note for note in bill.notes)
 
     paid_on = dt.date(2026, 11, 1)
     fee = settings.fees.agent_fee_yen
@@ -364,7 +365,7 @@ def test_agent_path_with_payment_and_its_undo(  # type: ignore[no-untyped-def]
     with tx(database) as s:
         assert s.get(Application, app_id).status is Status.ISSUE_REQUESTED  # type: ignore[union-attr]
         with pytest.raises(Conflict):  # the invoice is gone once paid
-            applications.invoice(s, party_of(people.agent), app_id, settings=settings, now=now)
+            billing.invoice(s, party_of(people.agent), app_id, settings=settings, now=now)
     with tx(database) as s, pytest.raises(NotPermitted):  # staff cannot undo
         applications.undo_approval(s, party_of(people.staff), app_id, now=now)
     with tx(database) as s:
