@@ -205,10 +205,12 @@ _FEE_HINTS: dict[str, tuple[str, str]] = {
 
 @dataclass(frozen=True)
 class ScheduleSettings:
-    dispatch_minutes: int = 10
-    import_minutes: int = 10
-    mail_minutes: int = 1
-    rejection_minutes: int = 10
+    # Minutes between runs; fractions are allowed down to 0.05 (3 s) for fail-over drills and
+    # their tests, a production RA keeps whole minutes.
+    dispatch_minutes: float = 10
+    import_minutes: float = 10
+    mail_minutes: float = 1
+    rejection_minutes: float = 10
     daily_at: str = "02:00"  # Japan time: expiry notices, deletion, fee export, anchor
     expiry_notice_days: list[int] = field(default_factory=lambda: [60, 30, 7])
     retention: dt.timedelta = dt.timedelta(days=365)  # B6: revoked/expired kept this long

@@ -26,7 +26,7 @@ from shomei.files import MAX_TEXT, read_bytes
 
 T = TypeVar("T")
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*([dhms])\s*$")
 # Field metadata of a value the loader computes from other keys (see :func:`derived`).
 DERIVED = "shomei.config.derived"
 
@@ -175,6 +175,7 @@ def _duration(value: Any, where: str, key: str) -> dt.timedelta:
                     "d": dt.timedelta(days=n),
                     "h": dt.timedelta(hours=n),
                     "m": dt.timedelta(minutes=n),
+                    "s": dt.timedelta(seconds=n),
                 }[unit]
     except (OverflowError, ValueError) as exc:
         # Beyond what a timedelta (or Python's int parser) holds: far out of any range.

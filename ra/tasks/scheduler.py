@@ -58,6 +58,7 @@ from shomei.errors import ConfigError, ShomeiError
 log = logging.getLogger("shomei.ra.scheduler")
 
 LOCK_NAME = "ra-scheduler"
+SHORTEST = 0.05  # minutes between runs of a job at the least (3 s: drills and their tests)
 Clock = Callable[[], dt.datetime]
 
 
@@ -122,13 +123,13 @@ def timetable(settings: RASettings) -> list[JobSpec]:
     """When each job of :data:`ra.tasks.jobs.JOBS` runs, from ``settings.schedule``."""
     s = settings.schedule
 
-    def every(minutes: int) -> IntervalTrigger:
-        if minutes < 1:
+    def every(minutes: float) -> IntervalTrigger:
+        if minutes < SHORTEST:
             raise ConfigError(
-                "ra.schedule intervals must be at least 1 minute",
-                message_ja="ra.schedule の間隔は 1 分以上です",
+                f"ra.schedule intervals must be at least {SHORTEST} minutes (3 seconds)",
+                message_ja=f"ra.schedule の間隔は {SHORTEST} 分(3 秒)以上です",
             )
-        return IntervalTrigger(minutes=minutes, timezone=dt.UTC)
+        return IntervalTrigger(seconds=round(minutes * 60, 3), timezone=dt.UTC)
 
     daily = _daily(s.daily_at)
     plan = {
@@ -286,7 +287,7 @@ def _message(exc: BaseException) -> str:
 
 def _when(trigger: BaseTrigger) -> str:
     if isinstance(trigger, IntervalTrigger):
-        return f"every {int(trigger.interval.total_seconds() // 60)} min"
+        return f"every {trigger.interval.total_seconds() / 60:g} min"
     if isinstance(trigger, CronTrigger):
         fields = {f.name: str(f) for f in trigger.fields}
         return f"daily at {int(fields['hour']):02d}:{int(fields['minute']):02d} JST"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -102,6 +103,22 @@ def build_ca_home(folder: Path, base_url: str | None = None) -> CaHome:
         issuing_cert=home / "issuing" / "issuing.pem",
         link=files,
         made_at=now,
+    )
+
+
+def inline_link_toml(ca: CaHome) -> str:
+    """The ``[ra.link]`` table of an ``ra.toml`` whose link is ``ca`` in inline mode."""
+
+    def text(value: object) -> str:
+        return json.dumps(str(value))  # a JSON string is a valid TOML basic string
+
+    shares = ", ".join(text(p) for p in ca.shares)
+    return (
+        '[ra.link]\nmode = "inline"\n'
+        f"ca_home = {text(ca.home)}\nca_share_files = [{shares}]\n"
+        f"ca_certificate = {text(ca.issuing_cert)}\nlink_key = {text(ca.link.key)}\n"
+        f"link_key_passphrase_file = {text(ca.link.passphrase)}\n"
+        f"link_certificate = {text(ca.link.certificate)}\n"
     )
 
 

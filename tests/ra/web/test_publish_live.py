@@ -24,25 +24,11 @@ from sqlalchemy import select
 
 from ra.ca_link import link
 from ra.store.models import Certificate
-from tests.ra.ca_fixture import CaHome, build_ca_home
+from tests.ra.ca_fixture import CaHome, build_ca_home, inline_link_toml
 from tests.ra.ca_link.test_link import request_revocation, requested
 from tests.ra.web.live import BACKENDS, LiveServer, free_port, live_server
 
 SHOMEI = str(Path(sys.executable).with_name("shomei"))
-
-
-def _link_settings(ca: CaHome) -> str:
-    def text(value: object) -> str:
-        return json.dumps(str(value))
-
-    shares = ", ".join(text(p) for p in ca.shares)
-    return (
-        '[ra.link]\nmode = "inline"\n'
-        f"ca_home = {text(ca.home)}\nca_share_files = [{shares}]\n"
-        f"ca_certificate = {text(ca.issuing_cert)}\nlink_key = {text(ca.link.key)}\n"
-        f"link_key_passphrase_file = {text(ca.link.passphrase)}\n"
-        f"link_certificate = {text(ca.link.certificate)}\n"
-    )
 
 
 def _openssl_verify(folder: Path, ca: CaHome) -> subprocess.CompletedProcess[str]:
@@ -87,7 +73,7 @@ def test_relying_parties_fetch_the_crl_from_the_urls_in_the_certificate(
     with live_server(
         web,
         backend,
-        extra=_link_settings(ca),
+        extra=inline_link_toml(ca),
         port=port,
         profile_files=f"profile_files = [{profile}]",
     ) as live:
