@@ -44,9 +44,11 @@ from crl.index import some_serials as some
 from crl.reader import LoadedCrl, load_crl
 from ra import lifecycle
 from ra.lifecycle import Event, Status
+from ra.mailing import texts
+from ra.mailing.notify import notify
 from ra.party import Party
 from ra.settings import RASettings
-from ra.store.models import Application, Certificate, CrlRecord
+from ra.store.models import Account, Application, Certificate, CrlRecord
 from shomei.errors import Conflict, MalformedInput, ShomeiError, VerificationFailed
 from shomei.files import read_bytes, replace_file
 
@@ -98,8 +100,13 @@ def register_crl(
     ca_certificate: x509.Certificate,
     now: dt.datetime,
     older: str = "refuse",
+    settings: RASettings | None = None,
 ) -> CrlRegistration:
     """Verify and register the CRL ``data`` (DER or PEM) in ``session``'s transaction.
+
+    With ``settings``, each holder whose certificate the CRL revokes gets the 失効 notice and
+    its mail (:mod:`ra.mailing.texts`) in the same transaction; every path of the product
+    passes them (tests of the CRL alone may leave them out).
 
     ``older="skip"`` (used by the result import) returns ``skipped_older=True`` for a CRL
     whose number is not greater than the last one instead of refusing it.  Raises
@@ -163,7 +170,7 @@ def register_crl(
         )
     )
     session.flush()
-    revoked = _revoke_listed(session, loaded, now=now)
+    revoked = _revoke_listed(session, loaded, now=now, settings=settings)
     return CrlRegistration(loaded.number, sha256, len(loaded.index), True, tuple(revoked))
 
 
@@ -225,7 +232,9 @@ def _der(data: bytes) -> bytes:
     return x509.load_pem_x509_crl(data).public_bytes(Encoding.DER)
 
 
-def _revoke_listed(session: Session, loaded: LoadedCrl, *, now: dt.datetime) -> list[int]:
+def _revoke_listed(
+    session: Session, loaded: LoadedCrl, *, now: dt.datetime, settings: RASettings | None
+) -> list[int]:
     rows = session.execute(
         select(Application, Certificate)
         .join(Certificate, Certificate.application_id == Application.id)
@@ -249,8 +258,34 @@ def _revoke_listed(session: Session, loaded: LoadedCrl, *, now: dt.datetime) -> 
         cert.revoked_at = entry.revoked_at
         cert.revocation_crl_number = str(loaded.number)
         moved.append(app.id)
+        if settings is not None:
+            _tell_holder(session, app, cert, settings, now=now)
     session.flush()
     return moved
+
+
+def _tell_holder(
+    session: Session, app: Application, cert: Certificate, settings: RASettings, *, now: dt.datetime
+) -> None:
+    account = session.get(Account, app.account_id)
+    assert account is not None
+    text = texts.certificate_revoked(
+        name=account.name,
+        application_id=app.id,
+        serial_hex=cert.serial_hex,
+        revoked_at=cert.revoked_at or now,
+    )
+    notify(
+        session,
+        account,
+        kind="certificate_revoked",
+        title=text.title,
+        body=text.body,
+        now=now,
+        message_id_domain=settings.mail.message_id_domain,
+        application_id=app.id,
+        footer=texts.signature(settings),
+    )
 
 
 # -- publishing ------------------------------------------------------------------------------
@@ -344,6 +379,8 @@ def register_crl_file(
     ca_certificate = load_ca_certificate(settings.link)
     data = read_bytes(path, what="CRL file", what_ja="CRL ファイル")
     with factory() as session, session.begin():
-        result = register_crl(session, data, ca_certificate=ca_certificate, now=now)
+        result = register_crl(
+            session, data, ca_certificate=ca_certificate, now=now, settings=settings
+        )
     publish_latest(factory, settings, ca_certificate=ca_certificate)
     return result

@@ -280,7 +280,12 @@ def import_result(
             refused: crls.LostRevocation | None = None
             try:
                 crl = crls.register_crl(
-                    session, result.crl_der, ca_certificate=ca_certificate, now=now, older="skip"
+                    session,
+                    result.crl_der,
+                    ca_certificate=ca_certificate,
+                    now=now,
+                    older="skip",
+                    settings=settings,
                 )
             except crls.LostRevocation as exc:
                 refused = exc

@@ -292,7 +292,9 @@ def upload_crl(
     _nonempty(data, "CRL file", "CRL ファイル")
     ca_certificate = load_ca_certificate(settings.link)
     with factory() as session, session.begin():
-        registered = crls.register_crl(session, data, ca_certificate=ca_certificate, now=now)
+        registered = crls.register_crl(
+            session, data, ca_certificate=ca_certificate, now=now, settings=settings
+        )
         audit.record(
             session,
             actor=party.actor.value,

@@ -92,6 +92,22 @@ def application_rejected(*, name: str, application_id: int, reason: str) -> Text
     )
 
 
+def certificate_revoked(
+    *, name: str, application_id: int, serial_hex: str, revoked_at: dt.datetime
+) -> Text:
+    """B4/B10: the CA revoked the certificate and the RA registered the CRL that says so."""
+    return Text(
+        "証明書が失効しました",
+        f"{name} 様\n\n"
+        f"証明書(申込番号 {application_id}、シリアル番号 {serial_hex})は"
+        f" {_when(revoked_at)} に失効しました。\n"
+        "この証明書で署名した請求ファイルは、失効の後の日時の署名として無効と判定されます。\n\n"
+        "次にすること:\n"
+        "引き続き請求に署名する場合は、ポータルから新しい証明書をお申し込みください。"
+        "失効に心当たりがない場合は、連合会にお問い合わせください。\n",
+    )
+
+
 def certificate_expiring(
     *,
     name: str,

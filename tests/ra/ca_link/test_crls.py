@@ -184,3 +184,35 @@ def test_register_crl_file_and_its_command(
     crl_file.write_bytes(b"not a crl")
     outcome = runner.invoke(register_crl_command, [str(crl_file), "--settings", str(toml)])
     assert outcome.exit_code == 2 and "shomei:" in outcome.output
+
+
+def test_the_holder_of_a_revoked_certificate_is_told(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    """The CRL that revokes a certificate brings its holder the 失効 notice and mail."""
+    from ra.store.models import Notice, OutboxMail
+
+    settings = ra_settings(ca_home, database.url, tmp_path / "data", mode="offline")
+    now = _now()
+    with database.factory() as s, s.begin():
+        app_id = requested(s, now=now, email="office@example.jp")
+    (issue_file,) = link.dispatch(database.factory, settings, now=now).written
+    with open_test_ca(ca_home) as ca:
+        issued = sign_batch(ca, issue_file.read_bytes(), now=now, workers=1)
+    link.import_result(database.factory, settings, issued, now=now)
+    with database.factory() as s, s.begin():
+        request_revocation(s, app_id, now=now)
+    (revoke_file,) = link.dispatch(database.factory, settings, now=now).written
+    with open_test_ca(ca_home) as ca:
+        answered = sign_batch(ca, revoke_file.read_bytes(), now=now, workers=1)
+    link.import_result(database.factory, settings, answered, now=now)  # registers the CRL
+    with database.factory() as s:
+        assert status_of(s, app_id) is Status.REVOKED
+        notices = s.execute(
+            select(Notice.kind, Notice.title).where(Notice.application_id == app_id)
+        ).all()
+        assert ("certificate_revoked", "証明書が失効しました") in notices
+        mails = s.execute(
+            select(OutboxMail.subject).where(OutboxMail.kind == "certificate_revoked")
+        )
+        assert list(mails.scalars()) == ["証明書が失効しました"]
