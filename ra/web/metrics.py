@@ -18,6 +18,7 @@ rules if the federation's policy wants that.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Iterator
@@ -35,11 +36,12 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from ra.ca_link import publication
 from ra.ca_link.identity import load_ca_certificate
 from ra.lifecycle import Status
-from ra.store.models import Application, OutboxMail
+from ra.store.models import Application, JobOutcome, JobRun, OutboxMail
 from ra.web import WebContext
 from shomei.errors import ShomeiError
 
@@ -124,6 +126,7 @@ class StateCollector(Collector):
                 ),
             )
             yield waiting
+            yield from self._jobs(session)
             try:
                 crl = publication.current_crl(session, load_ca_certificate(self.ctx.settings.link))
             except ShomeiError:
@@ -135,6 +138,37 @@ class StateCollector(Collector):
                 )
                 left.add_metric([], (crl.next_update - self.ctx.now()).total_seconds())
                 yield left
+
+    def _jobs(self, session: Session) -> Iterator[Metric]:
+        """Job runs of the last day by outcome, and when each job last finished well."""
+        since = self.ctx.now() - dt.timedelta(days=1)
+        recent = GaugeMetricFamily(
+            "shomei_job_runs_24h",
+            "Runs of each scheduled job started in the last 24 hours, by outcome "
+            "(running: not finished, or its process died)",
+            labels=["job", "outcome"],
+        )
+        counts = session.execute(
+            select(JobRun.job, JobRun.outcome, func.count())
+            .where(JobRun.started_at >= since)
+            .group_by(JobRun.job, JobRun.outcome)
+        ).all()
+        for job, outcome, n in counts:
+            recent.add_metric([job, outcome.value if outcome else "running"], float(n))
+        yield recent
+        last_ok = GaugeMetricFamily(
+            "shomei_job_last_success_timestamp_seconds",
+            "When each scheduled job last finished without a failure (Unix time)",
+            labels=["job"],
+        )
+        for job, finished in session.execute(
+            select(JobRun.job, func.max(JobRun.finished_at))
+            .where(JobRun.outcome.in_([JobOutcome.OK, JobOutcome.ATTENTION]))
+            .group_by(JobRun.job)
+        ).all():
+            if finished is not None:
+                last_ok.add_metric([job], finished.timestamp())
+        yield last_ok
 
 
 def _registry(ctx: WebContext) -> CollectorRegistry:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
@@ -61,3 +63,51 @@ def test_not_ready_on_an_old_schema(tmp_path: Path, ca_home: CaHome, database: D
         "current": "0007",
         "needed": head_revision(),
     }
+
+
+def test_metrics_show_the_state_of_the_ra(
+    tmp_path: Path, ca_home: CaHome, database: Database, clock: Clock
+) -> None:
+    """/metrics reads the database at the scrape: job runs, the CRL's time left."""
+    from ra.store.models import JobOutcome, JobRun, JobTrigger
+
+    settings = _settings(ca_home, database, tmp_path)
+    client = create_app(settings, session_factory=database.factory, now=clock).test_client()
+    der = _register(ca_home, database, clock.now)
+    next_update = load_crl(der, issuer=ca_home.ca_certificate).next_update
+    assert next_update is not None
+    with database.factory() as s, s.begin():
+        for minutes, outcome in ((30, JobOutcome.OK), (20, JobOutcome.FAILED), (10, None)):
+            s.add(
+                JobRun(
+                    job="dispatch",
+                    started_at=clock.now - dt.timedelta(minutes=minutes),
+                    finished_at=None
+                    if outcome is None
+                    else clock.now - dt.timedelta(minutes=minutes - 1),
+                    outcome=outcome,
+                    trigger=JobTrigger.SCHEDULER,
+                    ran_by="sched-a",
+                )
+            )
+        s.add(
+            JobRun(
+                job="send-mail",
+                started_at=clock.now - dt.timedelta(days=2),
+                finished_at=clock.now - dt.timedelta(days=2),
+                outcome=JobOutcome.OK,
+                trigger=JobTrigger.CLI,
+                ran_by="operator",
+            )
+        )
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'shomei_job_runs_24h{job="dispatch",outcome="ok"} 1.0' in text
+    assert 'shomei_job_runs_24h{job="dispatch",outcome="failed"} 1.0' in text
+    assert 'shomei_job_runs_24h{job="dispatch",outcome="running"} 1.0' in text
+    assert 'job="send-mail",outcome' not in text  # older than a day
+    finished = (clock.now - dt.timedelta(minutes=29)).timestamp()
+    last = re.search(r'shomei_job_last_success_timestamp_seconds\{job="dispatch"\} (\S+)', text)
+    assert last is not None and float(last.group(1)) == pytest.approx(finished)
+    left = (next_update - clock.now).total_seconds()
+    assert f"shomei_crl_next_update_seconds {left}" in text
+    assert 'shomei_applications{status="issued"} 0.0' in text
