@@ -3,7 +3,8 @@
 :func:`create_app` builds a Flask application from the RA settings.  Its parts:
 
 - blueprints ``auth`` (``/auth/…``: sign-in, TOTP, enrolment, sign-out, own password,
-  language and date style) and ``console`` (``/console/…``, federation staff);
+  language and date style) and ``console`` (``/console/…``, federation staff), the portal,
+  and the JSON API for the federation's other systems (``/api/v1``, :mod:`ra.web.api`);
 - one SQLAlchemy session per request (:mod:`ra.web.db`), opened when a view first needs it;
 - Flask-WTF (CSRF on every POST), Flask-Login (an account id and its session epoch, so a
   password change or a disable ends the other sessions), Flask-Babel (Japanese by default,
@@ -57,6 +58,7 @@ def create_app(
     """The web application for ``settings`` (the database opened unless a factory is given)."""
     from ra.ca_link import publication
     from ra.web import (
+        api,
         auth_views,
         console,
         db,
@@ -110,7 +112,7 @@ def create_app(
         now=now or utcnow,
     )
     security.init_app(app)  # first: the request id and the idle timeout come before CSRF
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     Babel(app, locale_selector=text.locale)
     login = LoginManager(app)
     login.login_view = "auth.sign_in"
@@ -125,6 +127,7 @@ def create_app(
     app.register_blueprint(health.blueprint)
     metrics.init_app(app)
     publish.register(app, publication.paths(settings))
+    api.init_app(app, csrf)
     for blueprint in [*console.blueprints(), *portal.blueprints()]:
         app.register_blueprint(blueprint)
     app.jinja_env.globals["console_menu"] = console.menu

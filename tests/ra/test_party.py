@@ -32,6 +32,7 @@ from ra.party import (
     Party,
     PartyKind,
     Permission,
+    Scope,
     account_of,
     allowed_actions,
     application_for,
@@ -93,6 +94,27 @@ def test_what_each_role_may_do() -> None:
     operator = PERMISSIONS[PartyKind.OPERATOR]
     assert P.REJECT not in operator and P.MANAGE_STAFF in operator
     assert PERMISSIONS[PartyKind.JOB] == {P.VIEW_ALL_APPLICATIONS, P.RUN_JOBS, P.MANAGE_LINK}
+    # An API token reads, verifies and registers CRLs, never decides on an application;
+    # only admins and the operator make and revoke tokens.
+    assert PERMISSIONS[PartyKind.API] == {P.VIEW_ALL_APPLICATIONS, P.VERIFY_CLAIMS, P.REGISTER_CRL}
+    assert P.MANAGE_API_TOKENS in admin and P.MANAGE_API_TOKENS not in staff
+
+
+def test_an_api_token_holds_only_what_its_scopes_grant() -> None:
+    reader = Party.api_token("reception", [Scope.READ_APPLICATIONS])
+    assert (reader.kind, reader.actor, reader.audit_id) == (
+        PartyKind.API,
+        Actor.SYSTEM,
+        "api:reception",
+    )
+    assert may(reader, P.VIEW_ALL_APPLICATIONS)
+    assert not may(reader, P.VERIFY_CLAIMS) and not may(reader, P.REGISTER_CRL)
+    with pytest.raises(NotPermitted) as info:
+        require(reader, P.VERIFY_CLAIMS)
+    assert info.value.fields["scopes"] == ["verify_claims"]
+    assert "請求の署名検証" in info.value.message_ja and "verify_claims" in info.value.message
+    # Scopes never lift a token above the role table.
+    assert not may(Party(PartyKind.API, "x", None, frozenset({P.UNDO})), P.UNDO)
 
 
 def test_parties_and_their_audit_names() -> None:
@@ -124,6 +146,8 @@ class World:
             return Party.operator("test")
         if kind is PartyKind.JOB:
             return Party.job("test-job")
+        if kind is PartyKind.API:
+            return Party.api_token("test-token", Scope)  # every scope: the table decides
         account = {
             PartyKind.OFFICE: self.office,
             PartyKind.AGENT: self.agent,
