@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
-from wtforms import SelectMultipleField, StringField, SubmitField
+from wtforms import SelectChoice, SelectMultipleField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -50,7 +50,7 @@ class TokenForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
     )
     scopes = SelectMultipleField(
         _l("What it may do"),
-        choices=[(s.value, SCOPE_LABELS[s]) for s in Scope],
+        choices=[SelectChoice(s.value, SCOPE_LABELS[s]) for s in Scope],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
         validators=[DataRequired()],
