@@ -348,6 +348,9 @@ def require(party: Party, *permissions: Permission) -> None:
     )
 
 
+MAX_ID = 2**31 - 1  # the largest value of an INTEGER primary key (SQLite and PostgreSQL)
+
+
 def application_for(session: Session, party: Party, application_id: int) -> Application:
     """The application ``application_id`` as ``party`` may see it, or :class:`NotFound`.
 
@@ -355,9 +358,15 @@ def application_for(session: Session, party: Party, application_id: int) -> Appl
     own, and another's is "not found", never "not permitted".
     """
     require(party, P.VIEW_ALL_APPLICATIONS, P.VIEW_OWN_APPLICATIONS)
-    app = session.execute(
-        select(Application).where(Application.id == application_id)
-    ).scalar_one_or_none()
+    # An id no INTEGER column can hold names no application (PostgreSQL would refuse the
+    # query itself: "integer out of range").
+    app = (
+        session.execute(
+            select(Application).where(Application.id == application_id)
+        ).scalar_one_or_none()
+        if 0 < application_id <= MAX_ID
+        else None
+    )
     if app is None or (
         not may(party, P.VIEW_ALL_APPLICATIONS) and app.account_id != party.account_id
     ):
@@ -392,6 +401,7 @@ __all__ = [
     "EVENTS",
     "KIND_JA",
     "LABELS_JA",
+    "MAX_ID",
     "PENDING",
     "PERMISSIONS",
     "SCOPE_LABELS_JA",

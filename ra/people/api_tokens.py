@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ra.party import Party, Permission, Scope, require
+from ra.party import MAX_ID, Party, Permission, Scope, require
 from ra.store import audit
 from ra.store.models import ApiToken
 from shomei.errors import AlreadyExists, AuthenticationFailed, Conflict, MalformedInput, NotFound
@@ -154,9 +154,13 @@ def revoke_token(
 ) -> ApiToken:
     """Revoke a token: from the next call on it is refused (401). Revoking twice is Conflict."""
     require(party, Permission.MANAGE_API_TOKENS)
-    row = session.execute(
-        select(ApiToken).where(ApiToken.id == token_id).with_for_update()
-    ).scalar_one_or_none()
+    row = (
+        session.execute(
+            select(ApiToken).where(ApiToken.id == token_id).with_for_update()
+        ).scalar_one_or_none()
+        if 0 < token_id <= MAX_ID
+        else None
+    )
     if row is None:
         raise NotFound(
             f"no API token {token_id}",

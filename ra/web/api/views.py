@@ -88,7 +88,7 @@ def list_applications(query: s.ApplicationQuery) -> s.ApplicationPage:
     )
 
 
-@blueprint.get("/applications/<int:application_id>")
+@blueprint.get("/applications/<int(min=1, max=2147483647):application_id>")
 @SPEC.validate(
     resp=Response(HTTP_200=s.ApplicationDetail, HTTP_404=s.Problem, **_COMMON),
     tags=["applications"],

@@ -38,7 +38,9 @@ def _rules(app: Flask, method: str, prefix: str = "/") -> Iterator[Rule]:
 def _url(rule: Rule) -> str:
     # Routes with arguments get a harmless value of the right shape (an int for <int:...>).
     return re.sub(
-        r"<(?:\w+:)?(\w+)>", lambda m: "1" if "int:" in m.group(0) else m.group(1), rule.rule
+        r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>",
+        lambda m: "1" if m.group(1) == "int" else m.group(2),
+        rule.rule,
     )
 
 
