@@ -53,7 +53,8 @@ class TokenForm(FlaskForm):  # type: ignore[misc]  # Flask-WTF is untyped
         choices=[SelectChoice(s.value, SCOPE_LABELS[s]) for s in Scope],
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
-        validators=[DataRequired()],
+        # No DataRequired: it would mark every box "required" in the browser; the service
+        # refuses a token without a scope, with its own message.
     )
     submit = SubmitField(_l("Make the token"))
 

@@ -177,6 +177,7 @@ def test_admins_make_and_revoke_tokens_in_the_console(
         data={"name": "other", "csrf_token": token(console, "/console/tokens/")},
     )
     assert none_ticked.status_code == 400
+    assert "一つ以上選んでください" in none_ticked.get_data(as_text=True)
 
 
 def test_staff_may_not_manage_tokens(api: Flask, database: Database, clock: Clock) -> None:
