@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contract.profile import load_profile
+from ra.ca_link.claim_check import ClaimChecker
 from ra.ca_link.recovery import rerequest_batch
-from ra.desk import bulk, passbook
+from ra.desk import bulk, passbook, reception
 from ra.desk.detail import application_detail
 from ra.desk.export import csv_stream, export_csv
 from ra.desk.queries import count_applications, list_applications, make_filters
@@ -40,7 +41,7 @@ from ra.party import (
     party_of,
     require,
 )
-from ra.people import accounts, auth, csvimport
+from ra.people import accounts, api_tokens, auth, csvimport
 from ra.people.accounts import AccountInput
 from ra.settings import RASettings
 from ra.store.models import Account, AccountKind, Application, AuditRecord
@@ -377,6 +378,26 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
             s, p, kind=AccountKind.STAFF, name="新職員", email="n@fed.example", now=NOW, vault=VAULT
         ),
         frozenset({P.MANAGE_STAFF}),
+    ),
+    "create_api_token": (
+        lambda s, p, w: api_tokens.create_token(
+            s, p, name="受付", scopes=[Scope.VERIFY_CLAIMS], now=NOW
+        ),
+        frozenset({P.MANAGE_API_TOKENS}),
+    ),
+    "list_api_tokens": (
+        lambda s, p, w: api_tokens.list_tokens(s, p),
+        frozenset({P.MANAGE_API_TOKENS}),
+    ),
+    "certificate_by_serial": (
+        lambda s, p, w: reception.certificate_by_serial(s, p, "1a", now=NOW),
+        frozenset({P.VIEW_ALL_APPLICATIONS}),
+    ),
+    "verify_claims": (
+        lambda s, p, w: ClaimChecker(lambda: NOW).verify(
+            s, p, RASettings(database_url="sqlite:///unused", data_dir=Path("unused")), []
+        ),
+        frozenset({P.VERIFY_CLAIMS}),
     ),
 }
 
