@@ -20,14 +20,20 @@ the party's role allows AND that the application's status allows (the transition
 :mod:`ra.lifecycle`), so a page shows exactly the buttons that would work.
 
 The audit log records the party as before: accounts by their kind and user ID, the operator as
-``system`` / ``cli:NAME``, a job as ``system`` / its name (:attr:`Party.actor`,
-:attr:`Party.audit_id`).
+``system`` / ``cli:NAME``, a job as ``system`` / its name, an API token as ``system`` /
+``api:NAME`` (:attr:`Party.actor`, :attr:`Party.audit_id`).
+
+An API token (:meth:`Party.api_token`, another system of the federation calling the JSON API)
+is a party of kind ``api``: the role table gives the ceiling of every token, and the token's
+:class:`Scope` values (read applications, verify claims, register CRLs) grant the part of it
+that this token holds (:data:`SCOPE_PERMISSIONS`, :attr:`Party.grants`); :func:`may` asks both,
+so there is still one model and one check.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -46,6 +52,7 @@ class PartyKind(enum.StrEnum):
     ADMIN = "admin"  # 連合会管理者 (console)
     OPERATOR = "operator"  # the RA operator at the command line of the RA host
     JOB = "job"  # a scheduled job or an import
+    API = "api"  # another system of the federation, through an API token (ra.web.api)
 
 
 KIND_JA: Mapping[PartyKind, str] = MappingProxyType(
@@ -56,6 +63,7 @@ KIND_JA: Mapping[PartyKind, str] = MappingProxyType(
         PartyKind.ADMIN: "管理者",
         PartyKind.OPERATOR: "RA 運用者",
         PartyKind.JOB: "定期処理",
+        PartyKind.API: "API トークン",
     }
 )
 
@@ -67,17 +75,21 @@ _ACTORS: Mapping[PartyKind, Actor] = MappingProxyType(
         PartyKind.ADMIN: Actor.ADMIN,
         PartyKind.OPERATOR: Actor.SYSTEM,
         PartyKind.JOB: Actor.SYSTEM,
+        PartyKind.API: Actor.SYSTEM,
     }
 )
 
 
 @dataclass(frozen=True)
 class Party:
-    """An acting party: a signed-in account, the operator or a job."""
+    """An acting party: a signed-in account, the operator, a job or an API token."""
 
     kind: PartyKind
-    user_id: str  # the account's user ID; the operator's or the job's name
-    account_id: int | None = None  # the account's id; None for the operator and jobs
+    user_id: str  # the account's user ID; the operator's, the job's or the API token's name
+    account_id: int | None = None  # the account's id; None for the operator, jobs and tokens
+    # What an API token's scopes grant (SCOPE_PERMISSIONS): the party may do what its role
+    # allows AND what this grants.  None for every other party (the role alone decides).
+    grants: frozenset[Permission] | None = None
 
     @classmethod
     def operator(cls, name: str = "operator") -> Party:
@@ -89,6 +101,14 @@ class Party:
         """A scheduled job (or an import) named ``name`` in the audit log."""
         return cls(PartyKind.JOB, name)
 
+    @classmethod
+    def api_token(cls, name: str, scopes: Iterable[Scope]) -> Party:
+        """Another system calling the JSON API with the token ``name`` and its ``scopes``."""
+        granted: set[Permission] = set()
+        for scope in scopes:
+            granted |= SCOPE_PERMISSIONS[scope]
+        return cls(PartyKind.API, name, None, frozenset(granted))
+
     @property
     def actor(self) -> Actor:
         """The lifecycle actor of this party (the operator and jobs act as ``system``)."""
@@ -99,6 +119,8 @@ class Party:
         """The ``actor_id`` of the audit log: the user ID, ``cli:NAME`` or the job's name."""
         if self.kind is PartyKind.OPERATOR:
             return f"cli:{self.user_id}"
+        if self.kind is PartyKind.API:
+            return f"api:{self.user_id}"
         return self.user_id
 
     @property
@@ -153,6 +175,17 @@ class Permission(enum.StrEnum):
     VIEW_AUDIT = "view_audit"  # 監査
     RUN_JOBS = "run_jobs"  # scheduled jobs, and "run now"
     MANAGE_LINK = "manage_link"  # 連携: batches out and results in, CRLs
+    REGISTER_CRL = "register_crl"  # 失効リスト登録 alone (an API token; MANAGE_LINK includes it)
+    VERIFY_CLAIMS = "verify_claims"  # 請求の署名検証 against the RA's current CRL (the API)
+    MANAGE_API_TOKENS = "manage_api_tokens"  # API トークンの発行・失効 (admins)
+
+
+class Scope(enum.StrEnum):
+    """What an API token may be used for; each scope grants permissions (SCOPE_PERMISSIONS)."""
+
+    READ_APPLICATIONS = "read_applications"  # applications, certificates, the CRL
+    VERIFY_CLAIMS = "verify_claims"  # claim signatures, and the CRL they are checked against
+    REGISTER_CRLS = "register_crls"  # registering a CRL the CA issued (A6)
 
 
 P = Permission
@@ -181,7 +214,15 @@ PERMISSIONS: Mapping[PartyKind, frozenset[Permission]] = MappingProxyType(
         PartyKind.AGENT: _PORTAL,
         PartyKind.STAFF: _STAFF,
         PartyKind.ADMIN: _STAFF
-        | {P.UNDO, P.REREQUEST_ISSUANCE, P.MANAGE_STAFF, P.VIEW_AUDIT, P.RUN_JOBS, P.MANAGE_LINK},
+        | {
+            P.UNDO,
+            P.REREQUEST_ISSUANCE,
+            P.MANAGE_STAFF,
+            P.VIEW_AUDIT,
+            P.RUN_JOBS,
+            P.MANAGE_LINK,
+            P.MANAGE_API_TOKENS,
+        },
         PartyKind.OPERATOR: frozenset(
             {
                 P.VIEW_ALL_APPLICATIONS,
@@ -191,9 +232,27 @@ PERMISSIONS: Mapping[PartyKind, frozenset[Permission]] = MappingProxyType(
                 P.VIEW_AUDIT,
                 P.RUN_JOBS,
                 P.MANAGE_LINK,
+                P.MANAGE_API_TOKENS,
             }
         ),
         PartyKind.JOB: frozenset({P.VIEW_ALL_APPLICATIONS, P.RUN_JOBS, P.MANAGE_LINK}),
+        # The ceiling of every API token; each token holds only what its scopes grant.
+        PartyKind.API: frozenset({P.VIEW_ALL_APPLICATIONS, P.VERIFY_CLAIMS, P.REGISTER_CRL}),
+    }
+)
+
+SCOPE_PERMISSIONS: Mapping[Scope, frozenset[Permission]] = MappingProxyType(
+    {
+        Scope.READ_APPLICATIONS: frozenset({P.VIEW_ALL_APPLICATIONS}),
+        Scope.VERIFY_CLAIMS: frozenset({P.VERIFY_CLAIMS}),
+        Scope.REGISTER_CRLS: frozenset({P.REGISTER_CRL}),
+    }
+)
+SCOPE_LABELS_JA: Mapping[Scope, str] = MappingProxyType(
+    {
+        Scope.READ_APPLICATIONS: "申請・証明書の閲覧",
+        Scope.VERIFY_CLAIMS: "請求の署名検証",
+        Scope.REGISTER_CRLS: "失効リストの登録",
     }
 )
 
@@ -218,6 +277,9 @@ LABELS_JA: Mapping[Permission, str] = MappingProxyType(
         P.VIEW_AUDIT: "監査",
         P.RUN_JOBS: "定期処理の実行",
         P.MANAGE_LINK: "認証局との連携",
+        P.REGISTER_CRL: "失効リストの登録",
+        P.VERIFY_CLAIMS: "請求の署名検証",
+        P.MANAGE_API_TOKENS: "API トークンの管理",
     }
 )
 
@@ -248,8 +310,10 @@ PENDING = frozenset(
 
 
 def may(party: Party, permission: Permission) -> bool:
-    """True when ``party``'s role allows ``permission``."""
-    return permission in PERMISSIONS[party.kind]
+    """True when ``party``'s role allows ``permission`` (and, for an API token, its scopes)."""
+    if permission not in PERMISSIONS[party.kind]:
+        return False
+    return party.grants is None or permission in party.grants
 
 
 def require(party: Party, *permissions: Permission) -> None:
@@ -257,12 +321,24 @@ def require(party: Party, *permissions: Permission) -> None:
     if any(may(party, p) for p in permissions):
         return
     what = "・".join(LABELS_JA[p] for p in permissions)
-    # Who may, so the person refused knows whom to ask (jobs are not someone to ask).
+    # Who may, so the person refused knows whom to ask (jobs and tokens are not someone to
+    # ask); a token is told which scope it lacks.
     holders = "・".join(
         KIND_JA[k]
         for k in PartyKind
-        if k is not PartyKind.JOB and any(p in PERMISSIONS[k] for p in permissions)
+        if k not in (PartyKind.JOB, PartyKind.API) and any(p in PERMISSIONS[k] for p in permissions)
     )
+    scopes = [s for s in Scope if SCOPE_PERMISSIONS[s] & set(permissions)]
+    if party.kind is PartyKind.API and scopes:
+        raise NotPermitted(
+            f"the API token {party.user_id} lacks the scope {' or '.join(s.value for s in scopes)}",
+            message_ja=f"API トークン {party.user_id} には"
+            f"「{'・'.join(SCOPE_LABELS_JA[s] for s in scopes)}」({'/'.join(scopes)})の"
+            "権限がありません",
+            actor=party.user_id,
+            permission=permissions[0].value,
+            scopes=[s.value for s in scopes],
+        )
     raise NotPermitted(
         f"{party.kind.value} {party.user_id} may not {' or '.join(p.value for p in permissions)}",
         message_ja=f"{KIND_JA[party.kind]}には「{what}」を行う権限がありません"
@@ -272,6 +348,9 @@ def require(party: Party, *permissions: Permission) -> None:
     )
 
 
+MAX_ID = 2**31 - 1  # the largest value of an INTEGER primary key (SQLite and PostgreSQL)
+
+
 def application_for(session: Session, party: Party, application_id: int) -> Application:
     """The application ``application_id`` as ``party`` may see it, or :class:`NotFound`.
 
@@ -279,9 +358,15 @@ def application_for(session: Session, party: Party, application_id: int) -> Appl
     own, and another's is "not found", never "not permitted".
     """
     require(party, P.VIEW_ALL_APPLICATIONS, P.VIEW_OWN_APPLICATIONS)
-    app = session.execute(
-        select(Application).where(Application.id == application_id)
-    ).scalar_one_or_none()
+    # An id no INTEGER column can hold names no application (PostgreSQL would refuse the
+    # query itself: "integer out of range").
+    app = (
+        session.execute(
+            select(Application).where(Application.id == application_id)
+        ).scalar_one_or_none()
+        if 0 < application_id <= MAX_ID
+        else None
+    )
     if app is None or (
         not may(party, P.VIEW_ALL_APPLICATIONS) and app.account_id != party.account_id
     ):
@@ -316,11 +401,15 @@ __all__ = [
     "EVENTS",
     "KIND_JA",
     "LABELS_JA",
+    "MAX_ID",
     "PENDING",
     "PERMISSIONS",
+    "SCOPE_LABELS_JA",
+    "SCOPE_PERMISSIONS",
     "Party",
     "PartyKind",
     "Permission",
+    "Scope",
     "account_of",
     "allowed_actions",
     "application_for",

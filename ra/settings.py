@@ -238,6 +238,22 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class ApiSettings:
+    """The JSON API for the federation's other systems (``/api/v1``, ``ra.web.api``)."""
+
+    # Calls allowed per API token (a limits string: "120 per minute", "10 per second", ...).
+    rate_limit: str = "120 per minute"
+    # Where the counters live: "memory://" keeps them in each worker process (so with N
+    # workers a token gets up to N times the limit); a shared store such as
+    # "redis://host:6379" counts across workers and hosts.
+    rate_limit_storage_uri: str = "memory://"
+    # The largest request body the API accepts (a claim and its signature, base64 in JSON).
+    max_request_bytes: int = 16 * 1024 * 1024
+    # The most claims one batch verification call may carry.
+    batch_max_items: int = 100
+
+
+@dataclass(frozen=True)
 class LockoutPolicy:
     """After ``attempts`` failed sign-ins in a row an account is locked for ``minutes``."""
 
@@ -327,6 +343,7 @@ class RASettings:
     mail: MailSettings = field(default_factory=MailSettings)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     signin: SignInSettings = field(default_factory=SignInSettings)
     documents: DocumentSettings = field(default_factory=DocumentSettings)
     # PKCS#12 downloads: "aes" (AES-256-CBC + PBKDF2-SHA256) or "legacy" (3DES, old Windows).
@@ -380,6 +397,7 @@ def load_ra_settings(path: str | Path) -> RASettings:
             message_ja=f"{path}: ra.signin.terms_version は 32 文字以内です",
             key="signin.terms_version",
         )
+    check_api_settings(settings.api, where=str(path))
     if settings.web.idle_timeout_minutes < 1:
         raise ConfigError(
             f"{path}: ra.web.idle_timeout_minutes must be at least 1",
@@ -414,6 +432,39 @@ def _explained(exc: ConfigError, path: Path) -> ConfigError:
             f"{path}: {exc.message}", message_ja=f"{path}: {exc.message_ja}", key=key
         )
     return exc
+
+
+def check_api_settings(api: ApiSettings, *, where: str = "settings") -> None:
+    """Refuse API settings the web application could not run with (one line naming the key)."""
+    from limits import parse_many
+
+    try:
+        ok = bool(parse_many(api.rate_limit))
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ConfigError(
+            f"{where}: ra.api.rate_limit = {api.rate_limit!r}: not a rate such as '120 per minute'",
+            message_ja=f"{where}: ra.api.rate_limit = {api.rate_limit!r}: "
+            "'120 per minute' のような回数の指定ではありません",
+            key="api.rate_limit",
+        )
+    if "://" not in api.rate_limit_storage_uri:
+        raise ConfigError(
+            f"{where}: ra.api.rate_limit_storage_uri must be a storage URI such as "
+            "'memory://' or 'redis://host:6379'",
+            message_ja=f"{where}: ra.api.rate_limit_storage_uri には 'memory://' や "
+            "'redis://host:6379' のような URI を書いてください",
+            key="api.rate_limit_storage_uri",
+        )
+    if api.max_request_bytes < 1024 or api.batch_max_items < 1:
+        raise ConfigError(
+            f"{where}: ra.api.max_request_bytes must be at least 1024 and "
+            "ra.api.batch_max_items at least 1",
+            message_ja=f"{where}: ra.api.max_request_bytes は 1024 以上、"
+            "ra.api.batch_max_items は 1 以上です",
+            key="api",
+        )
 
 
 def _bad_profiles(where: str, key: str, problem: str, problem_ja: str) -> ConfigError:

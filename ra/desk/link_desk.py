@@ -287,8 +287,10 @@ def upload_crl(
     *,
     now: dt.datetime,
 ) -> crls.CrlRegistration:
-    """A6: register a CRL uploaded by hand (verified; one losing a revocation is refused)."""
-    require(party, Permission.MANAGE_LINK)
+    """A6: register a CRL uploaded by hand or through the API (verified; one losing a
+    revocation is refused).  MANAGE_LINK (admins, the operator) or REGISTER_CRL (an API token
+    with the scope register_crls) lets a party in."""
+    require(party, Permission.MANAGE_LINK, Permission.REGISTER_CRL)
     _nonempty(data, "CRL file", "CRL ファイル")
     ca_certificate = load_ca_certificate(settings.link)
     with factory() as session, session.begin():

@@ -4,11 +4,11 @@ Tables: accounts (offices, agents, federation staff and admins), applications (t
 statuses of :mod:`ra.lifecycle`, guarded by a version column), certificates, the holders'
 revocation requests, payments, fee
 entries (the fee-offset balance of each office), notices, the mail outbox, CA batches, CRLs,
-the hash-chained audit log with its signed anchors, the scheduler lock, the runs of the
-scheduled jobs and the background CSV imports of accounts.  Every timestamp is
-timezone-aware UTC (:class:`UTCDateTime` restores the zone SQLite does not keep); enums are
-stored as strings with CHECK constraints.  The schema is created by the Alembic migrations in
-``ra/store/migrations``; this module is their source of truth.
+the API tokens of the federation's other systems, the hash-chained audit log with its signed
+anchors, the scheduler lock, the runs of the scheduled jobs and the background CSV imports of
+accounts.  Every timestamp is timezone-aware UTC (:class:`UTCDateTime` restores the zone SQLite
+does not keep); enums are stored as strings with CHECK constraints.  The schema is created by
+the Alembic migrations in ``ra/store/migrations``; this module is their source of truth.
 """
 
 from __future__ import annotations
@@ -446,6 +446,29 @@ class CrlRecord(Base):
     registered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (UniqueConstraint("issuer_sha256", "number", name="issuer_number"),)
+
+
+class ApiToken(Base):
+    """A token another system of the federation calls the JSON API with (``ra.web.api``).
+
+    Only the SHA-256 of the token is kept (the token itself is shown once, when it is made);
+    ``prefix`` is its first characters, so the console and the audit log can tell tokens
+    apart.  ``scopes`` lists the :class:`ra.party.Scope` values it holds.  A revoked token
+    keeps its row (and its name, which is never reused) for the audit log.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(64))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
+    revoked_by: Mapped[str | None] = mapped_column(String(64))
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuditRecord(Base):

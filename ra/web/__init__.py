@@ -4,8 +4,9 @@
 
 - blueprints ``auth`` (``/auth/…``: sign-in, TOTP, enrolment, sign-out, own password,
   language and date style), ``portal_auth`` (``/portal/sign-in``, the portal's TOTP step and
-  forgotten password), the console's screens (``/console/…``, federation staff) and the
-  portal's (``/portal/…``, offices and agents, the first sign-in first);
+  forgotten password), the console's screens (``/console/…``, federation staff), the
+  portal's (``/portal/…``, offices and agents, the first sign-in first) and the JSON API for
+  the federation's other systems (``/api/v1``, :mod:`ra.web.api`);
 - one SQLAlchemy session per request (:mod:`ra.web.db`), opened when a view first needs it;
 - Flask-WTF (CSRF on every POST), Flask-Login (an account id and its session epoch, so a
   password change or a disable ends the other sessions), Flask-Babel (Japanese by default,
@@ -29,7 +30,9 @@ from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter, Map
 
+from ra.party import MAX_ID
 from ra.settings import RASettings
 from ra.store.db import make_engine
 from ra.store.db import session_factory as make_session_factory
@@ -38,6 +41,29 @@ from shomei.clock import utcnow
 from shomei.errors import ConfigError
 
 PACKAGE = Path(__file__).resolve().parent
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in this application: an id, 1 to :data:`ra.party.MAX_ID` (the largest an
+    INTEGER column holds).  A larger number matches no route (404): it must never reach the
+    database, where PostgreSQL refuses it with an error (a 500) and SQLite finds nothing.
+    Explicit bounds in a route still win."""
+
+    def __init__(
+        self,
+        url_map: Map,
+        fixed_digits: int = 0,
+        min: int | None = None,  # werkzeug's argument names
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
+        super().__init__(
+            url_map,
+            fixed_digits=fixed_digits,
+            min=1 if min is None else min,
+            max=MAX_ID if max is None else max,
+            signed=signed,
+        )
 
 
 @dataclass(frozen=True)
@@ -59,6 +85,7 @@ def create_app(
     """The web application for ``settings`` (the database opened unless a factory is given)."""
     from ra.ca_link import publication
     from ra.web import (
+        api,
         auth_views,
         console,
         db,
@@ -85,6 +112,8 @@ def create_app(
         template_folder=str(PACKAGE / "templates"),
         static_folder=str(PACKAGE / "static"),
     )
+    # Before any route is added: every <int:...> of every route is an id the database can hold.
+    app.url_map.converters["int"] = IdConverter
     app.config.update(
         SECRET_KEY=ensure_session_key(key_file),
         SESSION_COOKIE_NAME="shomei_session",
@@ -114,7 +143,7 @@ def create_app(
         now=now or utcnow,
     )
     security.init_app(app)  # first: the request id and the idle timeout come before CSRF
-    CSRFProtect(app)
+    csrf = CSRFProtect(app)
     Babel(app, locale_selector=text.locale)
     login = LoginManager(app)
     login.login_view = "auth.sign_in"
@@ -130,6 +159,7 @@ def create_app(
     app.register_blueprint(health.blueprint)
     metrics.init_app(app)
     publish.register(app, publication.paths(settings))
+    api.init_app(app, csrf)
     for blueprint in [*console.blueprints(), *portal.blueprints()]:
         app.register_blueprint(blueprint)
     app.jinja_env.globals["console_menu"] = console.menu

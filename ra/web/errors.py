@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, render_template
+from flask import Flask, Response, g, render_template
 from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from ra.web import db, text
+from ra.web.api import problems
 from shomei.errors import (
     AlreadyExists,
     AuthenticationFailed,
@@ -71,7 +72,7 @@ def _page(status: int, message: str) -> tuple[str, int]:
     ), status
 
 
-def _shomei_error(error: ShomeiError) -> tuple[str, int]:
+def _shomei_error(error: ShomeiError) -> tuple[str, int] | Response:
     status = status_of(error)
     if not isinstance(error, KEEP_WRITES):
         db.roll_back_this_request()
@@ -84,19 +85,25 @@ def _shomei_error(error: ShomeiError) -> tuple[str, int]:
         error.message,
         exc_info=error if status >= 500 else None,
     )
+    if problems.is_api_request():
+        return problems.from_error(error, status)
     return _page(status, error.localized(text.language()))
 
 
-def _unexpected(error: Exception) -> tuple[str, int]:
+def _unexpected(error: Exception) -> tuple[str, int] | Response:
     if isinstance(error, HTTPException):
         return _http(error)
     db.roll_back_this_request()
     log.error("request %s: unexpected error", g.get("request_id", "-"), exc_info=error)
+    if problems.is_api_request():
+        return problems.unexpected()
     return _page(500, _("Something went wrong on our side. Please try again later."))
 
 
-def _http(error: HTTPException) -> tuple[str, int]:
+def _http(error: HTTPException) -> tuple[str, int] | Response:
     db.roll_back_this_request()
+    if problems.is_api_request():
+        return problems.from_http(error)
     status = error.code or 500
     messages = {
         400: _("The request could not be understood."),

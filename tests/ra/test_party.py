@@ -20,8 +20,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from contract.profile import load_profile
+from ra.ca_link.claim_check import ClaimChecker
 from ra.ca_link.recovery import rerequest_batch
-from ra.desk import bulk, passbook
+from ra.desk import bulk, passbook, reception
 from ra.desk.detail import application_detail
 from ra.desk.export import csv_stream, export_csv
 from ra.desk.queries import count_applications, list_applications, make_filters
@@ -32,6 +33,7 @@ from ra.party import (
     Party,
     PartyKind,
     Permission,
+    Scope,
     account_of,
     allowed_actions,
     application_for,
@@ -39,7 +41,7 @@ from ra.party import (
     party_of,
     require,
 )
-from ra.people import accounts, auth, csvimport
+from ra.people import accounts, api_tokens, auth, csvimport
 from ra.people.accounts import AccountInput
 from ra.settings import RASettings
 from ra.store.models import Account, AccountKind, Application, AuditRecord
@@ -93,6 +95,27 @@ def test_what_each_role_may_do() -> None:
     operator = PERMISSIONS[PartyKind.OPERATOR]
     assert P.REJECT not in operator and P.MANAGE_STAFF in operator
     assert PERMISSIONS[PartyKind.JOB] == {P.VIEW_ALL_APPLICATIONS, P.RUN_JOBS, P.MANAGE_LINK}
+    # An API token reads, verifies and registers CRLs, never decides on an application;
+    # only admins and the operator make and revoke tokens.
+    assert PERMISSIONS[PartyKind.API] == {P.VIEW_ALL_APPLICATIONS, P.VERIFY_CLAIMS, P.REGISTER_CRL}
+    assert P.MANAGE_API_TOKENS in admin and P.MANAGE_API_TOKENS not in staff
+
+
+def test_an_api_token_holds_only_what_its_scopes_grant() -> None:
+    reader = Party.api_token("reception", [Scope.READ_APPLICATIONS])
+    assert (reader.kind, reader.actor, reader.audit_id) == (
+        PartyKind.API,
+        Actor.SYSTEM,
+        "api:reception",
+    )
+    assert may(reader, P.VIEW_ALL_APPLICATIONS)
+    assert not may(reader, P.VERIFY_CLAIMS) and not may(reader, P.REGISTER_CRL)
+    with pytest.raises(NotPermitted) as info:
+        require(reader, P.VERIFY_CLAIMS)
+    assert info.value.fields["scopes"] == ["verify_claims"]
+    assert "請求の署名検証" in info.value.message_ja and "verify_claims" in info.value.message
+    # Scopes never lift a token above the role table.
+    assert not may(Party(PartyKind.API, "x", None, frozenset({P.UNDO})), P.UNDO)
 
 
 def test_parties_and_their_audit_names() -> None:
@@ -124,6 +147,8 @@ class World:
             return Party.operator("test")
         if kind is PartyKind.JOB:
             return Party.job("test-job")
+        if kind is PartyKind.API:
+            return Party.api_token("test-token", Scope)  # every scope: the table decides
         account = {
             PartyKind.OFFICE: self.office,
             PartyKind.AGENT: self.agent,
@@ -404,6 +429,26 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
             s, p, kind=AccountKind.STAFF, name="新職員", email="n@fed.example", now=NOW, vault=VAULT
         ),
         frozenset({P.MANAGE_STAFF}),
+    ),
+    "create_api_token": (
+        lambda s, p, w: api_tokens.create_token(
+            s, p, name="受付", scopes=[Scope.VERIFY_CLAIMS], now=NOW
+        ),
+        frozenset({P.MANAGE_API_TOKENS}),
+    ),
+    "list_api_tokens": (
+        lambda s, p, w: api_tokens.list_tokens(s, p),
+        frozenset({P.MANAGE_API_TOKENS}),
+    ),
+    "certificate_by_serial": (
+        lambda s, p, w: reception.certificate_by_serial(s, p, "1a", now=NOW),
+        frozenset({P.VIEW_ALL_APPLICATIONS}),
+    ),
+    "verify_claims": (
+        lambda s, p, w: ClaimChecker(lambda: NOW).verify(
+            s, p, RASettings(database_url="sqlite:///unused", data_dir=Path("unused")), []
+        ),
+        frozenset({P.VERIFY_CLAIMS}),
     ),
 }
 
