@@ -184,10 +184,11 @@ demo_mailbox = "mailbox"
 """
     path = folder / "ra.toml"
     path.write_text(text, encoding="utf-8")
-    # The RA keeps its own copy of the profiles, as an RA on its own machine would.
+    # The RA keeps its own copy of the CA's profiles (as the ceremony wrote them, with the
+    # federation's URLs), as an RA on its own machine would: the RA answers those URLs.
     profiles = folder / "ra-profiles"
     profiles.mkdir()
-    shutil.copyfile(PROFILES / "office.toml", profiles / "office.toml")
+    shutil.copyfile(folder / "ca-home" / "profiles" / "office.toml", profiles / "office.toml")
     return path
 
 

@@ -212,8 +212,10 @@ def _banner(folder: Path, url: str, smtp_port: int) -> str:
     accounts = (folder / "demo-accounts.txt").read_text(encoding="utf-8").rstrip()
     return (
         "\nThe demo federation is running (Ctrl-C stops it):\n"
-        f"  console          {url}/console/\n"
-        f"  sign-in          {url}/auth/sign-in\n"
+        f"  console          {url}/console/   (staff sign-in: {url}/auth/sign-in)\n"
+        f"  portal           {url}/portal/    (offices and agents: {url}/portal/sign-in)\n"
+        f"  JSON API         {url}/api/v1/    (reference; tokens are made in the console)\n"
+        f"  CRL              {url}/crl/issuing.crl  (and /readyz, /metrics)\n"
         f"  demo mailbox     {url}/console/mailbox  (admins; SMTP sink on 127.0.0.1:{smtp_port})\n"
         f"  logs             {folder}/logs/\n\n"
         f"Demo logins ({folder}/demo-accounts.txt):\n{accounts}\n\n"

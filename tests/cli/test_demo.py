@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from click.testing import CliRunner
@@ -58,6 +59,24 @@ def test_files_are_there(demo: Path) -> None:
         "revoked-claim.txt.p7s",
     ):
         assert (demo / name).is_file(), name
+
+
+def test_the_ra_answers_the_urls_in_the_certificates(demo: Path) -> None:
+    """The RA's profile is the CA's (as the ceremony wrote it), so the RA serves the CRL and
+    CA certificate at the URLs the certificates carry (ra.ca_link.publication)."""
+    from cryptography import x509
+
+    from ra.ca_link.publication import paths
+    from ra.settings import load_ra_settings
+
+    office = x509.load_pem_x509_certificate((demo / "office.pem").read_bytes())
+    cdp = office.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    aia = office.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    urls = [n.value for p in cdp for n in p.full_name or ()] + [
+        d.access_location.value for d in aia
+    ]
+    served = paths(load_ra_settings(demo / "ra.toml"))
+    assert {urlparse(u).path for u in urls} == set(served), (urls, served)
 
 
 def test_openssl_verifies_chain_and_sees_the_revocation(demo: Path) -> None:
