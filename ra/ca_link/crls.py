@@ -363,7 +363,28 @@ def publish_latest(
         if der is None:
             return None
         name = publish_name(session, issuer)
+    publish_ca_certificate(settings, ca_certificate)
     return publish(settings.data_dir, name, der, ca_certificate=ca_certificate)
+
+
+def publish_ca_certificate(settings: RASettings, ca_certificate: x509.Certificate) -> list[Path]:
+    """Put the issuing CA certificate (DER) in ``data_dir/publish`` under the last path segment
+    of each profile's caIssuers URL, beside the CRL, so a plain web server serving that folder
+    answers every URL the certificates carry.  Written only when missing or different."""
+    der = ca_certificate.public_bytes(Encoding.DER)
+    folder = settings.data_dir / "publish"
+    written: list[Path] = []
+    for profile in settings.profiles:
+        name = urlparse(profile.extensions.ca_issuers).path.rsplit("/", 1)[-1]
+        if not _SAFE_NAME.fullmatch(name):
+            continue  # no file name a web server could answer the URL with
+        target = folder / name
+        if target.is_file() and target.read_bytes() == der:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        replace_file(target, der)
+        written.append(target)
+    return written
 
 
 def register_crl_file(

@@ -216,3 +216,27 @@ def test_the_holder_of_a_revoked_certificate_is_told(
             select(OutboxMail.subject).where(OutboxMail.kind == "certificate_revoked")
         )
         assert list(mails.scalars()) == ["証明書が失効しました"]
+
+
+def test_the_publish_folder_holds_the_ca_certificate_beside_the_crl(
+    database: Database, ca_home: CaHome, tmp_path: Path
+) -> None:
+    """A plain web server serving data_dir/publish answers the caIssuers URL too."""
+    import dataclasses
+
+    from ra.settings import load_certificate_profiles
+    from tests.ra_profile import OFFICE_PROFILE
+
+    settings = dataclasses.replace(
+        ra_settings(ca_home, database.url, tmp_path / "data", mode="offline"),
+        profiles=load_certificate_profiles([OFFICE_PROFILE], default="office"),
+    )
+    now = _now()
+    with database.factory() as s, s.begin():
+        crls.register_crl(
+            s, fresh_crl(ca_home, now), ca_certificate=ca_home.ca_certificate, now=now
+        )
+    crls.publish_latest(database.factory, settings, ca_certificate=ca_home.ca_certificate)
+    published = tmp_path / "data" / "publish" / "issuing.cer"  # conf/profiles/office.toml's URL
+    assert published.read_bytes() == ca_home.ca_certificate.public_bytes(Encoding.DER)
+    assert crls.publish_ca_certificate(settings, ca_home.ca_certificate) == []  # unchanged
