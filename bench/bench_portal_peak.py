@@ -71,7 +71,27 @@ The figures (``<db>`` is ``postgresql`` or ``sqlite``):
   the most OpenSSL decrypts), never lowered here.  Loading the decrypted RSA key, with the
   checks ``cryptography`` makes of an RSA private key, is timed and printed beside it.
 
-FIGURES
+Measured by the last run (2 cores shared with other work: load average 4 at the start rising
+to 9, so the SQLite half ran on a busier machine; 240 offices, 16 clients, 4 workers; 4 min):
+
+- the unwrap: 91 ms per office key, of which scrypt 42 ms and loading the decrypted RSA-2048
+  key 44 ms (``cryptography`` checks an RSA private key as it loads it): ratio 2.17, over its
+  1.2 target, the one figure that missed;
+- the KDFs alone: 5.3 argon2id verifications/s and 10.8 unwraps/s in 4 processes; 2.4 and 5.0
+  in one (measured before the SQLite half);
+- PostgreSQL: the static file 797 requests/s (p95 30 ms); the sign-in page 378/s (ratio 0.47,
+  p95 67 ms); the 証明書 screen 96/s (0.12, 200 ms); the status page 78/s (0.10, 242 ms); the
+  download 9.9/s (0.92 of the unwraps alone, p95 1.8 s); the sign-in 4.5/s (0.86 of argon2id
+  alone, p95 3.2 s); the peak 2.85 visits/s, 1.43 per core (0.81 of the KDFs alone), the p95
+  of its steps 1.3-2.2 s;
+- SQLite: the static file 394/s (p95 76 ms); the sign-in page 228/s (0.58); the 証明書 screen
+  48/s (0.12, 492 ms); the status page 38/s (0.10, 858 ms); the download 4.1/s (0.83 of one
+  process's unwraps, 4.5 s); the sign-in 1.8/s (0.73, 7.6 s); the peak 1.20 visits/s, 0.60 per
+  core (0.74), the p95 of its steps 1.8-8.5 s.
+
+Four earlier runs on a busier machine (load average 7-11) gave 0.9-1.4 visits/s per core on
+PostgreSQL and 0.8-1.4 on SQLite: on 2 shared cores the two databases are not told apart (see
+docs/ra-operator-guide.md, "Capacity at the month-start peak", for what the figures mean).
 """
 
 from __future__ import annotations
