@@ -644,6 +644,9 @@ def test_the_journey_of_an_office_and_an_agent(
 
         # j. The office asks for the revocation of the certificate the new one replaces.
         office.goto(f"{server.url}/portal/applications/{first}")
+        # The agent's application is named, not linked: it is not the office's to open.
+        assert "別のユーザーIDで申し込んだもの" in office.inner_text("#next-application")
+        assert office.locator("#next-application a").count() == 0
         office.click("#go-revoke")
         office.check("input[name=reason][value=superseded]")
         office.check("#understood")
