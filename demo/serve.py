@@ -213,6 +213,7 @@ def _banner(folder: Path, url: str, smtp_port: int) -> str:
     return (
         "\nThe demo federation is running (Ctrl-C stops it):\n"
         f"  console          {url}/console/\n"
+        f"  portal           {url}/portal/  (offices and the agent below)\n"
         f"  sign-in          {url}/auth/sign-in\n"
         f"  demo mailbox     {url}/console/mailbox  (admins; SMTP sink on 127.0.0.1:{smtp_port})\n"
         f"  logs             {folder}/logs/\n\n"

@@ -6,7 +6,7 @@
   ID, the initial login password, the issuance password (証明書発行用パスワード), the
   portal's address and the first sign-in steps in plain Japanese.
 * :func:`password_reset_letter` — パスワード再発行のお知らせ, the phone path of the
-  issuance-password reissue (A7, docs/office-guide.md §5): an office without a certificate
+  issuance-password reissue (A7, docs/office-guide.md §9): an office without a certificate
   phones the federation, which issues a new issuance password and posts this letter.
 * :func:`login_password_letter` — ログインパスワード再発行のお知らせ: the federation set a new
   login password (the office forgot its own, or was locked out); the office changes it at the
