@@ -436,6 +436,9 @@ def test_the_journey_of_an_office_and_an_agent(
 
         office.goto(server.url + "/portal/")
         office.click("#apply")
+        assert "やめる" in office.inner_text(
+            "#apply-form"
+        )  # (the console's confirmations: キャンセル)
         shot(office, "office-apply")
         # Typed as a clerk might: lower case, spaces for the hyphens.
         office.fill("#issuance_password", office_letter.issuance_password.lower().replace("-", " "))
