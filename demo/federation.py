@@ -68,7 +68,7 @@ AGENT = ("9910000001", "株式会社デモ請求ソフト")
 REJECTED = ("1310000003", "証明ケアサービス 誤登録事業所")
 # An office whose certificate its software vendor (the agent) applies for (docs/product.md §1).
 BY_AGENT = ("1310000004", "証明ケアサービス 代理申請事業所")
-# The names in kana the first sign-in asks for (docs/office-guide.md §7).
+# The names in kana the first sign-in asks for (docs/office-guide.md §2).
 KANA = {
     "office": "ショウメイケアサービス チュウオウジギョウショ",
     "revoked": "ショウメイケアサービス ハイシジギョウショ",

@@ -145,3 +145,35 @@ def test_the_checks_catch_what_they_look_for(tmp_path: Path) -> None:
         "c.md cites docs/product.md §9, which is no heading",
         "c.md cites docs/product.md §5, which is no heading",
     ]
+
+
+OFFICE_SECTIONS = re.compile(r"docs/office-guide\.md\s*§(\d+)")
+IMAGE = re.compile(r"!\[[^\]]*\]\(([^)\s]+)\)")
+IMAGE_LIMIT = 150_000  # bytes: screenshots are quantized to stay small
+
+
+def test_every_cited_office_guide_section_is_a_heading(texts: dict[str, str]) -> None:
+    """Code and documents cite the office guide by section ("docs/office-guide.md §9"): the
+    section must be there, so a guide rewritten in another order is caught."""
+    headings = set(HEADING.findall(texts["docs/office-guide.md"]))
+    problems = [
+        f"{name} cites docs/office-guide.md §{number}, which is no heading"
+        for name, text in texts.items()
+        for number in OFFICE_SECTIONS.findall(text)
+        if number not in headings
+    ]
+    assert not problems, "\n".join(problems)
+
+
+def test_every_image_of_the_documents_exists_and_is_small(texts: dict[str, str]) -> None:
+    problems = []
+    for name, text in texts.items():
+        if not (name.endswith(".md") and name.startswith(DOCS)):
+            continue
+        for target in IMAGE.findall(text):
+            path = (ROOT / name).parent / target
+            if not path.is_file():
+                problems.append(f"{name} shows {target}, which does not exist")
+            elif path.stat().st_size > IMAGE_LIMIT:
+                problems.append(f"{name} shows {target}: {path.stat().st_size} bytes")
+    assert not problems, "\n".join(problems)

@@ -5,7 +5,7 @@ Both are addressed as the office or agent typed it on the portal (住所, 事業
 treatment printed as passed (「非課税」 or 「税込」).  The invoice adds the bank account to
 pay into, which the caller must pass (there is no default account, see
 :class:`~ra.documents.model.BankAccount`), and, in a framed block that cannot be missed, the
-rule of docs/office-guide.md §2: the payer name (振込人名) of the transfer is the agent's
+rule of docs/office-guide.md §4: the payer name (振込人名) of the transfer is the agent's
 user ID, since that is how the federation finds the payment in its passbook.
 """
 

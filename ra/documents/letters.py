@@ -6,7 +6,7 @@
   ID, the initial login password, the issuance password (証明書発行用パスワード), the
   portal's address and the first sign-in steps in plain Japanese.
 * :func:`password_reset_letter` — パスワード再発行のお知らせ, the phone path of the
-  issuance-password reissue (A7, docs/office-guide.md §5): an office without a certificate
+  issuance-password reissue (A7, docs/office-guide.md §9): an office without a certificate
   phones the federation, which issues a new issuance password and posts this letter.
 * :func:`login_password_letter` — ログインパスワード再発行のお知らせ: the federation set a new
   login password (the office forgot its own, or was locked out); the office changes it at the
@@ -111,7 +111,7 @@ def _account_page(
                 "ユーザーIDと初回ログイン用パスワードを入力し、ログインします。",
                 f"画面の案内に従って、利用規約への同意、{number_label}と{name_label}による"
                 "本人確認、ご自身で決めるパスワードの設定、メールアドレスの登録を行います。",
-                "登録したメールアドレスに届く6桁の認証番号を、10分以内に入力すると完了です。"
+                "登録したメールアドレスに届く6桁の確認コードを、10分以内に入力すると完了です。"
                 "次回からは、ご自身で決めたパスワードでログインします。",
             ],
             st.step,
@@ -119,8 +119,9 @@ def _account_page(
         para("証明書発行用パスワードについて", st.heading),
         para(
             "証明書の発行申請、ダウンロード、パソコンへのインストールのときに入力します。"
-            "初回ログイン用パスワードとは別のものです。大文字・小文字、空白、ハイフンの有無は"
-            "区別しません。",
+            "初回ログイン用パスワードとは別のものです。申請とダウンロードの画面では、"
+            "大文字・小文字、空白、ハイフンの有無は区別しません。パソコンにインストールする"
+            "ときは、上のとおり（英字は大文字、ハイフンあり）に入力してください。",
             st.body,
         ),
         Spacer(1, 3 * mm),

@@ -47,6 +47,9 @@ class RenewalOffer:
     expires_at: dt.datetime | None  # the current certificate's expiry
     next_application_id: int | None  # the newer application for the same office, if any
     next_status: Status | None
+    # Whether that newer application is the party's own (its status page opens for it); an
+    # agent's application for the office is not the office's, nor the office's the agent's.
+    next_is_own: bool = False
 
 
 def window(settings: RASettings) -> dt.timedelta:
@@ -91,6 +94,7 @@ def renewal_offer(
         expires_at=cert.not_after,
         next_application_id=newer.id if newer is not None else None,
         next_status=Status(newer.status) if newer is not None else None,
+        next_is_own=newer is not None and newer.account_id == app.account_id,
     )
 
 

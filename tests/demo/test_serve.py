@@ -225,6 +225,7 @@ def test_serve_signs_in_shows_the_mailbox_and_stops_cleanly(demo: Path, run: Run
     banner = _wait_for_banner(run)
     assert "Reusing the demo federation" in banner  # built by the fixture: not built again
     assert f"{run.url}/console/" in banner and "otpauth://totp/" in banner
+    assert f"{run.url}/portal/" in banner  # offices and the agent sign in there
     smtp_port = int(re.search(r"SMTP sink on 127.0.0.1:(\d+)", banner).group(1))  # type: ignore[union-attr]
     assert f"smtp_port = {smtp_port}" in (demo / "ra.toml").read_text(encoding="utf-8")
 

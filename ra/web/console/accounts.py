@@ -46,7 +46,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice, SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ra.mailing import notices
+from ra.mailing import notices, texts
 from ra.party import Permission
 from ra.people import account_admin, accounts, auth, csvimport, import_runs
 from ra.store import letter_drops
@@ -109,7 +109,9 @@ def _owner() -> int:
 
 
 def portal_url() -> str:
-    return _ctx().settings.web.base_url
+    """Where letters and reminder mails send offices: the portal's sign-in, not the site's root
+    (which answers nothing: the console and the portal have their own paths)."""
+    return texts.portal_url(_ctx().settings)
 
 
 def _page(account: Account, **passwords: str) -> dict[str, Any]:

@@ -67,6 +67,14 @@ def test_one_page_per_account(fonts: Fonts, read_pdf: ReadPdf) -> None:
         assert not any(other in flat for other in others)
     assert "代理人番号と法人名（カナ）による本人確認" in "".join(pages[2].split())
     assert "事業所番号と事業所名（カナ）による本人確認" in "".join(pages[0].split())
+    first = "".join(pages[0].split())
+    # The words of the portal's screens and mails: the mail code is a 確認コード.
+    assert "6桁の確認コード" in first and "認証番号" not in first
+    # The screens forgive case and hyphens; a computer importing the .p12 does not.
+    assert (
+        "申請とダウンロードの画面では、大文字・小文字、空白、ハイフンの有無は区別しません" in first
+    )
+    assert "インストールするときは、上のとおり（英字は大文字、ハイフンあり）に入力" in first
 
 
 def test_user_typed_markup_is_printed_as_text(fonts: Fonts, read_pdf: ReadPdf) -> None:

@@ -30,6 +30,7 @@ from ra.store.models import Account, AccountKind, Application, Certificate
 from ra.workflow import applications
 from tests.pki import Pki
 from tests.ra.conftest import VAULT
+from tests.ra.web.helpers import first_sign_in_finished
 
 LOGIN = "Portal-pass-1"  # the test accounts' login password
 _numbers = itertools.count(1)
@@ -77,6 +78,7 @@ def add_holder(
             now=now,
         )
         made.account.password_hash = hash_password(LOGIN)
+        first_sign_in_finished(made.account, now)  # the portal opens at once
         assert made.issuance_password is not None
         return Holder(
             made.account.id,

@@ -172,6 +172,8 @@ def test_create_one_account_and_its_letter(
     text, fonts = _pdf_text(pdf, tmp_path)
     assert "ユーザーID・パスワード通知書" in text and user_id in text
     assert "はじめてログインするとき" in text and "みどり介護センター" in text
+    # The page to sign in at is the portal's (the site's root answers nothing).
+    assert re.search(r"ログインするページ\s+http://127\.0\.0\.1:8080/portal/\s", text), text
     _assert_embedded(fonts)
     # The issuance password on the letter is the one stored (as a hash).
     issuance = re.search(r"証明書発行用パスワード\s+(\S+)", text)
@@ -423,6 +425,7 @@ def test_accounts_not_signed_in_are_highlighted_and_reminded(
             .where(AuditRecord.action == "signin_reminder", AuditRecord.object_id == old.user_id)
         )
     assert len(mails) == 1 and old.user_id in mails[0].body and "ログイン" in mails[0].subject
+    assert "  http://127.0.0.1:8080/portal/\n" in mails[0].body  # where to sign in
     assert old.issuance_password not in mails[0].body and old.login_password not in mails[0].body
     assert reminded == 1
     refused = _post(client, f"/console/accounts/{signed.user_id}/remind", "/console/accounts/")

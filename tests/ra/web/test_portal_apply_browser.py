@@ -27,6 +27,7 @@ from sqlalchemy import select
 from ra.party import Party
 from ra.people import accounts
 from ra.store.models import AccountKind, Application
+from tests.ra.web.helpers import first_sign_in_finished
 from tests.ra.web.live import BACKENDS, LiveServer, live_server
 from tests.ra.web.test_browser import CHROMIUM, SHOTS, browser, shoot
 from tests.ra_profile import FEES
@@ -110,6 +111,7 @@ def add(server: LiveServer, kind: AccountKind) -> Who:
             ),
             now=dt.datetime.now(dt.UTC),
         )
+        first_sign_in_finished(made.account, dt.datetime.now(dt.UTC))  # the portal opens at once
         assert made.issuance_password is not None
         return Who(
             made.account.user_id,

@@ -8,6 +8,7 @@ as openssl 3 wants for old files; its 3DES opens without it too) and with NSS's
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 import subprocess
@@ -41,7 +42,7 @@ from tests.pki import Pki
 from tests.ra.conftest import Database
 from tests.ra.web import portal_world as world
 from tests.ra.web.helpers import Clock, add_staff, assert_no_mojibake, sign_in, token
-from tests.ra_profile import OFFICE_PROFILE
+from tests.ra_profile import FEES, OFFICE_PROFILE
 
 
 @pytest.fixture
@@ -50,6 +51,7 @@ def web_settings(tmp_path: Path, database: Database, pki: Pki) -> RASettings:
     create_key_file(tmp_path / "ra-secrets.key")
     issuing, root = world.chain_files(pki, tmp_path / "ca")
     return RASettings(
+        fees=FEES,
         database_url=database.url,
         data_dir=tmp_path / "data",
         secrets_key_file=tmp_path / "ra-secrets.key",
@@ -602,6 +604,41 @@ def test_agent_sees_and_downloads_the_certificate_of_the_office_it_applied_for(
     other = app.test_client()
     portal_sign_in(other, office)
     assert other.get(f"/portal/applications/{app_id}").status_code == 404
+
+
+def test_the_next_application_by_the_agent_is_named_without_a_link_the_office_cannot_open(
+    app: Flask, database: Database, clock: Clock, pki: Pki, web_settings, profile
+) -> None:
+    """The office's certificate, then its agent's application for the office: the office's
+    status page says a next certificate is on its way, but the agent's application is not the
+    office's to open (404), so the page names it without a link; and the other way round."""
+    office = world.add_holder(database.factory, clock.now)
+    agent = world.add_holder(database.factory, clock.now, kind=AccountKind.AGENT)
+    current = world.issued(
+        database.factory, office, clock.now, pki, settings=web_settings, profile=profile
+    )
+    later = clock.now + dt.timedelta(minutes=5)
+    by_agent = world.issued(
+        database.factory,
+        agent,
+        later,
+        pki,
+        settings=web_settings,
+        profile=profile,
+        for_office=office.number,
+    )
+    client = app.test_client()
+    portal_sign_in(client, office)
+    page = client.get(f"/portal/applications/{current}").get_data(as_text=True)
+    assert f"申請番号 {by_agent}(事業所または代理人が、別のユーザーIDで申し込んだもの)" in page
+    assert f'href="/portal/applications/{by_agent}"' not in page
+    assert client.get(f"/portal/applications/{by_agent}").status_code == 404
+    # The office's own next application is linked.
+    with database.factory() as s, s.begin():
+        s.get(Application, by_agent).status = Status.REVOKED  # type: ignore[union-attr]
+    mine = world.apply(database.factory, office, later, settings=web_settings, profile=profile)
+    page = client.get(f"/portal/applications/{current}").get_data(as_text=True)
+    assert f'href="/portal/applications/{mine}">申請番号 {mine}</a>' in page
 
 
 def test_an_office_with_its_own_key_renews_with_a_new_csr(

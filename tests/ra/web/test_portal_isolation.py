@@ -37,7 +37,7 @@ from tests.ra.conftest import Database
 from tests.ra.web import portal_world as world
 from tests.ra.web.helpers import Clock, add_staff, token
 from tests.ra.web.test_portal_download import portal_sign_in
-from tests.ra_profile import OFFICE_PROFILE
+from tests.ra_profile import FEES, OFFICE_PROFILE
 
 ARGUMENT = re.compile(r"<(?:(\w+):)?(\w+)>")
 
@@ -47,6 +47,7 @@ def web_settings(tmp_path: Path, database: Database, pki: Pki) -> RASettings:
     create_key_file(tmp_path / "ra-secrets.key")
     issuing, root = world.chain_files(pki, tmp_path / "ca")
     return RASettings(
+        fees=FEES,
         database_url=database.url,
         data_dir=tmp_path / "data",
         secrets_key_file=tmp_path / "ra-secrets.key",
