@@ -446,7 +446,10 @@ SERVICES: dict[str, tuple[Call, frozenset[Permission]]] = {
     ),
     "verify_claims": (
         lambda s, p, w: ClaimChecker(lambda: NOW).verify(
-            s, p, RASettings(database_url="sqlite:///unused", data_dir=Path("unused")), []
+            s,
+            p,
+            RASettings(fees=FEES, database_url="sqlite:///unused", data_dir=Path("unused")),
+            [],
         ),
         frozenset({P.VERIFY_CLAIMS}),
     ),

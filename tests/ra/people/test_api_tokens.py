@@ -26,7 +26,7 @@ from shomei.errors import (
 )
 from tests.ra import factories
 from tests.ra.conftest import Database
-from tests.ra_profile import PROFILE_FILES
+from tests.ra_profile import RA_REQUIRED
 
 ADMIN = Party(PartyKind.ADMIN, "admin1", 1)
 
@@ -176,7 +176,7 @@ def test_bad_api_settings_stop_the_start(change: dict[str, object]) -> None:
 def test_the_api_settings_load_from_the_file(tmp_path: Path) -> None:
     path = tmp_path / "ra.toml"
     path.write_text(
-        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{PROFILE_FILES}\n'
+        f'[ra]\ndatabase_url = "sqlite:///ra.sqlite"\ndata_dir = "data"\n{RA_REQUIRED}\n'
         '[ra.api]\nrate_limit = "10 per second"\nrate_limit_storage_uri = "memory://"\n'
         "batch_max_items = 20\n",
         encoding="utf-8",

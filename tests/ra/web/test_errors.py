@@ -49,7 +49,7 @@ def test_anything_else_is_500() -> None:
 def raising_app(web_settings: RASettings, database: Database, clock: Clock) -> Flask:
     app = create_app(web_settings, session_factory=database.factory, now=clock)
 
-    @app.route("/test-raise/<int:index>")
+    @app.route("/test-raise/<int(min=0):index>")
     def _raise(index: int) -> str:
         # Write something first: the error page must roll it back.
         factories.account(db.session(), kind=AccountKind.OFFICE, now=clock())
