@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,13 @@ def test_relying_parties_fetch_the_crl_from_the_urls_in_the_certificate(
         office = x509.load_der_x509_certificate(der)
         cdp = office.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
         assert cdp[0].full_name[0].value == f"http://127.0.0.1:{port}/crl/issuing.crl"  # type: ignore[index]
+        # The CA certificate at the caIssuers URL the certificate carries, from the server.
+        aia = office.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+        (ca_url,) = [d.access_location.value for d in aia]
+        assert ca_url.startswith(f"http://127.0.0.1:{port}/")
+        with urllib.request.urlopen(ca_url, timeout=10) as answer:  # noqa: S310  # our server
+            assert answer.headers["Content-Type"] == "application/pkix-cert"
+            assert x509.load_der_x509_certificate(answer.read()) == ca.ca_certificate
         (tmp_path / "office.pem").write_bytes(office.public_bytes(serialization.Encoding.PEM))
         (tmp_path / "office.key").write_bytes(
             key.private_bytes(
