@@ -9,7 +9,9 @@ do next.  The rules and the records are the service's (:mod:`ra.people.first_sig
 
 from __future__ import annotations
 
+import functools
 import io
+from collections.abc import Callable
 
 import segno
 from flask import Response, abort, current_app, redirect, render_template, request, url_for
@@ -140,6 +142,19 @@ def _next() -> BaseResponse:
     return redirect(url_for(ENDPOINTS[left[0]] if left else "portal_first.done"))
 
 
+def _at(step: Step) -> Callable[[Callable[[], Page]], Callable[[], Page]]:
+    """A view of ``step``: it runs only when ``step`` is the next one, else :func:`_not_now`."""
+
+    def wrap(view: Callable[[], Page]) -> Callable[[], Page]:
+        @functools.wraps(view)
+        def checked() -> Page:
+            return _not_now(step) or view()
+
+        return checked
+
+    return wrap
+
+
 def _not_now(step: Step) -> BaseResponse | None:
     """Where to go instead when ``step`` is done already (or not the next one)."""
     left = _left()
@@ -170,10 +185,8 @@ def index() -> BaseResponse:
 
 
 @blueprint.route("/terms", methods=["GET", "POST"])
+@_at(Step.TERMS)
 def terms() -> Page:
-    elsewhere = _not_now(Step.TERMS)
-    if elsewhere is not None:
-        return elsewhere
     form = TermsForm()
     settings = _ctx().settings.signin
     context: dict[str, object] = {
@@ -203,10 +216,8 @@ def terms() -> Page:
 
 
 @blueprint.route("/identity", methods=["GET", "POST"])
+@_at(Step.IDENTITY)
 def identity() -> Page:
-    elsewhere = _not_now(Step.IDENTITY)
-    if elsewhere is not None:
-        return elsewhere
     form = IdentityForm()
     account = _account()
     form.number.label.text = _number_label(account)
@@ -246,10 +257,8 @@ def _rules() -> list[str]:
 
 
 @blueprint.route("/password", methods=["GET", "POST"])
+@_at(Step.PASSWORD)
 def password() -> Page:
-    elsewhere = _not_now(Step.PASSWORD)
-    if elsewhere is not None:
-        return elsewhere
     form = ChooseForm()
     if not form.validate_on_submit():
         status = 400 if request.method == "POST" else 200
@@ -292,10 +301,8 @@ def password() -> Page:
 
 
 @blueprint.route("/email", methods=["GET", "POST"])
+@_at(Step.EMAIL)
 def email() -> Page:
-    elsewhere = _not_now(Step.EMAIL)
-    if elsewhere is not None:
-        return elsewhere
     account = _account()
     form = EmailForm()
     if request.method == "GET" and not form.email.data:
@@ -347,10 +354,8 @@ def _code_page(
 
 
 @blueprint.route("/email/code", methods=["GET", "POST"])
+@_at(Step.EMAIL)
 def code() -> Page:
-    elsewhere = _not_now(Step.EMAIL)
-    if elsewhere is not None:
-        return elsewhere
     form = MailCodeForm()
     if not form.validate_on_submit():
         return _code_page(form, status=400 if request.method == "POST" else 200)
@@ -371,11 +376,9 @@ def code() -> Page:
 
 
 @blueprint.route("/email/resend", methods=["POST"])
+@_at(Step.EMAIL)
 def resend() -> Page:
     PlainForm()  # CSRFProtect has checked the token already
-    elsewhere = _not_now(Step.EMAIL)
-    if elsewhere is not None:
-        return elsewhere
     last = first_sign_in.last_address(db.session(), signed_in_party())
     return _send_code(last or _account().email or "", None)
 
@@ -385,10 +388,8 @@ def _grouped(secret: str) -> str:
 
 
 @blueprint.route("/totp", methods=["GET", "POST"])
+@_at(Step.TOTP)
 def totp() -> Page:
-    elsewhere = _not_now(Step.TOTP)
-    if elsewhere is not None:
-        return elsewhere
     ctx = _ctx()
     secret, _user_id = first_sign_in.enrolment_secret(
         db.session(), signed_in_party(), vault=ctx.vault, now=ctx.now()
